@@ -1,0 +1,35 @@
+"""hf_lodc: low-rank dataset condensation on the Hugging Face stack.
+
+    >>> import hf_lodc
+    >>> data = hf_lodc.load_image_classification("ylecun/mnist")
+    >>> result = hf_lodc.condense(data, method="lodm", ipc=1, rank=2, iterations=200)
+    >>> records = hf_lodc.evaluate_synthetic(result.images(), result.labels, data.test,
+    ...                                      data.mean, data.std, data.num_classes)
+"""
+
+from . import models  # noqa: F401  registers the lodc_* models in timm
+from .data.hub import ImageClassificationData, LabeledImages, SourceInfo, load_image_classification
+from .engine import (
+    CondenseConfig,
+    CondenseResult,
+    DataConfig,
+    EvalConfig,
+    EvalRecord,
+    RunConfig,
+    condense,
+    evaluate_synthetic,
+)
+from .errors import *  # noqa: F401,F403
+from .errors import __all__ as _errors_all
+from .methods import METHODS, MethodSpec
+from .synset.budget import Budget, plan_budget
+from .synset.lowrank import LowRankSet, PixelSet, SyntheticSet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "load_image_classification", "ImageClassificationData", "LabeledImages", "SourceInfo",
+    "condense", "CondenseConfig", "CondenseResult", "DataConfig", "EvalConfig", "EvalRecord", "RunConfig",
+    "evaluate_synthetic", "METHODS", "MethodSpec", "Budget", "plan_budget",
+    "LowRankSet", "PixelSet", "SyntheticSet", "__version__", *_errors_all,
+]

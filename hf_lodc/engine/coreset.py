@@ -1,0 +1,62 @@
+"""Coreset baselines at the same storage: ``random`` real images and ``herding``."""
+
+from __future__ import annotations
+
+import torch
+
+from ..data.hub import normalize
+from ..registry import Registry
+from ..seeding import derive_seed
+
+__all__ = ["CORESETS", "herding_select"]
+
+CORESETS: Registry = Registry("coreset")
+
+
+@CORESETS.register("random")
+def random_coreset(synset, data, mean, std, generator, model: str) -> None:
+    """Already done by the real/svd initialisation: random real images of each class."""
+
+
+def herding_select(features: torch.Tensor, k: int) -> torch.Tensor:
+    """Greedy herding (Welling 2009): indices of ``k`` rows whose running mean tracks the mean.
+
+    features: (n, D). Picks without replacement; returns (min(k, n),) indices.
+    """
+    n = features.shape[0]
+    mu = features.mean(0)  # (D,)
+    chosen: list[int] = []
+    running = torch.zeros_like(mu)
+    avail = torch.ones(n, dtype=torch.bool)
+    for t in range(min(k, n)):  # k steps per class (k = images per class): not a per-sample loop
+        cand = (running * t + features) / (t + 1)  # (n, D) mean if each candidate were added
+        dist = (cand - mu).norm(dim=1)
+        dist[~avail] = float("inf")
+        i = int(torch.argmin(dist))
+        chosen.append(i)
+        avail[i] = False
+        running = cand[i]
+    return torch.tensor(chosen, dtype=torch.long)
+
+
+@CORESETS.register("herding")
+def herding_coreset(synset, data, mean, std, generator, model: str) -> None:
+    """Herding on the embedding of a randomly initialised ConvNet (seeded), per class."""
+    from ..models import create_eval_model
+
+    c, h, w = data.image_shape
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(int(torch.randint(0, 2**31, (1,), generator=generator)), "herding-net"))
+        net = create_eval_model(model, num_classes=data.num_classes, in_chans=c, img_size=(h, w)).eval()
+    labels = data.train.labels
+    picks = []
+    with torch.no_grad():
+        for cls in range(synset.num_classes):  # once per class at set-up, not an iteration loop
+            idx = torch.nonzero(labels == cls).flatten()
+            feats = torch.cat([net.embed(normalize(data.train.images[b], mean, std)) for b in idx.split(512)])
+            sel = herding_select(feats, synset.per_class)
+            if len(sel) < synset.per_class:  # fewer images than slots: repeat
+                sel = sel[torch.arange(synset.per_class) % len(sel)]
+            picks.append(idx[sel])
+    order = torch.cat(picks)
+    synset.set_images(normalize(data.train.images[order], mean, std))
