@@ -8,6 +8,7 @@
 """
 
 from . import models  # noqa: F401  registers the lodc_* models in timm
+from .api import CondensedDataset
 from .data.hub import ImageClassificationData, LabeledImages, SourceInfo, load_image_classification
 from .engine import (
     CondenseConfig,
@@ -28,6 +29,7 @@ from .synset.lowrank import LowRankSet, PixelSet, SyntheticSet
 __version__ = "0.1.0"
 
 __all__ = [
+    "CondensedDataset",
     "load_image_classification", "ImageClassificationData", "LabeledImages", "SourceInfo",
     "condense", "CondenseConfig", "CondenseResult", "DataConfig", "EvalConfig", "EvalRecord", "RunConfig",
     "evaluate_synthetic", "METHODS", "MethodSpec", "Budget", "plan_budget",

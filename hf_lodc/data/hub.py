@@ -3,12 +3,16 @@
 ``load_image_classification(...)`` is the one entry point. It
 
 1. resolves the source: a local directory, a Hub id served from a local mirror
-   (``$HF_LODC_LOCAL_HUB/datasets/<owner>/<name>``, how the tests run offline), or the Hub itself;
-2. finds the image column (``datasets.Image``) and the label column (``ClassLabel``; int or string
-   labels are accepted and turned into a class list, floats refused);
-3. decodes every image once into one ``(N, C, H, W)`` uint8 tensor (mixed modes/sizes are converted
-   to the dominant ones, corrupt rows reported by split and row index);
-4. records the per-channel mean/std of the train split for normalisation.
+   (``$HF_LODC_LOCAL_HUB/datasets/<owner>/<name>``, how the tests run offline), or the Hub itself,
+   and turns every way ``datasets`` can fail into one of hf_lodc's errors;
+2. picks the train and evaluation splits (a missing evaluation split can be carved off the train
+   split with a fixed seed);
+3. finds the image and label columns (``columns.py``);
+4. decodes every image once into one ``(N, C, H, W)`` uint8 tensor (``decode.py``: mixed modes and
+   sizes converted to the dominant / declared ones or refused, corrupt rows reported by split and
+   row index or skipped);
+5. drops unlabelled rows (``-1``), refuses (or drops) classes without train images, and records the
+   per-channel mean/std of the train split for normalisation.
 
 The decoded tensors are cached on disk keyed by the dataset fingerprint, so the second load of
 CIFAR-10 takes a second, not a minute.
@@ -17,14 +21,14 @@ CIFAR-10 takes a second, not a minute.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
+import re
 import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -35,9 +39,11 @@ from ..errors import (
     ConfigError,
     DatasetError,
     DatasetNotFoundError,
-    ImageDecodeError,
+    HfLodcError,
     SplitError,
 )
+from .columns import LabelVocabulary, detect_columns, label_vocabulary
+from .decode import TARGET_MODES, decode_split, scan_split, target_mode_of
 
 __all__ = [
     "LabeledImages",
@@ -46,10 +52,9 @@ __all__ = [
     "load_image_classification",
     "resolve_source",
     "default_cache_dir",
+    "detect_columns",
 ]
 
-_MODE_CHANNELS = {"L": 1, "RGB": 3}
-_LABEL_NAME_HINTS = ("label", "labels", "fine_label", "class", "target", "y")
 
 
 @dataclass
@@ -183,36 +188,144 @@ def resolve_source(dataset: str) -> tuple[str, str | None]:
     return dataset, dataset
 
 
+@dataclass
+class _LoadContext:
+    """What a translated ``datasets`` error needs to name."""
+
+    dataset: str
+    source: str
+    revision: str | None
+    config_name: str | None
+
+    @property
+    def endpoint(self) -> str:
+        from huggingface_hub import constants
+
+        return constants.ENDPOINT
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _is_yaml_error(e: BaseException, ctx: _LoadContext) -> bool:
+    import yaml
+
+    return isinstance(e, yaml.YAMLError)
+
+
+def _yaml_error(e: BaseException, ctx: _LoadContext) -> HfLodcError:
+    problem = getattr(e, "problem", None) or _first_line(e)
+    mark = getattr(e, "problem_mark", None)
+    where = f" (line {mark.line + 1} of the YAML header)" if mark is not None else ""
+    return DatasetError(
+        f"dataset {ctx.dataset!r}: its dataset card (README.md) has YAML metadata that cannot be read "
+        f"safely: {problem}{where}. Fix the card's YAML header; Python object tags are never loaded."
+    )
+
+
+def _is_missing_revision(e: BaseException, ctx: _LoadContext) -> bool:
+    return isinstance(e, FileNotFoundError) and ctx.revision is not None and "revision" in str(e).lower()
+
+
+def _missing_revision(e: BaseException, ctx: _LoadContext) -> HfLodcError:
+    return DatasetNotFoundError(
+        f"dataset {ctx.dataset!r}: revision {ctx.revision!r} does not exist on the Hub ({ctx.endpoint}). "
+        "Use an existing branch, tag or commit sha of that repo, or drop revision to read 'main'."
+    )
+
+
+def _is_empty_folder(e: BaseException, ctx: _LoadContext) -> bool:
+    return type(e).__name__ == "EmptyDatasetError"
+
+
+def _empty_folder(e: BaseException, ctx: _LoadContext) -> HfLodcError:
+    return DatasetNotFoundError(
+        f"dataset {ctx.dataset!r}: {ctx.source!r} contains no data files that datasets can read "
+        "(parquet, arrow, csv/json, or image folders). Point to the dataset repository folder."
+    )
+
+
+def _is_not_found(e: BaseException, ctx: _LoadContext) -> bool:
+    return isinstance(e, FileNotFoundError)
+
+
+def _not_found(e: BaseException, ctx: _LoadContext) -> HfLodcError:
+    return DatasetNotFoundError(
+        f"dataset {ctx.dataset!r} not found: no local folder of that name (cwd: {os.getcwd()}) and no "
+        f"dataset repo {ctx.dataset!r} on the Hub ({ctx.endpoint}) that you can read. Check the spelling, "
+        "log in (HF_TOKEN) for private or gated repos, or pass a local folder."
+    )
+
+
+def _is_config_error(e: BaseException, ctx: _LoadContext) -> bool:
+    return isinstance(e, ValueError) and ("BuilderConfig" in str(e) or "Config name is missing" in str(e))
+
+
+def _config_error(e: BaseException, ctx: _LoadContext) -> HfLodcError:
+    return DatasetError(f"dataset {ctx.dataset!r}: {_first_line(e)} Choose one with config_name=...")
+
+
+def _is_empty_split(e: BaseException, ctx: _LoadContext) -> bool:
+    return isinstance(e, ValueError) and "corresponds to no data" in str(e)
+
+
+def _empty_split(e: BaseException, ctx: _LoadContext) -> HfLodcError:
+    found = re.search(r'Instruction "(.+?)" corresponds to no data', str(e))
+    split = found.group(1) if found else "?"
+    return SplitError(
+        f"dataset {ctx.dataset!r}: split {split!r} has no rows, and datasets cannot load a dataset with an empty "
+        "split. Remove that split's (empty) data files, or its entry under configs in the README, or add rows."
+    )
+
+
+def _is_unreachable(e: BaseException, ctx: _LoadContext) -> bool:
+    name = type(e).__name__
+    return isinstance(e, (ConnectionError, TimeoutError)) or "Connect" in name or "Timeout" in name
+
+
+def _unreachable(e: BaseException, ctx: _LoadContext) -> HfLodcError:
+    return DatasetNotFoundError(
+        f"dataset {ctx.dataset!r}: cannot reach the Hub ({ctx.endpoint}): {_first_line(e)}. Check your "
+        "network or HF_ENDPOINT; with HF_HUB_OFFLINE=1 only cached datasets load, and HF_LODC_LOCAL_HUB "
+        "can name a local mirror."
+    )
+
+
+# first match wins: (does this rule apply?, the error to raise)
+_LOAD_ERRORS: list[tuple[Callable[[BaseException, _LoadContext], bool],
+                         Callable[[BaseException, _LoadContext], HfLodcError]]] = [
+    (_is_yaml_error, _yaml_error),
+    (_is_missing_revision, _missing_revision),
+    (_is_empty_folder, _empty_folder),
+    (_is_not_found, _not_found),
+    (_is_config_error, _config_error),
+    (_is_empty_split, _empty_split),
+    (_is_unreachable, _unreachable),
+]
+
+
 def _load_dataset_dict(source: str, hub_id: str | None, dataset: str, config_name, revision):
     import datasets
 
     kwargs: dict[str, Any] = {}
     if config_name:
         kwargs["name"] = config_name
-    if revision and hub_id is not None and not Path(source).exists():
+    local = Path(source).exists()
+    if revision and local:
+        warnings.warn(f"revision {revision!r} ignored: dataset {dataset!r} is read from the local folder {source!r}",
+                      stacklevel=3)
+    elif revision:
         kwargs["revision"] = revision
+    ctx = _LoadContext(dataset, source, kwargs.get("revision"), config_name)
     try:
         dd = datasets.load_dataset(source, **kwargs)
-    except FileNotFoundError as e:
-        raise DatasetNotFoundError(
-            f"dataset {dataset!r} could not be found (Hub id or local path): {e}. "
-            "Check the spelling, your network/HF_ENDPOINT, or pass a local folder."
-        ) from None
-    except ValueError as e:
-        msg = str(e)
-        if "config" in msg.lower() or "BuilderConfig" in msg:
-            raise DatasetError(f"dataset {dataset!r}: {msg}") from None
-        raise DatasetError(f"dataset {dataset!r} could not be loaded: {msg}") from None
-    except Exception as e:  # datasets / hub raise many types; never leak a deep traceback
-        name = type(e).__name__
-        if "Revision" in name or "revision" in str(e).lower():
-            raise DatasetNotFoundError(
-                f"dataset {dataset!r}: revision {revision!r} does not exist ({name}). "
-                "Use a branch, tag or commit sha of that repo."
-            ) from None
-        if "NotFound" in name or "404" in str(e) or "doesn't exist" in str(e):
-            raise DatasetNotFoundError(f"dataset {dataset!r} not found on the Hub or locally ({name}: {e})") from None
-        raise DatasetError(f"dataset {dataset!r} could not be loaded ({name}: {e})") from None
+    except Exception as e:  # noqa: BLE001 - datasets / hub raise many types; translate them all
+        for applies, error in _LOAD_ERRORS:
+            if applies(e, ctx):
+                raise error(e, ctx) from None
+        raise DatasetError(f"dataset {dataset!r} could not be loaded ({type(e).__name__}: {_first_line(e)})") from e
     if not isinstance(dd, datasets.DatasetDict):
         dd = datasets.DatasetDict({"train": dd})
     return dd
@@ -225,7 +338,7 @@ def _hub_revision_sha(hub_id: str | None, revision: str | None) -> str | None:
         from huggingface_hub import HfApi
 
         return HfApi().dataset_info(hub_id, revision=revision).sha
-    except Exception:
+    except Exception:  # noqa: BLE001 - provenance only; the data itself loaded
         return None
 
 
@@ -237,196 +350,250 @@ def _card_license(source: str) -> str | None:
         from huggingface_hub import DatasetCard
 
         lic = DatasetCard.load(card).data.get("license")
-    except Exception:
+    except Exception:  # noqa: BLE001 - provenance only
         return None
     if isinstance(lic, list):
-        return lic[0] if lic else None
-    return lic
+        return str(lic[0]) if lic else None
+    return None if lic is None else str(lic)
 
 
 # ---------------------------------------------------------------------------------------------
-# columns
+# splits
 
 
-def detect_columns(features, dataset: str, image_column: str | None, label_column: str | None) -> tuple[str, str]:
-    import datasets
-
-    cols = list(features)
-    if image_column is not None:
-        if image_column not in features:
-            raise ColumnError(f"dataset {dataset!r} has no column {image_column!r}; columns: {cols}")
-        if not isinstance(features[image_column], datasets.Image):
-            raise ColumnError(
-                f"dataset {dataset!r}: column {image_column!r} is {type(features[image_column]).__name__}, "
-                "not an Image column"
-            )
-    else:
-        cands = [c for c, f in features.items() if isinstance(f, datasets.Image)]
-        if not cands:
-            raise ColumnError(
-                f"dataset {dataset!r} has no image column (datasets.Image feature); columns: {cols}"
-            )
-        if len(cands) > 1:
-            raise ColumnError(
-                f"dataset {dataset!r} has several image columns {cands}; choose one with image_column=..."
-            )
-        image_column = cands[0]
-    if label_column is not None:
-        if label_column not in features:
-            raise ColumnError(f"dataset {dataset!r} has no column {label_column!r}; columns: {cols}")
-    else:
-        cands = [c for c, f in features.items() if isinstance(f, datasets.ClassLabel)]
-        if len(cands) > 1:
-            raise ColumnError(
-                f"dataset {dataset!r} has several label columns {cands}; choose one with label_column=..."
-            )
-        if not cands:
-            cands = [c for c in _LABEL_NAME_HINTS if c in features]
-        if not cands:
-            raise ColumnError(
-                f"dataset {dataset!r} has no label column (no ClassLabel feature and none of "
-                f"{list(_LABEL_NAME_HINTS)}); columns: {cols}. Pass label_column=..."
-            )
-        label_column = cands[0]
-    return image_column, label_column
-
-
-def _label_vocabulary(features, splits: dict, dataset: str, label_column: str) -> tuple[list[str], dict | None, str | None]:
-    """Return (class_names, value->index map or None for ClassLabel, note)."""
-    import datasets
-
-    feat = features[label_column]
-    if isinstance(feat, datasets.ClassLabel):
-        return list(feat.names), None, None
-    if not isinstance(feat, datasets.Value):
-        raise ColumnError(
-            f"dataset {dataset!r}: label column {label_column!r} has type {type(feat).__name__}; "
-            "expected ClassLabel, int or string"
+def _pick_splits(dd, dataset: str, train_split: str, eval_split: str | None,
+                 holdout_fraction: float | None) -> tuple[dict, bool]:
+    """Return ({name: Dataset} for the splits to decode, whether to carve a holdout off train)."""
+    available = list(dd.keys())
+    if train_split not in dd:
+        raise SplitError(
+            f"dataset {dataset!r} has no split {train_split!r}; splits: {available}. Choose one with train_split=..."
         )
-    dtype = feat.dtype
-    if dtype.startswith("float") or dtype in ("double", "bool"):
-        raise ColumnError(
-            f"dataset {dataset!r}: label column {label_column!r} holds {dtype} values; "
-            "class labels must be ClassLabel, int or string"
+    if len(dd[train_split]) == 0:
+        raise SplitError(f"dataset {dataset!r}: split {train_split!r} is empty; splits: {available}")
+    if eval_split is not None and eval_split == train_split:
+        raise ConfigError(
+            f"eval_split is the train split {train_split!r}: the evaluation would test on the images the set is "
+            "condensed from. Pick another split, or holdout_fraction=0.1 with eval_split=None."
         )
-    values: set = set()
-    for ds in splits.values():
-        values.update(v for v in ds.unique(label_column) if v is not None)
-    if not values:
-        raise ColumnError(f"dataset {dataset!r}: label column {label_column!r} is empty")
-    ordered = sorted(values)
-    names = [str(v) for v in ordered]
-    note = (
-        f"label column {label_column!r} is {dtype}, not ClassLabel: built {len(names)} classes "
-        f"from its sorted unique values"
-    )
-    warnings.warn(note, stacklevel=3)
-    return names, {v: i for i, v in enumerate(ordered)}, note
+    splits = {train_split: dd[train_split]}
+    if eval_split is None:
+        return splits, holdout_fraction is not None
+    if eval_split in dd:
+        if holdout_fraction is not None:
+            warnings.warn(f"dataset {dataset!r}: holdout_fraction ignored, split {eval_split!r} exists", stacklevel=3)
+        splits[eval_split] = dd[eval_split]
+        return splits, False
+    if holdout_fraction is None:
+        raise SplitError(
+            f"dataset {dataset!r} has no split {eval_split!r} to evaluate on; splits: {available}. Choose one with "
+            f"eval_split=... (None: no evaluation), or carve one off {train_split!r} with holdout_fraction=0.1 "
+            "(stratified, seeded by holdout_seed)"
+        )
+    return splits, True
+
+
+def _holdout(train: LabeledImages, fraction: float, seed: int, num_classes: int):
+    """Stratified split: ``floor(fraction * n_c)`` (at least 1, at most n_c - 1) images of class c held out."""
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(train), generator=g)
+    labels = train.labels[perm]
+    order = torch.argsort(labels, stable=True)
+    counts = torch.bincount(labels, minlength=num_classes)  # (K,)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order)) - starts[labels[order]]  # rank within its class, permuted order
+    n_hold = torch.minimum((counts.float() * fraction).floor().long().clamp_min(1), (counts - 1).clamp_min(0))
+    is_hold = rank < n_hold[labels]
+    return train.subset(perm[~is_hold]), train.subset(perm[is_hold])
 
 
 # ---------------------------------------------------------------------------------------------
 # decoding
 
 
-def _open(entry: dict | Any, split: str, row: int, dataset: str):
-    from PIL import Image as PILImage
-
-    try:
-        if isinstance(entry, dict):
-            if entry.get("bytes") is not None:
-                img = PILImage.open(io.BytesIO(entry["bytes"]))
-            elif entry.get("path"):
-                img = PILImage.open(entry["path"])
-            else:
-                raise ValueError("empty image entry")
-        else:
-            img = entry
-        return img
-    except Exception as e:
-        raise ImageDecodeError(
-            f"dataset {dataset!r}, split {split!r}, row {row}: image cannot be decoded ({type(e).__name__}: {e})"
-        ) from None
+def _first_per_class(ds, label_column: str, vocab: LabelVocabulary, k: int, num_classes: int):
+    """The first ``k`` rows of every class -> (selected dataset, their row indices in ``ds``)."""
+    labels = np.asarray(vocab.encode(ds[label_column]), dtype=np.int64)
+    keep = np.concatenate([np.nonzero(labels == c)[0][:k] for c in range(num_classes)] + [np.zeros(0, np.int64)])
+    rows = np.sort(keep).astype(np.int64)
+    return ds.select(rows), rows
 
 
-def _scan(ds, image_column: str, split: str, dataset: str, skip_corrupt: bool):
-    """First pass: header-only reads -> (mode, size) counts and corrupt rows."""
+def _counts_text(counter: Counter, fmt=str) -> str:
+    return "{" + ", ".join(f"{fmt(k)}: {v}" for k, v in counter.most_common()) + "}"
+
+
+def _size_text(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def _decode_all(splits: dict, dataset: str, image_column: str, label_column: str, vocab: LabelVocabulary,
+                image_size, image_mode, mixed: str, skip_corrupt: bool, max_per_class, train_split: str):
+    """Decode every split to one mode and size -> ({split: LabeledImages (labels may be -1)}, mode, size, notes)."""
     import datasets
 
-    raw = ds.cast_column(image_column, datasets.Image(decode=False)).select_columns([image_column])
+    notes: list[str] = []
+    scans = {}
     modes: Counter = Counter()
     sizes: Counter = Counter()
-    bad: list[int] = []
-    row = 0
-    for batch in raw.iter(batch_size=2048):
-        for entry in batch[image_column]:
-            try:
-                img = _open(entry, split, row, dataset)
-                modes[img.mode] += 1
-                sizes[img.size] += 1
-            except ImageDecodeError:
-                if not skip_corrupt:
-                    raise
-                bad.append(row)
-            row += 1
-    return raw, modes, sizes, bad
-
-
-def _decode_split(
-    ds, image_column: str, split: str, dataset: str, mode: str, size: tuple[int, int], skip_corrupt: bool, bad: set
-) -> tuple[np.ndarray, int]:
-    """Second pass: decode every image to ``mode`` and ``size`` (W, H) -> (N, H, W[, C]) uint8."""
-    from PIL import Image as PILImage
-
-    n = len(ds) - len(bad)
-    channels = _MODE_CHANNELS[mode]
-    out = np.empty((n, size[1], size[0], channels), dtype=np.uint8)
+    for name, ds in splits.items():
+        rows = np.arange(len(ds), dtype=np.int64)
+        if max_per_class is not None and name == train_split:
+            ds, rows = _first_per_class(ds, label_column, vocab, max_per_class, len(vocab.class_names))
+        raw = ds.cast_column(image_column, datasets.Image(decode=False)).select_columns([image_column])
+        scan = scan_split(raw, image_column, name, dataset, rows, skip_corrupt)
+        scans[name] = (ds, raw, scan)
+        modes.update(scan.modes)
+        sizes.update(scan.sizes)
+    if not modes:
+        raise DatasetError(f"dataset {dataset!r}: no image could be decoded in splits {list(splits)}")
+    dom_mode, dom_size = modes.most_common(1)[0][0], sizes.most_common(1)[0][0]  # size: (W, H)
+    target_mode = image_mode or target_mode_of(dom_mode)
+    if image_size is None:
+        target_size = dom_size
+    else:
+        h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+        target_size = (int(w), int(h))
+    target = f"{target_mode} {_size_text(target_size)}"
+    off_mode = sum(c for m, c in modes.items() if m != dom_mode)
+    off_size = sum(c for s, c in sizes.items() if s != dom_size)
+    if off_mode or off_size:  # the images disagree with each other
+        msg = (
+            f"mixed images: {off_mode} not in the dominant mode {dom_mode} (modes: {_counts_text(modes)}), "
+            f"{off_size} not of the dominant size {_size_text(dom_size)} (sizes: {_counts_text(sizes, _size_text)})"
+        )
+        if mixed == "error":
+            raise DatasetError(
+                f"dataset {dataset!r}: {msg}. Pass mixed='convert' to convert them all to {target} "
+                "(choose the target with image_mode= / image_size=)"
+            )
+        warnings.warn(f"dataset {dataset!r}: {msg}; converting them to {target}", stacklevel=3)
+    tensors = {}
     converted = 0
-    row, k = 0, 0
-    for batch in ds.iter(batch_size=2048):
-        for entry in batch[image_column]:
-            if row in bad:
-                row += 1
-                continue
-            img = _open(entry, split, row, dataset)
-            try:
-                if img.mode != mode or img.size != size:
-                    converted += 1
-                    if img.mode == "P" and "transparency" in img.info:
-                        img = img.convert("RGBA")
-                    if img.mode in ("RGBA", "LA") and mode == "RGB":
-                        bg = PILImage.new("RGB", img.size, (0, 0, 0))
-                        bg.paste(img, mask=img.getchannel("A"))
-                        img = bg
-                    img = img.convert(mode)
-                    if img.size != size:
-                        img = img.resize(size, PILImage.BILINEAR)
-                arr = np.asarray(img, dtype=np.uint8)
-            except Exception as e:
-                if skip_corrupt:
-                    bad.add(row)
-                    row += 1
-                    continue
-                raise ImageDecodeError(
-                    f"dataset {dataset!r}, split {split!r}, row {row}: image cannot be decoded "
-                    f"({type(e).__name__}: {e}). Pass skip_corrupt=True to drop such rows."
-                ) from None
-            out[k] = arr.reshape(size[1], size[0], channels)
-            k += 1
-            row += 1
-    return out[:k], converted
+    for name, (ds, raw, scan) in scans.items():
+        arr, keep, n_conv = decode_split(raw, image_column, scan, dataset, target_mode, target_size, skip_corrupt)
+        converted += n_conv
+        if scan.corrupt:
+            bad = sorted(int(scan.rows[p]) for p in scan.corrupt)
+            msg = f"split {name!r}: skipped {len(bad)} corrupt rows (rows {bad[:10]}{' ...' if len(bad) > 10 else ''})"
+            warnings.warn(f"dataset {dataset!r}: {msg}", stacklevel=3)
+            notes.append(msg)
+        labels = np.asarray(vocab.encode(ds[label_column]), dtype=np.int64)[keep]
+        images = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()  # (N, H, W, C) -> (N, C, H, W)
+        tensors[name] = LabeledImages(images, torch.from_numpy(labels))
+    if converted:
+        notes.append(
+            f"converted {converted} of {sum(modes.values())} images to {target} (modes: {_counts_text(modes)}, "
+            f"sizes: {_counts_text(sizes, _size_text)})"
+        )
+    return tensors, target_mode, target_size, notes
 
 
-def _dominant(counter: Counter):
-    return counter.most_common(1)[0][0]
+# ---------------------------------------------------------------------------------------------
+# labels
 
 
-def _target_mode(modes: Counter) -> str:
-    dom = _dominant(modes)
-    return "L" if dom in ("L", "1", "I", "I;16", "F") else "RGB"
+def _drop_unlabelled(li: LabeledImages, num_classes: int, dataset: str, split: str, notes: list[str]) -> LabeledImages:
+    """Refuse ids outside the class list; drop rows labelled -1 (missing) with a warning."""
+    lab = li.labels
+    bad = (lab < -1) | (lab >= num_classes)
+    if bool(bad.any()):
+        raise ColumnError(
+            f"dataset {dataset!r}, split {split!r}: {int(bad.sum())} labels outside 0..{num_classes - 1} "
+            f"(e.g. {int(lab[bad][0])}); the label column's class names do not cover them"
+        )
+    unlabelled = lab == -1
+    n = int(unlabelled.sum())
+    if n and n < len(li):
+        msg = f"split {split!r}: dropped {n} rows without a label (-1 or missing)"
+        warnings.warn(f"dataset {dataset!r}: {msg}", stacklevel=4)
+        notes.append(msg)
+    return li.subset(~unlabelled) if n else li
+
+
+def _drop_empty_classes(train: LabeledImages, test: LabeledImages | None, class_names: list[str], drop: bool,
+                        dataset: str, train_split: str, notes: list[str]):
+    counts = torch.bincount(train.labels, minlength=len(class_names))  # (K,)
+    empty = counts == 0
+    if not bool(empty.any()):
+        return train, test, class_names
+    names = [class_names[i] for i in torch.nonzero(empty).flatten().tolist()]
+    shown = f"{names[:10]}{' ...' if len(names) > 10 else ''}"
+    if not drop:
+        raise ClassSizeError(
+            f"dataset {dataset!r}, split {train_split!r}: {len(names)} of {len(class_names)} classes have no "
+            f"images: {shown}. Pass drop_empty_classes=True to drop them (and their evaluation rows), or use "
+            "another split."
+        )
+    new_id = torch.cumsum(~empty, 0) - 1  # old class id -> new id (valid where ~empty)
+    train = LabeledImages(train.images, new_id[train.labels])
+    dropped_eval = 0
+    if test is not None:
+        keep = ~empty[test.labels]
+        dropped_eval = int((~keep).sum())
+        test = test.subset(keep)
+        test = LabeledImages(test.images, new_id[test.labels])
+    msg = f"dropped {len(names)} classes without train images: {shown} ({dropped_eval} evaluation rows)"
+    warnings.warn(f"dataset {dataset!r}: {msg}", stacklevel=3)
+    notes.append(msg)
+    return train, test, [n for n, e in zip(class_names, empty.tolist()) if not e]
+
+
+def _assemble(tensors: dict, class_names: list[str], dataset: str, train_split: str, eval_split: str | None,
+              use_holdout: bool, holdout_fraction, holdout_seed: int, drop_empty_classes: bool, notes: list[str]):
+    """Decoded splits -> (train, test or None, evaluation split name, class names): unlabelled rows
+    dropped, empty classes refused or dropped, the holdout carved."""
+    K = len(class_names)
+    train = _drop_unlabelled(tensors[train_split], K, dataset, train_split, notes)
+    if len(train) == 0:
+        raise DatasetError(
+            f"dataset {dataset!r}, split {train_split!r}: no usable rows (all corrupt or unlabelled); see the warnings"
+        )
+    test, eval_name = None, None
+    if eval_split is not None and not use_holdout:
+        test = _drop_unlabelled(tensors[eval_split], K, dataset, eval_split, notes)
+        eval_name = eval_split
+    train, test, class_names = _drop_empty_classes(train, test, class_names, drop_empty_classes, dataset,
+                                                   train_split, notes)
+    if use_holdout:
+        train, test = _holdout(train, holdout_fraction, holdout_seed, len(class_names))
+        eval_name = f"{train_split}[holdout {holdout_fraction:g}, seed {holdout_seed}]"
+        notes.append(f"evaluation split carved off {train_split!r}: {len(test)} rows, seed {holdout_seed}")
+        if len(test) == 0:
+            raise SplitError(
+                f"dataset {dataset!r}: cannot carve an evaluation split off {train_split!r}: every class has a "
+                "single image. Use another eval_split, or eval_split=None for no evaluation."
+            )
+    if test is not None and len(test) == 0:
+        raise SplitError(
+            f"dataset {dataset!r}: split {eval_name!r} has no usable rows (all unlabelled, corrupt or of dropped "
+            f"classes); choose another eval_split, or carve one off {train_split!r} with eval_split=None, "
+            "holdout_fraction=0.1"
+        )
+    return train, test, eval_name, class_names
 
 
 # ---------------------------------------------------------------------------------------------
 # main entry point
+
+
+def _check_options(mixed, image_mode, image_size, holdout_fraction, max_per_class) -> None:
+    if mixed not in ("convert", "error"):
+        raise ConfigError(f"mixed must be 'convert' or 'error', got {mixed!r}")
+    if image_mode is not None and image_mode not in TARGET_MODES:
+        raise ConfigError(f"image_mode must be one of {sorted(TARGET_MODES)} or None, got {image_mode!r}")
+    sizes = (image_size,) if isinstance(image_size, int) else image_size
+    if image_size is not None and not (
+        isinstance(sizes, (tuple, list)) and len(sizes) in (1, 2)
+        and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes)
+    ):
+        raise ConfigError(f"image_size must be a positive int or (H, W), got {image_size!r}")
+    if holdout_fraction is not None and not (0.0 < holdout_fraction < 1.0):
+        raise ConfigError(f"holdout_fraction must be in (0, 1), got {holdout_fraction!r}")
+    if max_per_class is not None and (isinstance(max_per_class, bool) or not isinstance(max_per_class, int)
+                                      or max_per_class <= 0):
+        raise ConfigError(f"max_per_class must be a positive integer or None, got {max_per_class!r}")
 
 
 def load_image_classification(
@@ -444,6 +611,7 @@ def load_image_classification(
     image_mode: str | None = None,
     mixed: str = "convert",
     skip_corrupt: bool = False,
+    drop_empty_classes: bool = False,
     max_per_class: int | None = None,
     cache: bool = True,
     cache_dir: str | os.PathLike | None = None,
@@ -452,102 +620,78 @@ def load_image_classification(
 
     Args:
         dataset: Hub id (``"uoft-cs/cifar10"``) or local repository folder.
+        revision: branch, tag or commit of a Hub repo (ignored, with a warning, for a local folder).
         eval_split: split to test on; ``None`` for no test split. If it is missing, pass
-            ``holdout_fraction`` to carve a class-stratified one off the train split (seeded).
+            ``holdout_fraction`` to carve a class-stratified one off the train split (seeded by
+            ``holdout_seed``; every class keeps at least one train image).
+        image_column / label_column: chosen automatically when there is exactly one candidate.
         image_size / image_mode: declared size (int or (H, W)) and mode (``"L"``/``"RGB"``); by
             default the dominant ones. ``mixed="convert"`` converts other images (with a warning
             that says how many), ``mixed="error"`` refuses with the counts.
         skip_corrupt: drop undecodable rows (counted in ``info.notes``) instead of failing.
+        drop_empty_classes: drop classes without train images instead of failing.
         max_per_class: keep at most this many train images per class (first ones; for tests).
-    """
-    if mixed not in ("convert", "error"):
-        raise ConfigError(f"mixed must be 'convert' or 'error', got {mixed!r}")
-    if image_mode is not None and image_mode not in _MODE_CHANNELS:
-        raise ConfigError(f"image_mode must be one of {sorted(_MODE_CHANNELS)}, got {image_mode!r}")
-    if holdout_fraction is not None and not (0.0 < holdout_fraction < 1.0):
-        raise ConfigError(f"holdout_fraction must be in (0, 1), got {holdout_fraction!r}")
 
+    Rows labelled -1 (missing) are dropped with a warning. Every failure is an
+    :class:`~hf_lodc.errors.HfLodcError` naming the dataset, split, column or row.
+    """
+    import datasets
+
+    _check_options(mixed, image_mode, image_size, holdout_fraction, max_per_class)
     source, hub_id = resolve_source(dataset)
     dd = _load_dataset_dict(source, hub_id, dataset, config_name, revision)
-    available = list(dd.keys())
-    if train_split not in dd:
-        raise SplitError(f"dataset {dataset!r} has no split {train_split!r}; splits: {available}")
-    use_holdout = False
-    if eval_split is not None and eval_split not in dd:
-        if holdout_fraction is None:
-            raise SplitError(
-                f"dataset {dataset!r} has no split {eval_split!r} to evaluate on; splits: {available}. "
-                f"Choose one with eval_split=..., or carve one off the train split with holdout_fraction=0.1"
-            )
-        use_holdout = True
-    elif holdout_fraction is not None and eval_split is None:
-        use_holdout = True
-
-    splits = {train_split: dd[train_split]}
-    if eval_split is not None and not use_holdout:
-        splits[eval_split] = dd[eval_split]
-    features = dd[train_split].features
+    splits, use_holdout = _pick_splits(dd, dataset, train_split, eval_split, holdout_fraction)
+    features = splits[train_split].features
     image_column, label_column = detect_columns(features, dataset, image_column, label_column)
     for name, ds in splits.items():
-        if image_column not in ds.features or label_column not in ds.features:
+        missing = [c for c in (image_column, label_column) if c not in ds.features]
+        if missing:
             raise ColumnError(
-                f"dataset {dataset!r}, split {name!r} lacks column {image_column!r} or {label_column!r}; "
-                f"columns: {list(ds.features)}"
+                f"dataset {dataset!r}, split {name!r} lacks column(s) {missing}; its columns: {list(ds.features)}"
             )
-    class_names, value_map, label_note = _label_vocabulary(features, splits, dataset, label_column)
-    notes = [label_note] if label_note else []
+    notes: list[str] = []
+    if not isinstance(features[image_column], datasets.Image):  # binary bytes or file paths
+        splits = {n: ds.cast_column(image_column, datasets.Image()) for n, ds in splits.items()}
+        notes.append(f"column {image_column!r} ({features[image_column].dtype}) read as encoded images")
+    vocab = label_vocabulary(features, splits, dataset, label_column)
+    if vocab.note:
+        notes.append(vocab.note)
 
-    sig = _cache_key(
-        dataset, config_name, revision, splits, image_column, label_column, image_size, image_mode, mixed,
-        skip_corrupt, max_per_class,
-    )
+    sig = _cache_key(dataset, config_name, revision, splits, image_column, label_column, image_size, image_mode,
+                     mixed, skip_corrupt, max_per_class)
     cache_file = Path(cache_dir or default_cache_dir()) / "tensors" / f"{sig}.pt"
     cached = _read_cache(cache_file) if cache and sig else None
     if cached is not None:
         tensors, meta = cached
+        for note in meta["notes"]:
+            warnings.warn(f"dataset {dataset!r}: {note}", stacklevel=2)
         notes.extend(meta["notes"])
-        target_mode, target_size = meta["mode"], tuple(meta["size"])
     else:
         tensors, target_mode, target_size, dec_notes = _decode_all(
-            splits, dataset, image_column, label_column, value_map, image_size, image_mode, mixed, skip_corrupt,
-            max_per_class, train_split, len(class_names),
+            splits, dataset, image_column, label_column, vocab, image_size, image_mode, mixed, skip_corrupt,
+            max_per_class, train_split,
         )
         notes.extend(dec_notes)
         if cache and sig:
             _write_cache(cache_file, tensors, {"notes": dec_notes, "mode": target_mode, "size": list(target_size)})
 
-    train = tensors[train_split]
-    _check_labels(train.labels, len(class_names), dataset, train_split)
-    if use_holdout:
-        train, test = _holdout(train, holdout_fraction, holdout_seed, len(class_names))
-        eval_name = f"{train_split}[holdout {holdout_fraction:g}, seed {holdout_seed}]"
-        notes.append(f"evaluation split carved off {train_split!r}: {len(test)} rows, seed {holdout_seed}")
-    elif eval_split is not None:
-        test = tensors[eval_split]
-        _check_labels(test.labels, len(class_names), dataset, eval_split)
-        eval_name = eval_split
-    else:
-        test, eval_name = None, None
-
-    counts = torch.bincount(train.labels, minlength=len(class_names))
-    empty = [class_names[i] for i in torch.nonzero(counts == 0).flatten().tolist()]
-    if empty:
-        raise ClassSizeError(
-            f"dataset {dataset!r}, split {train_split!r}: classes {empty[:10]}"
-            f"{' ...' if len(empty) > 10 else ''} have no images; drop them from the label set or pick another split"
-        )
+    train, test, eval_name, class_names = _assemble(
+        tensors, vocab.class_names, dataset, train_split, eval_split, use_holdout, holdout_fraction, holdout_seed,
+        drop_empty_classes, notes,
+    )
 
     x = train.images.float().div_(255.0)  # (N, C, H, W)
     mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    std = torch.nan_to_num(x.std(dim=(0, 2, 3)), nan=1.0).clamp_min(1e-3)  # NaN: a single pixel
     del x
+    remote = not Path(source).exists()
     info = SourceInfo(
         dataset=dataset,
-        resolved_path=source if Path(source).exists() else None,
+        resolved_path=None if remote else source,
         hub_id=hub_id,
         config_name=config_name,
         revision=revision,
-        revision_sha=_hub_revision_sha(hub_id, revision) if not Path(source).exists() else None,
+        revision_sha=_hub_revision_sha(hub_id, revision) if remote else None,
         train_split=train_split,
         eval_split=eval_name,
         image_column=image_column,
@@ -558,101 +702,14 @@ def load_image_classification(
         std=[round(float(v), 6) for v in std],
         num_train=len(train),
         num_eval=len(test) if test is not None else 0,
-        license=_card_license(source) if Path(source).exists() else None,
+        license=None if remote else _card_license(source),
         notes=notes,
     )
     return ImageClassificationData(train=train, test=test, info=info)
 
 
-def _check_labels(labels: torch.Tensor, num_classes: int, dataset: str, split: str) -> None:
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        bad = labels[(labels < 0) | (labels >= num_classes)]
-        raise ColumnError(
-            f"dataset {dataset!r}, split {split!r}: {bad.numel()} labels outside 0..{num_classes - 1} "
-            f"(e.g. {int(bad[0])}); missing labels (-1) must be removed first"
-        )
-
-
-def _decode_all(
-    splits, dataset, image_column, label_column, value_map, image_size, image_mode, mixed, skip_corrupt,
-    max_per_class, train_split, num_classes,
-):
-    notes: list[str] = []
-    scans = {}
-    modes: Counter = Counter()
-    sizes: Counter = Counter()
-    for name, ds in splits.items():
-        if max_per_class is not None and name == train_split:
-            ds = _first_per_class(ds, label_column, value_map, max_per_class, num_classes)
-            splits = {**splits, name: ds}
-        raw, m, s, bad = _scan(ds, image_column, name, dataset, skip_corrupt)
-        scans[name] = (ds, raw, set(bad))
-        modes.update(m)
-        sizes.update(s)
-        if bad:
-            msg = f"split {name!r}: skipped {len(bad)} corrupt rows (first: {bad[:5]})"
-            warnings.warn(f"dataset {dataset!r}: {msg}", stacklevel=3)
-            notes.append(msg)
-    if not modes:
-        raise DatasetError(f"dataset {dataset!r} has no decodable images")
-    target_mode = image_mode or _target_mode(modes)
-    if image_size is None:
-        target_size = _dominant(sizes)  # (W, H)
-    else:
-        h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
-        target_size = (int(w), int(h))
-    off_mode = sum(c for m, c in modes.items() if m != target_mode)
-    off_size = sum(c for s, c in sizes.items() if s != target_size)
-    if off_mode or off_size:
-        msg = (
-            f"{off_mode} images not in mode {target_mode} (modes: {dict(modes)}), {off_size} not of size "
-            f"{target_size[0]}x{target_size[1]} (sizes: {dict((f'{a}x{b}', c) for (a, b), c in sizes.items())})"
-        )
-        if mixed == "error":
-            raise DatasetError(f"dataset {dataset!r}: {msg}; pass mixed='convert' to convert them")
-        warnings.warn(f"dataset {dataset!r}: converted {msg}", stacklevel=3)
-        notes.append(f"converted {msg}")
-    tensors = {}
-    for name, (ds, raw, bad) in scans.items():
-        arr, _ = _decode_split(raw, image_column, name, dataset, target_mode, target_size, skip_corrupt, bad)
-        keep = np.ones(len(ds), dtype=bool)
-        if bad:
-            keep[sorted(bad)] = False
-        lab = ds.with_format("numpy")[label_column] if value_map is None else None
-        if value_map is None:
-            labels = np.asarray(lab, dtype=np.int64)[keep]
-        else:
-            vals = ds[label_column]
-            labels = np.asarray([value_map.get(v, -1) for v in vals], dtype=np.int64)[keep]
-        images = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()  # (N, H, W, C) -> (N, C, H, W)
-        tensors[name] = LabeledImages(images, torch.from_numpy(labels))
-    return tensors, target_mode, target_size, notes
-
-
-def _first_per_class(ds, label_column, value_map, k, num_classes):
-    labels = ds[label_column]
-    if value_map is not None:
-        labels = [value_map.get(v, -1) for v in labels]
-    labels = np.asarray(labels)
-    keep = []
-    for c in range(num_classes):  # runs once at load time, not on the hot path
-        keep.extend(np.nonzero(labels == c)[0][:k].tolist())
-    return ds.select(sorted(keep))
-
-
-def _holdout(train: LabeledImages, fraction: float, seed: int, num_classes: int):
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(train), generator=g)
-    labels = train.labels[perm]
-    # rank of each sample within its class in the permuted order
-    order = torch.argsort(labels, stable=True)
-    counts = torch.bincount(labels, minlength=num_classes)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(len(order)) - starts[labels[order]]
-    n_hold = (counts.float() * fraction).floor().clamp_min(1).long()
-    is_hold = rank < n_hold[labels]
-    return train.subset(perm[~is_hold]), train.subset(perm[is_hold])
+# ---------------------------------------------------------------------------------------------
+# cache of decoded tensors
 
 
 def _cache_key(dataset, config_name, revision, splits, *rest) -> str | None:
@@ -660,7 +717,7 @@ def _cache_key(dataset, config_name, revision, splits, *rest) -> str | None:
         fps = [(name, ds._fingerprint, len(ds)) for name, ds in splits.items()]
     except AttributeError:
         return None
-    blob = json.dumps([dataset, config_name, revision, fps, [repr(r) for r in rest], 1], sort_keys=True)
+    blob = json.dumps([dataset, config_name, revision, fps, [repr(r) for r in rest], 2], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
@@ -671,19 +728,22 @@ def _read_cache(path: Path):
         blob = torch.load(path, weights_only=True)
         tensors = {k: LabeledImages(v["images"], v["labels"]) for k, v in blob["splits"].items()}
         return tensors, json.loads(blob["meta"])
-    except Exception:
+    except Exception:  # noqa: BLE001 - a broken cache entry is re-decoded
         return None
 
 
 def _write_cache(path: Path, tensors: dict, meta: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
         torch.save(
             {"splits": {k: {"images": v.images, "labels": v.labels} for k, v in tensors.items()},
              "meta": json.dumps(meta)},
             tmp,
         )
         os.replace(tmp, path)
-    except OSError:
-        pass  # a cache that cannot be written is not an error
+    except (OSError, RuntimeError):  # a cache that cannot be written (read-only, disk full) is not an error
+        try:
+            tmp.unlink()
+        except OSError:
+            pass

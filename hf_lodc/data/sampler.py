@@ -1,6 +1,14 @@
-"""Class-balanced real batches with one index gather (no Python loop over classes)."""
+"""Class-balanced real batches with one index gather (no Python loop over classes).
+
+A class with fewer images than asked for is sampled with replacement, and a warning (once per
+index and request size) names those classes and their counts: in a real batch the repeats only
+re-weight the class mean, but in an initialisation or a coreset they are duplicate images that
+waste storage.
+"""
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 
@@ -26,22 +34,42 @@ class ClassIndex:
         rank = torch.arange(labels.numel()) - starts[labels[order]]  # position within its class
         self.table = torch.full((num_classes, max(width, 1)), -1, dtype=torch.long)
         self.table[labels[order], rank] = order
+        self._has_empty = bool((self.counts == 0).any())
+        self._warned: set[int] = set()  # request sizes already warned about
+
+    def _short(self, per_class: int) -> list[int]:
+        return torch.nonzero(self.counts < per_class).flatten().tolist()
+
+    def _describe(self, classes: list[int]) -> str:
+        det = ", ".join(f"{self.class_names[c]!r} ({int(self.counts[c])})" for c in classes[:8])
+        return det + (" ..." if len(classes) > 8 else "")
 
     def check(self, per_class: int, what: str, allow_replacement: bool = False) -> None:
         """Raise ``ClassSizeError`` if some class has fewer than ``per_class`` images."""
-        short = torch.nonzero(self.counts < (1 if allow_replacement else per_class)).flatten().tolist()
+        short = self._short(1 if allow_replacement else per_class)
         if short:
-            det = ", ".join(f"{self.class_names[c]!r} ({int(self.counts[c])})" for c in short[:8])
             raise ClassSizeError(
-                f"{what} needs {per_class} real images per class but {len(short)} classes have fewer: {det}"
-                f"{' ...' if len(short) > 8 else ''}. Lower it, or drop those classes."
+                f"{what} needs {per_class} real images per class but {len(short)} classes have fewer: "
+                f"{self._describe(short)}. Lower it, or drop those classes."
             )
 
     def sample(self, per_class: int, generator: torch.Generator) -> torch.Tensor:
         """Indices of ``per_class`` distinct images of every class, class-major: (K * per_class,).
 
-        A class with fewer images than ``per_class`` is sampled with replacement.
+        A class with fewer images than ``per_class`` is sampled with replacement (warned once).
+        A class with no image at all raises ``ClassSizeError``.
         """
+        if self._has_empty:  # its row is all padding: a gather would return index -1
+            self.check(1, f"sampling {per_class} images per class")
+        if per_class not in self._warned and bool((self.counts < per_class).any()):
+            self._warned.add(per_class)
+            short = self._short(per_class)
+            warnings.warn(
+                f"{len(short)} of {self.num_classes} classes have fewer than {per_class} real images: "
+                f"{self._describe(short)}. Their {per_class} draws repeat images (sampled with replacement); "
+                "lower batch_real / ipc if that is not what you want.",
+                stacklevel=2,
+            )
         K, width = self.table.shape
         keys = torch.rand(K, width, generator=generator)  # (K, width)
         keys[self.table < 0] = 2.0  # padding sorts last

@@ -1,17 +1,45 @@
 """The condensation loop: budget -> synthetic set -> init -> objective steps -> result.
 
-Randomness: iteration ``i`` draws from a generator derived from (seed, "iter", i) alone, so a run
-resumed from a checkpoint at iteration i continues bit-for-bit like one that was never stopped
-(the checkpoint holds the synthetic set, the optimiser state, the loss history).
+Randomness: iteration ``i`` draws from a generator derived from (seed, "iter", i) alone (and the
+process's shard under several processes), so a run resumed from a checkpoint at iteration i
+continues bit-for-bit like one that was never stopped.
+
+Processes: under ``accelerate launch --num_processes P`` the classes are sharded across processes
+(``distributed.py`` says why); every process initialises the full set exactly as one process would
+and keeps its own classes, and the finished set is gathered class-major on every process, so the
+result has the same format (and the same initialisation) whatever P is. Only the main process
+shows progress, logs to trackers and writes checkpoint files.
+
+Mixed precision (``accelerator.mixed_precision`` or ``cfg.mixed_precision`` without an
+accelerator) covers the network passes only (``autocast``); the factors, their gradients and their
+SGD state stay float32, and the factors are never ``prepare``d (no DDP wrapper, no grad scaler:
+each process owns different factors, so there is nothing to all-reduce).
+
+Checkpoints (every ``checkpoint_every`` iterations, and on SIGINT/SIGTERM) are directories
+``<checkpoint_dir>/iter_<i>/`` holding what ``accelerator.save_state`` writes (the RNG states of
+every process, and anything the calling script registered) plus ``condenser_state.pt``: the
+class-major synthetic set and the momentum buffers of its optimiser gathered from all processes,
+the iteration, the loss history and the config. That state is a file of its own rather than a
+``register_for_checkpointing`` object because it must be gathered by a collective on every process
+before the main process writes it, and because Accelerate matches registered objects by position
+in an append-only list, which breaks when one Accelerator runs several condensations (continual
+learning, tests). A checkpoint is written to ``.tmp-iter_<i>`` and renamed, so a SIGKILL during a
+save leaves the previous one intact; ``resume`` picks the highest complete iteration, with any
+number of processes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import shlex
+import shutil
 import signal
+import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +47,7 @@ from typing import Any, Callable
 import torch
 
 from ..data.augment import DSAugment
-from ..data.hub import ImageClassificationData
+from ..data.hub import ImageClassificationData, LabeledImages
 from ..errors import ArtifactError, ConfigError, NonFiniteError
 from ..methods import MethodSpec, get_method
 from ..objectives import OBJECTIVES, MatchContext, RealSampler
@@ -30,14 +58,18 @@ from ..synset.init import INITS, initialise
 from ..synset.lowrank import PARAMETERISATIONS, SyntheticSet
 from .config import CondenseConfig
 from .coreset import CORESETS
+from .distributed import (Collective, check_shardable, class_rows, gather_class_rows, gather_synset_state,
+                          shard_classes, sharded_objective)
 
-__all__ = ["CondenseResult", "Condenser", "condense", "build_synset", "matching_model_for", "Interrupted"]
+__all__ = ["CondenseResult", "Condenser", "condense", "build_synset", "matching_model_for", "Interrupted",
+           "latest_checkpoint", "resume_command"]
 
-CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_PREFIX = "iter_"  # <checkpoint_dir>/iter_0000120/ holds the state after 120 iterations
+STATE_FILE = "condenser_state.pt"
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGINT/SIGTERM during condensation: a checkpoint was saved (path in the message)."""
+    """SIGINT/SIGTERM during condensation: a checkpoint was saved (path and resume command in the message)."""
 
 
 @dataclass
@@ -50,6 +82,7 @@ class CondenseResult:
     wall_time_s: float = 0.0
     iterations_per_s: float | None = None
     init_indices: torch.Tensor | None = None  # real train rows used by real/svd init
+    processes: int = 1  # processes the classes were sharded over
 
     def images(self) -> torch.Tensor:
         with torch.no_grad():
@@ -124,20 +157,34 @@ def _catch_signals():
             signal.signal(s, h)
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise ArtifactError(f"cannot write checkpoint {str(path)!r}: {e.strerror or e}") from None
+def latest_checkpoint(checkpoint_dir: str | os.PathLike | None) -> Path | None:
+    """The complete checkpoint with the highest iteration in ``checkpoint_dir`` (None if none)."""
+    if checkpoint_dir is None or not Path(checkpoint_dir).is_dir():
+        return None
+    found = [p for p in Path(checkpoint_dir).glob(CHECKPOINT_PREFIX + "*")
+             if p.name[len(CHECKPOINT_PREFIX):].isdigit() and (p / STATE_FILE).is_file()]
+    return max(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):])) if found else None
+
+
+def resume_command(world: int = 1, argv: list[str] | None = None) -> str:
+    """The command line that resumes this process's run (the script's own arguments + ``--resume``)."""
+    argv = list(sys.argv if argv is None else argv)
+    if not argv or not argv[0].endswith(".py") or Path(argv[0]).name == "__main__.py":
+        return "call again with resume=True and the same checkpoint directory"
+    launcher = "python" if world == 1 else f"accelerate launch --num_processes {world} [your launch options]"
+    return " ".join([launcher, *(shlex.quote(a) for a in argv if a != "--resume"), "--resume"])
 
 
 class Condenser:
-    """Runs one condensation. Use :func:`condense` unless you need the pieces."""
+    """Runs one condensation. Use :func:`condense` unless you need the pieces.
+
+    ``classes`` restricts the condensation to those global class ids (default: all); under several
+    processes each one condenses ``classes[rank::P]`` of them. ``initial_state``
+    ({"synset": state_dict, "iteration": i, "history": [...]}) continues a finished condensation
+    (e.g. one loaded from the Hub) instead of initialising afresh; iteration ``i`` onwards draws the
+    same randomness an uninterrupted run would (the optimiser restarts). ``log`` receives one-line
+    messages (resume, checkpoints); ``on_log`` the metric records.
+    """
 
     def __init__(
         self,
@@ -149,20 +196,38 @@ class Condenser:
         progress: bool = True,
         classes: torch.Tensor | None = None,
         on_log: Callable[[dict[str, float]], None] | None = None,
+        initial_state: dict[str, Any] | None = None,
+        log: Callable[[str], None] | None = None,
     ):
         self.data = data
         self.spec, self.cfg, self.budget = resolve_config(cfg, data.image_shape)
         self.accelerator = accelerator
+        self.comm = Collective(accelerator)
+        if accelerator is not None:  # the precision the passes will really use is the accelerator's
+            if str(accelerator.mixed_precision) != self.cfg.mixed_precision:
+                warnings.warn(f"mixed_precision={self.cfg.mixed_precision!r} in the config, but the Accelerator runs "
+                              f"{accelerator.mixed_precision!r}: using (and recording) the Accelerator's", stacklevel=2)
+            self.cfg.mixed_precision = str(accelerator.mixed_precision)
         self.device = accelerator.device if accelerator is not None else torch.device("cpu")
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.progress = progress
         self.on_log = on_log
-        K = data.num_classes
-        self.classes = classes if classes is not None else torch.arange(K)
-        self.synset = build_synset(self.spec, len(self.classes), self.budget)
+        self.log = log or (lambda msg: None)
+        self.classes = (classes if classes is not None else torch.arange(data.num_classes)).long().cpu()
+        # coresets and 0-iteration runs have nothing to share out: every process computes the same set
+        self.sharded = self.comm.world > 1 and self.spec.kind == "matching" and self.cfg.iterations > 0
+        positions = torch.arange(len(self.classes))
+        if self.sharded:
+            check_shardable(self.spec.objective)
+            positions = shard_classes(positions, self.comm.rank, self.comm.world)
+        self.local_positions = positions  # positions in ``classes`` this process condenses
+        self.local_classes = self.classes[positions]
+        self.synset = build_synset(self.spec, len(self.local_classes), self.budget)
         self.history: list[dict[str, float]] = []
         self.start_iteration = 0
         self.init_indices = None
+        self.initial_state = initial_state
+        self.last_checkpoint: tuple[Path, int] | None = None
 
     # -- set-up --------------------------------------------------------------------------------
     def _autocast(self):
@@ -177,11 +242,12 @@ class Condenser:
     def _context(self) -> MatchContext:
         d, cfg = self.data, self.cfg
         aug = DSAugment(cfg.dsa_strategy if self.spec.dsa else "none")
-        sampler = RealSampler(d.train, self.classes, d.mean, d.std, self.device, d.num_classes, d.info.class_names)
+        sampler = RealSampler(d.train, self.local_classes, d.mean, d.std, self.device, d.num_classes,
+                              d.info.class_names)
         sampler.index.check(1, f"condensing {d.info.dataset!r}")
         return MatchContext(
             num_classes=d.num_classes,
-            classes=self.classes,
+            classes=self.local_classes,
             image_shape=d.image_shape,
             model=cfg.matching_model,
             augment=aug,
@@ -194,55 +260,137 @@ class Condenser:
                      "batch_train": cfg.batch_train},
         )
 
-    def initialise(self) -> None:
-        d = self.data
-        sub = d.train
-        if len(self.classes) != d.num_classes:  # this process's classes only, relabelled 0..K'-1
-            sampler = RealSampler(d.train, self.classes, d.mean, d.std, torch.device("cpu"), d.num_classes)
-            from ..data.hub import LabeledImages
+    def _objective(self, ctx: MatchContext):
+        # no accelerator.backward: the factors are not a prepared model (nothing to all-reduce, and
+        # an fp16 grad scaler would scale gradients that no prepared optimiser unscales)
+        if self.sharded:
+            return sharded_objective(self.spec.objective, ctx, self.comm, len(self.classes))
+        return OBJECTIVES.get(self.spec.objective)(ctx)
 
-            sub = LabeledImages(sampler.images, sampler.local_labels)
-        self.init_indices = initialise(self.synset, self.cfg.init, sub, d.mean, d.std,
-                                       self._init_generator())
+    def _iteration_generator(self, iteration: int) -> torch.Generator:
+        if not self.sharded:
+            return generator(self.cfg.seed, "iter", iteration)
+        return generator(self.cfg.seed, "iter", iteration, "shard", self.comm.rank, self.comm.world)
+
+    def initialise(self) -> None:
+        """Initialise the FULL set as one process would, then keep this process's classes."""
+        full = build_synset(self.spec, len(self.classes), self.budget)
+        d = self.data
+        train, rows = d.train, None
+        if len(self.classes) != d.num_classes:  # a class subset, relabelled 0..K'-1 for the init
+            rows = torch.nonzero(torch.isin(d.train.labels, self.classes)).flatten()
+            local = torch.full((d.num_classes,), -1, dtype=torch.long)
+            local[self.classes] = torch.arange(len(self.classes))
+            train = LabeledImages(d.train.images[rows], local[d.train.labels[rows]])
+        idx = initialise(full, self.cfg.init, train, d.mean, d.std, self._init_generator())
         if self.spec.kind == "coreset":
-            CORESETS.get(self.spec.coreset)(self.synset, d, d.mean, d.std,
+            CORESETS.get(self.spec.coreset)(full, d, d.mean, d.std,
                                            generator(self.cfg.seed, "coreset"), self.cfg.matching_model)
+        self.init_indices = rows[idx] if (rows is not None and idx is not None) else idx  # global train rows
+        self._keep_own_classes(full.state_dict())
 
     def _init_generator(self) -> torch.Generator:
         if len(self.classes) == self.data.num_classes:
             return generator(self.cfg.seed, "init")
         return generator(self.cfg.seed, "init", tuple(self.classes.tolist()))
 
+    def _keep_own_classes(self, full_state: dict[str, torch.Tensor]) -> None:
+        """Load this process's class rows of a full class-major synset state."""
+        n = self.synset.per_class
+        own = {k: class_rows(v, n, self.local_positions) for k, v in full_state.items() if k != "labels"}
+        own["labels"] = self.synset.labels
+        self.synset.load_state_dict(own)
+
     def optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.synset.parameters(), lr=self.cfg.lr, momentum=self.cfg.momentum)
 
+    def _load_initial_state(self) -> None:
+        st = self.initial_state
+        full = build_synset(self.spec, len(self.classes), self.budget)
+        try:
+            full.load_state_dict(st["synset"])
+        except (RuntimeError, KeyError) as e:
+            raise ConfigError(
+                f"cannot continue from the given synthetic set: it does not match method {self.spec.name!r} with "
+                f"{self.budget.images_per_class} image(s)/class at rank {self.budget.rank} ({e}); use the same "
+                "method, ipc and rank, or start afresh"
+            ) from None
+        self._keep_own_classes(full.state_dict())
+        self.start_iteration = int(st.get("iteration", 0))
+        self.history = list(st.get("history", []))
+
     # -- checkpoints ---------------------------------------------------------------------------
-    @property
-    def checkpoint_path(self) -> Path | None:
-        return self.checkpoint_dir / CHECKPOINT_NAME if self.checkpoint_dir else None
+    def _gather_state(self, opt: torch.optim.Optimizer) -> dict[str, Any]:
+        """The full, class-major state of the run (collective under several processes)."""
+        K, n = len(self.classes), self.synset.per_class
+
+        def full(t: torch.Tensor) -> torch.Tensor:
+            if self.sharded:
+                return gather_class_rows(self.comm, t.detach(), n, K).cpu()
+            return t.detach().cpu().clone()
+
+        synset = {k: full(v) for k, v in self.synset.state_dict().items() if k != "labels"}
+        momentum = {}
+        for name, p in self.synset.named_parameters():
+            buf = opt.state.get(p, {}).get("momentum_buffer")  # same presence on every process
+            momentum[name] = full(buf) if buf is not None else None
+        return {
+            "iteration": None, "synset": synset, "momentum": momentum, "history": list(self.history),
+            "config": dict(self.cfg.__dict__), "init_indices": self.init_indices,
+            "num_processes": self.comm.world,
+        }
 
     def save_checkpoint(self, iteration: int, opt: torch.optim.Optimizer) -> Path | None:
-        if self.checkpoint_path is None or not self._is_main():
+        """Write the checkpoint after ``iteration`` iterations (every process must call it)."""
+        if self.checkpoint_dir is None:
             return None
-        _atomic_torch_save(
-            {
-                "iteration": iteration,
-                "synset": {k: v.detach().cpu() for k, v in self.synset.state_dict().items()},
-                "optimizer": opt.state_dict(),
-                "history": self.history,
-                "config": dict(self.cfg.__dict__),
-                "init_indices": self.init_indices,
-            },
-            self.checkpoint_path,
-        )
-        return self.checkpoint_path
+        state = self._gather_state(opt)
+        state["iteration"] = iteration
+        final = self.checkpoint_dir / f"{CHECKPOINT_PREFIX}{iteration:07d}"
+        tmp = self.checkpoint_dir / f".tmp-{final.name}"
+        error: OSError | None = None
+        if self.comm.is_main:
+            try:
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
+            except OSError as e:
+                error = e
+        if not self.comm.sum([error is not None])[0]:  # also a barrier: tmp exists for everyone
+            if self.accelerator is not None:
+                self.accelerator.save_state(str(tmp))  # every process writes its RNG state
+            self.comm.barrier()
+            if self.comm.is_main:
+                try:
+                    torch.save(state, tmp / STATE_FILE)
+                    if final.exists():
+                        shutil.rmtree(final)
+                    os.replace(tmp, final)
+                    self._prune(final)
+                except OSError as e:
+                    error = e
+                    shutil.rmtree(tmp, ignore_errors=True)
+        if self.comm.sum([error is not None])[0]:
+            why = f"{error.strerror or error}" if error is not None else "see the main process's error"
+            raise ArtifactError(f"cannot write checkpoint {str(final)!r}: {why}; free space or fix permissions "
+                                f"of {str(self.checkpoint_dir)!r} (the previous checkpoint, if any, is intact)")
+        self.last_checkpoint = (final, iteration)
+        return final
+
+    def _prune(self, keep: Path) -> None:
+        """Delete older checkpoints and leftovers of interrupted saves (main process)."""
+        for p in self.checkpoint_dir.iterdir():
+            if p != keep and p.is_dir() and (p.name.startswith(CHECKPOINT_PREFIX) or p.name.startswith(".tmp-")):
+                shutil.rmtree(p, ignore_errors=True)
 
     def load_checkpoint(self, opt: torch.optim.Optimizer) -> bool:
-        p = self.checkpoint_path
-        if p is None or not p.is_file():
+        """Continue from the latest checkpoint in ``checkpoint_dir``; False if there is none."""
+        p = latest_checkpoint(self.checkpoint_dir)
+        if p is None:
+            if self.checkpoint_dir is not None:
+                self.log(f"[hf_lodc] no checkpoint in {str(self.checkpoint_dir)!r}: starting from iteration 0")
             return False
         try:
-            ck = torch.load(p, map_location="cpu", weights_only=False)
+            ck = torch.load(p / STATE_FILE, map_location="cpu", weights_only=True)
         except Exception as e:
             raise ArtifactError(f"checkpoint {str(p)!r} is unreadable ({type(e).__name__}: {e}); delete it to restart") from None
         theirs = ck.get("config", {})
@@ -252,15 +400,38 @@ class Condenser:
                     f"checkpoint {str(p)!r} was made with {key}={theirs.get(key)!r}, this run has "
                     f"{key}={getattr(self.cfg, key)!r}; use another output dir or the same settings"
                 )
-        self.synset.load_state_dict(ck["synset"])
-        opt.load_state_dict(ck["optimizer"])
+        if self.accelerator is not None:
+            self.accelerator.load_state(str(p))  # RNG states (a process without a saved one keeps its own)
+        self._keep_own_classes(ck["synset"])
+        n = self.synset.per_class
+        for name, param in self.synset.named_parameters():
+            buf = ck["momentum"].get(name)
+            if buf is not None:
+                opt.state[param]["momentum_buffer"] = class_rows(buf, n, self.local_positions).to(param.device).clone()
         self.history = list(ck["history"])
         self.start_iteration = int(ck["iteration"])
         self.init_indices = ck.get("init_indices")
+        self.last_checkpoint = (p, self.start_iteration)
+        self.log(f"[hf_lodc] resumed from {str(p)!r} at iteration {self.start_iteration}/{self.cfg.iterations}")
         return True
 
     def _is_main(self) -> bool:
-        return self.accelerator is None or self.accelerator.is_main_process
+        return self.comm.is_main
+
+    # -- trackers ------------------------------------------------------------------------------
+    def _start_trackers(self) -> bool:
+        """``accelerator.init_trackers`` when the script asked for trackers (``log_with``) and none runs."""
+        acc = self.accelerator
+        if acc is None or not getattr(acc, "log_with", None) or acc.trackers:
+            return False
+        simple = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in self.cfg.__dict__.items()}
+        acc.init_trackers("hf_lodc", config=simple)
+        return True
+
+    def _track(self, record: dict[str, float]) -> None:
+        if self.accelerator is not None and self.accelerator.trackers:
+            values = {f"condense/{k}": v for k, v in record.items() if k != "iteration"}
+            self.accelerator.log(values, step=int(record["iteration"]))
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> CondenseResult:
@@ -270,72 +441,99 @@ class Condenser:
         opt = self.optimizer()
         resumed = resume and self.load_checkpoint(opt)
         if not resumed:
-            self.initialise()
+            if self.initial_state is not None:
+                self._load_initial_state()
+            else:
+                self.initialise()
             self.synset.to(self.device)
             opt = self.optimizer()
-        total = cfg.iterations
         timed_its, timed_s = 0, 0.0
-        if total > self.start_iteration:
-            ctx = self._context()
-            objective = OBJECTIVES.get(self.spec.objective)(ctx)
-            if self.accelerator is not None:
-                objective.backward = self.accelerator.backward
-            from tqdm.auto import tqdm
-
-            bar = tqdm(
-                total=total, initial=self.start_iteration, desc=f"{self.spec.name} ipc{self.budget.ipc}",
-                disable=not (self.progress and self._is_main()), dynamic_ncols=True,
-            )
-            last_good = self.start_iteration
-            with _catch_signals() as flag:
-                for it in range(self.start_iteration, total):
-                    t_it = time.perf_counter()
-                    metrics = objective.step(it, self.synset, opt, generator(cfg.seed, "iter", it))
-                    timed_s += time.perf_counter() - t_it
-                    timed_its += 1
-                    loss = metrics["loss"]
-                    if not (loss == loss and abs(loss) != float("inf")) or not self._finite():
-                        where = (f"; the last good checkpoint is {str(self.checkpoint_path)!r} (iteration {last_good})"
-                                 if self.checkpoint_path and self.checkpoint_path.is_file() else "")
-                        raise NonFiniteError(
-                            f"{self.spec.name}: loss or synthetic data became non-finite at iteration {it} "
-                            f"(loss={loss}){where}. Lower the learning rate (lr={cfg.lr}) or use mixed_precision='no'."
-                        )
-                    done = it + 1
-                    if it % cfg.log_every == 0 or done == total:
-                        rec = {"iteration": it, **metrics}
-                        self.history.append(rec)
-                        if self.on_log:
-                            self.on_log(rec)
-                    bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-                    bar.update(1)
-                    if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < total:
-                        self.save_checkpoint(done, opt)
-                        last_good = done
-                    if flag["sig"] is not None:
-                        path = self.save_checkpoint(done, opt)
-                        bar.close()
-                        raise Interrupted(
-                            f"interrupted by signal {flag['sig']} after iteration {done}/{total}; "
-                            + (f"checkpoint saved to {str(path)!r}; rerun the same command with --resume to continue"
-                               if path else "no checkpoint directory was set, progress is lost")
-                        )
-            bar.close()
+        if cfg.iterations > self.start_iteration:
+            owns_trackers = self._start_trackers()
+            try:
+                timed_its, timed_s = self._loop(opt)
+            finally:
+                if owns_trackers:
+                    for tracker in self.accelerator.trackers:
+                        tracker.finish()
         self.synset.eval()
-        wall = time.perf_counter() - t0
         return CondenseResult(
-            synset=self.synset.to("cpu"),
+            synset=self._full_synset(),
             budget=self.budget,
             method=self.spec,
             config=cfg,
             history=self.history,
-            wall_time_s=wall,
+            wall_time_s=time.perf_counter() - t0,
             iterations_per_s=(timed_its / timed_s) if timed_its else None,
             init_indices=self.init_indices,
+            processes=self.comm.world if self.sharded else 1,
         )
+
+    def _loop(self, opt: torch.optim.Optimizer) -> tuple[int, float]:
+        cfg, total, K = self.cfg, self.cfg.iterations, len(self.classes)
+        objective = self._objective(self._context())
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=self.start_iteration, desc=f"{self.spec.name} ipc{self.budget.ipc}",
+                   disable=not (self.progress and self.comm.is_main), dynamic_ncols=True)
+        timed_its, timed_s = 0, 0.0
+        try:
+            with _catch_signals() as flag:
+                for it in range(self.start_iteration, total):
+                    t_it = time.perf_counter()
+                    metrics = objective.step(it, self.synset, opt, self._iteration_generator(it))
+                    bad_here = not (math.isfinite(metrics["loss"]) and self._finite())
+                    # one all-reduce: the loss summed over classes, and whether to stop anywhere
+                    loss, bad, stop = self.comm.sum([metrics["loss"], bad_here, flag["sig"] is not None])
+                    timed_s += time.perf_counter() - t_it
+                    timed_its += 1
+                    if bad:
+                        raise NonFiniteError(self._nonfinite_message(it, loss))
+                    done = it + 1
+                    if it % cfg.log_every == 0 or done == total:
+                        rec = {"iteration": it, **metrics, "loss": loss, "loss_per_class": loss / K}
+                        self.history.append(rec)
+                        self._track(rec)
+                        if self.on_log:
+                            self.on_log(rec)
+                    bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+                    bar.update(1)
+                    if stop:
+                        path = self.save_checkpoint(done, opt)
+                        raise Interrupted(self._interrupt_message(flag["sig"], done, path))
+                    if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < total:
+                        self.save_checkpoint(done, opt)
+        finally:
+            bar.close()
+        return timed_its, timed_s
+
+    def _nonfinite_message(self, it: int, loss: float) -> str:
+        if self.last_checkpoint is not None:
+            path, at = self.last_checkpoint
+            kept = f"; the last good checkpoint is {str(path)!r} (iteration {at}), kept for inspection or --resume"
+        else:
+            kept = "; no checkpoint was written before it (set checkpoint_every to keep one)"
+        return (f"{self.spec.name}: loss or synthetic data became non-finite at iteration {it} (loss={loss}){kept}. "
+                f"Lower the learning rate (lr={self.cfg.lr}) or use mixed_precision='no'.")
+
+    def _interrupt_message(self, sig: int | None, done: int, path: Path | None) -> str:
+        name = signal.Signals(sig).name if sig else "a signal"
+        head = f"interrupted by {name} after iteration {done}/{self.cfg.iterations}; "
+        if path is None:
+            return head + "no checkpoint directory was set (set output_dir), so the progress is lost"
+        return head + f"checkpoint saved to {str(path)!r}. Resume with: {resume_command(self.comm.world)}"
 
     def _finite(self) -> bool:
         return all(bool(torch.isfinite(p).all()) for p in self.synset.parameters())
+
+    def _full_synset(self) -> SyntheticSet:
+        """The whole condensed set on the CPU (gathered class-major from every process)."""
+        if not self.sharded:
+            return self.synset.to("cpu")
+        state = gather_synset_state(self.comm, self.synset, len(self.classes))
+        full = build_synset(self.spec, len(self.classes), self.budget)
+        full.load_state_dict({**state, "labels": full.labels})
+        return full.eval()
 
 
 def condense(

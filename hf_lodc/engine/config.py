@@ -2,16 +2,23 @@
 
 Every field name is unique across the three sections, so one flat mapping (the CLI options, or a
 YAML file with the same keys) fills all of them; ``RunConfig.to_dict()`` writes them nested.
-YAML is read with ``yaml.safe_load`` only, and unknown keys are refused by name.
+
+Every config checks itself when built (from Python, YAML or the CLI): each value against its
+field's type, and the range rules of ``_RULES``; a wrong value raises ``ConfigError`` naming the
+option, what it must be and what it got. YAML is read with a safe loader only (no Python object
+tags, duplicate keys refused), and unknown keys are refused by name.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import numbers
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -20,8 +27,18 @@ from ..errors import ConfigError
 __all__ = ["DataConfig", "CondenseConfig", "EvalConfig", "RunConfig", "load_yaml_config"]
 
 
+class _Checked:
+    """Mixin: type-check and range-check every field after ``__init__``."""
+
+    def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for f in fields(self):  # type: ignore[arg-type]
+            value = check_option(f.name, getattr(self, f.name), hints[f.name], type(self).__name__)
+            object.__setattr__(self, f.name, value)
+
+
 @dataclass
-class DataConfig:
+class DataConfig(_Checked):
     dataset: str = "ylecun/mnist"  # Hub id or local repo folder
     config_name: str | None = None  # source config (subset), e.g. "cifar100"
     revision: str | None = None  # branch / tag / commit of the source repo
@@ -32,17 +49,19 @@ class DataConfig:
     holdout_fraction: float | None = None  # carve a stratified eval split off train when eval_split is missing
     holdout_seed: int = 0
     image_size: int | None = None  # declared size; dominant size when None
+    image_mode: str | None = None  # declared mode (L or RGB); dominant mode when None
     mixed: str = "convert"  # mixed sizes/modes: "convert" (warn) or "error"
     skip_corrupt: bool = False  # drop undecodable rows instead of failing
+    drop_empty_classes: bool = False  # drop classes without train images instead of failing
     max_per_class: int | None = None  # cap train images per class (quick experiments)
 
 
 @dataclass
-class CondenseConfig:
+class CondenseConfig(_Checked):
     method: str = "lodm"  # see hf_lodc.METHODS
     ipc: int | None = 1  # pixel budget: images per class a pixel method may store
     rank: int | None = 2  # factor rank (low-rank methods only)
-    images_per_class: int | None = None  # set the stored count directly (overrides the budget)
+    images_per_class: int | None = None  # set the stored count directly (within the ipc budget unless ipc=None)
     init: str | None = None  # noise | real | svd; method default when None (svd for low-rank)
     iterations: int | None = None  # method default when None (20 000 DM, 1 000 gradient matching)
     batch_real: int = 256  # real images per class per matching step (paper: 256)
@@ -61,7 +80,7 @@ class CondenseConfig:
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(_Checked):
     eval_models: list[str] = field(default_factory=lambda: ["convnet"])
     eval_runs: int = 5  # independently initialised models per architecture
     eval_epochs: int = 1000  # literature protocol
@@ -76,7 +95,7 @@ class EvalConfig:
 
 
 @dataclass
-class RunConfig:
+class RunConfig(_Checked):
     data: DataConfig = field(default_factory=DataConfig)
     condense: CondenseConfig = field(default_factory=CondenseConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -100,21 +119,40 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "config") -> "RunConfig":
-        """Accepts the nested form (``to_dict``) or the flat form (CLI option names)."""
+        """Accepts the nested form (``to_dict``) or the flat form (CLI option names), or a mix."""
         if not isinstance(d, dict):
             raise ConfigError(f"{source}: expected a mapping of option names to values, got {type(d).__name__}")
+        owners = _field_owners()
         flat: dict[str, Any] = {}
+
+        def put(key: Any, value: Any, section: str | None) -> None:
+            name = str(key).replace("-", "_")
+            if section is not None and name in owners and owners[name][0] != section:
+                raise ConfigError(
+                    f"{source}: option {name!r} belongs to section {owners[name][0]!r}, not {section!r}"
+                )
+            if name in flat:
+                raise ConfigError(f"{source}: option {name!r} is given twice")
+            flat[name] = value
+
         for k, v in d.items():
-            if k in cls.SECTIONS and isinstance(v, dict):
-                flat.update(v)
+            if k in cls.SECTIONS:
+                if v is None:
+                    continue  # an empty section
+                if not isinstance(v, dict):
+                    raise ConfigError(
+                        f"{source}: section {k!r} must be a mapping of option names to values, got {v!r}"
+                    )
+                for kk, vv in v.items():
+                    put(kk, vv, k)
             else:
-                flat[str(k).replace("-", "_")] = v
+                put(k, v, None)
         return cls.from_flat(flat, source)
 
     @classmethod
     def from_flat(cls, flat: dict[str, Any], source: str = "config") -> "RunConfig":
         owners = _field_owners()
-        unknown = sorted(k for k in flat if k not in owners)
+        unknown = sorted(str(k) for k in flat if k not in owners)
         if unknown:
             raise ConfigError(
                 f"{source}: unknown option(s) {unknown}; valid options: {', '.join(sorted(owners))}"
@@ -123,7 +161,7 @@ class RunConfig:
         top: dict[str, Any] = {}
         for k, v in flat.items():
             owner, ftype = owners[k]
-            v = _coerce(k, v, ftype, source)
+            v = check_option(k, v, ftype, source)
             (parts[owner] if owner in parts else top)[k] = v
         return cls(
             data=DataConfig(**parts["data"]),
@@ -138,21 +176,74 @@ class RunConfig:
         return RunConfig.from_flat(merged)
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def _field_owners() -> dict[str, tuple[str, Any]]:
     owners: dict[str, tuple[str, Any]] = {}
-    hints = {
-        "data": typing.get_type_hints(DataConfig),
-        "condense": typing.get_type_hints(CondenseConfig),
-        "eval": typing.get_type_hints(EvalConfig),
-        "top": typing.get_type_hints(RunConfig),
-    }
     for section, cls_ in (("data", DataConfig), ("condense", CondenseConfig), ("eval", EvalConfig)):
         for f in fields(cls_):
-            owners[f.name] = (section, hints[section][f.name])
+            owners[f.name] = (section, _hints(cls_)[f.name])
     for f in fields(RunConfig):
         if f.name not in RunConfig.SECTIONS:
-            owners[f.name] = ("top", hints["top"][f.name])
+            owners[f.name] = ("top", _hints(RunConfig)[f.name])
     return owners
+
+
+# ---------------------------------------------------------------------------------------------
+# value checks
+
+
+def _one_of(*choices: Any) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v in choices), "one of " + ", ".join(map(repr, choices))
+
+
+_POSITIVE = (lambda v: v > 0, "> 0")
+_NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
+_MOMENTUM = (lambda v: 0 <= v < 1, "in [0, 1)")
+
+# option -> (predicate on a non-None value, what it must be); types are checked separately
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "dataset": (lambda v: bool(v.strip()), "a non-empty Hub id or path"),
+    "holdout_fraction": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "image_size": _POSITIVE,
+    "image_mode": _one_of("L", "RGB"),
+    "mixed": _one_of("convert", "error"),
+    "max_per_class": _POSITIVE,
+    "iterations": _NON_NEGATIVE,
+    "batch_real": _POSITIVE,
+    "lr": _POSITIVE,
+    "momentum": _MOMENTUM,
+    "outer_loop": _POSITIVE,
+    "inner_loop": _POSITIVE,
+    "lr_net": _POSITIVE,
+    "batch_train": _POSITIVE,
+    "log_every": _POSITIVE,
+    "checkpoint_every": _NON_NEGATIVE,
+    "mixed_precision": _one_of("no", "bf16", "fp16"),
+    "eval_models": (lambda v: len(v) > 0, "a non-empty list of model names"),
+    "eval_runs": _NON_NEGATIVE,
+    "eval_epochs": _POSITIVE,
+    "eval_lr": _POSITIVE,
+    "eval_momentum": _MOMENTUM,
+    "eval_weight_decay": _NON_NEGATIVE,
+    "eval_batch": _POSITIVE,
+}
+
+
+def check_option(name: str, value: Any, ftype: Any, source: str = "config") -> Any:
+    """Check one option: its type (returning the coerced value) and its range rule."""
+    value = _coerce(name, value, ftype, source)
+    rule = _RULES.get(name)
+    if rule is not None and value is not None and not rule[0](value):
+        raise ConfigError(f"{source}: option {name!r} must be {rule[1]}, got {value!r}")
+    return value
+
+
+def _type_error(source: str, name: str, what: str, value: Any) -> ConfigError:
+    return ConfigError(f"{source}: option {name!r} must be {what}, got {value!r} ({type(value).__name__})")
 
 
 def _coerce(name: str, value: Any, ftype: Any, source: str) -> Any:
@@ -168,48 +259,90 @@ def _coerce(name: str, value: Any, ftype: Any, source: str) -> Any:
             try:
                 return _coerce(name, value, a, source)
             except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0])
+                errors.append(e)
+        raise errors[0]
     if origin is list:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{source}: option {name!r} must be a list, got {value!r}")
+            raise _type_error(source, name, "a list", value)
         return [_coerce(name, v, args[0] if args else str, source) for v in value]
     if ftype is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{source}: option {name!r} must be true/false, got {value!r}")
+        raise _type_error(source, name, "true/false", value)
     if ftype is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{source}: option {name!r} must be an integer, got {value!r}")
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
+        raise _type_error(source, name, "an integer", value)
     if ftype is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            if not math.isfinite(float(value)):
+                raise _type_error(source, name, "a finite number", value)
             return float(value)
-        raise ConfigError(f"{source}: option {name!r} must be a number, got {value!r}")
+        raise _type_error(source, name, "a number", value)
     if ftype is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{source}: option {name!r} must be a string, got {value!r}")
+        raise _type_error(source, name, "a string", value)
+    if is_dataclass(ftype) and not isinstance(value, ftype):
+        raise _type_error(source, name, f"a {ftype.__name__}", value)
     return value
 
 
+# ---------------------------------------------------------------------------------------------
+# YAML
+
+
+class _SafeNoDuplicatesLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (plain values only) that also refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen: set = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    dup = key in seen
+                    seen.add(key)
+                except TypeError:  # unhashable key: let SafeLoader report it
+                    continue
+                if dup:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    mark = getattr(e, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    if "tag:yaml.org,2002:python/" in problem or "!!python/" in problem:
+        tag = problem.split("tag ", 1)[-1].strip().strip("'\"").replace("tag:yaml.org,2002:", "!!")
+        return (f"refused the YAML tag {tag}{where}: configs are read with safe loading, which never builds "
+                "Python objects; use plain values")
+    return f"{problem}{where}"
+
+
 def load_yaml_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config safely (no Python object tags) into a flat/nested mapping."""
+    """Read a YAML config safely (no Python object tags, no duplicate keys) into a flat/nested mapping."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config file {str(p)!r}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SafeNoDuplicatesLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {e}") from None
+        raise ConfigError(f"config file {str(p)!r}: {_yaml_problem(e)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(p)!r} must be a mapping of option names to values")
+        raise ConfigError(
+            f"config file {str(p)!r} must be a mapping of option names to values, got {type(data).__name__}"
+        )
     return data
-
-

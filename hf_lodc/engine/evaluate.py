@@ -177,8 +177,9 @@ def evaluate_synthetic(
     labels = labels.long().to(device)
     run_ids = list(range(cfg.eval_runs)) if runs is None else list(runs)
     backend = cfg.eval_backend
-    if backend == "auto":
-        backend = "vmap" if "vmap" in EVAL_BACKENDS and len(run_ids) > 1 else "sequential"
+    if backend == "auto":  # vmap pays off on accelerators; on CPU it measured slower (benchmarks/results/speed_eval.md)
+        vectorise = "vmap" in EVAL_BACKENDS and len(run_ids) > 1 and device.type != "cpu"
+        backend = "vmap" if vectorise else "sequential"
     fn = EVAL_BACKENDS.get(backend)
     out = {}
     for model in cfg.eval_models:

@@ -1,0 +1,1 @@
+"""Artefacts on disk and condensed sets on the Hub (see ``artifact``, ``to_hub``, ``card``, ``preview``)."""

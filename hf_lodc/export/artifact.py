@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..data.hub import SourceInfo
@@ -32,7 +33,8 @@ from ..errors import ArtifactError, IncompatibleArtifactError
 from ..synset.budget import Budget
 from ..synset.lowrank import PARAMETERISATIONS, SyntheticSet
 
-__all__ = ["Artifact", "save_artifact", "load_artifact", "FORMAT_VERSION", "environment_info", "atomic_dir"]
+__all__ = ["Artifact", "save_artifact", "save_artifact_or_rescue", "check_writable", "load_artifact",
+           "artifact_from_record", "FORMAT_VERSION", "environment_info", "atomic_dir"]
 
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("synset.safetensors", "config.json")
@@ -106,37 +108,141 @@ class Artifact:
         }
 
 
+# What a run itself may have put in its output directory before the artefact exists.
+_RUN_ENTRIES = frozenset({"checkpoints"})
+# Failures of the writers that mean "the file system refused" (no space, read-only, quota, ...).
+_WRITE_ERRORS = (OSError, SafetensorError)
+
+
+def _is_replaceable(target: Path) -> bool:
+    """An existing directory may be replaced only if it is empty, holds only this run's
+    checkpoints, or is an hf_lodc artefact: never a folder of the user's own files."""
+    if not target.is_dir():
+        return False
+    names = {e.name for e in target.iterdir()}
+    if names <= _RUN_ENTRIES:
+        return True
+    try:
+        return "format_version" in json.loads((target / "config.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush the files of ``root`` to disk, so a crash after the rename cannot leave them empty."""
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    """Rename ``tmp`` to ``target``; an existing ``target`` is restored if the rename fails."""
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    old = target.with_name(f".{target.name}.old{os.getpid()}")
+    os.replace(target, old)
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        os.replace(old, target)  # roll back: the previous artefact stays where it was
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike, overwrite: bool = True):
-    """Yield a temporary directory next to ``target``; on success it replaces ``target``."""
-    target = Path(target)
-    parent = target.parent if str(target.parent) else Path(".")
+    """Yield a temporary directory next to ``target``; on success it replaces ``target``.
+
+    On any failure (read-only file system, disk full, an exception in the ``with`` body) the
+    temporary directory is removed and ``target`` is left exactly as it was: no partial artefact.
+    File-system failures become :class:`ArtifactError`; other exceptions propagate unchanged.
+    """
+    target = _artefact_path(target)
+    existed = target.exists()
+    if existed:
+        if not overwrite:
+            raise ArtifactError(f"{str(target)!r} exists; pass overwrite=True or choose another directory")
+        if not _is_replaceable(target):
+            raise ArtifactError(
+                f"{str(target)!r} exists and is not an hf_lodc artefact (it is a file, or a folder with other "
+                "files); refusing to replace it. Choose a new or empty output directory."
+            )
+    parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp", dir=parent))
     except OSError as e:
         raise ArtifactError(
-            f"cannot write to {str(parent)!r}: {e.strerror or e}. Choose a writable output directory."
+            f"cannot write the artefact {str(target)!r}: {str(parent)!r} is not writable ({e.strerror or e}). "
+            "Choose a writable output directory."
         ) from None
     try:
         yield tmp
-        if target.exists():
-            if not overwrite:
-                raise ArtifactError(f"{str(target)!r} exists; pass overwrite=True or another directory")
-            old = target.with_name(f".{target.name}.old{os.getpid()}")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except OSError as e:
+        _fsync_tree(tmp)
+        _swap_into_place(tmp, target)
+    except _WRITE_ERRORS as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        kept = "the artefact already there is unchanged" if existed else "no directory was created"
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise ArtifactError(
-            f"writing {str(target)!r} failed ({e.strerror or e}); nothing was left behind"
-        ) from None
+            f"writing the artefact {str(target)!r} failed ({reason}); nothing partial was left: {kept}. "
+            "Free some space or choose another output directory."
+        ) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _artefact_path(target: str | os.PathLike) -> Path:
+    target = Path(os.path.abspath(os.path.expanduser(os.fspath(target))))
+    if target.name in ("", ".", ".."):
+        raise ArtifactError(f"{str(target)!r} cannot be an artefact directory; name a new folder")
+    return target
+
+
+def check_writable(target: str | os.PathLike) -> None:
+    """Fail now, not after hours of condensation, if ``target`` could not receive an artefact.
+
+    Creates nothing: probes the nearest existing ancestor with a temporary directory it removes.
+    """
+    target = _artefact_path(target)
+    if target.exists() and not _is_replaceable(target):
+        raise ArtifactError(
+            f"{str(target)!r} exists and is not an hf_lodc artefact (it is a file, or a folder with other "
+            "files); refusing to replace it. Choose a new or empty output directory."
+        )
+    probe_root = target.parent
+    while not probe_root.exists():
+        probe_root = probe_root.parent
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".hf_lodc-probe", dir=probe_root))
+    except OSError as e:
+        raise ArtifactError(
+            f"cannot write the artefact {str(target)!r}: {str(probe_root)!r} is not writable "
+            f"({e.strerror or e}). Choose a writable output directory."
+        ) from None
+
+
+def save_artifact_or_rescue(art: "Artifact", out_dir: str | os.PathLike) -> Path:
+    """:func:`save_artifact`; if that fails (disk full at the end of a long run), the finished
+    artefact is written to a fresh temporary directory instead and the error says where."""
+    try:
+        return save_artifact(art, out_dir)
+    except ArtifactError as e:
+        rescue_root = Path(tempfile.mkdtemp(prefix="hf_lodc-rescue-"))
+        try:
+            path = save_artifact(art, rescue_root / _artefact_path(out_dir).name)
+        except ArtifactError:
+            shutil.rmtree(rescue_root, ignore_errors=True)
+            raise e from None
+        raise ArtifactError(
+            f"{e} The finished artefact was saved to {str(path)!r} instead; move it where you want it."
+        ) from None
 
 
 def _json(path: Path, obj: Any) -> None:
@@ -170,35 +276,56 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
         cfg = json.loads((p / "config.json").read_text())
     except (OSError, ValueError) as e:
         raise IncompatibleArtifactError(f"{str(p / 'config.json')!r} is unreadable: {e}") from None
+    results = json.loads((p / "results.json").read_text()) if (p / "results.json").is_file() else {}
+    history = json.loads((p / "history.json").read_text()) if (p / "history.json").is_file() else []
+    return artifact_from_record(cfg, load_file(str(p / "synset.safetensors")), results, history, where=str(p))
+
+
+def artifact_from_record(
+    cfg: dict[str, Any],
+    state: dict[str, torch.Tensor],
+    results: dict[str, Any] | None = None,
+    history: list | None = None,
+    *,
+    where: str,
+) -> Artifact:
+    """Rebuild an artefact from its config record (``Artifact.config_record()``) and synset tensors.
+
+    Shared by :func:`load_artifact` (local directory) and the Hub reader; ``where`` names the
+    directory or repo in error messages.
+    """
     version = cfg.get("format_version")
     if version != FORMAT_VERSION:
         raise IncompatibleArtifactError(
-            f"{str(p)!r} has format_version {version!r}; this hf_lodc ({_version()}) reads version "
+            f"{where!r} has format_version {version!r}; this hf_lodc ({_version()}) reads version "
             f"{FORMAT_VERSION}. Upgrade/downgrade hf_lodc or re-create the artefact."
         )
     for key in ("parameterisation", "num_classes", "images_per_class", "image_shape", "budget", "source"):
         if key not in cfg:
-            raise IncompatibleArtifactError(f"{str(p / 'config.json')!r} lacks the field {key!r}")
+            raise IncompatibleArtifactError(f"{where!r}: the config record lacks the field {key!r}")
     cls = PARAMETERISATIONS.get(cfg["parameterisation"])
     synset = cls(cfg["num_classes"], cfg["images_per_class"], tuple(cfg["image_shape"]), rank=cfg.get("rank"))
-    state = load_file(str(p / "synset.safetensors"))
     try:
         synset.load_state_dict(state)
     except RuntimeError as e:
-        raise IncompatibleArtifactError(f"{str(p)!r}: synset tensors do not match config.json ({e})") from None
-    b = dict(cfg["budget"])
-    b["image_shape"] = tuple(b["image_shape"])
-    results = json.loads((p / "results.json").read_text()) if (p / "results.json").is_file() else {}
-    history = json.loads((p / "history.json").read_text()) if (p / "history.json").is_file() else []
+        raise IncompatibleArtifactError(f"{where!r}: synset tensors do not match the config record ({e})") from None
+    try:
+        b = dict(cfg["budget"])
+        b["image_shape"] = tuple(b["image_shape"])
+        budget, source = Budget(**b), SourceInfo.from_dict(cfg["source"])
+    except (KeyError, TypeError) as e:
+        raise IncompatibleArtifactError(
+            f"{where!r}: the config record's 'budget' or 'source' is incomplete or malformed ({type(e).__name__}: {e})"
+        ) from None
     return Artifact(
         synset=synset.eval(),
-        source=SourceInfo.from_dict(cfg["source"]),
-        budget=Budget(**b),
+        source=source,
+        budget=budget,
         method=cfg.get("method", "unknown"),
         condense_config=cfg.get("condense", {}),
         run_config=cfg.get("run", {}),
-        results=results,
-        history=history,
+        results=results or {},
+        history=history or [],
         environment=cfg.get("environment", {}),
     )
 

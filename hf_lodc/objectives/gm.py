@@ -105,12 +105,18 @@ class GradientMatching(Objective):
         mean_loss = sum(losses) / len(losses)
         return {"loss": mean_loss, "loss_per_class": mean_loss / K}
 
-    def _train_net(self, net, net_opt, synset, generator):
-        """``inner_loop`` epochs of the network on the detached synthetic set (of this process)."""
-        ctx = self.ctx
+    def inner_data(self, synset) -> tuple[torch.Tensor, torch.Tensor]:
+        """The set the network trains on between matching steps: the detached synthetic images of
+        this process's classes (K*n, C, H, W) and their global labels (K*n,). The class-sharded
+        engine (``engine/distributed.py``) overrides it to all-gather every process's classes."""
         with torch.no_grad():
             x_all = synset().detach()  # (K*n, C, H, W)
-        y_all = ctx.classes.to(x_all.device)[synset.labels]
+        return x_all, self.ctx.classes.to(x_all.device)[synset.labels]
+
+    def _train_net(self, net, net_opt, synset, generator):
+        """``inner_loop`` epochs of the network on the detached synthetic set (``inner_data``)."""
+        ctx = self.ctx
+        x_all, y_all = self.inner_data(synset)
         N = x_all.shape[0]
         h, w = ctx.image_shape[1:]
         for _ in range(self.inner_loop):

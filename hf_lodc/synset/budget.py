@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 from ..errors import BudgetError
 
-__all__ = ["Budget", "plan_budget", "numel_per_image"]
+__all__ = ["Budget", "plan_budget", "numel_per_image", "check_budget_args"]
 
 
 def numel_per_image(image_shape: tuple[int, int, int], rank: int | None) -> int:
@@ -43,6 +43,27 @@ class Budget:
         return d
 
 
+def _positive_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _check_ipc(ipc) -> None:
+    if not _positive_int(ipc):
+        raise BudgetError(f"ipc (pixel images per class) must be a positive integer, got {ipc!r}")
+
+
+def check_budget_args(ipc: int | None, rank: int | None, images_per_class: int | None) -> None:
+    """The checks that need no image shape (run before the data is read)."""
+    if rank is not None and not _positive_int(rank):
+        raise BudgetError(f"rank must be a positive integer, got {rank!r}")
+    if images_per_class is not None and not _positive_int(images_per_class):
+        raise BudgetError(f"images_per_class must be a positive integer, got {images_per_class!r}")
+    if images_per_class is None and ipc is None:
+        raise BudgetError("give the pixel budget ipc (images per class) or images_per_class")
+    if ipc is not None:
+        _check_ipc(ipc)
+
+
 def plan_budget(
     image_shape: tuple[int, int, int],
     ipc: int | None = None,
@@ -56,20 +77,26 @@ def plan_budget(
     pixel images.
     """
     c, h, w = (int(v) for v in image_shape)
+    check_budget_args(ipc, rank, images_per_class)
     if rank is not None:
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank <= 0:
-            raise BudgetError(f"rank must be a positive integer, got {rank!r}")
         if rank * (h + w) >= h * w:
+            bound = -(-h * w // (h + w))  # ceil(HW / (H + W)): ranks below it are cheaper than pixels
+            fix = f"Use rank < {bound}" if bound > 1 else "No rank is cheaper at this size; use a pixel method"
             raise BudgetError(
                 f"rank {rank} is too high for {h}x{w} images: a factor image costs {c * rank * (h + w)} numbers, "
-                f"a pixel image {c * h * w}. Use rank < {h * w // (h + w) + (1 if (h * w) % (h + w) else 0)} "
-                "(or the pixel parameterisation)."
+                f"a pixel image {c * h * w}. {fix} (or the pixel parameterisation)."
             )
     per_img = numel_per_image((c, h, w), rank)
     if images_per_class is not None:
-        if isinstance(images_per_class, bool) or not isinstance(images_per_class, int) or images_per_class <= 0:
-            raise BudgetError(f"images_per_class must be a positive integer, got {images_per_class!r}")
         used = images_per_class * per_img
+        if ipc is not None:
+            if used > ipc * c * h * w:
+                fit = ipc * c * h * w // per_img
+                raise BudgetError(
+                    f"images_per_class={images_per_class}{f' at rank {rank}' if rank else ''} stores {used} "
+                    f"numbers per class, over the budget of ipc={ipc} pixel image(s) ({ipc * c * h * w}); at most "
+                    f"{fit} fit. Lower images_per_class, raise ipc, or set ipc=None to report the budget it implies."
+                )
         return Budget(
             ipc=ipc if ipc is not None else round(used / (c * h * w), 4),
             rank=rank,
@@ -79,10 +106,6 @@ def plan_budget(
             budget_numel_per_class=(ipc * c * h * w) if ipc is not None else used,
             used_numel_per_class=used,
         )
-    if ipc is None:
-        raise BudgetError("give the pixel budget ipc (images per class) or images_per_class")
-    if isinstance(ipc, bool) or not isinstance(ipc, int) or ipc <= 0:
-        raise BudgetError(f"ipc (pixel images per class) must be a positive integer, got {ipc!r}")
     budget = ipc * c * h * w
     n = budget // per_img
     if n < 1:

@@ -1,0 +1,159 @@
+#!/usr/bin/env python
+"""Cross-architecture table on a CPU budget: sets condensed with ConvNet-3, evaluated on other nets.
+
+Rows: LoDM (rank 2, svd init), DM, random real images, and the low-rank random baseline
+(truncated SVD of random real images, no matching), on MNIST and CIFAR-10 at IPC 1 (equal storage:
+1 pixel image per class, or 7 / 8 rank-2 factor images). Columns: the literature's small-image
+cross-architecture set, registered in timm by hf_lodc: ConvNet-3 (instance norm), ConvNet-BN,
+AlexNet-BN, VGG11-BN, ResNet18-BN.
+
+The budget is far below the paper's (20 000 iterations, 256 real images/class, 1000 epochs x 20
+models): ``--iterations`` (default 100) with ``--batch-real`` 64, ``--eval-runs`` x ``--eval-epochs``
+(default 1 x 100) and a class-stratified subset of ``--test-images`` real test images (default
+1000), so the whole table takes well under an hour on 2 CPU cores. Numbers are for comparing rows
+with each other, not with the paper.
+
+    HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_cross_arch.py
+
+Rows are appended to ``benchmarks/results/cross_arch.json`` as they finish (a re-run with the same
+settings skips them, so an interrupted run resumes) and rendered to ``cross_arch.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+DATASETS = {"mnist": "ylecun/mnist", "cifar10": "uoft-cs/cifar10"}
+METHODS = ("lodm", "dm", "random", "lorandom")
+MODELS = ("convnet", "convnet_bn", "alexnet_bn", "vgg11_bn", "resnet18_bn")
+
+
+def hardware() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "niceness": os.nice(0), "load_average_at_start": os.getloadavg(), "device": "CPU only",
+            "note": "shared machine: other jobs may run at the same time"}
+
+
+def stratified_test(test, per_class: int, seed: int = 0):
+    from hf_lodc.data.hub import LabeledImages
+
+    g = torch.Generator().manual_seed(seed)
+    keep = []
+    for c in torch.unique(test.labels).tolist():
+        rows = torch.nonzero(test.labels == c).flatten()
+        keep.append(rows[torch.randperm(len(rows), generator=g)[:per_class]])
+    keep = torch.cat(keep).sort().values
+    return LabeledImages(test.images[keep], test.labels[keep])
+
+
+def run_row(data, test, dataset: str, method: str, args) -> dict:
+    import hf_lodc
+    from hf_lodc.engine.config import EvalConfig
+
+    t0 = time.perf_counter()
+    res = hf_lodc.condense(data, method=method, ipc=1, rank=2, iterations=args.iterations,
+                           batch_real=args.batch_real, seed=args.seed, progress=False)
+    condense_s = time.perf_counter() - t0
+    ev = EvalConfig(eval_models=list(args.models), eval_runs=args.eval_runs, eval_epochs=args.eval_epochs)
+    records = hf_lodc.evaluate_synthetic(res.images(), res.labels, test, data.mean, data.std, data.num_classes, ev,
+                                         seed=args.seed)
+    return {
+        "dataset": dataset, "method": method, "init": res.config.init, "rank": res.budget.rank,
+        "images_per_class": res.budget.images_per_class, "iterations": res.config.iterations,
+        "condense_s": round(condense_s, 1),
+        "accuracy": {m: {"mean": round(r.accuracy_mean, 2), "std": round(r.accuracy_std, 2),
+                         "runs": [round(a, 2) for a in r.accuracies], "wall_s": round(r.wall_time_s, 1)}
+                     for m, r in records.items()},
+        "protocol": next(iter(records.values())).protocol,
+    }
+
+
+def settings(args) -> dict:
+    return {"ipc": 1, "rank": 2, "iterations": args.iterations, "batch_real": args.batch_real,
+            "eval_runs": args.eval_runs, "eval_epochs": args.eval_epochs, "test_images": args.test_images,
+            "models": list(args.models), "seed": args.seed, "matching_model": "ConvNet-3 (lodc_convnet_d3_w128)"}
+
+
+def render(results: dict) -> str:
+    s, hw = results["settings"], results["hardware"]
+    models = s["models"]
+    lines = [
+        f"Cross-architecture, IPC 1 (equal storage), condensed with ConvNet-3: {s['iterations']} iterations, "
+        f"{s['batch_real']} real images/class/step; evaluated with {s['eval_runs']} run(s) x {s['eval_epochs']} epochs "
+        f"per architecture (protocol: SGD, DSA, last epoch) on {s['test_images']} class-stratified real test "
+        f"images. CPU budget, far below the paper's protocol: compare rows, not with the paper. "
+        f"{hw['cpu']}, {hw['cores']} cores, nice {hw['niceness']}. Command: `{results['command']}`.",
+        "",
+        "| dataset | method | images/class | " + " | ".join(models) + " | mean |",
+        "|---|---|---|" + "---|" * (len(models) + 1),
+    ]
+    for r in results["rows"]:
+        accs = [r["accuracy"][m]["mean"] for m in models]
+        lines.append(f"| {r['dataset']} | {r['method']} | {r['images_per_class']} | "
+                     + " | ".join(f"{a:.1f}" for a in accs) + f" | {sum(accs) / len(accs):.1f} |")
+    total = sum(r["condense_s"] + sum(v["wall_s"] for v in r["accuracy"].values()) for r in results["rows"])
+    lines += ["", f"Total compute time of the rows: {total / 60:.1f} min."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", default="mnist,cifar10")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--models", type=lambda s: tuple(s.split(",")), default=MODELS)
+    p.add_argument("--iterations", type=int, default=100)
+    p.add_argument("--batch-real", type=int, default=64)
+    p.add_argument("--eval-runs", type=int, default=1)
+    p.add_argument("--eval-epochs", type=int, default=100)
+    p.add_argument("--test-images", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(HERE / "results" / "cross_arch"))
+    args = p.parse_args(argv)
+    os.environ.setdefault("HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))
+    import hf_lodc
+
+    out_json, out_md = Path(args.out + ".json"), Path(args.out + ".md")
+    results = json.loads(out_json.read_text()) if out_json.is_file() else {}
+    if results.get("settings") != settings(args):
+        results = {"settings": settings(args), "hardware": hardware(), "command": " ".join(["python", *sys.argv]),
+                   "rows": []}
+    done = {(r["dataset"], r["method"]) for r in results["rows"]}
+    for dataset in args.datasets.split(","):
+        data = hf_lodc.load_image_classification(DATASETS[dataset])
+        test = stratified_test(data.test, args.test_images // data.num_classes, args.seed)
+        for method in args.methods.split(","):
+            if (dataset, method) in done:
+                continue
+            row = run_row(data, test, dataset, method, args)
+            print(json.dumps({k: row[k] for k in ("dataset", "method", "images_per_class", "condense_s")})
+                  + " " + ", ".join(f"{m} {v['mean']:.1f}" for m, v in row["accuracy"].items()), flush=True)
+            results["rows"].append(row)
+            results["hardware"]["load_average_at_end"] = os.getloadavg()
+            out_json.parent.mkdir(parents=True, exist_ok=True)
+            out_json.write_text(json.dumps(results, indent=2) + "\n")
+            out_md.write_text(render(results))
+    out_md.write_text(render(results))
+    print(render(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

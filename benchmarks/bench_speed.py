@@ -1,0 +1,237 @@
+#!/usr/bin/env python
+"""Speed benchmarks of the scaling features (issue 4), CPU.
+
+Three parts, each written to ``benchmarks/results/speed_<part>.json`` + ``.md``:
+
+* ``condense``: seconds/iteration of LoDM CIFAR-10 IPC 10, rank 2, 256 real images per class per
+  step, with 1 process (``python recipes/condense.py --cpu``) and 2 processes
+  (``accelerate launch --multi_gpu --num_processes 2 recipes/condense.py --cpu``: gloo, classes
+  sharded), a few iterations each. 1 process uses torch's default threads, each of the 2 processes
+  one thread (torchrun's default), so both use the same cores.
+* ``eval``: the vectorised evaluation backend (``vmap``) against the sequential loop, for N = 5 and
+  N = 20 models, on synthetic sets of the LoDM IPC 1 size (MNIST 70 images, CIFAR-10 80 images),
+  a few epochs; the ratio is sequential time / vmap time (> 1: vmap faster).
+* ``bf16``: the effect of ``mixed_precision=bf16`` (network passes in bf16 through Accelerate,
+  factors fp32) on a small LoDM MNIST IPC 1 run: seconds/iteration and the accuracy of the result.
+
+    HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py condense
+    HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py eval
+    HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py bf16
+
+Every JSON records the exact command, the hardware, the niceness and the load average before and
+after (the benchmark machine may be shared with other jobs: compare ratios taken in one run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+CIFAR = "uoft-cs/cifar10"
+MNIST = "ylecun/mnist"
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "niceness": os.nice(0), "load_average": os.getloadavg(), "device": "CPU only",
+            "note": "shared machine: other jobs may run at the same time; see load_average"}
+
+
+def write(name: str, record: dict, table: list[str]) -> None:
+    out = HERE / "results" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {**record, "command": " ".join(["python", *sys.argv]), "hardware_after": {"load_average": os.getloadavg()}}
+    Path(str(out) + ".json").write_text(json.dumps(record, indent=2) + "\n")
+    Path(str(out) + ".md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))
+
+
+# ------------------------------------------------------------------------------------ condense
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _recipe_run(processes: int, args, out: Path) -> dict:
+    options = ["--cpu", "--dataset", CIFAR, "--max-per-class", str(args.max_per_class), "--eval-split", "none",
+               "--method", "lodm", "--ipc", "10", "--rank", "2", "--batch-real", "256",
+               "--iterations", str(args.iterations), "--log-every", "1", "--output-dir", str(out)]
+    if processes == 1:
+        cmd = [sys.executable, "recipes/condense.py", *options]
+    else:
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(_free_port()), "recipes/condense.py", *options]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    res = json.loads((out / "results.json").read_text())["condensation"]
+    return {"processes": processes, "command": " ".join(cmd[1:]), "iterations": args.iterations,
+            "seconds_per_iteration": round(1.0 / res["iterations_per_s"], 2),
+            "condense_wall_s": res["wall_time_s"], "process_wall_s": round(wall, 1)}
+
+
+def bench_condense(args) -> None:
+    hw = machine()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for p in (1, 2):
+            rows.append(_recipe_run(p, args, Path(tmp) / f"p{p}"))
+            print(rows[-1], flush=True)
+    speedup = rows[0]["seconds_per_iteration"] / rows[1]["seconds_per_iteration"]
+    table = [
+        f"LoDM CIFAR-10 IPC 10, rank 2 (80 factor images/class), 256 real images/class/step, {args.iterations} "
+        f"iterations, train split capped at {args.max_per_class}/class (sampling only). {hw['cpu']}, "
+        f"{hw['cores']} cores, load average {hw['load_average'][0]:.1f} at start.",
+        "",
+        "| processes | s / iteration | speed-up |",
+        "|---|---|---|",
+        f"| 1 | {rows[0]['seconds_per_iteration']:.2f} | 1.00 |",
+        f"| 2 (gloo, classes sharded) | {rows[1]['seconds_per_iteration']:.2f} | {speedup:.2f} |",
+        "",
+        "Both use the same cores (1 process x 2 threads vs 2 processes x 1 thread), and each class's work is done "
+        "once either way; on a machine loaded by other jobs the scheduler gives 2 processes a larger share than "
+        "1, which inflates the speed-up (see load_average in the JSON).",
+    ]
+    write("speed_condense", {"part": "condense", "hardware": hw, "rows": rows, "speedup_2_over_1": round(speedup, 3),
+                             "settings": {"max_per_class": args.max_per_class, "iterations": args.iterations}}, table)
+
+
+# ---------------------------------------------------------------------------------------- eval
+def _eval_time(backend: str, model: str, images, labels, test, data, n: int, epochs: int) -> tuple[float, list]:
+    from hf_lodc.engine.config import EvalConfig
+    from hf_lodc.engine.evaluate import EVAL_BACKENDS
+
+    cfg = EvalConfig(eval_models=[model], eval_runs=n, eval_epochs=epochs)
+    t0 = time.perf_counter()
+    accs = EVAL_BACKENDS.get(backend)(model, images, labels, test, data.mean, data.std, data.num_classes, cfg, 0,
+                                      torch.device("cpu"), list(range(n)))
+    return time.perf_counter() - t0, accs
+
+
+def bench_eval(args) -> None:
+    import hf_lodc.engine  # noqa: F401  (registers the vmap backend)
+    from hf_lodc.data.hub import LabeledImages, normalize
+    from hf_lodc.pipeline import load_data
+    from hf_lodc.engine.config import DataConfig
+
+    hw = machine()
+    rows = []
+    for name, source, per_class in (("mnist", MNIST, 7), ("cifar10", CIFAR, 8)):
+        data = load_data(DataConfig(dataset=source, max_per_class=per_class))
+        g = torch.Generator().manual_seed(0)
+        keep = torch.randperm(len(data.test), generator=g)[: args.test_images]
+        test = LabeledImages(data.test.images[keep], data.test.labels[keep])
+        images = normalize(data.train.images, data.mean, data.std)  # (K*n, C, H, W): the LoDM IPC 1 size
+        for n in args.models:
+            t_seq, a_seq = _eval_time("sequential", "convnet", images, data.train.labels, test, data, n, args.epochs)
+            t_vec, a_vec = _eval_time("vmap", "convnet", images, data.train.labels, test, data, n, args.epochs)
+            rows.append({"dataset": name, "images": len(images), "models": n, "epochs": args.epochs,
+                         "sequential_s": round(t_seq, 1), "vmap_s": round(t_vec, 1),
+                         "ratio_sequential_over_vmap": round(t_seq / t_vec, 3),
+                         "max_abs_accuracy_difference": round(max(abs(a - b) for a, b in zip(a_seq, a_vec)), 3)})
+            print(rows[-1], flush=True)
+    table = [
+        f"Evaluation of N ConvNet-3 on a synthetic set of LoDM IPC 1 size, {args.epochs} epochs, batch 256, DSA, "
+        f"tested on {args.test_images} real test images. {hw['cpu']}, {hw['cores']} cores, "
+        f"{hw['torch_threads']} threads, load average {hw['load_average'][0]:.1f} at start.",
+        "",
+        "| dataset | images | N | sequential s | vmap s | sequential / vmap | max accuracy diff (pp) |",
+        "|---|---|---|---|---|---|---|",
+    ] + [f"| {r['dataset']} | {r['images']} | {r['models']} | {r['sequential_s']} | {r['vmap_s']} | "
+         f"{r['ratio_sequential_over_vmap']:.2f} | {r['max_abs_accuracy_difference']} |" for r in rows]
+    write("speed_eval", {"part": "eval", "hardware": hw, "rows": rows,
+                         "settings": {"epochs": args.epochs, "test_images": args.test_images}}, table)
+
+
+# ---------------------------------------------------------------------------------------- bf16
+def bench_bf16(args) -> None:
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    from hf_lodc.engine.condenser import Condenser
+    from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig
+    from hf_lodc.engine.evaluate import evaluate_synthetic
+    from hf_lodc.pipeline import load_data
+
+    hw = machine()
+    data = load_data(DataConfig(dataset=MNIST))
+    cfg = CondenseConfig(method="lodm", ipc=1, rank=2, iterations=args.iterations, batch_real=args.batch_real)
+    ev = EvalConfig(eval_runs=args.eval_runs, eval_epochs=args.eval_epochs)
+    rows = []
+    for mp in ("no", "bf16"):
+        AcceleratorState._reset_state(True)  # the precision is fixed per Accelerator state
+        acc = Accelerator(cpu=True, mixed_precision=mp)
+        res = Condenser(data, CondenseConfig(**{**cfg.__dict__, "mixed_precision": mp}), accelerator=acc,
+                        progress=False).run()
+        rec = evaluate_synthetic(res.images(), res.labels, data.test, data.mean, data.std, data.num_classes, ev,
+                                 seed=0)["convnet"]
+        rows.append({"mixed_precision": mp, "seconds_per_iteration": round(1.0 / res.iterations_per_s, 3),
+                     "final_loss": round(res.history[-1]["loss"], 3), "accuracy_mean": round(rec.accuracy_mean, 2),
+                     "accuracy_std": round(rec.accuracy_std, 2), "accuracies": [round(a, 2) for a in rec.accuracies],
+                     "factor_dtype": str(next(res.synset.parameters()).dtype)})
+        print(rows[-1], flush=True)
+    fp, bf = rows
+    table = [
+        f"LoDM MNIST IPC 1 rank 2, {args.iterations} iterations, batch_real {args.batch_real}; evaluation "
+        f"{args.eval_runs} ConvNet-3 x {args.eval_epochs} epochs (fp32, DSA), full test split. {hw['cpu']} "
+        f"(avx512_bf16: {'avx512_bf16' in Path('/proc/cpuinfo').read_text()}), {hw['cores']} cores, load average "
+        f"{hw['load_average'][0]:.1f} at start.",
+        "",
+        "| mixed precision | s / iteration | final loss | accuracy % | factors |",
+        "|---|---|---|---|---|",
+    ] + [f"| {r['mixed_precision']} | {r['seconds_per_iteration']} | {r['final_loss']} | "
+         f"{r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f} | {r['factor_dtype']} |" for r in rows] + [
+        "", f"bf16 / fp32 time per iteration: {bf['seconds_per_iteration'] / fp['seconds_per_iteration']:.2f}; "
+            f"accuracy change: {bf['accuracy_mean'] - fp['accuracy_mean']:+.2f} pp."]
+    write("speed_bf16", {"part": "bf16", "hardware": hw, "rows": rows,
+                         "settings": {"iterations": args.iterations, "batch_real": args.batch_real,
+                                      "eval_runs": args.eval_runs, "eval_epochs": args.eval_epochs}}, table)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="part", required=True)
+    c = sub.add_parser("condense")
+    c.add_argument("--iterations", type=int, default=3)
+    c.add_argument("--max-per-class", type=int, default=300)
+    e = sub.add_parser("eval")
+    e.add_argument("--models", type=lambda s: [int(v) for v in s.split(",")], default=[5, 20])
+    e.add_argument("--epochs", type=int, default=3)
+    e.add_argument("--test-images", type=int, default=500)
+    b = sub.add_parser("bf16")
+    b.add_argument("--iterations", type=int, default=40)
+    b.add_argument("--batch-real", type=int, default=32)
+    b.add_argument("--eval-runs", type=int, default=2)
+    b.add_argument("--eval-epochs", type=int, default=50)
+    args = p.parse_args(argv)
+    os.environ.setdefault("HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))
+    {"condense": bench_condense, "eval": bench_eval, "bf16": bench_bf16}[args.part](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

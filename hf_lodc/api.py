@@ -1,0 +1,397 @@
+"""``CondensedDataset``: the user's handle on one condensed set, from source to the Hub and back.
+
+    >>> from hf_lodc import CondensedDataset
+    >>> cd = CondensedDataset("ylecun/mnist")
+    >>> cd.condense(method="lodm", ipc=1, rank=2, iterations=2000)
+    >>> cd.evaluate(models=["convnet"], runs=5, epochs=1000)
+    >>> cd.push_to_hub("alice/mnist-lodm")                     # one commit; card with the accuracies
+    >>> again = CondensedDataset.from_hub("alice/mnist-lodm")  # factors, labels, normalisation, config
+    >>> again.condense(iterations=1000)                       # continue condensing from the loaded factors
+    >>> loader = torch.utils.data.DataLoader(again.to_torch_dataset(), batch_size=256)
+
+It wraps the engine pieces (``pipeline.load_data``, ``Condenser``, ``evaluate_synthetic``,
+``Artifact``) and adds nothing to their semantics, so a set made here and one made by
+``recipes/condense.py`` are the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, fields
+from typing import Any
+
+import torch
+
+from .data.hub import ImageClassificationData, LabeledImages, normalize
+from .engine.condenser import Condenser
+from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
+from .engine.evaluate import EvalRecord, evaluate_synthetic
+from .errors import ConfigError, DatasetError
+from .export.artifact import Artifact, load_artifact, save_artifact
+
+__all__ = ["CondensedDataset"]
+
+_IDENTITY = ("method", "ipc", "rank", "images_per_class")  # what must match to continue a condensation
+
+
+class CondensedDataset:
+    """A source dataset and (once condensed or loaded) its synthetic set.
+
+    Args:
+        source: Hub id (``"uoft-cs/cifar10"``) or local repository folder.
+        config_name / revision / split / eval_split / image_column / label_column: how to read the
+            source (columns are auto-detected when None).
+        max_per_class: keep at most this many train images per class (quick experiments).
+        eval_max_per_class: evaluate on the first k test images per class only (recorded with the
+            results, and reused by a set loaded back from the Hub).
+        data: already-loaded tensors instead of ``source``.
+        **data_options: any other ``DataConfig`` field (``holdout_fraction``, ``skip_corrupt``, ...).
+    """
+
+    def __init__(
+        self,
+        source: str | None = None,
+        *,
+        config_name: str | None = None,
+        revision: str | None = None,
+        split: str = "train",
+        eval_split: str | None = "test",
+        image_column: str | None = None,
+        label_column: str | None = None,
+        max_per_class: int | None = None,
+        eval_max_per_class: int | None = None,
+        data: ImageClassificationData | None = None,
+        **data_options: Any,
+    ):
+        if source is None and data is None:
+            raise ConfigError("give a source dataset (Hub id or local folder) or data=...")
+        _check_names(data_options, DataConfig, "data")
+        self.data_config = DataConfig(
+            dataset=source if source is not None else data.info.dataset, config_name=config_name, revision=revision,
+            train_split=split, eval_split=eval_split, image_column=image_column, label_column=label_column,
+            max_per_class=max_per_class, **data_options,
+        )
+        self.eval_max_per_class = eval_max_per_class
+        self.eval_config = EvalConfig()
+        self._data = data
+        self._artifact: Artifact | None = None
+        self.name: str | None = None  # the condensation's name in a Hub repo, once pushed or loaded
+
+    # -- construction from saved sets --------------------------------------------------------------
+    @classmethod
+    def from_artifact(cls, art: Artifact, name: str | None = None) -> "CondensedDataset":
+        """Wrap an artefact (e.g. the one ``pipeline.run_experiment`` returns); its source is read lazily."""
+        data_cfg = _data_config_of(art)
+        options = {f.name: getattr(data_cfg, f.name) for f in fields(DataConfig)}
+        obj = cls(
+            options.pop("dataset"), config_name=options.pop("config_name"), revision=options.pop("revision"),
+            split=options.pop("train_split"), eval_split=options.pop("eval_split"),
+            image_column=options.pop("image_column"), label_column=options.pop("label_column"),
+            max_per_class=options.pop("max_per_class"),
+            eval_max_per_class=(art.results.get("evaluation_data") or {}).get("max_per_class"), **options,
+        )
+        eval_rec = (art.run_config or {}).get("eval")
+        if isinstance(eval_rec, dict):
+            known = {f.name for f in fields(EvalConfig)}
+            obj.eval_config = EvalConfig(**{k: v for k, v in eval_rec.items() if k in known})
+        obj._artifact = art
+        obj.name = name
+        return obj
+
+    @classmethod
+    def from_disk(cls, path: str | os.PathLike) -> "CondensedDataset":
+        """An artefact directory (``save_to_disk`` / ``recipes/condense.py --output-dir``), or a local copy
+        of a Hub repo (same layout as on the Hub)."""
+        from pathlib import Path
+
+        p = Path(path)
+        if (p / "README.md").is_file() and (p / "condensations").is_dir():
+            return cls.from_hub(str(p))
+        return cls.from_artifact(load_artifact(p))
+
+    @classmethod
+    def from_hub(
+        cls, repo_id: str, config_name: str | None = None, *, revision: str | None = None, token: str | None = None
+    ) -> "CondensedDataset":
+        """Load a condensation from a Hub dataset repo (the default one unless ``config_name``)."""
+        from .export.to_hub import load_condensation
+
+        loaded = load_condensation(repo_id, config_name, revision=revision, token=token)
+        return cls.from_artifact(loaded.artifact, loaded.name)
+
+    # -- data ------------------------------------------------------------------------------------------
+    @property
+    def data(self) -> ImageClassificationData:
+        """The source dataset as tensors (loaded on first use)."""
+        if self._data is None:
+            from .pipeline import load_data
+
+            self._data = load_data(self.data_config)
+            if self._artifact is not None:
+                _check_same_source(self._artifact, self._data)
+        return self._data
+
+    def test_split(self) -> LabeledImages:
+        test = self.data.test
+        if test is None or len(test) == 0:
+            raise ConfigError(
+                f"source {self.data_config.dataset!r} has no evaluation split; "
+                "set eval_split=... or holdout_fraction=..."
+            )
+        if self.eval_max_per_class is None:
+            return test
+        keep = first_per_class(test.labels, self.eval_max_per_class, self.data.num_classes)
+        return test.subset(keep)
+
+    # -- the synthetic set -----------------------------------------------------------------------------
+    @property
+    def artifact(self) -> Artifact:
+        if self._artifact is None:
+            raise ConfigError("nothing condensed yet: call .condense(...) or load a set with from_hub / from_disk")
+        return self._artifact
+
+    @property
+    def is_condensed(self) -> bool:
+        return self._artifact is not None
+
+    def images(self) -> torch.Tensor:
+        """(N, C, H, W) float32 images, normalised with ``mean`` / ``std`` (what the accuracy was measured on)."""
+        return self.artifact.images()
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.artifact.labels
+
+    @property
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(A (N, C, H, r), B (N, C, r, W)) for low-rank sets, None for pixel sets."""
+        s = self.artifact.synset
+        if s.kind != "lowrank":
+            return None
+        return s.A.detach().clone(), s.B.detach().clone()
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.artifact.mean
+
+    @property
+    def std(self) -> torch.Tensor:
+        return self.artifact.std
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.artifact.source.class_names)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Method, budget, rank, resolved condensation options, source, versions (``config.json``)."""
+        return self.artifact.config_record()
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return self.artifact.results
+
+    def to_torch_dataset(self, uint8: bool = False) -> torch.utils.data.TensorDataset:
+        """(image, label) pairs; ``uint8=True`` gives the published PNG pixels (N, C, H, W) uint8 instead."""
+        if uint8:
+            from .export.to_hub import png_images
+
+            return torch.utils.data.TensorDataset(png_images(self.artifact), self.labels)
+        return torch.utils.data.TensorDataset(self.images(), self.labels)
+
+    # -- condense ----------------------------------------------------------------------------------------
+    def condense(
+        self,
+        method: str | None = None,
+        ipc: int | None = None,
+        rank: int | None = None,
+        iterations: int | None = None,
+        *,
+        continue_from_current: bool | None = None,
+        accelerator=None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        progress: bool = False,
+        **options: Any,
+    ) -> "CondensedDataset":
+        """Condense the source (any ``CondenseConfig`` option as keyword).
+
+        If this object already holds a set (condensed or loaded) with the same method, ipc and rank,
+        ``iterations`` MORE iterations continue from it (``continue_from_current=None``: when
+        compatible; True: required; False: start afresh).
+        """
+        given = {"method": method, "ipc": ipc, "rank": rank, "iterations": iterations, **options}
+        _check_names(given, CondenseConfig, "condense")
+        given = {k: v for k, v in given.items() if v is not None}
+        prev = self._artifact
+        cfg, initial_state = self._condense_plan(given, continue_from_current)
+        data = self.data
+        condenser = Condenser(data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir, progress=progress,
+                              initial_state=initial_state)
+        result = condenser.run()
+        from .pipeline import results_record
+
+        results = results_record(result, {}, data.num_classes)
+        if initial_state is not None:
+            before = (prev.results.get("condensation") or {}).get("wall_time_s") or 0.0
+            results["condensation"]["wall_time_s"] = round(before + result.wall_time_s, 2)
+            results["condensation"]["continued_from_iteration"] = initial_state["iteration"]
+        run = RunConfig(data=self.data_config, condense=result.config, eval=self.eval_config)
+        self._artifact = Artifact(
+            synset=result.synset, source=data.info, budget=result.budget, method=result.method.name,
+            condense_config=dict(result.config.__dict__), run_config=run.to_dict(), results=results,
+            history=result.history,
+        )
+        if initial_state is None:
+            self.name = None  # a new condensation; a continued one keeps its name in the repo
+        return self
+
+    def _condense_plan(self, given: dict[str, Any], continue_from_current: bool | None):
+        """(config, initial_state or None): continue the held set, or start afresh."""
+        prev = self._artifact
+        if prev is None or continue_from_current is False:
+            return CondenseConfig(**given), None
+        known = {f.name for f in fields(CondenseConfig)}
+        base = {k: v for k, v in prev.condense_config.items() if k in known}
+        base["method"] = prev.method
+        mismatch = [k for k in _IDENTITY if k in given and given[k] != base.get(k)]
+        if mismatch:
+            if continue_from_current:
+                diff = ", ".join(f"{k}={given[k]!r} (set has {base.get(k)!r})" for k in mismatch)
+                raise ConfigError(f"cannot continue the current set: {diff}")
+            return CondenseConfig(**given), None
+        if "iterations" not in given:
+            raise ConfigError("continuing a condensation: say how many more iterations with iterations=...")
+        done = int(base.get("iterations") or 0)
+        cfg = CondenseConfig(**{**base, **given, "iterations": done + given["iterations"]})
+        return cfg, {"synset": prev.synset.state_dict(), "iteration": done, "history": list(prev.history)}
+
+    # -- evaluate ----------------------------------------------------------------------------------------
+    def evaluate(
+        self,
+        models: list[str] | None = None,
+        runs: int | None = None,
+        epochs: int | None = None,
+        *,
+        seed: int | None = None,
+        float32: bool = True,
+        uint8: bool = True,
+        test: LabeledImages | None = None,
+        device: torch.device | str = "cpu",
+        progress: bool = False,
+        **eval_options: Any,
+    ) -> dict[str, EvalRecord]:
+        """Train fresh models on the synthetic set, test on the real test split; records go into ``results``.
+
+        ``float32``: evaluate the exact tensors (``pixel_values``, what the card reports first).
+        ``uint8``: evaluate the published PNG images (decoded, re-normalised) with the same seeds, so
+        the card states what uint8 rounding costs. Records of other models already in ``results``
+        are kept. ``test`` replaces the test split. Returns the float32 records (else the uint8 ones).
+        """
+        from .export.to_hub import png_images
+        from .pipeline import validate_eval
+
+        art = self.artifact
+        overrides = {"eval_models": models, "eval_runs": runs, "eval_epochs": epochs, **eval_options}
+        _check_names(overrides, EvalConfig, "evaluation")
+        if not (float32 or uint8):
+            raise ConfigError("nothing to evaluate: set float32=True and/or uint8=True")
+        ec = EvalConfig(**{**asdict(self.eval_config), **{k: v for k, v in overrides.items() if v is not None}})
+        validate_eval(ec, tuple(art.synset.image_shape))
+        if seed is None:
+            seed = ec.eval_seed if ec.eval_seed is not None else int(art.condense_config.get("seed", 0))
+        if test is None:
+            test = self.test_split()
+            split = self.data.info.eval_split
+            desc = (f"first {self.eval_max_per_class} images per class of split {split!r} ({len(test)} rows)"
+                    if self.eval_max_per_class is not None else f"split {split!r} ({len(test)} rows)")
+            art.results["evaluation_data"] = {"split": split, "rows": len(test),
+                                              "max_per_class": self.eval_max_per_class}
+        else:
+            desc = f"a test set given by the caller ({len(test)} rows)"
+        K = art.synset.num_classes
+        views = {"evaluations": (float32, lambda: art.images()),
+                 "evaluations_uint8": (uint8, lambda: normalize(png_images(art), art.mean, art.std))}  # (N, C, H, W)
+        out: dict[str, EvalRecord] = {}
+        for key, (wanted, images) in views.items():
+            if not wanted:
+                continue
+            records = evaluate_synthetic(images(), art.labels, test, art.mean, art.std, K, ec, seed=seed,
+                                         device=device, progress=progress)
+            stored = art.results.setdefault(key, {})
+            for m, r in records.items():
+                d = r.to_dict()
+                d["protocol"] = {**d["protocol"], "test_data": desc, "seed": seed}
+                stored[m] = d
+            out = out or records
+        self.eval_config = ec
+        art.run_config = {**(art.run_config or {}), "eval": asdict(ec)}
+        return out
+
+    # -- save / publish ----------------------------------------------------------------------------------
+    def save_to_disk(self, path: str | os.PathLike, overwrite: bool = True):
+        """Write the artefact directory atomically (nothing partial on failure)."""
+        return save_artifact(self.artifact, path, overwrite=overwrite)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool = False,
+        token: str | None = None,
+        config_name: str | None = None,
+        set_default: bool | None = None,
+        **kwargs: Any,
+    ):
+        """Publish as condensation ``config_name`` (default ``<method>-ipc<k>-r<r>``) of ``repo_id``, in one
+        commit. Returns a ``PushResult`` (``changed=False`` when the repo already held exactly this)."""
+        from .export.to_hub import push_artifact
+
+        res = push_artifact(self.artifact, repo_id, private=private, token=token,
+                            config_name=config_name or self.name, set_default=set_default, **kwargs)
+        self.name = res.config_name
+        return res
+
+    def __repr__(self) -> str:
+        if self._artifact is None:
+            return f"CondensedDataset(source={self.data_config.dataset!r}, not condensed)"
+        a = self._artifact
+        rank = f", rank={a.synset.rank}" if a.synset.rank else ""
+        return (f"CondensedDataset(source={self.data_config.dataset!r}, method={a.method!r}, ipc={a.budget.ipc}"
+                f"{rank}, images={len(a.synset)} ({a.synset.per_class}/class), classes={a.synset.num_classes})")
+
+
+def _data_config_of(art: Artifact) -> DataConfig:
+    rec = (art.run_config or {}).get("data")
+    known = {f.name for f in fields(DataConfig)}
+    if isinstance(rec, dict) and rec.get("dataset"):
+        return DataConfig(**{k: v for k, v in rec.items() if k in known})
+    s = art.source
+    return DataConfig(dataset=s.hub_id or s.dataset, config_name=s.config_name, revision=s.revision,
+                      train_split=s.train_split, eval_split=s.eval_split, image_column=s.image_column,
+                      label_column=s.label_column)
+
+
+def _check_names(given: dict, section, what: str) -> None:
+    valid = sorted(f.name for f in fields(section))
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown {what} option(s) {unknown}; valid: {valid}")
+
+
+def _check_same_source(art: Artifact, data: ImageClassificationData) -> None:
+    now, then = tuple(data.image_shape), tuple(art.synset.image_shape)
+    if list(data.info.class_names) != list(art.source.class_names) or now != then:
+        raise DatasetError(
+            f"source {data.info.dataset!r} as loaded now ({data.num_classes} classes, images {now}) does not match "
+            f"the condensed set ({art.synset.num_classes} classes, images {then}); pass the source it came from"
+        )
+
+
+def first_per_class(labels: torch.Tensor, k: int, num_classes: int) -> torch.Tensor:
+    """Indices of the first ``k`` rows of each class, in their original order."""
+    order = torch.argsort(labels, stable=True)  # (N,) class-major, original order within a class
+    counts = torch.bincount(labels, minlength=num_classes)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order)) - starts[labels[order]]
+    return torch.nonzero(rank < k).flatten()

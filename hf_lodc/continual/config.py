@@ -1,0 +1,125 @@
+"""The continual-learning run config: the core sections plus the class-incremental settings.
+
+Flat option names are those of :class:`hf_lodc.engine.config.RunConfig`'s sections (data, condense,
+eval) plus the fields below; ``method``, ``ipc``, ``images_per_class`` and ``seed`` are set per
+memory type / task by the recipe, so giving them is an error that names the option to use.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ..engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig, check_option
+from ..errors import ConfigError
+from ..seeding import derive_seed
+
+__all__ = ["ContinualConfig", "OWNED_OPTIONS"]
+
+# core options the continual recipe sets itself -> the option that controls them
+OWNED_OPTIONS = {
+    "method": "methods",
+    "ipc": "memory_ipc",
+    "images_per_class": "memory_ipc",
+    "seed": "seeds / first_seed",
+}
+
+_AT_LEAST_ONE = ("tasks", "memory_ipc", "seeds", "test_per_class")
+
+
+@dataclass
+class ContinualConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    condense: CondenseConfig = field(default_factory=CondenseConfig)  # shared by all memory types (rank, iterations)
+    eval: EvalConfig = field(default_factory=lambda: EvalConfig(eval_runs=3))  # GDumb learner; 3 models/step (paper)
+    tasks: int = 5  # class-incremental steps (paper: 5 for CIFAR-10/100, 10 for CIFAR-100)
+    memory_ipc: int = 10  # memory budget in pixel images per class (paper: 10 CIFAR-10, 20 CIFAR-100)
+    methods: list[str] = field(default_factory=lambda: ["random", "herding", "dm", "lodm"])  # memory types
+    seeds: int = 5  # class orders (and condensations): seeds first_seed .. first_seed + seeds - 1
+    first_seed: int = 0
+    test_per_class: int | None = None  # first n test images per class (CPU-sized runs); None = the whole split
+    output_dir: str | None = None  # memories, per-step evaluations, continual.{json,md,png}
+
+    SECTIONS: typing.ClassVar[tuple[str, ...]] = ("data", "condense", "eval")
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            if f.name in self.SECTIONS:
+                continue
+            value = check_option(f.name, getattr(self, f.name), hints[f.name], "ContinualConfig")
+            if f.name in _AT_LEAST_ONE and value is not None and value < 1:
+                raise ConfigError(f"ContinualConfig: option {f.name!r} must be >= 1, got {value!r}")
+            setattr(self, f.name, value)
+        if not self.methods:
+            raise ConfigError("ContinualConfig: option 'methods' is empty; give memory types, e.g. random,dm,lodm")
+        if len(set(self.methods)) != len(self.methods):
+            raise ConfigError(f"ContinualConfig: option 'methods' lists a memory type twice: {self.methods}")
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.first_seed, self.first_seed + self.seeds))
+
+    def task_condense_config(self, method: str, seed: int, task: int) -> CondenseConfig:
+        """The condensation of ``task`` for memory type ``method`` under class order ``seed``."""
+        return CondenseConfig(**{
+            **asdict(self.condense),
+            "method": method,
+            "ipc": self.memory_ipc,
+            "images_per_class": None,
+            # every memory type of one (seed, task) shares the seed: same real init images, same networks
+            "seed": derive_seed(seed, "continual", "task", task) % (2**31),
+        })
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested form; the condense options set per memory type / task are left out."""
+        d = asdict(self)
+        for k in OWNED_OPTIONS:
+            d["condense"].pop(k, None)
+        return d
+
+    def to_flat(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for s in self.SECTIONS:
+            out.update(asdict(getattr(self, s)))
+        for k in OWNED_OPTIONS:
+            out.pop(k, None)
+        out.update({f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.SECTIONS})
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "ContinualConfig":
+        """Nested (``to_dict``) or flat (CLI option names) mapping."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: expected a mapping of option names to values, got {type(d).__name__}")
+        flat: dict[str, Any] = {}
+        for k, v in d.items():
+            if k in cls.SECTIONS and isinstance(v, dict):
+                flat.update({str(kk).replace("-", "_"): vv for kk, vv in v.items()})
+            else:
+                flat[str(k).replace("-", "_")] = v
+        return cls.from_flat(flat, source)
+
+    @classmethod
+    def from_flat(cls, flat: dict[str, Any], source: str = "config") -> "ContinualConfig":
+        owned = sorted(k for k in flat if k in OWNED_OPTIONS)
+        if owned:
+            raise ConfigError(
+                f"{source}: {', '.join(repr(k) for k in owned)} cannot be set in a continual run (it is set per "
+                f"memory type and task); use {', '.join(repr(OWNED_OPTIONS[k]) for k in owned)} instead"
+            )
+        mine = {f.name for f in fields(cls) if f.name not in cls.SECTIONS}
+        core = {f.name for s in (DataConfig, CondenseConfig, EvalConfig) for f in fields(s)} - set(OWNED_OPTIONS)
+        unknown = sorted(str(k) for k in flat if k not in mine | core)
+        if unknown:
+            raise ConfigError(f"{source}: unknown option(s) {unknown}; valid options: {', '.join(sorted(mine | core))}")
+        hints = typing.get_type_hints(cls)
+        top = {k: check_option(k, v, hints[k], source) for k, v in flat.items() if k in mine}
+        rest = {k: v for k, v in flat.items() if k in core}
+        rest.setdefault("eval_runs", cls().eval.eval_runs)
+        run = RunConfig.from_flat(rest, source)
+        return cls(data=run.data, condense=run.condense, eval=run.eval, **top)
+
+    def replace(self, **flat: Any) -> "ContinualConfig":
+        return ContinualConfig.from_flat({**self.to_flat(), **flat})

@@ -1,0 +1,119 @@
+"""A task's memory: the task's classes condensed (or sampled) from that task's data only.
+
+The memory of task t is an ordinary hf_lodc artefact (``save_artifact``), so it can be inspected,
+pushed to the Hub, and found again when a run is resumed: a task whose artefact exists (and was made
+with the same settings and classes) is loaded instead of condensed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from ..engine.condenser import Condenser, resolve_config
+from ..engine.config import CondenseConfig
+from ..errors import ConfigError
+from ..export.artifact import Artifact, load_artifact
+from ..pipeline import results_record
+from ..synset.budget import Budget
+from .tasks import ClassSubset
+
+__all__ = ["TaskMemory", "condense_task", "load_task_memory", "memory_tensors", "MATCH_KEYS"]
+
+# resolved condensation settings that must agree for a saved memory to be reused
+MATCH_KEYS = ("method", "ipc", "rank", "images_per_class", "init", "iterations", "batch_real", "lr",
+              "momentum", "dsa_strategy", "matching_model", "seed")
+
+
+@dataclass
+class TaskMemory:
+    task: int
+    method: str
+    classes: torch.Tensor  # (k,) global class ids of the task
+    images: torch.Tensor  # (k*n, C, H, W) float, normalised with the dataset's mean/std
+    labels: torch.Tensor  # (k*n,) global class ids
+    budget: Budget
+    train_rows: torch.Tensor  # (N_k,) global train rows the condensation was given: the task's rows only
+    init_rows: torch.Tensor | None  # global train rows picked by the real/svd initialisation
+    resumed: bool = False
+    wall_time_s: float = 0.0
+
+    @property
+    def stored_numel(self) -> int:
+        return self.budget.used_numel_per_class * len(self.classes)
+
+
+def condense_task(
+    subset: ClassSubset,
+    cfg: CondenseConfig,
+    *,
+    task: int,
+    record: dict | None = None,
+    accelerator=None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> tuple[TaskMemory, Artifact]:
+    """Condense ``subset`` (one task's classes and rows, relabelled 0..k-1) with ``cfg``.
+
+    ``record`` (e.g. the class order) is stored in the artefact's results under ``"continual"``.
+    """
+    condenser = Condenser(subset.data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir, progress=progress)
+    result = condenser.run(resume=checkpoint_dir is not None)
+    k = len(subset.classes)
+    init_rows = subset.train_rows[result.init_indices] if result.init_indices is not None else None
+    results = results_record(result, {}, k)
+    results.pop("evaluations")  # the memory is evaluated by GDumb over all seen classes, not alone
+    results["continual"] = {
+        **(record or {}),
+        "task": task,
+        "classes": subset.classes.tolist(),
+        "train_rows_given": len(subset.train_rows),
+        "init_rows": init_rows.tolist() if init_rows is not None else None,
+    }
+    art = Artifact(
+        synset=result.synset,
+        source=subset.data.info,
+        budget=result.budget,
+        method=result.method.name,
+        condense_config=dict(result.config.__dict__),
+        run_config={"continual": record or {}},
+        results=results,
+        history=result.history,
+    )
+    images = result.images()  # (k*n, C, H, W)
+    memory = TaskMemory(task=task, method=result.method.name, classes=subset.classes.clone(), images=images,
+                        labels=subset.to_global(result.labels), budget=result.budget, train_rows=subset.train_rows,
+                        init_rows=init_rows, wall_time_s=result.wall_time_s)
+    return memory, art
+
+
+def load_task_memory(path: str | os.PathLike, subset: ClassSubset, cfg: CondenseConfig, *, task: int) -> TaskMemory:
+    """Load a saved task memory, refusing one made with other settings or other classes."""
+    art = load_artifact(path)
+    _, want, _ = resolve_config(cfg, subset.data.image_shape)
+    theirs = art.condense_config
+    for key in MATCH_KEYS:
+        if theirs.get(key) != getattr(want, key):
+            raise ConfigError(
+                f"the saved memory {str(path)!r} was made with {key}={theirs.get(key)!r}, this run has "
+                f"{key}={getattr(want, key)!r}; use another output_dir, the same settings, or delete it"
+            )
+    saved = art.results.get("continual", {})
+    if saved.get("classes") != subset.classes.tolist() or saved.get("task") != task:
+        raise ConfigError(
+            f"the saved memory {str(path)!r} holds task {saved.get('task')} with classes {saved.get('classes')}, "
+            f"this run's task {task} has classes {subset.classes.tolist()}; use another output_dir or delete it"
+        )
+    init_rows = saved.get("init_rows")
+    wall = (art.results.get("condensation") or {}).get("wall_time_s") or 0.0
+    return TaskMemory(task=task, method=art.method, classes=subset.classes.clone(), images=art.images(),
+                      labels=subset.to_global(art.labels), budget=art.budget, train_rows=subset.train_rows,
+                      init_rows=torch.tensor(init_rows, dtype=torch.long) if init_rows is not None else None,
+                      resumed=True, wall_time_s=float(wall))
+
+
+def memory_tensors(memories: list[TaskMemory]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole memory so far: images (M, C, H, W) and global labels (M,)."""
+    return torch.cat([m.images for m in memories]), torch.cat([m.labels for m in memories])

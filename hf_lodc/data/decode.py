@@ -1,0 +1,148 @@
+"""Encoded images -> one ``(N, H, W, C)`` uint8 array of a single mode and size.
+
+Two passes over each split:
+
+1. :func:`scan_split` reads only the image headers (mode, size) and finds rows that cannot even be
+   opened;
+2. :func:`decode_split` decodes every image and converts it to the target mode (``L`` or ``RGB``)
+   and size (bilinear resize). Alpha (RGBA, LA, transparent palettes) is composited on black,
+   16-bit greyscale is scaled to 8 bits, CMYK / palette / YCbCr go through PIL's conversion.
+
+A row whose bytes cannot be decoded raises :class:`~hf_lodc.errors.ImageDecodeError` naming the
+split and the row's index in that split, or is skipped (and counted) with ``skip_corrupt``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ImageDecodeError
+
+__all__ = ["TARGET_MODES", "SplitScan", "scan_split", "decode_split", "target_mode_of", "convert_image"]
+
+TARGET_MODES = {"L": 1, "RGB": 3}  # stored mode -> channels
+_GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+
+
+def target_mode_of(mode: str) -> str:
+    """The stored mode an image of PIL ``mode`` maps to by default: ``L`` for greyscale, else ``RGB``."""
+    return "L" if mode in _GREY_MODES else "RGB"
+
+
+@dataclass
+class SplitScan:
+    """Header facts of one split; ``rows[i]`` is the split's own row index of entry ``i``."""
+
+    split: str
+    rows: np.ndarray  # (n,) int64
+    modes: Counter = field(default_factory=Counter)
+    sizes: Counter = field(default_factory=Counter)  # (W, H) -> count
+    corrupt: dict[int, str] = field(default_factory=dict)  # position in the split -> reason
+
+
+def _open(entry: Any):
+    """PIL image of a ``datasets.Image(decode=False)`` entry (lazy: only the header is read)."""
+    from PIL import Image as PILImage
+
+    if isinstance(entry, dict):
+        if entry.get("bytes") is not None:
+            return PILImage.open(io.BytesIO(entry["bytes"]))
+        if entry.get("path"):
+            path = entry["path"]
+            if "://" in path:  # remote / archive member: let datasets resolve it
+                import datasets
+
+                return datasets.Image().decode_example(entry)
+            return PILImage.open(path)
+        raise ValueError("the row has no image (empty or null)")
+    if entry is None:
+        raise ValueError("the row has no image (empty or null)")
+    return entry  # already a PIL image
+
+
+def _reason(exc: BaseException) -> str:
+    if type(exc).__name__ == "UnidentifiedImageError":  # its text names a BytesIO object: say what it means
+        return "UnidentifiedImageError: not an image format PIL can read"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _decode_error(dataset: str, split: str, row: int, exc: BaseException) -> ImageDecodeError:
+    return ImageDecodeError(
+        f"dataset {dataset!r}, split {split!r}, row {row}: image cannot be decoded ({_reason(exc)}). "
+        "Pass skip_corrupt=True to drop such rows."
+    )
+
+
+def scan_split(raw, image_column: str, split: str, dataset: str, rows: np.ndarray, skip_corrupt: bool) -> SplitScan:
+    """Header pass over ``raw`` (image column cast to ``decode=False``)."""
+    scan = SplitScan(split, rows)
+    pos = 0
+    for batch in raw.iter(batch_size=1024):
+        for entry in batch[image_column]:
+            try:
+                img = _open(entry)
+                scan.modes[img.mode] += 1
+                scan.sizes[img.size] += 1
+            except Exception as e:  # noqa: BLE001 - any decoder failure means "corrupt row"
+                if not skip_corrupt:
+                    raise _decode_error(dataset, split, int(rows[pos]), e) from None
+                scan.corrupt[pos] = _reason(e)
+            pos += 1
+    return scan
+
+
+def convert_image(img, mode: str, size: tuple[int, int]):
+    """Decode ``img`` fully and return it in ``mode`` (``L``/``RGB``) and ``size`` (W, H)."""
+    from PIL import Image as PILImage
+
+    img.load()
+    if img.mode.startswith("I;16"):  # 16-bit greyscale: keep the top 8 bits
+        img = PILImage.fromarray((np.asarray(img).astype(np.uint16) >> 8).astype(np.uint8), "L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in _ALPHA_MODES:
+        rgba = img.convert("RGBA")
+        bg = PILImage.new("RGB", img.size, (0, 0, 0))
+        bg.paste(rgba, mask=rgba.getchannel("A"))
+        img = bg
+    if img.mode != mode:
+        img = img.convert(mode)
+    if img.size != size:
+        img = img.resize(size, PILImage.BILINEAR)
+    return img
+
+
+def decode_split(raw, image_column: str, scan: SplitScan, dataset: str, mode: str, size: tuple[int, int],
+                 skip_corrupt: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """Decode pass. Returns ``(images (n_ok, H, W, C) uint8, keep (n,) bool, converted count)``.
+
+    Rows that fail now (header fine, pixels broken) are added to ``scan.corrupt``.
+    """
+    n = len(scan.rows)
+    channels = TARGET_MODES[mode]
+    out = np.empty((n, size[1], size[0], channels), dtype=np.uint8)  # (n, H, W, C)
+    keep = np.zeros(n, dtype=bool)
+    converted, pos, k = 0, 0, 0
+    for batch in raw.iter(batch_size=1024):
+        for entry in batch[image_column]:
+            if pos not in scan.corrupt:
+                try:
+                    img = _open(entry)
+                    if img.mode != mode or img.size != size:
+                        converted += 1
+                    arr = np.asarray(convert_image(img, mode, size), dtype=np.uint8)
+                    out[k] = arr.reshape(size[1], size[0], channels)
+                    keep[pos] = True
+                    k += 1
+                except Exception as e:  # noqa: BLE001
+                    if not skip_corrupt:
+                        raise _decode_error(dataset, scan.split, int(scan.rows[pos]), e) from None
+                    scan.corrupt[pos] = _reason(e)
+            pos += 1
+    return out[:k], keep, converted

@@ -1,0 +1,379 @@
+"""The dataset card (README.md) of a repo of condensed sets, rendered from their metadata records.
+
+One record per condensation (``condensations/<name>/hf_lodc.json``, see ``to_hub``) is the single
+source: the YAML front matter and the body tables are both computed from it, so every accuracy in
+the card is one an evaluation actually measured (never typed in).
+
+Front matter keys written here (``configs`` / ``dataset_info`` come from ``to_hub``)::
+
+    license, source_datasets, task_categories, tags, pretty_name (if absent)
+    condensation:   one entry per condensation: config_name, default (bool), configs (view ->
+                    config name), method, parameterisation, rank, pixel_budget_ipc,
+                    images_per_class, num_classes, image_shape, iterations, init, seed, lr,
+                    batch_real, augmentation, normalisation {mean, std}, storage {stored_bytes,
+                    pixel_budget_bytes, stored_fraction, images_as_pixels_bytes}, source {dataset,
+                    on_hub, config_name, revision, revision_sha, train_split, eval_split, num_train},
+                    wall_time_s, hardware, versions
+    results:        one entry per (condensation, evaluation model, data view): config_name, model,
+                    data ("pixel_values": the float32 tensors, "images": the uint8 PNGs),
+                    accuracy_mean, accuracy_std, runs, epochs, accuracies, protocol (settings, test
+                    data, seed)
+
+Everything between ``<!-- hf_lodc:begin -->`` and ``<!-- hf_lodc:end -->`` in the body is
+regenerated on each push; text outside the markers and front-matter keys hf_lodc does not own
+are kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "build_card",
+    "card_metadata",
+    "condensation_entry",
+    "result_entries",
+    "render_body",
+    "BEGIN",
+    "END",
+    "CITATION",
+]
+
+BEGIN = "<!-- hf_lodc:begin -->"
+END = "<!-- hf_lodc:end -->"
+# front-matter key order (other keys follow in their existing order): stable bytes -> idempotent pushes
+KEY_ORDER = ("pretty_name", "license", "source_datasets", "task_categories", "tags", "configs", "dataset_info",
+             "condensation", "results")
+CITATION = """@inproceedings{yang2023efficient,
+  title     = {An Efficient Dataset Condensation Plugin and Its Application to Continual Learning},
+  author    = {Yang, Enneng and Shen, Li and Wang, Zhenyi and Liu, Tongliang and Guo, Guibing},
+  booktitle = {Advances in Neural Information Processing Systems},
+  volume    = {36},
+  year      = {2023}
+}"""
+
+# view -> how the card names the data an accuracy was measured on
+DATA_LABELS = {"pixel_values": "float32 `pixel_values`", "images": "uint8 PNG `image`"}
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML entries
+
+
+def condensation_entry(name: str, meta: dict[str, Any], is_default: bool) -> dict[str, Any]:
+    art = meta["artifact"]
+    cond = art.get("condense", {})
+    budget = art.get("budget", {})
+    src = art.get("source", {})
+    env = art.get("environment", {})
+    res = meta.get("results", {})
+    storage = res.get("storage", {})
+    stored, pixel = storage.get("stored_bytes"), storage.get("budget_bytes")
+    shape = list(art.get("image_shape", []))
+    n_images = (art.get("images_per_class") or 0) * (art.get("num_classes") or 0)
+    as_pixels = n_images * _prod(shape) * 4 if shape else None  # the same images stored as float32 pixels
+    return {
+        "config_name": name,
+        "default": bool(is_default),
+        "configs": {view: v["config_name"] for view, v in meta["views"].items()},
+        "method": art.get("method"),
+        "parameterisation": art.get("parameterisation"),
+        "rank": art.get("rank"),
+        "pixel_budget_ipc": budget.get("ipc"),
+        "images_per_class": art.get("images_per_class"),
+        "num_classes": art.get("num_classes"),
+        "image_shape": list(art.get("image_shape", [])),
+        "iterations": cond.get("iterations"),
+        "init": cond.get("init"),
+        "seed": cond.get("seed"),
+        "lr": cond.get("lr"),
+        "batch_real": cond.get("batch_real"),
+        "augmentation": cond.get("dsa_strategy") if _uses_dsa(art.get("method")) else "none",
+        "normalisation": {"mean": list(src.get("mean", [])), "std": list(src.get("std", []))},
+        "storage": {
+            "stored_bytes": stored,
+            "pixel_budget_bytes": pixel,
+            "stored_fraction": round(stored / pixel, 4) if stored and pixel else None,
+            "images_as_pixels_bytes": as_pixels,
+            "dtype": storage.get("dtype", "float32"),
+        },
+        "source": {
+            "dataset": src.get("hub_id") or src.get("dataset"),
+            "on_hub": bool(src.get("hub_id")),
+            "config_name": src.get("config_name"),
+            "revision": src.get("revision"),
+            "revision_sha": src.get("revision_sha"),
+            "train_split": src.get("train_split"),
+            "eval_split": src.get("eval_split"),
+            "num_train": src.get("num_train"),
+        },
+        "wall_time_s": res.get("condensation", {}).get("wall_time_s"),
+        "hardware": env.get("hardware"),
+        "versions": {k: v for k, v in env.items() if k != "hardware"},
+    }
+
+
+def _prod(xs) -> int:
+    out = 1
+    for x in xs:
+        out *= int(x)
+    return out
+
+
+def _uses_dsa(method: str | None) -> bool:
+    from ..methods import METHODS
+
+    try:
+        return METHODS.get(method).dsa
+    except Exception:  # a method this hf_lodc does not know: say what was recorded
+        return True
+
+
+def result_entries(name: str, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    res = meta.get("results", {})
+    out = []
+    for view, key in (("pixel_values", "evaluations"), ("images", "evaluations_uint8")):
+        for model, r in (res.get(key) or {}).items():
+            out.append({
+                "config_name": name,
+                "model": model,
+                "data": view,
+                "accuracy_mean": r["accuracy_mean"],
+                "accuracy_std": r["accuracy_std"],
+                "runs": r["runs"],
+                "epochs": r["epochs"],
+                "accuracies": list(r.get("accuracies", [])),
+                "protocol": dict(r.get("protocol", {})),
+            })
+    return out
+
+
+def card_metadata(records: dict[str, dict], default: str | None) -> dict[str, Any]:
+    """The front-matter keys hf_lodc owns, computed from the records (name -> metadata)."""
+    names = sorted(records)
+    conds = [condensation_entry(n, records[n], n == default) for n in names]
+    results = [e for n in names for e in result_entries(n, records[n])]
+    sources = []
+    for c in conds:
+        s = c["source"]["dataset"]
+        if s and c["source"]["on_hub"] and s not in sources:
+            sources.append(s)
+    methods = sorted({c["method"] for c in conds if c["method"]})
+    tags = ["dataset-condensation", "hf_lodc", *methods]
+    if any(c["parameterisation"] == "lowrank" for c in conds):
+        tags.insert(1, "low-rank")
+    lead = records.get(default) or (records[names[0]] if names else None)
+    license_ = (lead or {}).get("artifact", {}).get("source", {}).get("license")
+    return {
+        "license": license_,
+        "source_datasets": sources,
+        "task_categories": ["image-classification"],
+        "tags": tags,
+        "condensation": conds,
+        "results": results,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# body
+
+
+def _fmt_acc(r: dict | None) -> str:
+    if not r:
+        return "not measured"
+    return f"{r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f}"
+
+
+def _protocol_words(p: dict[str, Any], runs: int) -> str:
+    aug = p.get("augmentation", "none")
+    aug = f"DSA ({aug.split(':', 1)[1]}, one family per batch)" if aug.startswith("dsa:") else aug
+    return (
+        f"each evaluation model is trained from scratch on the synthetic set only with SGD (lr {p.get('lr')}, "
+        f"momentum {p.get('momentum')}, weight decay {p.get('weight_decay')}), batch {p.get('batch_size')}, "
+        f"{p.get('epochs')} epochs, lr × 0.1 after epoch {int(p.get('epochs', 0)) // 2}, augmentation: {aug}, "
+        f"ZCA {'on' if p.get('zca') else 'off'}; accuracy is measured once, after the last epoch (not the best "
+        f"epoch), on the real test split; mean ± std (population) over {runs} independently initialised model(s)"
+    )
+
+
+def _results_table(records: dict[str, dict]) -> list[str]:
+    rows = []
+    for name in sorted(records):
+        res = records[name].get("results", {})
+        fl, u8 = res.get("evaluations") or {}, res.get("evaluations_uint8") or {}
+        for model in list(fl) + [m for m in u8 if m not in fl]:
+            a, b = fl.get(model), u8.get(model)
+            delta = f"{b['accuracy_mean'] - a['accuracy_mean']:+.2f}" if a and b else "–"
+            ref = a or b
+            rows.append(f"| `{name}` | {model} | {_fmt_acc(a)} | {_fmt_acc(b)} | {delta} | "
+                        f"{ref['runs']} × {ref['epochs']} |")
+    if not rows:
+        return ["No evaluation has been run on these condensed sets yet (`recipes/evaluate.py` adds one)."]
+    head = ["| config | model | accuracy % (float32 `pixel_values`) | accuracy % (uint8 PNG `image`) | "
+            "uint8 − float32 | runs × epochs |", "|---|---|---|---|---|---|"]
+    return head + rows
+
+
+def _storage_line(c: dict) -> str:
+    s = c["storage"]
+    if not s.get("stored_bytes"):
+        return "–"
+    line = f"{s['stored_bytes']:,} B of a {s['pixel_budget_bytes']:,} B pixel budget"
+    if s.get("images_as_pixels_bytes") and s["images_as_pixels_bytes"] != s["stored_bytes"]:
+        line += f" (the same images as pixels: {s['images_as_pixels_bytes']:,} B)"
+    return line
+
+
+def render_body(records: dict[str, dict], default: str | None, repo_id: str) -> str:
+    meta = card_metadata(records, default)
+    conds = {c["config_name"]: c for c in meta["condensation"]}
+    lead = conds.get(default) or (next(iter(conds.values())) if conds else None)
+    lines = [BEGIN, ""]
+    if lead is None:
+        return "\n".join(lines + [END]) + "\n"
+    src = lead["source"]["dataset"]
+    src_link = f"[{src}](https://huggingface.co/datasets/{src})" if lead["source"].get("on_hub") else f"`{src}`"
+    lines += [
+        f"# Condensed {src}",
+        "",
+        f"Synthetic training sets distilled from {src_link} with "
+        "hf_lodc (dataset condensation with per-channel low-rank factors, Yang et al., "
+        "NeurIPS 2023). A network trained from scratch on these few images is tested on the real test split; "
+        "the accuracies below were measured by that evaluation, and the same numbers are in the card's YAML "
+        "(`results:`).",
+        "",
+    ]
+    if default:
+        lines += [f"![synthetic images of `{default}`, one row per class]"
+                  f"(condensations/{default}/preview.png)", ""]
+    cfg = lead["configs"]  # view -> config name of the lead condensation
+    names = ({"images": None, "pixel_values": '"pixel_values", ', "factors": '"factors", '} if default else
+             {view: f'"{c}", ' for view, c in cfg.items()})
+    load = [
+        f'ds = load_dataset("{repo_id}", {names["images"] or ""}split="train")  # image (uint8 PNG) + label'
+        + (" (the default: `load_dataset(repo)`)" if default else ""),
+        f'px = load_dataset("{repo_id}", {names["pixel_values"]}split="train")  # exact float32 normalised tensors',
+    ]
+    if "factors" in cfg:
+        load.append(f'fa = load_dataset("{repo_id}", {names["factors"]}split="train")  # low-rank factors A, B + label')
+    lines += [
+        "## Load it",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        *load,
+        "```",
+        "",
+        "`pixel_values` are normalised with the source's per-channel mean/std (below): that is what the "
+        "reported accuracy was measured on. The `image` column is the same tensor de-normalised, clipped to "
+        "[0, 1] and rounded to uint8 (viewer-friendly; the table shows what that rounding costs). For low-rank "
+        "sets, `pixel_values[c] = A[c] @ B[c]` for each channel c. Each condensation also has configs of its own "
+        "(`<name>`, `<name>-pixel_values`, `<name>-factors`), listed below; `default`, `pixel_values` and "
+        "`factors` point at the default condensation. To train, normalise the `image` column with the "
+        "mean/std, or use `pixel_values` directly, e.g. `px.with_format('torch')`.",
+        "",
+        "## Results",
+        "",
+        *_results_table(records),
+        "",
+    ]
+    protocols = [(r["protocol"], r["runs"]) for r in meta["results"] if r.get("protocol")]
+    if protocols:
+        p, runs = protocols[0]
+        lines += [f"Protocol (DC/DSA/DM literature): {_protocol_words(p, runs)}."]
+        tests = sorted({r["protocol"].get("test_data") for r in meta["results"] if r["protocol"].get("test_data")})
+        if tests:
+            lines += ["", f"Test data: {'; '.join(tests)}."]
+        lines += [""]
+    lines += [
+        "## Condensations in this repo",
+        "",
+        "| config | method | rank | pixel budget (IPC) | stored images / class | iterations | init | seed | "
+        "storage (float32) | wall time | hardware |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, c in conds.items():
+        wall = f"{c['wall_time_s']:.0f} s" if c.get("wall_time_s") is not None else "–"
+        star = " (default)" if c["default"] else ""
+        lines.append(
+            f"| `{name}`{star} | {c['method']} | {c['rank'] if c['rank'] is not None else 'full'} | "
+            f"{c['pixel_budget_ipc']} | {c['images_per_class']} | {c['iterations']} | {c['init']} | {c['seed']} | "
+            f"{_storage_line(c)} | {wall} | {c['hardware'] or '–'} |"
+        )
+    lines += [""]
+    for name, c in conds.items():
+        s = c["source"]
+        rev = s.get("revision_sha") or s.get("revision")
+        sha = f" at `{rev}`" if rev else ""
+        versions = ", ".join(f"{k} {v}" for k, v in c["versions"].items())
+        lines += [
+            f"- `{name}`: configs {', '.join(f'`{v}`' for v in c['configs'].values())}; source `{s['dataset']}`"
+            f"{sha}, split `{s['train_split']}` ({s['num_train']} images), evaluated on `{s['eval_split']}`; "
+            f"normalisation mean {c['normalisation']['mean']}, std {c['normalisation']['std']}; "
+            f"augmentation while condensing: {c['augmentation']}; {versions}. "
+            f"Preview: `condensations/{name}/preview.png`.",
+        ]
+    lines += [
+        "",
+        "## Citation",
+        "",
+        "```bibtex",
+        CITATION,
+        "```",
+        "",
+        END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole card
+
+
+def _outside_markers(body: str) -> tuple[str, str]:
+    """The user's text before / after the generated block, normalised so re-rendering is stable."""
+    if BEGIN in body and END in body.split(BEGIN, 1)[1]:
+        before, rest = body.split(BEGIN, 1)
+        after = rest.split(END, 1)[1]
+        before = before.strip("\n") + "\n\n" if before.strip() else ""
+        after = "\n" + after.strip("\n") + "\n" if after.strip() else ""
+        return before, after
+    return "", ""
+
+
+def build_card(
+    records: dict[str, dict],
+    default: str | None,
+    repo_id: str,
+    *,
+    card_data: dict[str, Any],
+    existing_body: str = "",
+) -> str:
+    """Full README text: ``card_data`` (front matter already holding configs / dataset_info and any
+    keys to keep) updated with hf_lodc's keys, then the regenerated body."""
+    from huggingface_hub import DatasetCardData
+
+    data = dict(card_data)
+    ours = card_metadata(records, default)
+    for key in ("task_categories", "source_datasets"):
+        ours[key] = _union(data.get(key), ours[key])
+    ours["tags"] = _union(data.get("tags"), ours["tags"])
+    if data.get("license") and not ours["license"]:
+        ours.pop("license")
+    data.update({k: v for k, v in ours.items() if v is not None})
+    lead = ours["condensation"][0] if ours["condensation"] else None
+    if lead and not data.get("pretty_name"):
+        data["pretty_name"] = f"Condensed {lead['source']['dataset']}"
+    yaml_text = DatasetCardData(**data).to_yaml(original_order=list(KEY_ORDER))
+    before, after = _outside_markers(existing_body)
+    body = render_body(records, default, repo_id)
+    return f"---\n{yaml_text}\n---\n{before}{body}{after}"
+
+
+def _union(a, b) -> list:
+    out: list = []
+    for v in list(a or []) + list(b or []):
+        if v not in out:
+            out.append(v)
+    return out

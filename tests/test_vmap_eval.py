@@ -1,0 +1,132 @@
+"""The vectorised evaluation backend is the sequential protocol computed together.
+
+Same seeds => the same initial weights, data order and DSA draws per run, so the trained weights
+and the accuracies of every run agree with the sequential backend to float tolerance (batched and
+single convolutions round differently). Tiny real MNIST subsets keep this under a minute.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from hf_lodc.data.augment import DSAugment
+from hf_lodc.data.hub import LabeledImages, normalize
+from hf_lodc.engine.config import EvalConfig
+from hf_lodc.engine.evaluate import EVAL_BACKENDS, evaluate_synthetic, train_one
+from hf_lodc.engine.vmap_eval import StackedNets, train_stacked
+from hf_lodc.models import create_eval_model
+from hf_lodc.seeding import derive_seed, generator
+
+SEED = 3
+
+
+@pytest.fixture(scope="module")
+def small(mnist):
+    """20 real training images (2 per class) as a stand-in synthetic set, 200 test images."""
+    g = torch.Generator().manual_seed(0)
+    train_idx = torch.cat([torch.nonzero(mnist.train.labels == c).flatten()[:2] for c in range(10)])
+    test_idx = torch.randperm(len(mnist.test), generator=g)[:200]
+    images = normalize(mnist.train.images[train_idx], mnist.mean, mnist.std)  # (20, 1, 28, 28)
+    test = LabeledImages(mnist.test.images[test_idx], mnist.test.labels[test_idx])
+    return images, mnist.train.labels[train_idx], test, mnist.mean, mnist.std
+
+
+def _cfg(model: str, runs: int, epochs: int, dsa: bool = True) -> EvalConfig:
+    return EvalConfig(eval_models=[model], eval_runs=runs, eval_epochs=epochs, eval_batch=8, eval_dsa=dsa)
+
+
+@pytest.mark.parametrize("model", ["convnet", "convnet_bn"])
+def test_trained_weights_match_sequential(small, model):
+    """Weights after training (3 runs, DSA on, several batches per epoch) equal N sequential runs."""
+    images, labels, _, _, _ = small
+    runs = [0, 1, 2]
+    cfg = _cfg(model, len(runs), epochs=2)
+    aug = DSAugment(cfg.eval_dsa_strategy)
+
+    def fresh():  # narrow versions (width 32) of the protocol's nets keep this fast
+        nets = []
+        for r in runs:
+            torch.manual_seed(derive_seed(SEED, "eval-net", model, r))
+            nets.append(create_eval_model(model, num_classes=10, in_chans=1, img_size=28, width=32))
+        return nets
+
+    sequential = fresh()
+    for r, net in zip(runs, sequential):
+        train_one(net, images, labels, cfg, generator(SEED, "eval-data", model, r), aug)
+    stack = train_stacked(StackedNets(fresh()), images, labels, cfg,
+                          [generator(SEED, "eval-data", model, r) for r in runs], aug)
+    for i, net in enumerate(sequential):
+        mine = stack.unstack(i)
+        for name, t in net.state_dict().items():
+            if t.is_floating_point():  # rounding differences only (BatchNorm statistics amplify them a little)
+                torch.testing.assert_close(mine[name], t, rtol=1e-2, atol=1e-3, msg=f"run {i} {name}")
+            else:  # e.g. BatchNorm's num_batches_tracked
+                assert torch.equal(mine[name], t), (i, name)
+    # ... while different runs are different networks (the tolerance above is far below that)
+    w0, w1 = (n.state_dict()["blocks.0.conv.weight"] for n in sequential[:2])
+    assert (w0 - w1).abs().max() > 0.05
+
+
+def test_same_accuracies_as_sequential(small):
+    """The backend entry points give the same per-run accuracies (within one test image)."""
+    images, labels, test, mean, std = small
+    cfg = _cfg("convnet_d1", 3, epochs=2)
+    test = LabeledImages(test.images[:100], test.labels[:100])
+    args = ("convnet_d1", images, labels, test, mean, std, 10, cfg, SEED, torch.device("cpu"), [0, 1, 2])
+    seq = EVAL_BACKENDS.get("sequential")(*args)
+    vec = EVAL_BACKENDS.get("vmap")(*args)
+    assert len(vec) == 3
+    for a, b in zip(seq, vec):
+        assert abs(a - b) <= 100.0 / len(test) + 1e-9, (seq, vec)
+
+
+def test_run_subsets_are_independent(small):
+    """Run r depends on (seed, model, r) only: runs [1, 2] equal the last two of runs [0, 1, 2]."""
+    images, labels, test, mean, std = small
+    cfg = _cfg("convnet_d1", 3, epochs=1, dsa=False)
+    test = LabeledImages(test.images[:50], test.labels[:50])
+    all_runs = evaluate_synthetic(images, labels, test, mean, std, 10,
+                                  EvalConfig(**{**cfg.__dict__, "eval_backend": "vmap"}), seed=SEED)
+    some = evaluate_synthetic(images, labels, test, mean, std, 10,
+                              EvalConfig(**{**cfg.__dict__, "eval_backend": "vmap"}), seed=SEED, runs=[1, 2])
+    assert some["convnet_d1"].accuracies == all_runs["convnet_d1"].accuracies[1:]
+
+
+@pytest.mark.parametrize("model", ["resnet18", "test_vit"])
+def test_plain_timm_backbone_through_vmap(small, model):
+    """Plain timm names train vectorised on 28 px: resnet18 (BatchNorm, residuals, global pool) at
+    the native size, timm's small test ViT through the factory's input resize (attention)."""
+    images, labels, test, mean, std = small
+    cfg = EvalConfig(eval_models=[model], eval_runs=2, eval_epochs=1, eval_batch=20, eval_backend="vmap")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = evaluate_synthetic(images, labels, LabeledImages(test.images[:20], test.labels[:20]), mean, std, 10,
+                                 cfg, seed=SEED)[model]
+    assert not [w for w in caught if "sequentially instead" in str(w.message)]  # no fallback
+    assert len([w for w in caught if "no batching rule" in str(w.message)]) <= 1  # at most one summary
+    assert rec.runs == 2 and all(0.0 <= a <= 100.0 for a in rec.accuracies)
+
+
+def test_unvectorisable_model_falls_back_with_reason(small):
+    """A model vmap cannot run is evaluated sequentially, with a warning naming the reason."""
+    images, labels, test, mean, std = small
+    cfg = _cfg("convnet_d1", 2, epochs=1, dsa=False)
+    import torch.nn as nn
+
+    class DataDependent(nn.Module):  # Python control flow on a tensor value: vmap refuses it
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(28 * 28, 10)
+
+        def forward(self, x):
+            y = self.fc(x.flatten(1))
+            return y if bool(y.sum() > -1e9) else -y
+
+    from hf_lodc.engine import vmap_eval
+
+    stack = StackedNets([DataDependent(), DataDependent()])
+    reason = vmap_eval._unsupported(stack, images)
+    assert reason is not None and "RuntimeError" in reason
