@@ -110,23 +110,37 @@ def test_plain_timm_backbone_through_vmap(small, model):
     assert rec.runs == 2 and all(0.0 <= a <= 100.0 for a in rec.accuracies)
 
 
+class _DataDependent(torch.nn.Module):
+    """Python control flow on a tensor's value: vmap cannot trace it."""
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 1, **kwargs):
+        super().__init__()
+        self.num_classes = num_classes
+        self.fc = torch.nn.Linear(in_chans * 28 * 28, num_classes)
+
+    def forward(self, x):
+        y = self.fc(x.flatten(1))
+        return y if bool(y.sum() > -1e9) else -y
+
+
 def test_unvectorisable_model_falls_back_with_reason(small):
-    """A model vmap cannot run is evaluated sequentially, with a warning naming the reason."""
+    """A model vmap cannot run is evaluated sequentially, with a warning that names the reason."""
+    import timm
+    from timm.models import register_model
+
+    name = "hf_lodc_test_data_dependent"
+    if not timm.is_model(name):
+        def hf_lodc_test_data_dependent(pretrained=False, **kwargs):
+            for k in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+                kwargs.pop(k, None)
+            return _DataDependent(**kwargs)
+
+        register_model(hf_lodc_test_data_dependent)
     images, labels, test, mean, std = small
-    cfg = _cfg("convnet_d1", 2, epochs=1, dsa=False)
-    import torch.nn as nn
-
-    class DataDependent(nn.Module):  # Python control flow on a tensor value: vmap refuses it
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(28 * 28, 10)
-
-        def forward(self, x):
-            y = self.fc(x.flatten(1))
-            return y if bool(y.sum() > -1e9) else -y
-
-    from hf_lodc.engine import vmap_eval
-
-    stack = StackedNets([DataDependent(), DataDependent()])
-    reason = vmap_eval._unsupported(stack, images)
-    assert reason is not None and "RuntimeError" in reason
+    cfg = EvalConfig(eval_models=[name], eval_runs=2, eval_epochs=1, eval_dsa=False, eval_backend="vmap")
+    with pytest.warns(UserWarning, match=rf"eval model '{name}' cannot be trained under vmap \(RuntimeError: .+\); "
+                                         r"evaluating its 2 runs sequentially instead"):
+        vec = evaluate_synthetic(images, labels, test, mean, std, 10, cfg, seed=SEED)[name]
+    seq = evaluate_synthetic(images, labels, test, mean, std, 10,
+                             EvalConfig(**{**cfg.__dict__, "eval_backend": "sequential"}), seed=SEED)[name]
+    assert vec.accuracies == seq.accuracies
