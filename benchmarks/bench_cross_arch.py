@@ -117,7 +117,8 @@ def render(results: dict) -> str:
         "| dataset | method | images/class | " + " | ".join(models) + " | mean |",
         "|---|---|---|" + "---|" * (len(models) + 1),
     ]
-    for r in results["rows"]:
+    order = {(d, m): i for i, (d, m) in enumerate((d, m) for d in DATASETS for m in METHODS)}
+    for r in sorted(results["rows"], key=lambda r: order.get((r["dataset"], r["method"]), len(order))):
         accs = [r["accuracy"][m]["mean"] for m in models]
         lines.append(f"| {r['dataset']} | {r['method']} | {r['images_per_class']} | "
                      + " | ".join(f"{a:.1f}" for a in accs) + f" | {sum(accs) / len(accs):.1f} |")
