@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
 
+from _machine import machine_line  # benchmarks/ is on sys.path when run as a script
 from hf_lodc.continual import ContinualConfig, markdown_table, run_continual
 from hf_lodc.continual.report import write_report
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         "compute_s": round(sum(e["condense_s"] + e["gdumb_s"] for e in methods), 1),
         "wall_time_s": round(time.perf_counter() - t0, 1),  # this invocation only (reused tasks take ~0 s)
         "torch_threads": a.threads,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus (shared), nice 10",
+        "machine": machine_line(),
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "command": "nice -n 10 python benchmarks/bench_continual.py "
                    + " ".join(sys.argv[1:] if argv is None else argv),

@@ -20,16 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
-import torch
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+
+from _machine import machine_line  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 import hf_lodc  # noqa: E402
 from hf_lodc.engine.config import EvalConfig  # noqa: E402
@@ -51,8 +51,7 @@ PAPER = {  # Yang et al. 2023 Table 1 / same-table baselines, ConvNet-3, full pr
 
 
 def hardware() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
-           f"{torch.get_num_threads()} threads, CPU only"
+    return machine_line()
 
 
 def run_row(data, dataset: str, row: str, args) -> dict:

@@ -5,7 +5,8 @@ Rows: LoDM (rank 2, svd init), DM, random real images, and the low-rank random b
 (truncated SVD of random real images, no matching), on MNIST and CIFAR-10 at IPC 1 (equal storage:
 1 pixel image per class, or 7 / 8 rank-2 factor images). Columns: the literature's small-image
 cross-architecture set, registered in timm by hf_lodc: ConvNet-3 (instance norm), ConvNet-BN,
-AlexNet-BN, VGG11-BN, ResNet18-BN.
+AlexNet-BN, VGG11-BN, ResNet18-BN; and timm's own ``resnet18`` (ImageNet stem, used as-is at the
+native 28/32 px: see hf_lodc/models/factory.py), to show a plain timm backbone.
 
 The budget is far below the paper's (20 000 iterations, 256 real images/class, 1000 epochs x 20
 models): ``--iterations`` (default 100) with ``--batch-real`` 64, ``--eval-runs`` x ``--eval-epochs``
@@ -24,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,31 +35,27 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from _machine import machine  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 DATASETS = {"mnist": "ylecun/mnist", "cifar10": "uoft-cs/cifar10"}
 METHODS = ("lodm", "dm", "random", "lorandom")
-MODELS = ("convnet", "convnet_bn", "alexnet_bn", "vgg11_bn", "resnet18_bn")
+MODELS = ("convnet", "convnet_bn", "alexnet_bn", "vgg11_bn", "resnet18_bn", "resnet18")  # last: plain timm
 
 
 BN_NOTE = (
     "BatchNorm networks are tested with the running statistics they collected on the synthetic set (the "
-    "protocol). Distribution matching at lr 1 raises the contrast of the synthetic images (LoDM MNIST row: "
-    "std 3.94, max |x| 38.5, where the normalised real images have std 1.0), so those statistics do not fit real "
-    "images and a BN network can fall to chance even though it fits the synthetic set: for the LoDM MNIST set, "
-    "ConvNet-BN tested with test-batch statistics reaches 86 %, with running statistics 11 % (300 test images). "
-    "ConvNet-3's instance norm is scale-invariant per image, hence its numbers are unaffected."
+    "protocol). The matching objectives are blind to the scale of an image (instance norm), so SGD on them only "
+    "grows it: without correction the LoDM MNIST images end with pixel std 3.94 where normalised real images have "
+    "1.0, BN running statistics misfit real images and BN networks fall to chance "
+    "(`cross_arch_contrast_none.md`, measured before the fix: ConvNet-BN 10.0, AlexNet-BN 10.6 on MNIST LoDM). "
+    "Condensation now ends with `contrast: class_std` (each image scaled to its class's real per-image std, a "
+    "direction the matching loss cannot see), which is what this table measures; `contrast: none` restores the "
+    "old behaviour."
 )
 
 
 def hardware() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "niceness": os.nice(0), "load_average_at_start": os.getloadavg(), "device": "CPU only",
-            "note": "shared machine: other jobs may run at the same time"}
+    return {**machine(), "load_average_at_start": os.getloadavg()}
 
 
 def stratified_test(test, per_class: int, seed: int = 0):

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -41,20 +40,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from _machine import machine  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 CIFAR = "uoft-cs/cifar10"
 MNIST = "ylecun/mnist"
 
-
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "niceness": os.nice(0), "load_average": os.getloadavg(), "device": "CPU only",
-            "note": "shared machine: other jobs may run at the same time; see load_average"}
 
 
 def write(name: str, record: dict, table: list[str]) -> None:

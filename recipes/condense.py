@@ -15,7 +15,8 @@ import sys
 from dataclasses import fields
 
 from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig, load_yaml_config
-from hf_lodc.errors import HfLodcError, HubError
+from hf_lodc.errors import HubError
+from hf_lodc.launch import exit_codes, make_accelerator
 from hf_lodc.methods import METHODS
 
 _HELP = {
@@ -34,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML file with any of the options below")
     p.add_argument("--cpu", action="store_true", help="force CPU even if a GPU is visible")
+    p.add_argument("--log-with", type=lambda s: [v for v in s.split(",") if v], default=None,
+                   help="comma-separated Accelerate trackers (e.g. tensorboard), logging to <output-dir>/logs")
     for section in (DataConfig, CondenseConfig, EvalConfig):
         for f in fields(section):
             _add_option(p, f.name, f.type)
@@ -71,50 +74,44 @@ def _none_or(fn):
 
 def config_from_args(argv: list[str] | None = None) -> tuple[RunConfig, argparse.Namespace]:
     args = build_parser().parse_args(argv)
-    given = {k: v for k, v in vars(args).items() if k not in ("config", "cpu")}
+    given = {k: v for k, v in vars(args).items() if k not in ("config", "cpu", "log_with")}
     base = load_yaml_config(args.config) if args.config else {}
     cfg = RunConfig.from_dict(base, source=args.config or "config")
     return cfg.replace(**given), args
 
 
+@exit_codes
 def main(argv: list[str] | None = None) -> int:
-    try:
-        cfg, args = config_from_args(argv)
-        from accelerate import Accelerator
+    cfg, args = config_from_args(argv)
+    from hf_lodc.pipeline import run_experiment
 
-        from hf_lodc.pipeline import run_experiment
+    # mixed_precision None (not in the YAML / command line) = what `accelerate launch` says
+    accelerator = make_accelerator(cfg.condense.mixed_precision, cpu=args.cpu, log_with=args.log_with,
+                                   project_dir=cfg.output_dir)
+    art = run_experiment(cfg, accelerator=accelerator, log=accelerator.print)
+    if cfg.push_to_hub and accelerator.is_main_process:
+        from hf_lodc.api import CondensedDataset
+        from hf_lodc.export.to_hub import push_artifact
 
-        accelerator = Accelerator(mixed_precision=cfg.condense.mixed_precision, cpu=args.cpu)
-        art = run_experiment(cfg, accelerator=accelerator, log=accelerator.print)
-        if cfg.push_to_hub and accelerator.is_main_process:
-            from hf_lodc.api import CondensedDataset
-            from hf_lodc.export.to_hub import push_artifact
+        if art.results.get("evaluations") and not art.results.get("evaluations_uint8"):
+            # what the uint8 PNG `image` column costs: same models, same seeds, for the card
+            CondensedDataset.from_artifact(art).evaluate(float32=False, uint8=True, device=accelerator.device)
+            if cfg.output_dir:
+                from hf_lodc.export.artifact import save_artifact
 
-            if art.results.get("evaluations") and not art.results.get("evaluations_uint8"):
-                # what the uint8 PNG `image` column costs: same models, same seeds, for the card
-                CondensedDataset.from_artifact(art).evaluate(float32=False, uint8=True, device=accelerator.device)
-                if cfg.output_dir:
-                    from hf_lodc.export.artifact import save_artifact
-
-                    save_artifact(art, cfg.output_dir)  # keep the local results.json in step with the card
-            try:
-                push_artifact(art, cfg.push_to_hub, private=cfg.hub_private, config_name=cfg.hub_config_name)
-            except HubError as e:
-                if cfg.output_dir:
-                    raise type(e)(f"{e} The condensed set is saved in {cfg.output_dir!r}; publish it later with "
-                                  f"`python recipes/evaluate.py {cfg.output_dir} --runs 0 --push-to-hub "
-                                  f"{cfg.push_to_hub}`") from None
-                raise
-        for name, rec in art.results.get("evaluations", {}).items():
-            accelerator.print(f"{name}: {rec['accuracy_mean']:.2f} +- {rec['accuracy_std']:.2f} % "
-                              f"({rec['runs']} runs x {rec['epochs']} epochs)")
-        return 0
-    except HfLodcError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:
-        print(f"interrupted: {e}", file=sys.stderr)
-        return 130
+                save_artifact(art, cfg.output_dir)  # keep the local results.json in step with the card
+        try:
+            push_artifact(art, cfg.push_to_hub, private=cfg.hub_private, config_name=cfg.hub_config_name)
+        except HubError as e:
+            if cfg.output_dir:
+                raise type(e)(f"{e} The condensed set is saved in {cfg.output_dir!r}; publish it later with "
+                              f"`python recipes/evaluate.py {cfg.output_dir} --runs 0 --push-to-hub "
+                              f"{cfg.push_to_hub}`") from None
+            raise
+    for name, rec in art.results.get("evaluations", {}).items():
+        accelerator.print(f"{name}: {rec['accuracy_mean']:.2f} +- {rec['accuracy_std']:.2f} % "
+                          f"({rec['runs']} runs x {rec['epochs']} epochs)")
+    return 0
 
 
 if __name__ == "__main__":

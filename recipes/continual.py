@@ -22,7 +22,8 @@ from dataclasses import fields
 
 from hf_lodc.continual.config import OWNED_OPTIONS, ContinualConfig
 from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig, load_yaml_config
-from hf_lodc.errors import ConfigError, HfLodcError
+from hf_lodc.errors import ConfigError
+from hf_lodc.launch import exit_codes, make_accelerator
 from hf_lodc.methods import METHODS
 
 _HELP = {
@@ -88,26 +89,18 @@ def config_from_args(argv: list[str] | None = None) -> tuple[ContinualConfig, ar
     return cfg.replace(**given), args
 
 
+@exit_codes
 def main(argv: list[str] | None = None) -> int:
-    try:
-        cfg, args = config_from_args(argv)
-        if not cfg.output_dir:
-            raise ConfigError("set --output-dir: task memories and results are written there (and reused on rerun)")
-        from accelerate import Accelerator
+    cfg, args = config_from_args(argv)
+    if not cfg.output_dir:
+        raise ConfigError("set --output-dir: task memories and results are written there (and reused on rerun)")
+    from hf_lodc.continual import markdown_table, run_continual
 
-        from hf_lodc.continual import markdown_table, run_continual
-
-        accelerator = Accelerator(mixed_precision=cfg.condense.mixed_precision, cpu=args.cpu)
-        result = run_continual(cfg, accelerator=accelerator, progress=args.progress, log=accelerator.print)
-        if accelerator.is_main_process:
-            print(markdown_table(result.summary))
-        return 0
-    except HfLodcError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:
-        print(f"interrupted: {e}", file=sys.stderr)
-        return 130
+    accelerator = make_accelerator(cfg.condense.mixed_precision, cpu=args.cpu)
+    result = run_continual(cfg, accelerator=accelerator, progress=args.progress, log=accelerator.print)
+    if accelerator.is_main_process:
+        print(markdown_table(result.summary))
+    return 0
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ import argparse
 import json
 import sys
 
-from hf_lodc.errors import ConfigError, HfLodcError, IncompatibleArtifactError
+from hf_lodc.errors import ConfigError, IncompatibleArtifactError
+from hf_lodc.launch import exit_codes, make_accelerator
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,12 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="also write the results as JSON here")
     p.add_argument("--cpu", action="store_true", help="force CPU even if a GPU is visible")
     return p
-
-
-def _device(cpu: bool):
-    from accelerate import Accelerator
-
-    return Accelerator(cpu=cpu).device
 
 
 def evaluate_condensed(args, device) -> dict:
@@ -101,32 +96,29 @@ def evaluate_foreign(args, device) -> dict:
     return {"evaluations_uint8": {m: r.to_dict() for m, r in records.items()}}
 
 
+@exit_codes
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    device = make_accelerator(cpu=args.cpu).device
     try:
-        device = _device(args.cpu)
-        try:
-            out = evaluate_condensed(args, device)
-        except IncompatibleArtifactError:
-            if not args.test_dataset:
-                raise
-            if args.update_card or args.push_to_hub:
-                raise ConfigError("--update-card / --push-to-hub only work for sets made by hf_lodc") from None
-            print(f"[hf_lodc] {args.source!r} is not an hf_lodc set; evaluating its images against "
-                  f"{args.test_dataset!r}")
-            out = evaluate_foreign(args, device)
-        for key, recs in out.items():
-            for name, rec in recs.items():
-                kind = "uint8 images" if key.endswith("uint8") else "float32 tensors"
-                print(f"{name} ({kind}): {rec['accuracy_mean']:.2f} +- {rec['accuracy_std']:.2f} % "
-                      f"({rec['runs']} runs x {rec['epochs']} epochs)")
-        if args.output:
-            with open(args.output, "w") as f:
-                json.dump(out, f, indent=2)
-        return 0
-    except HfLodcError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        out = evaluate_condensed(args, device)
+    except IncompatibleArtifactError:
+        if not args.test_dataset:
+            raise
+        if args.update_card or args.push_to_hub:
+            raise ConfigError("--update-card / --push-to-hub only work for sets made by hf_lodc") from None
+        print(f"[hf_lodc] {args.source!r} is not an hf_lodc set; evaluating its images against "
+              f"{args.test_dataset!r}")
+        out = evaluate_foreign(args, device)
+    for key, recs in out.items():
+        for name, rec in recs.items():
+            kind = "uint8 images" if key.endswith("uint8") else "float32 tensors"
+            print(f"{name} ({kind}): {rec['accuracy_mean']:.2f} +- {rec['accuracy_std']:.2f} % "
+                  f"({rec['runs']} runs x {rec['epochs']} epochs)")
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(out, f, indent=2)
+    return 0
 
 
 if __name__ == "__main__":

@@ -220,3 +220,43 @@ def test_trackers_receive_the_loss(data, fresh_accelerate_state):
     Condenser(data, cfg, accelerator=acc, progress=False).run()
     assert rec.config["method"] == "lodm" and rec.finished
     assert [s for s, _ in rec.logged] == [0, 1, 2] and all("condense/loss" in v for _, v in rec.logged)
+
+
+def test_launcher_mixed_precision_applies_unless_the_config_sets_it(monkeypatch, fresh_accelerate_state):
+    """`accelerate launch --mixed_precision bf16` exports ACCELERATE_MIXED_PRECISION; the config wins only if set."""
+    from accelerate.state import AcceleratorState
+
+    from hf_lodc.launch import make_accelerator
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    assert RunConfig().condense.mixed_precision is None  # not set: the launcher decides
+    assert make_accelerator(None, cpu=True).mixed_precision == "bf16"
+    AcceleratorState._reset_state(True)
+    assert make_accelerator("no", cpu=True).mixed_precision == "no"
+
+
+def test_log_with_refuses_unknown_trackers_and_a_missing_output_dir(tmp_path, fresh_accelerate_state):
+    from hf_lodc.launch import make_accelerator
+
+    with pytest.raises(ConfigError, match="'nonsense' is not a tracker Accelerate knows"):
+        make_accelerator(None, cpu=True, log_with=["nonsense"], project_dir=tmp_path)
+    with pytest.raises(ConfigError, match="set --output-dir"):
+        make_accelerator(None, cpu=True, log_with=["tensorboard"])
+    with pytest.raises(ConfigError, match="'wandb': the package is not installed"):
+        make_accelerator(None, cpu=True, log_with=["wandb"], project_dir=tmp_path)
+
+
+def test_recipe_logs_to_tensorboard_and_keeps_the_logs_beside_the_artefact(tmp_path, shared_hub):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "recipes/condense.py", "--cpu", "--output-dir", str(out), "--log-with", "tensorboard",
+           "--iterations", "3", "--log-every", "1", "--batch-real", "4", "--eval-runs", "1", "--eval-epochs", "1"]
+    for k, v in DATA.items():
+        cmd += ["--" + k.replace("_", "-"), "none" if v is None else str(v)]
+    env = {**os.environ, "ACCELERATE_MIXED_PRECISION": "bf16"}  # what `accelerate launch --mixed_precision bf16` sets
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    events = list((out / "logs").rglob("events.out.tfevents*"))
+    assert events, sorted(str(p) for p in out.rglob("*"))
+    assert b"condense/loss" in b"".join(p.read_bytes() for p in events)
+    config = json.loads((out / "config.json").read_text())
+    assert config["condense"]["mixed_precision"] == "bf16"  # the launcher's choice is used and recorded

@@ -435,8 +435,8 @@ def _mount_tmpfs(where: Path, options: str) -> bool:
 @contextlib.contextmanager
 def _tmpfs(where: Path, options: str):
     if not _mount_tmpfs(where, options):
-        pytest.skip(f"cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN); the file-size-limit test covers "
-                    f"the write failure path")
+        pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN); the file-size-limit test covers "
+                    "the write failure path")
     try:
         yield where
     finally:

@@ -54,6 +54,7 @@ from ..objectives import OBJECTIVES, MatchContext, RealSampler
 from ..objectives.gm import default_loops
 from ..seeding import generator
 from ..synset.budget import Budget, plan_budget
+from ..synset.contrast import CONTRASTS, apply_contrast
 from ..synset.init import INITS, initialise
 from ..synset.lowrank import PARAMETERISATIONS, SyntheticSet
 from .config import CondenseConfig
@@ -103,6 +104,7 @@ def resolve_config(cfg: CondenseConfig, image_shape) -> tuple[MethodSpec, Conden
     """Validate ``cfg`` and fill method defaults; never mutates the caller's config."""
     spec = get_method(cfg.method)
     INITS.get(cfg.init or spec.init)
+    CONTRASTS.get(cfg.contrast)
     rank = cfg.rank if spec.lowrank else None
     if spec.lowrank and rank is None:
         raise ConfigError(f"method {spec.name!r} is low-rank: set rank (e.g. 2)")
@@ -114,7 +116,7 @@ def resolve_config(cfg: CondenseConfig, image_shape) -> tuple[MethodSpec, Conden
         raise ConfigError(f"iterations must be >= 0, got {iterations}")
     if cfg.batch_real <= 0:
         raise ConfigError(f"batch_real must be positive, got {cfg.batch_real}")
-    if cfg.mixed_precision not in ("no", "bf16", "fp16"):
+    if cfg.mixed_precision not in (None, "no", "bf16", "fp16"):
         raise ConfigError(f"mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
     outer, inner = cfg.outer_loop, cfg.inner_loop
     if spec.objective == "gm":
@@ -127,6 +129,7 @@ def resolve_config(cfg: CondenseConfig, image_shape) -> tuple[MethodSpec, Conden
     resolved.lr = cfg.lr if cfg.lr is not None else spec.lr
     resolved.outer_loop, resolved.inner_loop = outer, inner
     resolved.matching_model = matching_model_for(image_shape, cfg.matching_model)
+    resolved.mixed_precision = cfg.mixed_precision or "no"  # the Condenser records an Accelerator's instead
     resolved.images_per_class = budget.images_per_class
     return spec, resolved, budget
 
@@ -204,8 +207,8 @@ class Condenser:
         self.accelerator = accelerator
         self.comm = Collective(accelerator)
         if accelerator is not None:  # the precision the passes will really use is the accelerator's
-            if str(accelerator.mixed_precision) != self.cfg.mixed_precision:
-                warnings.warn(f"mixed_precision={self.cfg.mixed_precision!r} in the config, but the Accelerator runs "
+            if cfg.mixed_precision is not None and str(accelerator.mixed_precision) != cfg.mixed_precision:
+                warnings.warn(f"mixed_precision={cfg.mixed_precision!r} in the config, but the Accelerator runs "
                               f"{accelerator.mixed_precision!r}: using (and recording) the Accelerator's", stacklevel=2)
             self.cfg.mixed_precision = str(accelerator.mixed_precision)
         self.device = accelerator.device if accelerator is not None else torch.device("cpu")
@@ -457,8 +460,13 @@ class Condenser:
                     for tracker in self.accelerator.trackers:
                         tracker.finish()
         self.synset.eval()
+        full = self._full_synset()
+        if self.spec.kind == "matching":  # coresets are real images: their contrast is the real one already
+            d = self.data
+            apply_contrast(cfg.contrast, full, self.classes, d.train, d.mean, d.std,
+                           generator(cfg.seed, "contrast"))
         return CondenseResult(
-            synset=self._full_synset(),
+            synset=full,
             budget=self.budget,
             method=self.spec,
             config=cfg,

@@ -76,7 +76,10 @@ class CondenseConfig(_Checked):
     seed: int = 0
     log_every: int = 10  # record loss every N iterations
     checkpoint_every: int = 0  # 0 = no periodic checkpoints
-    mixed_precision: str = "no"  # no | bf16 | fp16 (network passes only; factors stay fp32)
+    # no | bf16 | fp16 for the network passes (factors stay fp32); None = the launcher's choice
+    # (`accelerate launch --mixed_precision bf16`, accelerate config), "no" without an Accelerator
+    mixed_precision: str | None = None
+    contrast: str = "class_std"  # finished matching sets: class_std (real per-class image std) | none
 
 
 @dataclass
@@ -223,6 +226,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "log_every": _POSITIVE,
     "checkpoint_every": _NON_NEGATIVE,
     "mixed_precision": _one_of("no", "bf16", "fp16"),
+    "contrast": _one_of("class_std", "none"),
     "eval_models": (lambda v: len(v) > 0, "a non-empty list of model names"),
     "eval_runs": _NON_NEGATIVE,
     "eval_epochs": _POSITIVE,

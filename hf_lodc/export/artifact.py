@@ -109,7 +109,9 @@ class Artifact:
 
 
 # What a run itself may have put in its output directory before the artefact exists.
-_RUN_ENTRIES = frozenset({"checkpoints"})
+_RUN_ENTRIES = frozenset({"checkpoints", "logs"})
+# Of those, what the artefact keeps when it replaces the directory (tracker logs, `--log-with`).
+_KEPT_ENTRIES = ("logs",)
 # Failures of the writers that mean "the file system refused" (no space, read-only, quota, ...).
 _WRITE_ERRORS = (OSError, SafetensorError)
 
@@ -181,11 +183,18 @@ def atomic_dir(target: str | os.PathLike, overwrite: bool = True):
             f"cannot write the artefact {str(target)!r}: {str(parent)!r} is not writable ({e.strerror or e}). "
             "Choose a writable output directory."
         ) from None
+    moved: list[str] = []
     try:
         yield tmp
         _fsync_tree(tmp)
+        if existed:
+            for name in _KEPT_ENTRIES:  # moved, not copied (same file system); moved back on failure
+                if (target / name).exists() and not (tmp / name).exists():
+                    os.replace(target / name, tmp / name)
+                    moved.append(name)
         _swap_into_place(tmp, target)
     except _WRITE_ERRORS as e:
+        _move_back(tmp, target, moved)
         shutil.rmtree(tmp, ignore_errors=True)
         kept = "the artefact already there is unchanged" if existed else "no directory was created"
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
@@ -194,8 +203,15 @@ def atomic_dir(target: str | os.PathLike, overwrite: bool = True):
             "Free some space or choose another output directory."
         ) from e
     except BaseException:
+        _move_back(tmp, target, moved)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _move_back(tmp: Path, target: Path, names: list[str]) -> None:
+    for name in names:
+        if (tmp / name).exists() and target.is_dir():
+            os.replace(tmp / name, target / name)
 
 
 def _artefact_path(target: str | os.PathLike) -> Path:

@@ -41,7 +41,6 @@ from .store import (
     URL_PREFIX,
     Commit,
     CommitError,
-    FileEntry,
     Repo,
     Store,
     folder_oid,
