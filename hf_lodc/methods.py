@@ -50,6 +50,10 @@ _add(MethodSpec("lodsa", "matching", "lowrank", "gm", dsa=True, lr=0.1, iteratio
                 description="low-rank gradient matching with DSA"))
 _add(MethodSpec("dsa", "matching", "pixel", "gm", dsa=True, lr=0.1, iterations=1000, init="real",
                 description="gradient matching with differentiable siamese augmentation (Zhao & Bilen 2021)"))
+_add(MethodSpec("lomtt", "matching", "lowrank", "tm", dsa=True, lr=1000.0, iterations=5000, init="svd",
+                description="low-rank trajectory matching (needs expert_dir)"))
+_add(MethodSpec("mtt", "matching", "pixel", "tm", dsa=True, lr=1000.0, iterations=5000, init="real",
+                description="matching training trajectories (Cazenavette et al. 2022; needs expert_dir)"))
 _add(MethodSpec("random", "coreset", "pixel", coreset="random", init="real",
                 description="random real images"))
 _add(MethodSpec("herding", "coreset", "pixel", coreset="herding", init="real",

@@ -17,7 +17,7 @@ def test_there_is_a_config_per_paper_row():
     names = {p.stem for p in CONFIGS}
     for row in ["mnist-lodm-ipc1", "mnist-lodm-ipc10", "mnist-lodm-ipc50", "cifar10-lodm-ipc1", "cifar10-lodm-ipc10",
                 "cifar10-lodm-ipc50", "cifar100-lodm-ipc1", "cifar100-lodm-ipc10", "tinyimagenet-lodm-ipc1",
-                "tinyimagenet-lodm-ipc10", "mnist-lodm-ipc1-cpu", "cifar10-lodm-ipc1-cpu"]:
+                "tinyimagenet-lodm-ipc10", "mnist-lodm-ipc1-cpu", "cifar10-lodm-ipc1-cpu", "cifar10-lomtt-ipc1"]:
         assert row in names
 
 
@@ -37,6 +37,7 @@ def test_paper_rows_store_the_expected_counts():
     assert [count(f"cifar10-lodm-ipc{k}") for k in (1, 10, 50)] == [8, 80, 200]
     assert [count(f"mnist-lodm-ipc{k}") for k in (1, 10, 50)] == [7, 17, 87]
     assert [count(f"tinyimagenet-lodm-ipc{k}") for k in (1, 10)] == [8, 80]
+    assert count("cifar10-lomtt-ipc1") == 8
 
 
 def test_flat_and_nested_round_trip():

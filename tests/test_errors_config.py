@@ -32,7 +32,7 @@ def _load_recipe():
 
 condense_recipe = _load_recipe()
 
-METHOD_LIST = "dc, dm, dsa, herding, lodc, lodm, lodsa, lorandom, random"
+METHOD_LIST = "dc, dm, dsa, herding, lodc, lodm, lodsa, lomtt, lorandom, mtt, random"
 
 
 @pytest.fixture(autouse=True)

@@ -118,6 +118,9 @@ def resolve_config(cfg: CondenseConfig, image_shape) -> tuple[MethodSpec, Conden
         raise ConfigError(f"batch_real must be positive, got {cfg.batch_real}")
     if cfg.mixed_precision not in (None, "no", "bf16", "fp16"):
         raise ConfigError(f"mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
+    if spec.objective == "tm" and iterations > 0 and not cfg.expert_dir:
+        raise ConfigError(f"method {spec.name!r} matches expert trajectories: set expert_dir (make them with "
+                          "`python recipes/experts.py --dataset ... --output-dir DIR`)")
     outer, inner = cfg.outer_loop, cfg.inner_loop
     if spec.objective == "gm":
         d_outer, d_inner = default_loops(budget.ipc)
@@ -231,6 +234,8 @@ class Condenser:
         self.init_indices = None
         self.initial_state = initial_state
         self.last_checkpoint: tuple[Path, int] | None = None
+        self.objective = None  # built by the loop
+        self._objective_state: dict = {}  # from a checkpoint, loaded into the objective once built
 
     # -- set-up --------------------------------------------------------------------------------
     def _autocast(self):
@@ -260,7 +265,9 @@ class Condenser:
             device=self.device,
             autocast=self._autocast,
             options={"outer_loop": cfg.outer_loop, "inner_loop": cfg.inner_loop, "lr_net": cfg.lr_net,
-                     "batch_train": cfg.batch_train},
+                     "batch_train": cfg.batch_train, "expert_dir": cfg.expert_dir, "syn_steps": cfg.syn_steps,
+                     "expert_epochs": cfg.expert_epochs, "max_start_epoch": cfg.max_start_epoch,
+                     "lr_teacher": cfg.lr_teacher, "lr_lr": cfg.lr_lr, "batch_syn": cfg.batch_syn},
         )
 
     def _objective(self, ctx: MatchContext):
@@ -337,8 +344,10 @@ class Condenser:
         for name, p in self.synset.named_parameters():
             buf = opt.state.get(p, {}).get("momentum_buffer")  # same presence on every process
             momentum[name] = full(buf) if buf is not None else None
+        objective = self.objective.state_dict() if self.objective is not None else {}
         return {
             "iteration": None, "synset": synset, "momentum": momentum, "history": list(self.history),
+            "objective": objective,
             "config": dict(self.cfg.__dict__), "init_indices": self.init_indices,
             "num_processes": self.comm.world,
         }
@@ -412,6 +421,7 @@ class Condenser:
             if buf is not None:
                 opt.state[param]["momentum_buffer"] = class_rows(buf, n, self.local_positions).to(param.device).clone()
         self.history = list(ck["history"])
+        self._objective_state = ck.get("objective") or {}
         self.start_iteration = int(ck["iteration"])
         self.init_indices = ck.get("init_indices")
         self.last_checkpoint = (p, self.start_iteration)
@@ -479,7 +489,9 @@ class Condenser:
 
     def _loop(self, opt: torch.optim.Optimizer) -> tuple[int, float]:
         cfg, total, K = self.cfg, self.cfg.iterations, len(self.classes)
-        objective = self._objective(self._context())
+        objective = self.objective = self._objective(self._context())
+        if self._objective_state:
+            objective.load_state_dict(self._objective_state)
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, initial=self.start_iteration, desc=f"{self.spec.name} ipc{self.budget.ipc}",

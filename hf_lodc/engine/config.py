@@ -73,6 +73,13 @@ class CondenseConfig(_Checked):
     inner_loop: int | None = None
     lr_net: float = 0.01  # gradient matching: lr of the network's inner training
     batch_train: int = 256  # gradient matching: batch of the inner training
+    expert_dir: str | None = None  # trajectory matching: expert trajectories (recipes/experts.py)
+    syn_steps: int = 20  # trajectory matching: student steps on the synthetic set per iteration
+    expert_epochs: int = 2  # trajectory matching: target = expert epoch start + expert_epochs
+    max_start_epoch: int = 2  # trajectory matching: start epoch drawn from [0, max_start_epoch)
+    lr_teacher: float = 0.01  # trajectory matching: initial learned student lr
+    lr_lr: float = 1e-5  # trajectory matching: lr of the learned student lr
+    batch_syn: int | None = None  # trajectory matching: student minibatch (None = the whole set)
     seed: int = 0
     log_every: int = 10  # record loss every N iterations
     checkpoint_every: int = 0  # 0 = no periodic checkpoints
@@ -223,6 +230,12 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "inner_loop": _POSITIVE,
     "lr_net": _POSITIVE,
     "batch_train": _POSITIVE,
+    "syn_steps": _POSITIVE,
+    "expert_epochs": _POSITIVE,
+    "max_start_epoch": _POSITIVE,
+    "lr_teacher": _POSITIVE,
+    "lr_lr": _POSITIVE,
+    "batch_syn": _POSITIVE,
     "log_every": _POSITIVE,
     "checkpoint_every": _NON_NEGATIVE,
     "mixed_precision": _one_of("no", "bf16", "fp16"),

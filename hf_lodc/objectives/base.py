@@ -82,6 +82,14 @@ class Objective:
         """Hook for Accelerate (``accelerator.backward``); plain autograd by default."""
         loss.backward()
 
+    def state_dict(self) -> dict:
+        """What a checkpoint must keep besides the synthetic set (e.g. a learned lr); none by default."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no state, got {sorted(state)}")
+
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective")
 
