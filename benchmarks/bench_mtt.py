@@ -42,7 +42,13 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--expert-dir", default="/tmp/hf_lodc-bench-mtt-experts")
     p.add_argument("--out", default=str(HERE / "results" / "mtt_cpu"))
+    p.add_argument("--render-only", action="store_true", help="rewrite the .md from the existing .json")
     args = p.parse_args(argv)
+    out = Path(args.out)
+    if args.render_only:
+        result = json.loads(Path(str(out) + ".json").read_text())
+        Path(str(out) + ".md").write_text(render(result))
+        return 0
     os.environ.setdefault("HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))
     import hf_lodc
     from hf_lodc.engine.config import DataConfig, EvalConfig
@@ -52,6 +58,7 @@ def main(argv=None) -> int:
     hw = machine()
     data = load_data(DataConfig(dataset="ylecun/mnist", max_per_class=args.max_per_class))
     t0 = time.perf_counter()
+    reused = (Path(args.expert_dir) / "experts.json").is_file()
     buf = train_experts(data, ExpertConfig(num_experts=args.experts, epochs=args.expert_epochs_trained,
                                            seed=args.seed), args.expert_dir, progress=False)
     experts_s = time.perf_counter() - t0
@@ -76,33 +83,38 @@ def main(argv=None) -> int:
                      "accuracies": [round(a, 2) for a in rec.accuracies]})
         print(rows[-1], flush=True)
     accs = [a for a in buf.meta.get("test_accuracy", {}).values() if a is not None]
-    result = {"settings": vars(args), "experts_s": round(experts_s, 1),
+    result = {"settings": vars(args), "experts_s": round(experts_s, 1), "experts_reused": reused,
               "expert_test_accuracy_mean": round(sum(accs) / len(accs), 2) if accs else None,
               "hardware": hw, "load_average_at_end": os.getloadavg(), "command": " ".join(["python", *sys.argv]),
               "rows": rows}
-    a = args
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Path(str(out) + ".json").write_text(json.dumps(result, indent=2) + "\n")
+    Path(str(out) + ".md").write_text(render(result))
+    print(render(result))
+    return 0
+
+
+def render(result: dict) -> str:
+    a, hw = result["settings"], result["hardware"]
+    made = (f"reused from {a['expert_dir']}, trained earlier with these settings" if result.get("experts_reused")
+            else f"trained in {result['experts_s']:.0f} s")
     lines = [
-        f"MNIST IPC 1 (equal storage: 784 numbers/class), real train capped at {a.max_per_class}/class; "
-        f"{a.experts} experts x {a.expert_epochs_trained} epochs (ConvNet-3, SGD 0.01, DSA; mean test accuracy "
-        f"{result['expert_test_accuracy_mean']} %, {result['experts_s']:.0f} s); {a.iterations} iterations x "
-        f"{a.syn_steps} student steps, 2 expert epochs, start epoch < 2, lr {a.lr:g}; eval {a.eval_runs} ConvNet-3 x "
-        f"{a.eval_epochs} epochs (DSA, last epoch), full test split. {machine_line(hw)}. "
+        f"MNIST IPC 1 (equal storage: 784 numbers/class), real train capped at {a['max_per_class']}/class; "
+        f"{a['experts']} experts x {a['expert_epochs_trained']} epochs (ConvNet-3, SGD 0.01, DSA; mean test accuracy "
+        f"{result['expert_test_accuracy_mean']} %; {made}); {a['iterations']} iterations x {a['syn_steps']} student "
+        f"steps, 2 expert epochs, start epoch < 2, lr {a['lr']:g}; eval {a['eval_runs']} ConvNet-3 x "
+        f"{a['eval_epochs']} epochs (DSA, last epoch), full test split. {machine_line(hw)}. "
         f"Command: `{result['command']}`.",
         "",
         "| method | images/class | iterations | accuracy % (mean ± std) | s/iteration | learned student lr |",
         "|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    for r in result["rows"]:
         spi = f"{r['seconds_per_iteration']:.2f}" if r["seconds_per_iteration"] else "–"
         lr = f"{r['learned_lr']:.4f}" if r["learned_lr"] else "–"
         lines.append(f"| {r['method']} | {r['images_per_class']} | {r['iterations']} | "
                      f"{r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f} | {spi} | {lr} |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Path(str(out) + ".json").write_text(json.dumps(result, indent=2) + "\n")
-    Path(str(out) + ".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

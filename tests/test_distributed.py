@@ -135,7 +135,8 @@ def test_two_processes_gradient_matching_trains_one_network_on_all_classes(tmp_p
                "iterations": 3, "batch_real": 8, "outer_loop": 2, "inner_loop": 1, "log_every": 1,
                "matching_model": "lodc_convnet_d1_w128"}
     _launch_two(tmp_path / "two", options)
-    one = Condenser(data, _config(options).condense, progress=False).run()
+    same_data = load_data(_config(options).data)  # no holdout here: the same real images as the 2-process run
+    one = Condenser(same_data, _config(options).condense, progress=False).run()
     h2 = json.loads((tmp_path / "two" / "history.json").read_text())
     assert len(h2) == len(one.history) == 3 and all(math.isfinite(h["loss"]) for h in h2)
     # 2 outer steps x 10 classes x (1 - cos) terms per output channel: the same scale as one process
