@@ -117,10 +117,9 @@ def _meta(data: ImageClassificationData, cfg: ExpertConfig, net: nn.Module) -> d
 
 
 def _train_one(data: ImageClassificationData, cfg: ExpertConfig, i: int, device, progress: bool) -> tuple[torch.Tensor, float | None]:
-    c, h, w = data.image_shape
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(cfg.seed, "expert-net", i))
-        net = create_eval_model(cfg.model, num_classes=data.num_classes, in_chans=c, img_size=(h, w)).to(device)
+    from ..engine.evaluate import _make_net, test_accuracy  # engine imports objectives: import at use
+
+    net = _make_net(cfg.model, data.num_classes, data.image_shape, derive_seed(cfg.seed, "expert-net", i), device)
     _check_net(net, cfg.model)
     g = generator(cfg.seed, "expert-data", i)
     aug = DSAugment(cfg.dsa_strategy)
@@ -147,8 +146,6 @@ def _train_one(data: ImageClassificationData, cfg: ExpertConfig, i: int, device,
         bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
         bar.update(1)
     bar.close()
-    from ..engine.evaluate import test_accuracy  # engine imports objectives: import at use
-
     acc = test_accuracy(net, data.test, mean, std, device) if data.test is not None and len(data.test) else None
     return torch.stack(points), acc  # (epochs + 1, P)
 

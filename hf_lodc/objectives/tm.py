@@ -51,7 +51,7 @@ class TrajectoryMatching(Objective):
 
     def _check(self, where: str) -> None:
         ctx, meta = self.ctx, self.buffer.meta
-        epochs = self.trajectories_epochs = self.buffer.trajectories.shape[1] - 1
+        epochs = self.buffer.trajectories.shape[1] - 1
         problems = []
         if list(meta["image_shape"]) != list(ctx.image_shape):
             problems.append(f"image shape {meta['image_shape']} (this data: {list(ctx.image_shape)})")
@@ -75,10 +75,9 @@ class TrajectoryMatching(Objective):
             raise ConfigError(f"the experts in {where!r} have {epochs} epochs, but max_start_epoch "
                               f"{self.max_start_epoch} + expert_epochs {self.expert_epochs} needs "
                               f"{self.max_start_epoch - 1 + self.expert_epochs}; lower them or train longer experts")
-        P = self.buffer.trajectories.shape[2]
-        if P != flat_params(self.net).numel():
-            raise ConfigError(f"expert trajectories in {where!r} have {P} parameters, the network "
-                              f"{flat_params(self.net).numel()}")
+        P, ours = self.buffer.trajectories.shape[2], flat_params(self.net).numel()
+        if P != ours:
+            raise ConfigError(f"expert trajectories in {where!r} have {P} parameters, the network {ours}")
 
     # -- checkpoint state ----------------------------------------------------------------------
     def state_dict(self) -> dict:
