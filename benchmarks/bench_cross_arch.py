@@ -59,7 +59,7 @@ def hardware() -> dict:
 
 
 def stratified_test(test, per_class: int, seed: int = 0):
-    from hf_lodc.data.hub import LabeledImages
+    from hf_lodc.data.types import LabeledImages
 
     g = torch.Generator().manual_seed(seed)
     keep = []

@@ -124,7 +124,7 @@ def _eval_time(backend: str, model: str, images, labels, test, data, n: int, epo
 
 def bench_eval(args) -> None:
     import hf_lodc.engine  # noqa: F401  (registers the vmap backend)
-    from hf_lodc.data.hub import LabeledImages, normalize
+    from hf_lodc.data.types import LabeledImages, normalize
     from hf_lodc.pipeline import load_data
     from hf_lodc.engine.config import DataConfig
 

@@ -9,7 +9,8 @@
 
 from . import models  # noqa: F401  registers the lodc_* models in timm
 from .api import CondensedDataset
-from .data.hub import ImageClassificationData, LabeledImages, SourceInfo, load_image_classification
+from .data.types import ImageClassificationData, LabeledImages, SourceInfo
+from .data.hub import load_image_classification
 from .engine import (
     CondenseConfig,
     CondenseResult,

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .data.hub import ImageClassificationData, LabeledImages, normalize
+from .data.types import ImageClassificationData, LabeledImages, normalize
 from .engine.condenser import Condenser
 from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EvalRecord, evaluate_synthetic

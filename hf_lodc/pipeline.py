@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from .data.hub import ImageClassificationData, load_image_classification
+from .data.types import ImageClassificationData
+from .data.hub import load_image_classification
 from .engine.condenser import CondenseResult, Condenser, resolve_config
 from .engine.config import DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EVAL_BACKENDS, EvalRecord, evaluate_synthetic, protocol_of

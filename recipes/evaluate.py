@@ -72,7 +72,7 @@ def evaluate_condensed(args, device) -> dict:
 def evaluate_foreign(args, device) -> dict:
     """Any image+label dataset: uint8 images normalised with the real data's statistics."""
     from hf_lodc import EvalConfig, evaluate_synthetic, load_image_classification
-    from hf_lodc.data.hub import normalize
+    from hf_lodc.data.types import normalize
 
     syn = load_image_classification(args.source, revision=args.revision, config_name=args.config_name,
                                     eval_split=None)

@@ -7,7 +7,7 @@ import timm
 import torch
 
 import hf_lodc
-from hf_lodc.data.hub import normalize
+from hf_lodc.data.types import normalize
 from hf_lodc.engine.config import EvalConfig
 from hf_lodc.errors import ConfigError
 from hf_lodc.synset.contrast import apply_contrast, class_image_std, rescale_images_
@@ -74,7 +74,7 @@ def test_coresets_keep_real_images_and_unknown_contrast_is_refused(mnist):
 
 
 def test_class_image_std_uses_each_class():
-    from hf_lodc.data.hub import LabeledImages
+    from hf_lodc.data.types import LabeledImages
 
     imgs = torch.zeros(20, 1, 4, 4, dtype=torch.uint8)
     imgs[10:, :, :, :2] = 255  # class 1: half white (high std); class 0: flat black (std 0)

@@ -16,7 +16,7 @@ import yaml
 datasets = pytest.importorskip("datasets")
 
 from hf_lodc import CondensedDataset  # noqa: E402
-from hf_lodc.data.hub import denormalize_to_uint8  # noqa: E402
+from hf_lodc.data.types import denormalize_to_uint8  # noqa: E402
 from hf_lodc.errors import ConfigError, IncompatibleArtifactError  # noqa: E402
 from hf_lodc.export import card as card_mod  # noqa: E402
 from hf_lodc.export import to_hub  # noqa: E402

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 import hf_lodc
 from hf_lodc.data.augment import DSAugment
-from hf_lodc.data.hub import ImageClassificationData, normalize
+from hf_lodc.data.types import ImageClassificationData, normalize
 from hf_lodc.engine.condenser import Condenser
 from hf_lodc.methods import METHODS
 from hf_lodc.objectives import MatchContext, RealSampler

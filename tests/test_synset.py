@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from hf_lodc.data.hub import LabeledImages
+from hf_lodc.data.types import LabeledImages
 from hf_lodc.synset.init import INITS, initialise, relative_error
 from hf_lodc.synset.lowrank import LowRankSet, PixelSet, truncated_svd_factors
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from hf_lodc.data.augment import DSAugment
-from hf_lodc.data.hub import LabeledImages, normalize
+from hf_lodc.data.types import LabeledImages, normalize
 from hf_lodc.engine.config import EvalConfig
 from hf_lodc.engine.evaluate import EVAL_BACKENDS, evaluate_synthetic, train_one
 from hf_lodc.engine.vmap_eval import StackedNets, train_stacked

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..data.hub import ImageClassificationData
+from ..data.types import ImageClassificationData
 from ..engine.config import RunConfig
 from ..engine.evaluate import EvalRecord, protocol_of
 from ..errors import ConfigError

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data.hub import ImageClassificationData
+from ..data.types import ImageClassificationData
 from ..engine.config import EvalConfig
 from ..engine.evaluate import EvalRecord, evaluate_synthetic
 from .memory import TaskMemory, memory_tensors

@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from ..data.hub import ImageClassificationData
+from ..data.types import ImageClassificationData
 from ..engine.evaluate import protocol_of
 from ..errors import ArtifactError
 from ..export.artifact import environment_info

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..data.hub import ImageClassificationData, LabeledImages
+from ..data.types import ImageClassificationData, LabeledImages
 from ..errors import ConfigError
 from ..seeding import generator
 

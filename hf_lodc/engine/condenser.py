@@ -47,7 +47,7 @@ from typing import Any, Callable
 import torch
 
 from ..data.augment import DSAugment
-from ..data.hub import ImageClassificationData, LabeledImages
+from ..data.types import ImageClassificationData, LabeledImages
 from ..errors import ArtifactError, ConfigError, NonFiniteError
 from ..methods import MethodSpec, get_method
 from ..objectives import OBJECTIVES, MatchContext, RealSampler

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data.hub import normalize
+from ..data.types import normalize
 from ..registry import Registry
 from ..seeding import derive_seed
 

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data.augment import DSAugment
-from ..data.hub import LabeledImages, normalize
+from ..data.types import LabeledImages, normalize
 from ..errors import ConfigError
 from ..models import create_eval_model
 from ..registry import Registry

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..data.augment import DSAParams, DSAugment
-from ..data.hub import LabeledImages, normalize
+from ..data.types import LabeledImages, normalize
 from ..seeding import derive_seed, generator
 from .config import EvalConfig
 from .evaluate import EVAL_BACKENDS, _lr_at, _make_net

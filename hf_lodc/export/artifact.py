@@ -28,7 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..data.hub import SourceInfo
+from ..data.types import SourceInfo
 from ..errors import ArtifactError, IncompatibleArtifactError
 from ..synset.budget import Budget
 from ..synset.lowrank import PARAMETERISATIONS, SyntheticSet

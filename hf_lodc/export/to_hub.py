@@ -39,7 +39,7 @@ from typing import Any, Callable
 import torch
 import yaml
 
-from ..data.hub import denormalize_to_uint8
+from ..data.types import denormalize_to_uint8
 from ..errors import ConfigError, DatasetNotFoundError, HubAuthError, HubError, HubPushError, IncompatibleArtifactError
 from ..registry import Registry
 from .artifact import Artifact, artifact_from_record

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from ..data.augment import DSAugment
-from ..data.hub import LabeledImages, normalize
+from ..data.types import LabeledImages, normalize
 from ..data.sampler import ClassIndex
 from ..models import create_eval_model
 from ..registry import Registry

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from ..data.augment import DSAugment
-from ..data.hub import ImageClassificationData, normalize
+from ..data.types import ImageClassificationData, normalize
 from ..errors import ArtifactError, ConfigError
 from ..models.factory import create_eval_model
 from ..seeding import derive_seed, generator

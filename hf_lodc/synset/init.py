@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from ..data.hub import LabeledImages, normalize
+from ..data.types import LabeledImages, normalize
 from ..data.sampler import ClassIndex
 from ..registry import Registry
 from .lowrank import LowRankSet, SyntheticSet
