@@ -25,6 +25,10 @@ __all__ = [
     "HubPushError",
     "IncompatibleArtifactError",
     "UnknownNameError",
+    "MemoryBudgetError",
+    "OutputDirLockedError",
+    "LocalPathNotFoundError",
+    "LocalHubNotFoundError",
 ]
 
 
@@ -47,12 +51,24 @@ class BudgetError(ConfigError):
     """The storage budget / rank combination cannot be honoured."""
 
 
+class MemoryBudgetError(ConfigError, MemoryError):
+    """The synthetic set (with its optimiser state) and the real data would not fit in memory."""
+
+
 class DatasetError(HfLodcError, ValueError):
     """The source dataset cannot be used as asked."""
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):
     """The dataset id / path / revision does not exist (or is not reachable)."""
+
+
+class LocalPathNotFoundError(DatasetNotFoundError):
+    """A dataset given as a local path (``./x``, ``/x``, ``~/x``) does not exist: a path problem, not a Hub one."""
+
+
+class LocalHubNotFoundError(DatasetNotFoundError):
+    """``HF_LODC_LOCAL_HUB`` names a folder that does not exist (or has no ``datasets/`` inside)."""
 
 
 class ColumnError(DatasetError):
@@ -77,6 +93,10 @@ class NonFiniteError(HfLodcError, FloatingPointError):
 
 class ArtifactError(HfLodcError, OSError):
     """Writing or reading a local artefact failed (permissions, disk full, missing files)."""
+
+
+class OutputDirLockedError(ArtifactError):
+    """Another run holds the output directory's lock; the message names its pid and command."""
 
 
 class IncompatibleArtifactError(ArtifactError, ValueError):

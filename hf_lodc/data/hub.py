@@ -40,6 +40,8 @@ from ..errors import (
     DatasetError,
     DatasetNotFoundError,
     HfLodcError,
+    LocalHubNotFoundError,
+    LocalPathNotFoundError,
     SplitError,
 )
 from .types import ImageClassificationData, LabeledImages, SourceInfo, normalize  # noqa: F401  (re-exported)
@@ -52,6 +54,9 @@ __all__ = [
     "ImageClassificationData",
     "load_image_classification",
     "resolve_source",
+    "resolve_dataset_arg",
+    "looks_like_path",
+    "local_mirror",
     "default_cache_dir",
     "detect_columns",
 ]
@@ -69,30 +74,81 @@ def default_cache_dir() -> Path:
     return Path(root)
 
 
-def resolve_source(dataset: str) -> tuple[str, str | None]:
+def _nearest_existing(p: Path) -> Path:
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def looks_like_path(dataset: str) -> bool:
+    """``./x``, ``../x``, ``/x``, ``~/x``, ``a/b/c``: a local path, never a Hub id (``owner/name``)."""
+    return dataset.startswith((".", "/", "~", os.sep)) or dataset.count("/") > 1 or "\\" in dataset
+
+
+def _missing_path(dataset: str) -> HfLodcError:
+    p = Path(os.path.abspath(os.path.expanduser(dataset)))
+    near = _nearest_existing(p.parent)
+    if near == p.parent:
+        where = f"{str(near)!r} exists but has no entry {p.name!r}"
+    else:
+        where = f"the nearest existing folder is {str(near)!r}"
+    return LocalPathNotFoundError(
+        f"dataset {dataset!r} not found: no such directory {str(p)!r} ({where}; cwd: {os.getcwd()}). Pass an "
+        "existing dataset folder (was it moved or renamed?)"
+    )
+
+
+def local_mirror() -> Path | None:
+    """The folder ``$HF_LODC_LOCAL_HUB`` names (``~`` expanded), None when unset; refused if missing."""
+    mirror = os.environ.get("HF_LODC_LOCAL_HUB")
+    if not mirror:
+        return None
+    root = Path(os.path.abspath(os.path.expanduser(mirror)))
+    if not root.is_dir():
+        raise LocalHubNotFoundError(
+            f"HF_LODC_LOCAL_HUB={mirror!r} is not a folder ({str(root)!r} does not exist); point it at the local "
+            "mirror (the folder holding datasets/<owner>/<name>) or unset it to use the Hub"
+        )
+    return root
+
+
+def resolve_dataset_arg(dataset: str | os.PathLike) -> str:
+    """What to record for ``dataset``: the absolute folder for a local path (``~`` expanded, relative
+    paths against the current directory), the Hub id unchanged. Call it once where the option is read
+    so the artefact evaluates from any directory."""
+    text = os.fspath(dataset) if isinstance(dataset, os.PathLike) else dataset
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"dataset must be a Hub id like 'uoft-cs/cifar10' or a local path, got {dataset!r}")
+    p = Path(text).expanduser()
+    if p.exists() or looks_like_path(text):
+        return os.path.abspath(p)
+    return text
+
+
+def resolve_source(dataset: str | os.PathLike) -> tuple[str, str | None]:
     """Return (what to give ``datasets.load_dataset``, Hub id or None).
 
-    A path that exists is used as is. A Hub id ``owner/name`` is looked up first in the local
-    mirror named by ``$HF_LODC_LOCAL_HUB`` (a folder laid out as ``datasets/<owner>/<name>``).
+    A path that exists is used as is (``~`` expanded, made absolute). A Hub id ``owner/name`` is looked
+    up first in the local mirror named by ``$HF_LODC_LOCAL_HUB`` (a folder laid out as
+    ``datasets/<owner>/<name>``; a mirror folder that does not exist is an error naming it). A local
+    path that does not exist (``./x``, ``/x``, ``~/x``, ``a/b/c``) is a path error, never a Hub lookup.
     """
-    if not dataset or not isinstance(dataset, str):
+    if isinstance(dataset, os.PathLike):
+        dataset = os.fspath(dataset)
+    if not dataset or not isinstance(dataset, str) or not dataset.strip():
         raise ConfigError(f"dataset must be a Hub id like 'uoft-cs/cifar10' or a local path, got {dataset!r}")
     p = Path(dataset).expanduser()
     if p.exists():
         if not p.is_dir():
             raise DatasetNotFoundError(f"dataset path {dataset!r} is a file; pass the repository folder")
         return str(p.resolve()), None
-    mirror = os.environ.get("HF_LODC_LOCAL_HUB")
-    if mirror:
-        cand = Path(mirror).expanduser() / "datasets" / dataset
+    if looks_like_path(dataset):
+        raise _missing_path(dataset)
+    mirror = local_mirror()
+    if mirror is not None:
+        cand = mirror / "datasets" / dataset
         if cand.is_dir():
             return str(cand.resolve()), dataset
-    looks_local = dataset.startswith((".", "/", "~")) or dataset.count("/") > 1
-    if looks_local:
-        raise DatasetNotFoundError(
-            f"dataset {dataset!r} not found: no such directory (cwd: {os.getcwd()}). "
-            "Pass an existing repository folder or a Hub id 'owner/name'."
-        )
     return dataset, dataset
 
 
@@ -159,10 +215,17 @@ def _is_not_found(e: BaseException, ctx: _LoadContext) -> bool:
     return isinstance(e, FileNotFoundError)
 
 
+def _mirror_note(ctx: _LoadContext) -> str:
+    mirror = os.environ.get("HF_LODC_LOCAL_HUB")
+    if not mirror:
+        return ""
+    return f", not in the local mirror HF_LODC_LOCAL_HUB={mirror!r}"
+
+
 def _not_found(e: BaseException, ctx: _LoadContext) -> HfLodcError:
     return DatasetNotFoundError(
-        f"dataset {ctx.dataset!r} not found: no local folder of that name (cwd: {os.getcwd()}) and no "
-        f"dataset repo {ctx.dataset!r} on the Hub ({ctx.endpoint}) that you can read. Check the spelling, "
+        f"dataset {ctx.dataset!r} not found: no local folder of that name (cwd: {os.getcwd()}){_mirror_note(ctx)}, "
+        f"and no dataset repo {ctx.dataset!r} on the Hub ({ctx.endpoint}) that you can read. Check the spelling, "
         "log in (HF_TOKEN) for private or gated repos, or pass a local folder."
     )
 
@@ -195,7 +258,8 @@ def _is_unreachable(e: BaseException, ctx: _LoadContext) -> bool:
 
 def _unreachable(e: BaseException, ctx: _LoadContext) -> HfLodcError:
     return DatasetNotFoundError(
-        f"dataset {ctx.dataset!r}: cannot reach the Hub ({ctx.endpoint}): {_first_line(e)}. Check your "
+        f"dataset {ctx.dataset!r}: cannot reach the Hub ({ctx.endpoint}): {_first_line(e)}; and no local folder "
+        f"of that name (cwd: {os.getcwd()}){_mirror_note(ctx)}. Check the spelling, your "
         "network or HF_ENDPOINT; with HF_HUB_OFFLINE=1 only cached datasets load, and HF_LODC_LOCAL_HUB "
         "can name a local mirror."
     )
@@ -505,7 +569,7 @@ def _check_options(mixed, image_mode, image_size, holdout_fraction, max_per_clas
 
 
 def load_image_classification(
-    dataset: str,
+    dataset: str | os.PathLike,
     *,
     config_name: str | None = None,
     revision: str | None = None,
@@ -545,6 +609,8 @@ def load_image_classification(
     """
     import datasets
 
+    if isinstance(dataset, os.PathLike):
+        dataset = os.fspath(dataset)
     _check_options(mixed, image_mode, image_size, holdout_fraction, max_per_class)
     source, hub_id = resolve_source(dataset)
     dd = _load_dataset_dict(source, hub_id, dataset, config_name, revision)
@@ -594,7 +660,7 @@ def load_image_classification(
     del x
     remote = not Path(source).exists()
     info = SourceInfo(
-        dataset=dataset,
+        dataset=dataset if hub_id is not None else source,  # a local folder: its absolute path, from any cwd
         resolved_path=None if remote else source,
         hub_id=hub_id,
         config_name=config_name,
