@@ -173,15 +173,25 @@ def build_fixtures(ws: Path) -> dict[str, str]:
     return fx
 
 
+_API_NEEDS_RUNS = {"api-cd-from-disk-truncated", "api-cd-from-disk-results", "api-cd-nan-from-disk-eval"}
+
+
+def needs_runs(cases: list[Case]) -> bool:
+    """Whether any case uses the artefact / checkpoint fixtures (they take a CLI run each to make)."""
+    for c in cases:
+        if c.id in _API_NEEDS_RUNS or c.setup in (copy_ckpt,) or c.id == "signal-term-eval-existing-artefact":
+            return True
+        if c.argv and any("{ART" in a or "{CKPT" in a for a in c.argv):
+            return True
+    return False
+
+
 def build_runs(ws: Path, fx: dict, env: dict) -> None:
     """A good artefact (CLI) and a checkpoint at iteration 2 of 3 (the CLI's own Condenser)."""
     art = ws / "art" / "good"
-    p = subprocess.run([PY, "recipes/condense.py", "--dataset", fx["D"], "--iterations", "2", "--batch-real", "4",
-                        "--eval-runs", "1", "--eval-epochs", "1", "--output-dir", str(art), "--cpu"],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    if p.returncode != 0:
-        raise RuntimeError(f"fixture artefact failed:\n{p.stderr[-3000:]}")
-    fx["ART"] = str(art)
+    art_run = subprocess.Popen([PY, "recipes/condense.py", "--dataset", fx["D"], "--iterations", "2", "--batch-real",
+                                "4", "--eval-runs", "1", "--eval-epochs", "1", "--output-dir", str(art), "--cpu"],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     code = (
         "import sys\n"
         "from hf_lodc.engine.config import RunConfig\n"
@@ -199,6 +209,10 @@ def build_runs(ws: Path, fx: dict, env: dict) -> None:
     if p.returncode != 0 or not any(ck.glob("iter_*")):
         raise RuntimeError(f"fixture checkpoint failed:\n{p.stderr[-3000:]}")
     fx["CKPT"] = str(ck)
+    _, err = art_run.communicate(timeout=300)  # the two fixture runs overlap
+    if art_run.returncode != 0:
+        raise RuntimeError(f"fixture artefact failed:\n{err[-3000:]}")
+    fx["ART"] = str(art)
     # damaged / foreign artefacts
     _damaged_artefacts(ws, fx)
 
@@ -1318,13 +1332,15 @@ def base_env(ws: Path) -> dict[str, str]:
     return env
 
 
-def prepare(ws: Path) -> tuple[dict, dict]:
+def prepare(ws: Path, runs: bool = True) -> tuple[dict, dict]:
+    """Fixtures in ``ws``; ``runs=False`` skips the artefact and checkpoint (see :func:`needs_runs`)."""
     ws.mkdir(parents=True, exist_ok=True)
     env = base_env(ws)
     os.environ.update({k: env[k] for k in ("HF_LODC_CACHE", "HF_DATASETS_CACHE", "HF_HOME", "HF_HUB_OFFLINE",
                                            "HF_DATASETS_OFFLINE")})
     fx = build_fixtures(ws)
-    build_runs(ws, fx, env)
+    if runs:
+        build_runs(ws, fx, env)
     (ws / "fixtures.json").write_text(json.dumps(fx))
     return fx, env
 
@@ -1409,7 +1425,7 @@ def run_catalogue(cases: list[Case], ws: Path, fx: dict, env: dict, jobs: int = 
                             returned=r.get("returned"), seconds=r.get("seconds", 0), timed_out=r.get("timed_out"))
             record(c, o, ws / "cases" / c.id, [])
 
-    half = (len(api) + 1) // 2
+    half = (len(api) + 1) // 2 if len(api) > 12 else len(api)  # a worker costs one interpreter start
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futs = [pool.submit(do_api, api[:half]), pool.submit(do_api, api[half:])]
@@ -1510,7 +1526,7 @@ def main(argv: list[str] | None = None) -> int:
         ws = Path(tmp)
     try:
         print(f"[catalogue] fixtures in {ws}", flush=True)
-        fx, env = prepare(ws)
+        fx, env = prepare(ws, runs=needs_runs(cases))
         print(f"[catalogue] fixtures ready ({time.time() - t0:.0f} s); {len(cases)} cases, {args.jobs} at a time",
               flush=True)
         rows = run_catalogue(cases, ws, fx, env, jobs=args.jobs, fresh=args.fresh, log=lambda s: print(s, flush=True))
