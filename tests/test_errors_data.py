@@ -533,3 +533,61 @@ def test_interrupt_during_save_leaves_the_old_artefact(tmp_path, artefact):
     with pytest.raises(KeyboardInterrupt):
         save_artifact(bad, out)
     assert os.listdir(tmp_path) == ["run"] and _same(load_artifact(out), artefact)
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 12: a local path is a path (never a Hub lookup), the mirror is named, the source is absolute
+
+
+def test_missing_local_path_names_the_resolved_folder_not_the_hub(tmp_path, monkeypatch):
+    from hf_lodc.errors import LocalPathNotFoundError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(LocalPathNotFoundError, match=rf"dataset '\./runs/data' not found: no such directory "
+                                                     rf"'{tmp_path}/runs/data' \('{tmp_path}/runs' exists but has "
+                                                     r"no entry 'data'; cwd: .*\)\. Pass an existing dataset folder "
+                                                     r"\(was it moved or renamed\?\)") as e:
+        hf_lodc.load_image_classification("./runs/data")
+    assert "Hub" not in str(e.value) and "\n" not in str(e.value)
+    moved = tmp_path / "gone" / "deeper" / "D"  # a source folder moved away: named with what still exists
+    with pytest.raises(LocalPathNotFoundError, match=rf"no such directory '{moved}' \(the nearest existing folder "
+                                                     rf"is '{tmp_path}'"):
+        hf_lodc.load_image_classification(str(moved))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(LocalPathNotFoundError, match=rf"dataset '~/nope' not found: no such directory '{tmp_path}/nope'"):
+        hf_lodc.load_image_classification("~/nope")
+
+
+def test_local_hub_that_does_not_exist_is_named(monkeypatch, tmp_path):
+    from hf_lodc.errors import LocalHubNotFoundError
+
+    monkeypatch.setenv("HF_LODC_LOCAL_HUB", str(tmp_path / "no_mirror"))
+    with pytest.raises(LocalHubNotFoundError, match=rf"HF_LODC_LOCAL_HUB='{tmp_path}/no_mirror' is not a folder "
+                                                    r"\(.* does not exist\); point it at the local mirror"):
+        hf_lodc.load_image_classification("ylecun/mnist")
+    root = make_dataset(tmp_path / "d")
+    assert len(load(root).train) == 12  # a local folder does not need the mirror
+
+
+def test_source_recorded_absolute_from_relative_tilde_and_pathlib(tmp_path, monkeypatch):
+    from hf_lodc.data.hub import resolve_dataset_arg
+
+    root = make_dataset(tmp_path / "home" / "data" / "d")
+    monkeypatch.chdir(tmp_path / "home")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for given in ("data/d", "./data/d", "~/data/d", Path("data/d")):
+        d = load(given)
+        assert d.info.dataset == str(root) and d.info.resolved_path == str(root), given
+        assert d.info.hub_id is None
+    assert resolve_dataset_arg("data/d") == str(root) and resolve_dataset_arg("~/data/d") == str(root)
+    assert resolve_dataset_arg("./not/there") == str(tmp_path / "home" / "not" / "there")  # a path, made absolute
+    assert resolve_dataset_arg("ylecun/mnist") == "ylecun/mnist"  # a Hub id stays one
+    with pytest.raises(ConfigError, match=r"dataset must be a Hub id like 'uoft-cs/cifar10' or a local path, got ''"):
+        resolve_dataset_arg("")
+
+
+def test_hub_id_from_the_mirror_records_id_and_folder(shared_hub):
+    d = hf_lodc.load_image_classification("ylecun/mnist", max_per_class=1, eval_split=None)
+    assert d.info.dataset == "ylecun/mnist" and d.info.hub_id == "ylecun/mnist"
+    assert d.info.resolved_path == str(shared_hub / "datasets" / "ylecun" / "mnist")
