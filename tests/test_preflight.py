@@ -108,7 +108,10 @@ def test_lock_is_exclusive_named_and_released(tmp_path):
 def test_lock_held_by_another_process_names_it_and_dies_with_it(tmp_path):
     out = tmp_path / "run"
     code = textwrap.dedent(f"""
-        import sys, time
+        import sys, time, types
+        pkg = types.ModuleType("hf_lodc")  # the package without its __init__ (torch): starts in ~0.1 s
+        pkg.__path__ = [{str(REPO / "hf_lodc")!r}]
+        sys.modules["hf_lodc"] = pkg
         from hf_lodc.preflight import lock_output_dir
         lock = lock_output_dir(__import__("pathlib").Path({str(out)!r}))
         print("locked", flush=True)

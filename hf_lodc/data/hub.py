@@ -56,6 +56,7 @@ __all__ = [
     "resolve_source",
     "resolve_dataset_arg",
     "looks_like_path",
+    "missing_path_error",
     "local_mirror",
     "default_cache_dir",
     "detect_columns",
@@ -85,7 +86,8 @@ def looks_like_path(dataset: str) -> bool:
     return dataset.startswith((".", "/", "~", os.sep)) or dataset.count("/") > 1 or "\\" in dataset
 
 
-def _missing_path(dataset: str) -> HfLodcError:
+def missing_path_error(dataset: str) -> HfLodcError:
+    """The error for a local path that does not exist (resolved path, nearest existing folder, cwd)."""
     p = Path(os.path.abspath(os.path.expanduser(dataset)))
     near = _nearest_existing(p.parent)
     if near == p.parent:
@@ -143,7 +145,7 @@ def resolve_source(dataset: str | os.PathLike) -> tuple[str, str | None]:
             raise DatasetNotFoundError(f"dataset path {dataset!r} is a file; pass the repository folder")
         return str(p.resolve()), None
     if looks_like_path(dataset):
-        raise _missing_path(dataset)
+        raise missing_path_error(dataset)
     mirror = local_mirror()
     if mirror is not None:
         cand = mirror / "datasets" / dataset
