@@ -722,7 +722,8 @@ def cli_cases() -> list[Case]:
         ("resume-other-init", "resume with --init noise", resume("--init", "noise")),
         ("resume-grey-dataset", "resume with a greyscale dataset", resume(dataset="{D_grey}")),
     ]:
-        cli(id_, R, desc, argv, setup=copy_ckpt, check=resumed_anyway, out="{case}/out")
+        cli(id_, R, desc, argv, setup=copy_ckpt, check=resumed_anyway, out="{case}/out",
+            mention="checkpoint|resum")  # refused for the checkpoint, not for another reason
     cli("resume-corrupt-checkpoint", R, "resume from a checkpoint whose state file is garbage", resume(),
         setup=lambda fx, cd: (copy_ckpt(fx, cd), [p.write_bytes(b"garbage") for p in
                                                  (cd / "out" / "checkpoints").rglob("*.pt")]),
@@ -747,7 +748,7 @@ def cli_cases() -> list[Case]:
         mention="nosuchnet")
     cli("late-bad-repo-id", L, "--push-to-hub with an invalid repo id", cond("--push-to-hub", "not a repo!!",
                                                                             "--output-dir", "{case}/out"),
-        mention="repo", out="{case}/out")
+        mention="repo id", out="{case}/out")
     cli("late-push-no-token-no-dir", L, "--push-to-hub without a token and without --output-dir",
         cond("--push-to-hub", "alice/tiny"), mention="token")
     cli("late-push-no-token", L, "--push-to-hub without a token (with --output-dir)",
@@ -1212,9 +1213,11 @@ def classify(case: Case, o: Outcome, fx: dict, case_dir: Path) -> tuple[str, lis
         tb = "Traceback (most recent call last)" in o.stderr
         if tb or (o.rc not in (0, 2, 130) and not o.timed_out):
             flags.append("traceback")
-        if o.rc != 0 and case.out and _did_work(o) and "lost_work" not in flags:
-            out = Path(_fmt(case.out, fx, case_dir))
-            if not (out / "config.json").is_file() and "saved to" not in o.stderr and "saved in" not in o.stderr:
+        saved_elsewhere = "saved to" in o.stderr or "saved in" in o.stderr
+        if o.rc != 0 and _did_work(o) and "lost_work" not in flags and not saved_elsewhere:
+            # it condensed / evaluated, then failed: the result must be on disk (its output dir, or a
+            # rescue dir the message names); without an output dir nothing could keep it
+            if case.out is None or not (Path(_fmt(case.out, fx, case_dir)) / "config.json").is_file():
                 flags.append("lost_work")
         refused = o.rc not in (0, None) and not o.timed_out
     else:
@@ -1360,7 +1363,8 @@ def run_catalogue(cases: list[Case], ws: Path, fx: dict, env: dict, jobs: int = 
             cls = next((f for f in SEVERITY if f in flags), cls)
         row = {"id": case.id, "group": case.group, "kind": case.kind, "description": case.description,
                "expected": case.expect, "result": cls, "flags": flags, "seconds": round(o.seconds, 1),
-               "rc": o.rc, "message": (o.error_line() or o.returned or "")[:400]}
+               "rc": o.rc, "message": (o.error_line() if cls != "ok" or case.kind == "api" else
+                                       (o.stdout.strip().splitlines() or [""])[-1])[:400] or (o.returned or "")}
         if case.kind == "cli":
             row["command"] = "python " + " ".join(_fmt(a, fx, case_dir) if a else "''" for a in case.argv)
             if "traceback" in flags:
