@@ -1464,7 +1464,18 @@ def write_results(rows: list[dict], summary: dict, command: str, seconds: float,
         "",
         f"Command: `{command}`  ",
         f"Hardware: {machine_line(hw)}  ",
+        f"Load average at the end: {', '.join(f'{v:.1f}' for v in hw['load_average'])} (shared machine)  ",
         f"Wall time: {seconds:.0f} s; {summary['cases']} cases, {summary['passing']} as expected.",
+        "",
+        "Each case expects a clean error (exit 2 and one `error:` line / an `HfLodcError`) or, for valid "
+        "inputs, success with a right result; it is classified automatically from exit code, stderr, exception "
+        "and files on disk: `traceback` (a Python traceback, an unexpected exit code or a non-hf_lodc "
+        "exception), `lost_work` (it condensed/evaluated, then failed without its result on disk), "
+        "`silent_wrong` (exit 0 / a return value where it should refuse, or a result contradicting its "
+        "inputs), `misleading` (a clean error blaming the wrong thing, or a valid value refused), `debris` "
+        "(partial files left behind), `hang` (timeout). CLI cases run the recipe as `__main__` in a process "
+        "forked from one that imported hf_lodc once (`--fresh`: a new interpreter per case); API cases run in "
+        "a forked child each.",
         "",
         "| class | cases |",
         "| --- | ---: |",
