@@ -1026,6 +1026,7 @@ def _did_work(o: Outcome) -> bool:
 
 def run_cli(case: Case, fx: dict, case_dir: Path, env: dict) -> Outcome:
     argv = [PY, *[_fmt(a, fx, case_dir) for a in case.argv]]
+    argv[1] = str(REPO / argv[1])  # the recipe, from any working directory
     e = {**env, **case.env}
     cwd = _fmt(case.cwd, fx, case_dir) if case.cwd else str(REPO)
     limit = case.fsize_limit
