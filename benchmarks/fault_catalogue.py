@@ -38,10 +38,11 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -71,7 +72,7 @@ class Case:
     forbid: str | None = None  # regex it must not match
     out: str | None = None  # output dir the run works in ("{case}/out" ...): checked for lost work
     setup: Callable[[dict, Path], None] | None = None  # prepare the case dir (copies, mounts, a rival run)
-    check: Callable[[dict, Path, "Outcome"], list[str]] | None = None  # extra flags from the result
+    check: Callable[[dict, Path, Outcome], list[str]] | None = None  # extra flags from the result
     env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
     timeout: float = 120.0
@@ -1109,10 +1110,11 @@ def zygote_main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    import hf_lodc  # noqa: F401
-    import hf_lodc.pipeline  # noqa: F401
     import accelerate  # noqa: F401
     import datasets  # noqa: F401
+
+    import hf_lodc
+    import hf_lodc.pipeline  # noqa: F401
 
     print("ready", flush=True)
     for line in sys.stdin:
@@ -1239,7 +1241,7 @@ def classify(case: Case, o: Outcome, fx: dict, case_dir: Path) -> tuple[str, lis
             flags.append("silent_wrong")
         elif refused and not flags:
             msg = re.sub(r"^(error|interrupted):\s*", "", line.split(": error: ")[-1])
-            if (not msg.strip() or (case.mention and not re.search(case.mention, msg, re.I))
+            if (not msg.strip() or (case.mention and not re.search(case.mention, msg, re.IGNORECASE))
                     or (case.forbid and re.search(case.forbid, msg))
                     or (case.kind == "api" and "\n" in o.message.strip())):
                 flags.append("misleading")
@@ -1381,7 +1383,7 @@ def run_catalogue(cases: list[Case], ws: Path, fx: dict, env: dict, jobs: int = 
 
     import queue
 
-    zygotes: "queue.Queue[Zygote]" = queue.Queue()
+    zygotes: queue.Queue[Zygote] = queue.Queue()
     if not fresh:
         for _ in range(jobs):
             zygotes.put(Zygote(env))

@@ -25,9 +25,9 @@ import fcntl
 import os
 import shlex
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from .errors import (
     ArtifactError,
@@ -39,18 +39,18 @@ from .errors import (
 )
 
 __all__ = [
-    "resolve_output_dir",
-    "check_output_dir",
-    "lock_output_dir",
     "OutputLock",
-    "lock_path",
-    "check_repo_id",
-    "check_token",
-    "check_strategy",
-    "check_eval_models",
-    "estimate_memory_bytes",
     "available_memory_bytes",
+    "check_eval_models",
     "check_memory",
+    "check_output_dir",
+    "check_repo_id",
+    "check_strategy",
+    "check_token",
+    "estimate_memory_bytes",
+    "lock_output_dir",
+    "lock_path",
+    "resolve_output_dir",
 ]
 
 
@@ -118,7 +118,7 @@ class OutputLock:
         os.close(self.fd)
         self.fd = None
 
-    def __enter__(self) -> "OutputLock":
+    def __enter__(self) -> OutputLock:
         return self
 
     def __exit__(self, *exc) -> None:

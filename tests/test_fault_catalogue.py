@@ -20,7 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks import fault_catalogue as fc  # noqa: E402
+from benchmarks import fault_catalogue as fc
 
 SUBSET = [
     "resume-other-dataset",       # 1. resume accepts another dataset of the same shape
