@@ -264,6 +264,7 @@ class CondensedDataset:
         uint8: bool = True,
         test: LabeledImages | None = None,
         device: torch.device | str = "cpu",
+        accelerator=None,
         progress: bool = False,
         **eval_options: Any,
     ) -> dict[str, EvalRecord]:
@@ -272,7 +273,8 @@ class CondensedDataset:
         ``float32``: evaluate the exact tensors (``pixel_values``, what the card reports first).
         ``uint8``: evaluate the published PNG images (decoded, re-normalised) with the same seeds, so
         the card states what uint8 rounding costs. Records of other models already in ``results``
-        are kept. ``test`` replaces the test split. Returns the float32 records (else the uint8 ones).
+        are kept. ``test`` replaces the test split. With an ``accelerator`` the runs are split over its
+        processes (same records). Returns the float32 records (else the uint8 ones).
         """
         art = self.artifact
         overrides = {"eval_models": models, "eval_runs": runs, "eval_epochs": epochs, **eval_options}
@@ -292,7 +294,7 @@ class CondensedDataset:
             desc = f"a test set given by the caller ({len(test)} rows)"
         views = tuple(v for v, wanted in ((pipeline.FLOAT32, float32), (pipeline.UINT8, uint8)) if wanted)
         records = pipeline.evaluate(art, test, ec, views=views, seed=seed, test_data=desc, device=device,
-                                    progress=progress)
+                                    accelerator=accelerator, progress=progress)
         self.eval_config = ec
         art.run_config = {**(art.run_config or {}), "eval": asdict(ec)}
         return records[views[0]]
