@@ -31,8 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from _machine import machine_line  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-import hf_lodc  # noqa: E402
-from hf_lodc.engine.config import EvalConfig  # noqa: E402
+from hf_lodc import pipeline  # noqa: E402
+from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig  # noqa: E402
+from hf_lodc.export.artifact import build_artifact  # noqa: E402
 
 DATASETS = {"mnist": "ylecun/mnist", "cifar10": "uoft-cs/cifar10"}
 ROWS = {  # row name -> (method, init)
@@ -57,15 +58,15 @@ def hardware() -> str:
 def run_row(data, dataset: str, row: str, args) -> dict:
     method, init = ROWS[row]
     kw = dict(method=method, ipc=args.ipc, rank=args.rank, iterations=args.iterations, batch_real=args.batch_real,
-              seed=args.seed, progress=False)
+              seed=args.seed)
     if init:
         kw["init"] = init
     t0 = time.perf_counter()
-    res = hf_lodc.condense(data, **kw)
+    res = pipeline.condense(data, CondenseConfig(**kw))
     cond_s = time.perf_counter() - t0
     ev = EvalConfig(eval_runs=args.eval_runs, eval_epochs=args.eval_epochs, eval_backend="sequential")
-    rec = hf_lodc.evaluate_synthetic(res.images(), res.labels, data.test, data.mean, data.std, data.num_classes,
-                                     ev, seed=args.seed)["convnet"]
+    art = build_artifact(res, data.info, run_config={})
+    rec = pipeline.evaluate(art, data.test, ev, views=(pipeline.FLOAT32,), seed=args.seed)[pipeline.FLOAT32]["convnet"]
     return {
         "dataset": dataset, "row": row, "method": method, "init": res.config.init,
         "ipc": args.ipc, "rank": res.budget.rank, "images_per_class": res.budget.images_per_class,
@@ -130,7 +131,7 @@ def main(argv=None) -> int:
                    "rows": []}
     done = {(r["dataset"], r["row"]) for r in results["rows"]}
     for dataset in args.datasets.split(","):
-        data = hf_lodc.load_image_classification(DATASETS[dataset])
+        data = pipeline.load_data(DataConfig(dataset=DATASETS[dataset]))
         for row in args.methods.split(","):
             if (dataset, row) in done:
                 continue

@@ -71,16 +71,17 @@ def stratified_test(test, per_class: int, seed: int = 0):
 
 
 def run_row(data, test, dataset: str, method: str, args) -> dict:
-    import hf_lodc
-    from hf_lodc.engine.config import EvalConfig
+    from hf_lodc import pipeline
+    from hf_lodc.engine.config import CondenseConfig, EvalConfig
+    from hf_lodc.export.artifact import build_artifact
 
     t0 = time.perf_counter()
-    res = hf_lodc.condense(data, method=method, ipc=1, rank=2, iterations=args.iterations,
-                           batch_real=args.batch_real, seed=args.seed, progress=False)
+    res = pipeline.condense(data, CondenseConfig(method=method, ipc=1, rank=2, iterations=args.iterations,
+                                                 batch_real=args.batch_real, seed=args.seed))
     condense_s = time.perf_counter() - t0
     ev = EvalConfig(eval_models=list(args.models), eval_runs=args.eval_runs, eval_epochs=args.eval_epochs)
-    records = hf_lodc.evaluate_synthetic(res.images(), res.labels, test, data.mean, data.std, data.num_classes, ev,
-                                         seed=args.seed)
+    art = build_artifact(res, data.info, run_config={})
+    records = pipeline.evaluate(art, test, ev, views=(pipeline.FLOAT32,), seed=args.seed)[pipeline.FLOAT32]
     return {
         "dataset": dataset, "method": method, "init": res.config.init, "rank": res.budget.rank,
         "images_per_class": res.budget.images_per_class, "iterations": res.config.iterations,
@@ -137,7 +138,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(HERE / "results" / "cross_arch"))
     args = p.parse_args(argv)
     os.environ.setdefault("HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))
-    import hf_lodc
+    from hf_lodc import pipeline
+    from hf_lodc.engine.config import DataConfig
 
     out_json, out_md = Path(args.out + ".json"), Path(args.out + ".md")
     results = json.loads(out_json.read_text()) if out_json.is_file() else {}
@@ -148,7 +150,7 @@ def main(argv=None) -> int:
         results["commands"].append(command)
     done = {(r["dataset"], r["method"]) for r in results["rows"]}
     for dataset in args.datasets.split(","):
-        data = hf_lodc.load_image_classification(DATASETS[dataset])
+        data = pipeline.load_data(DataConfig(dataset=DATASETS[dataset]))
         test = stratified_test(data.test, args.test_images // data.num_classes, args.seed)
         for method in args.methods.split(","):
             if (dataset, method) in done:

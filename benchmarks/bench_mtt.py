@@ -50,8 +50,9 @@ def main(argv=None) -> int:
         Path(str(out) + ".md").write_text(render(result))
         return 0
     os.environ.setdefault("HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))
-    import hf_lodc
-    from hf_lodc.engine.config import DataConfig, EvalConfig
+    from hf_lodc import pipeline
+    from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig
+    from hf_lodc.export.artifact import build_artifact
     from hf_lodc.objectives.experts import ExpertConfig, train_experts
     from hf_lodc.pipeline import load_data
 
@@ -65,15 +66,16 @@ def main(argv=None) -> int:
     ev = EvalConfig(eval_runs=args.eval_runs, eval_epochs=args.eval_epochs, eval_backend="sequential")
     rows = []
     for method in ("random", "lorandom", "mtt", "lomtt"):
-        kw = dict(method=method, ipc=1, rank=2, seed=args.seed, progress=False)
+        kw = dict(method=method, ipc=1, rank=2, seed=args.seed)
         if method in ("mtt", "lomtt"):
             kw.update(iterations=args.iterations, expert_dir=args.expert_dir, syn_steps=args.syn_steps,
                       expert_epochs=2, max_start_epoch=2, lr=args.lr, lr_lr=1e-5)
         t = time.perf_counter()
-        res = hf_lodc.condense(data, **kw)
+        res = pipeline.condense(data, CondenseConfig(**kw))
         cond_s = time.perf_counter() - t
-        rec = hf_lodc.evaluate_synthetic(res.images(), res.labels, data.test, data.mean, data.std, 10, ev,
-                                         seed=args.seed)["convnet"]
+        art = build_artifact(res, data.info, run_config={})
+        rec = pipeline.evaluate(art, data.test, ev, views=(pipeline.FLOAT32,),
+                                seed=args.seed)[pipeline.FLOAT32]["convnet"]
         rows.append({"method": method, "images_per_class": res.budget.images_per_class,
                      "stored_numbers_per_class": res.budget.used_numel_per_class,
                      "iterations": res.config.iterations, "condense_s": round(cond_s, 1),

@@ -162,9 +162,9 @@ def bench_bf16(args) -> None:
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    from hf_lodc.engine.condenser import Condenser
+    from hf_lodc import pipeline
     from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig
-    from hf_lodc.engine.evaluate import evaluate_synthetic
+    from hf_lodc.export.artifact import build_artifact
     from hf_lodc.pipeline import load_data
 
     hw = machine()
@@ -175,10 +175,9 @@ def bench_bf16(args) -> None:
     for mp in ("no", "bf16"):
         AcceleratorState._reset_state(True)  # the precision is fixed per Accelerator state
         acc = Accelerator(cpu=True, mixed_precision=mp)
-        res = Condenser(data, CondenseConfig(**{**cfg.__dict__, "mixed_precision": mp}), accelerator=acc,
-                        progress=False).run()
-        rec = evaluate_synthetic(res.images(), res.labels, data.test, data.mean, data.std, data.num_classes, ev,
-                                 seed=0)["convnet"]
+        res = pipeline.condense(data, CondenseConfig(**{**cfg.__dict__, "mixed_precision": mp}), accelerator=acc)
+        art = build_artifact(res, data.info, run_config={})
+        rec = pipeline.evaluate(art, data.test, ev, views=(pipeline.FLOAT32,), seed=0)[pipeline.FLOAT32]["convnet"]
         rows.append({"mixed_precision": mp, "seconds_per_iteration": round(1.0 / res.iterations_per_s, 3),
                      "final_loss": round(res.history[-1]["loss"], 3), "accuracy_mean": round(rec.accuracy_mean, 2),
                      "accuracy_std": round(rec.accuracy_std, 2), "accuracies": [round(a, 2) for a in rec.accuracies],

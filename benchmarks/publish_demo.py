@@ -92,7 +92,7 @@ def run(args, server, env, tmp: Path) -> int:
     import torch
 
     from hf_lodc import CondensedDataset
-    from hf_lodc.export.to_hub import read_card_data
+    from hf_lodc.export.card import read_card_data
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     timings = {}

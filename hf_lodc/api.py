@@ -9,9 +9,9 @@
     >>> again.condense(iterations=1000)                       # continue condensing from the loaded factors
     >>> loader = torch.utils.data.DataLoader(again.to_torch_dataset(), batch_size=256)
 
-It wraps the engine pieces (``pipeline.load_data``, ``Condenser``, ``evaluate_synthetic``,
-``Artifact``) and adds nothing to their semantics, so a set made here and one made by
-``recipes/condense.py`` are the same thing.
+A facade over the orchestrator (``pipeline``: load, condense, evaluate, publish) and the artefact
+(``export.artifact``): it only keeps the state between calls (the source, the set, its name in a
+repo), so a set made here and one made by ``recipes/condense.py`` are the same thing.
 """
 
 from __future__ import annotations
@@ -22,16 +22,14 @@ from typing import Any
 
 import torch
 
-from .data.types import ImageClassificationData, LabeledImages, normalize
-from .engine.condenser import Condenser
+from . import pipeline
+from .data.types import ImageClassificationData, LabeledImages
 from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
-from .engine.evaluate import EvalRecord, evaluate_synthetic
+from .engine.evaluate import EvalRecord
 from .errors import ConfigError, DatasetError
-from .export.artifact import Artifact, load_artifact, save_artifact
+from .export.artifact import CONTINUE_KEYS, Artifact, build_artifact, load_artifact, save_artifact
 
-__all__ = ["CondensedDataset"]
-
-_IDENTITY = ("method", "ipc", "rank", "images_per_class")  # what must match to continue a condensation
+__all__ = ["CondensedDataset", "first_per_class"]
 
 
 class CondensedDataset:
@@ -114,7 +112,7 @@ class CondensedDataset:
         cls, repo_id: str, config_name: str | None = None, *, revision: str | None = None, token: str | None = None
     ) -> "CondensedDataset":
         """Load a condensation from a Hub dataset repo (the default one unless ``config_name``)."""
-        from .export.to_hub import load_condensation
+        from .export.pull import load_condensation
 
         loaded = load_condensation(repo_id, config_name, revision=revision, token=token)
         return cls.from_artifact(loaded.artifact, loaded.name)
@@ -124,9 +122,7 @@ class CondensedDataset:
     def data(self) -> ImageClassificationData:
         """The source dataset as tensors (loaded on first use)."""
         if self._data is None:
-            from .pipeline import load_data
-
-            self._data = load_data(self.data_config)
+            self._data = pipeline.load_data(self.data_config)
             if self._artifact is not None:
                 _check_same_source(self._artifact, self._data)
         return self._data
@@ -194,7 +190,7 @@ class CondensedDataset:
     def to_torch_dataset(self, uint8: bool = False) -> torch.utils.data.TensorDataset:
         """(image, label) pairs; ``uint8=True`` gives the published PNG pixels (N, C, H, W) uint8 instead."""
         if uint8:
-            from .export.to_hub import png_images
+            from .export.views import png_images
 
             return torch.utils.data.TensorDataset(png_images(self.artifact), self.labels)
         return torch.utils.data.TensorDataset(self.images(), self.labels)
@@ -225,22 +221,13 @@ class CondensedDataset:
         prev = self._artifact
         cfg, initial_state = self._condense_plan(given, continue_from_current)
         data = self.data
-        condenser = Condenser(data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir, progress=progress,
-                              initial_state=initial_state)
-        result = condenser.run()
-        from .pipeline import results_record
-
-        results = results_record(result, {}, data.num_classes)
-        if initial_state is not None:
-            before = (prev.results.get("condensation") or {}).get("wall_time_s") or 0.0
-            results["condensation"]["wall_time_s"] = round(before + result.wall_time_s, 2)
-            results["condensation"]["continued_from_iteration"] = initial_state["iteration"]
+        result = pipeline.condense(data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir,
+                                   initial_state=initial_state, progress=progress)
         run = RunConfig(data=self.data_config, condense=result.config, eval=self.eval_config)
-        self._artifact = Artifact(
-            synset=result.synset, source=data.info, budget=result.budget, method=result.method.name,
-            condense_config=dict(result.config.__dict__), run_config=run.to_dict(), results=results,
-            history=result.history,
-        )
+        continued = initial_state is not None
+        self._artifact = build_artifact(result, data.info, run_config=run.to_dict(),
+                                        continued_from=prev if continued else None,
+                                        from_iteration=initial_state["iteration"] if continued else None)
         if initial_state is None:
             self.name = None  # a new condensation; a continued one keeps its name in the repo
         return self
@@ -253,7 +240,7 @@ class CondensedDataset:
         known = {f.name for f in fields(CondenseConfig)}
         base = {k: v for k, v in prev.condense_config.items() if k in known}
         base["method"] = prev.method
-        mismatch = [k for k in _IDENTITY if k in given and given[k] != base.get(k)]
+        mismatch = [k for k in CONTINUE_KEYS if k in given and given[k] != base.get(k)]
         if mismatch:
             if continue_from_current:
                 diff = ", ".join(f"{k}={given[k]!r} (set has {base.get(k)!r})" for k in mismatch)
@@ -277,6 +264,7 @@ class CondensedDataset:
         uint8: bool = True,
         test: LabeledImages | None = None,
         device: torch.device | str = "cpu",
+        accelerator=None,
         progress: bool = False,
         **eval_options: Any,
     ) -> dict[str, EvalRecord]:
@@ -285,20 +273,16 @@ class CondensedDataset:
         ``float32``: evaluate the exact tensors (``pixel_values``, what the card reports first).
         ``uint8``: evaluate the published PNG images (decoded, re-normalised) with the same seeds, so
         the card states what uint8 rounding costs. Records of other models already in ``results``
-        are kept. ``test`` replaces the test split. Returns the float32 records (else the uint8 ones).
+        are kept. ``test`` replaces the test split. With an ``accelerator`` the runs are split over its
+        processes (same records). Returns the float32 records (else the uint8 ones).
         """
-        from .export.to_hub import png_images
-        from .pipeline import validate_eval
-
         art = self.artifact
         overrides = {"eval_models": models, "eval_runs": runs, "eval_epochs": epochs, **eval_options}
         _check_names(overrides, EvalConfig, "evaluation")
         if not (float32 or uint8):
             raise ConfigError("nothing to evaluate: set float32=True and/or uint8=True")
         ec = EvalConfig(**{**asdict(self.eval_config), **{k: v for k, v in overrides.items() if v is not None}})
-        validate_eval(ec, tuple(art.synset.image_shape))
-        if seed is None:
-            seed = ec.eval_seed if ec.eval_seed is not None else int(art.condense_config.get("seed", 0))
+        pipeline.validate_eval(ec, tuple(art.synset.image_shape))
         if test is None:
             test = self.test_split()
             split = self.data.info.eval_split
@@ -308,24 +292,12 @@ class CondensedDataset:
                                               "max_per_class": self.eval_max_per_class}
         else:
             desc = f"a test set given by the caller ({len(test)} rows)"
-        K = art.synset.num_classes
-        views = {"evaluations": (float32, lambda: art.images()),
-                 "evaluations_uint8": (uint8, lambda: normalize(png_images(art), art.mean, art.std))}  # (N, C, H, W)
-        out: dict[str, EvalRecord] = {}
-        for key, (wanted, images) in views.items():
-            if not wanted:
-                continue
-            records = evaluate_synthetic(images(), art.labels, test, art.mean, art.std, K, ec, seed=seed,
-                                         device=device, progress=progress)
-            stored = art.results.setdefault(key, {})
-            for m, r in records.items():
-                d = r.to_dict()
-                d["protocol"] = {**d["protocol"], "test_data": desc, "seed": seed}
-                stored[m] = d
-            out = out or records
+        views = tuple(v for v, wanted in ((pipeline.FLOAT32, float32), (pipeline.UINT8, uint8)) if wanted)
+        records = pipeline.evaluate(art, test, ec, views=views, seed=seed, test_data=desc, device=device,
+                                    accelerator=accelerator, progress=progress)
         self.eval_config = ec
         art.run_config = {**(art.run_config or {}), "eval": asdict(ec)}
-        return out
+        return records[views[0]]
 
     # -- save / publish ----------------------------------------------------------------------------------
     def save_to_disk(self, path: str | os.PathLike, overwrite: bool = True):
@@ -344,10 +316,8 @@ class CondensedDataset:
     ):
         """Publish as condensation ``config_name`` (default ``<method>-ipc<k>-r<r>``) of ``repo_id``, in one
         commit. Returns a ``PushResult`` (``changed=False`` when the repo already held exactly this)."""
-        from .export.to_hub import push_artifact
-
-        res = push_artifact(self.artifact, repo_id, private=private, token=token,
-                            config_name=config_name or self.name, set_default=set_default, **kwargs)
+        res = pipeline.publish(self.artifact, repo_id, private=private, token=token,
+                               config_name=config_name or self.name, set_default=set_default, **kwargs)
         self.name = res.config_name
         return res
 

@@ -1,57 +1,79 @@
-"""One run end to end: load -> condense -> evaluate -> artefact. Used by the recipes and the API.
+"""The orchestrator: load -> condense -> evaluate -> artefact -> push, for every entry point.
 
-Everything that can be checked before work starts is checked first (method, init, budget, model
-names, dataset, columns, splits), so a bad option fails in seconds and no output directory is
-created for it.
+``recipes/condense.py`` runs all of it (:func:`run_experiment`); ``CondensedDataset`` (api.py) calls
+the steps one at a time on the set it holds; a continual run condenses its task memories with
+:func:`condense` and :func:`~hf_lodc.export.artifact.build_artifact`; the benchmarks load and condense
+through here. The steps:
+
+    load_data(dc, accelerator)      Hub id / local folder -> tensors (the main process fills the cache first)
+    validate(cfg, image_shape)      every check that can run before work: names, budget, networks
+    condense(data, cfg, ...)        -> CondenseResult (the Condenser, under Accelerate when given one)
+    evaluate(art, test, ec, ...)    fresh networks trained on each evaluated view of the set (float32
+                                    ``pixel_values``, uint8 PNG ``image``), runs split over processes;
+                                    the records go into ``art.results``
+    publish(art, repo_id, ...)      -> PushResult (one commit)
+
+Everything that can be checked before work starts is checked first, so a bad option fails in
+seconds and no output directory is created for it; the artefact is written once, when its results
+are complete.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from .data.types import ImageClassificationData
 from .data.hub import load_image_classification
+from .data.types import ImageClassificationData, LabeledImages
 from .engine.condenser import CondenseResult, Condenser, resolve_config
-from .engine.config import DataConfig, EvalConfig, RunConfig
+from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EVAL_BACKENDS, EvalRecord, evaluate_synthetic, protocol_of
-from .errors import ConfigError, UnknownNameError
-from .export.artifact import Artifact, check_writable, save_artifact_or_rescue
+from .errors import ConfigError, HubError, UnknownNameError
+from .export.artifact import Artifact, build_artifact, check_writable, save_artifact_or_rescue
+from .export.views import VIEWS, evaluated_views
 from .methods import get_method
 from .models import create_eval_model
 from .synset.budget import check_budget_args
 from .synset.init import INITS
 
-__all__ = ["load_data", "validate", "run_experiment", "results_record", "default_config_name"]
+__all__ = ["load_data", "validate", "validate_eval", "condense", "evaluate", "eval_seed", "publish",
+           "run_experiment", "FLOAT32", "UINT8"]
+
+FLOAT32, UINT8 = "pixel_values", "images"  # the evaluated views (export.views): exact tensors, published PNGs
 
 
-def load_data(dc: DataConfig) -> ImageClassificationData:
-    return load_image_classification(
-        dc.dataset,
-        config_name=dc.config_name,
-        revision=dc.revision,
-        train_split=dc.train_split,
-        eval_split=dc.eval_split,
-        image_column=dc.image_column,
-        label_column=dc.label_column,
-        holdout_fraction=dc.holdout_fraction,
-        holdout_seed=dc.holdout_seed,
-        image_size=dc.image_size,
-        image_mode=dc.image_mode,
-        mixed=dc.mixed,
-        skip_corrupt=dc.skip_corrupt,
-        drop_empty_classes=dc.drop_empty_classes,
-        max_per_class=dc.max_per_class,
-    )
+# ---------------------------------------------------------------------------------------------
+# load, check
+
+
+def load_data(dc: DataConfig, accelerator=None) -> ImageClassificationData:
+    """The source as tensors; with several processes the main one reads (and caches) it first."""
+    with accelerator.main_process_first() if accelerator is not None else contextlib.nullcontext():
+        return load_image_classification(
+            dc.dataset,
+            config_name=dc.config_name,
+            revision=dc.revision,
+            train_split=dc.train_split,
+            eval_split=dc.eval_split,
+            image_column=dc.image_column,
+            label_column=dc.label_column,
+            holdout_fraction=dc.holdout_fraction,
+            holdout_seed=dc.holdout_seed,
+            image_size=dc.image_size,
+            image_mode=dc.image_mode,
+            mixed=dc.mixed,
+            skip_corrupt=dc.skip_corrupt,
+            drop_empty_classes=dc.drop_empty_classes,
+            max_per_class=dc.max_per_class,
+        )
 
 
 def validate_eval(ec: EvalConfig, image_shape=None) -> None:
-    from .models import create_eval_model
-
     if ec.eval_runs <= 0:
         raise ConfigError(f"eval_runs must be positive, got {ec.eval_runs}")
     if ec.eval_epochs <= 0:
@@ -81,48 +103,60 @@ def validate(cfg: RunConfig, image_shape=None) -> None:
         raise UnknownNameError(f"matching_model: {e}") from None
 
 
-def default_config_name(result_method: str, ipc, rank) -> str:
-    ipc_s = f"{ipc:g}" if isinstance(ipc, float) else str(ipc)
-    return f"{result_method}-ipc{ipc_s}" + (f"-r{rank}" if rank else "")
+# ---------------------------------------------------------------------------------------------
+# condense
 
 
-def results_record(result: CondenseResult, records: dict, num_classes: int) -> dict[str, Any]:
-    storage = result.budget.bytes(num_classes)
-    return {
-        "method": result.method.name,
-        "evaluations": {name: r.to_dict() for name, r in records.items()},
-        "condensation": {
-            "wall_time_s": round(result.wall_time_s, 2),
-            "iterations": result.config.iterations,
-            "iterations_per_s": round(result.iterations_per_s, 4) if result.iterations_per_s else None,
-            "final_loss": result.history[-1]["loss"] if result.history else None,
-            "processes": result.processes,
-        },
-        "storage": {
-            **storage,
-            "pixel_ipc_budget": result.budget.ipc,
-            "images_per_class": result.budget.images_per_class,
-            "rank": result.budget.rank,
-            "dtype": "float32",
-        },
-    }
+def condense(
+    data: ImageClassificationData,
+    cfg: CondenseConfig,
+    *,
+    accelerator=None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    initial_state: dict[str, Any] | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> CondenseResult:
+    """Condense ``data`` with ``cfg``; ``initial_state`` continues a held set, ``resume`` a checkpoint."""
+    condenser = Condenser(data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir, progress=progress,
+                          initial_state=initial_state, log=log)
+    if log is not None:
+        b = condenser.budget
+        log(f"[hf_lodc] {data.info.dataset}: {data.num_classes} classes, {data.info.num_train} train images "
+            f"{tuple(data.image_shape)}; method {condenser.spec.name}, budget {b.ipc} pixel image(s)/class -> "
+            f"{b.images_per_class} stored/class" + (f" at rank {b.rank}" if b.rank else ""))
+    result = condenser.run(resume=resume)
+    if log is not None and result.iterations_per_s:
+        log(f"[hf_lodc] condensed in {result.wall_time_s:.1f} s ({result.iterations_per_s:.3f} it/s)")
+    return result
 
 
-def evaluate_distributed(result: CondenseResult, data: ImageClassificationData, ec: EvalConfig, condense_seed: int,
-                         accelerator=None, progress: bool = True) -> dict:
+# ---------------------------------------------------------------------------------------------
+# evaluate
+
+
+def eval_seed(art: Artifact, ec: EvalConfig) -> int:
+    """The evaluation seed: ``ec.eval_seed``, else the condensation's own seed."""
+    return ec.eval_seed if ec.eval_seed is not None else int(art.condense_config.get("seed", 0))
+
+
+def _evaluate_runs(images: torch.Tensor, labels: torch.Tensor, test: LabeledImages, mean, std, num_classes: int,
+                   ec: EvalConfig, seed: int, accelerator, device, progress: bool) -> dict[str, EvalRecord]:
     """The protocol's runs split over processes: run r trains on process r % P; accuracies gathered.
 
     Run r is seeded by (seed, model, r) alone, so the records equal a one-process evaluation.
     """
     world = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
-    device = accelerator.device if accelerator is not None else torch.device("cpu")
-    seed = ec.eval_seed if ec.eval_seed is not None else condense_seed
+    if accelerator is not None:
+        device = accelerator.device
     mine = list(range(ec.eval_runs))[rank::world]
     records = {}
     if mine:
-        records = evaluate_synthetic(result.images(), result.labels, data.test, data.mean, data.std, data.num_classes,
-                                     ec, seed=seed, device=device, runs=mine, progress=progress and world == 1)
+        records = evaluate_synthetic(images, labels, test, mean, std, num_classes, ec, seed=seed,
+                                     device=device or torch.device("cpu"), runs=mine,
+                                     progress=progress and world == 1)
     if world == 1:
         return records
     from accelerate.utils import gather_object
@@ -142,6 +176,65 @@ def evaluate_distributed(result: CondenseResult, data: ImageClassificationData, 
     return merged
 
 
+def evaluate(
+    art: Artifact,
+    test: LabeledImages,
+    ec: EvalConfig,
+    *,
+    views: tuple[str, ...] = (FLOAT32, UINT8),
+    seed: int | None = None,
+    test_data: str | None = None,
+    accelerator=None,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> dict[str, dict[str, EvalRecord]]:
+    """Train ``ec.eval_runs`` fresh networks per model on each of ``views`` of ``art`` (the same seeds for
+    every view), test them on ``test``; returns view -> model -> record.
+
+    The records go into ``art.results[<the view's results key>]`` (records of other models already
+    there are kept), each protocol noting the ``seed`` and ``test_data`` (how the test set was chosen).
+    With an ``accelerator`` the runs are split over its processes; every process gets all records.
+    """
+    for name in views:
+        VIEWS.get(name)  # an unknown view name fails before anything is measured
+    seed = eval_seed(art, ec) if seed is None else seed
+    out: dict[str, dict[str, EvalRecord]] = {}
+    for view in evaluated_views():
+        if view.name not in views:
+            continue
+        images = view.eval_images(art)  # (N, C, H, W) float32, normalised with the source's mean/std
+        records = _evaluate_runs(images, art.labels, test, art.mean, art.std, art.synset.num_classes, ec, seed,
+                                 accelerator, device, progress)
+        stored = art.results.setdefault(view.results_key, {})
+        for m, r in records.items():
+            d = r.to_dict()
+            d["protocol"] = {**d["protocol"], **({"test_data": test_data} if test_data else {}), "seed": seed}
+            stored[m] = d
+        out[view.name] = records
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# push
+
+
+def publish(art: Artifact, repo_id: str, *, saved_in: str | os.PathLike | None = None, **push_options: Any):
+    """Push ``art`` to ``repo_id`` (``export.push.push_artifact``); a Hub failure says where the local copy is."""
+    from .export.push import push_artifact
+
+    try:
+        return push_artifact(art, repo_id, **push_options)
+    except HubError as e:
+        if saved_in:
+            raise type(e)(f"{e} The condensed set is saved in {str(saved_in)!r}; publish it later with "
+                          f"`python recipes/evaluate.py {saved_in} --runs 0 --push-to-hub {repo_id}`") from None
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole run
+
+
 def run_experiment(
     cfg: RunConfig,
     *,
@@ -150,41 +243,35 @@ def run_experiment(
     progress: bool = True,
     log=print,
 ) -> Artifact:
-    """Condense, evaluate and (if ``cfg.output_dir``) save. Returns the artefact."""
+    """Condense, evaluate, save (if ``cfg.output_dir``, once) and push (if ``cfg.push_to_hub``). Returns the artefact.
+
+    The float32 tensors are always evaluated (when ``cfg.eval.eval_runs`` and a test split exist); the
+    published uint8 PNGs too when pushing, so the card states what the rounding costs.
+    """
     validate(cfg)
     if data is None:
-        with accelerator.main_process_first() if accelerator is not None else contextlib.nullcontext():
-            data = load_data(cfg.data)  # the main process fills any cache first; the others then read it
+        data = load_data(cfg.data, accelerator)
     validate(cfg, data.image_shape)
+    is_main = accelerator is None or accelerator.is_main_process
     out = Path(cfg.output_dir) if cfg.output_dir else None
-    if out is not None and (accelerator is None or accelerator.is_main_process):
+    if out is not None and is_main:
         check_writable(out)  # a read-only or foreign output dir fails now, not after the condensation
     ckpt = out / "checkpoints" if out else None  # created only when a checkpoint is written
-    condenser = Condenser(data, cfg.condense, accelerator=accelerator, checkpoint_dir=ckpt, progress=progress, log=log)
-    b = condenser.budget
-    log(f"[hf_lodc] {data.info.dataset}: {data.num_classes} classes, {data.info.num_train} train images "
-        f"{tuple(data.image_shape)}; method {condenser.spec.name}, budget {b.ipc} pixel image(s)/class -> "
-        f"{b.images_per_class} stored/class" + (f" at rank {b.rank}" if b.rank else ""))
-    result = condenser.run(resume=cfg.resume)
-    if result.iterations_per_s:
-        log(f"[hf_lodc] condensed in {result.wall_time_s:.1f} s ({result.iterations_per_s:.3f} it/s)")
-    is_main = accelerator is None or accelerator.is_main_process
-    records = {}
+    result = condense(data, cfg.condense, accelerator=accelerator, checkpoint_dir=ckpt, resume=cfg.resume,
+                      progress=progress, log=log)
+    art = build_artifact(result, data.info, run_config=cfg.to_dict())
     if cfg.eval.eval_runs and data.test is not None:
         t0 = time.perf_counter()
-        records = evaluate_distributed(result, data, cfg.eval, cfg.condense.seed, accelerator, progress)
+        views = (FLOAT32, UINT8) if cfg.push_to_hub else (FLOAT32,)
+        split = data.info.eval_split
+        art.results["evaluation_data"] = {"split": split, "rows": len(data.test), "max_per_class": None}
+        evaluate(art, data.test, cfg.eval, views=views, seed=eval_seed(art, cfg.eval),
+                 test_data=f"split {split!r} ({len(data.test)} rows)", accelerator=accelerator, progress=progress)
         log(f"[hf_lodc] evaluation took {time.perf_counter() - t0:.1f} s")
-    art = Artifact(
-        synset=result.synset,
-        source=data.info,
-        budget=result.budget,
-        method=result.method.name,
-        condense_config=dict(result.config.__dict__),
-        run_config=cfg.to_dict(),
-        results=results_record(result, records, data.num_classes),
-        history=result.history,
-    )
     if out is not None and is_main:
         save_artifact_or_rescue(art, out)
         log(f"[hf_lodc] wrote {out}")
+    if cfg.push_to_hub and is_main:
+        publish(art, cfg.push_to_hub, saved_in=cfg.output_dir, private=cfg.hub_private,
+                config_name=cfg.hub_config_name)
     return art

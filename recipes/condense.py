@@ -15,7 +15,6 @@ import sys
 from dataclasses import fields
 
 from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig, load_yaml_config
-from hf_lodc.errors import HubError
 from hf_lodc.launch import exit_codes, make_accelerator
 from hf_lodc.methods import METHODS
 
@@ -88,26 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     # mixed_precision None (not in the YAML / command line) = what `accelerate launch` says
     accelerator = make_accelerator(cfg.condense.mixed_precision, cpu=args.cpu, log_with=args.log_with,
                                    project_dir=cfg.output_dir)
-    art = run_experiment(cfg, accelerator=accelerator, log=accelerator.print)
-    if cfg.push_to_hub and accelerator.is_main_process:
-        from hf_lodc.api import CondensedDataset
-        from hf_lodc.export.to_hub import push_artifact
-
-        if art.results.get("evaluations") and not art.results.get("evaluations_uint8"):
-            # what the uint8 PNG `image` column costs: same models, same seeds, for the card
-            CondensedDataset.from_artifact(art).evaluate(float32=False, uint8=True, device=accelerator.device)
-            if cfg.output_dir:
-                from hf_lodc.export.artifact import save_artifact
-
-                save_artifact(art, cfg.output_dir)  # keep the local results.json in step with the card
-        try:
-            push_artifact(art, cfg.push_to_hub, private=cfg.hub_private, config_name=cfg.hub_config_name)
-        except HubError as e:
-            if cfg.output_dir:
-                raise type(e)(f"{e} The condensed set is saved in {cfg.output_dir!r}; publish it later with "
-                              f"`python recipes/evaluate.py {cfg.output_dir} --runs 0 --push-to-hub "
-                              f"{cfg.push_to_hub}`") from None
-            raise
+    art = run_experiment(cfg, accelerator=accelerator, log=accelerator.print)  # ... save once, push
     for name, rec in art.results.get("evaluations", {}).items():
         accelerator.print(f"{name}: {rec['accuracy_mean']:.2f} +- {rec['accuracy_std']:.2f} % "
                           f"({rec['runs']} runs x {rec['epochs']} epochs)")

@@ -19,7 +19,9 @@ import json
 import sys
 
 from hf_lodc.errors import ConfigError, IncompatibleArtifactError
+from hf_lodc.export.views import VIEWS, evaluated_views
 from hf_lodc.launch import exit_codes, make_accelerator
+from hf_lodc.pipeline import UINT8
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +68,7 @@ def evaluate_condensed(args, device) -> dict:
         raise ConfigError("--update-card needs a Hub repo as source (or --push-to-hub REPO for a local set)")
     if target:
         cd.push_to_hub(target, private=args.hub_private, token=args.token, config_name=cd.name)
-    return {key: cd.results.get(key, {}) for key in ("evaluations", "evaluations_uint8")}
+    return {v.results_key: cd.results.get(v.results_key, {}) for v in evaluated_views()}
 
 
 def evaluate_foreign(args, device) -> dict:
@@ -93,7 +95,7 @@ def evaluate_foreign(args, device) -> dict:
     x = normalize(syn.train.images, real.mean, real.std)  # (N, C, H, W)
     records = evaluate_synthetic(x, syn.train.labels, test, real.mean, real.std, real.num_classes, ec,
                                  seed=args.seed or 0, device=device, progress=True)
-    return {"evaluations_uint8": {m: r.to_dict() for m, r in records.items()}}
+    return {VIEWS.get(UINT8).results_key: {m: r.to_dict() for m, r in records.items()}}  # uint8 images, like PNGs
 
 
 @exit_codes
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         out = evaluate_foreign(args, device)
     for key, recs in out.items():
         for name, rec in recs.items():
-            kind = "uint8 images" if key.endswith("uint8") else "float32 tensors"
+            kind = "uint8 images" if key == VIEWS.get(UINT8).results_key else "float32 tensors"
             print(f"{name} ({kind}): {rec['accuracy_mean']:.2f} +- {rec['accuracy_std']:.2f} % "
                   f"({rec['runs']} runs x {rec['epochs']} epochs)")
     if args.output:

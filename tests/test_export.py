@@ -19,7 +19,8 @@ from hf_lodc import CondensedDataset  # noqa: E402
 from hf_lodc.data.types import denormalize_to_uint8  # noqa: E402
 from hf_lodc.errors import ConfigError, IncompatibleArtifactError  # noqa: E402
 from hf_lodc.export import card as card_mod  # noqa: E402
-from hf_lodc.export import to_hub  # noqa: E402
+from hf_lodc.export import pull, push  # noqa: E402
+from hf_lodc.export import views as view_mod  # noqa: E402
 
 EVAL = dict(models=["convnet"], runs=1, epochs=2)
 
@@ -49,8 +50,8 @@ def tiny_condensed(kind: str = "lodm") -> CondensedDataset:
 
 def write_repo_folder(cd: CondensedDataset, folder: Path, name: str = "lodm-ipc1-r2") -> Path:
     """The files of a one-condensation repo, written as a local folder (what the Hub would hold)."""
-    files, meta = to_hub.condensation_files(cd.artifact, name)
-    front = to_hub._front_matter({name: meta}, name, {})
+    files, meta = push.condensation_files(cd.artifact, name)
+    front = card_mod.front_matter({name: meta}, name, {})
     readme = card_mod.build_card({name: meta}, name, "alice/x", card_data=front)
     for path, data in {**files, "README.md": readme.encode()}.items():
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +62,7 @@ def write_repo_folder(cd: CondensedDataset, folder: Path, name: str = "lodm-ipc1
 def test_views_hold_the_same_images_and_factors():
     cd = tiny_condensed("lodm")
     art = cd.artifact
-    views = to_hub.view_datasets(art)
+    views = view_mod.view_datasets(art)
     assert set(views) == {"images", "pixel_values", "factors"}
     n, (c, h, w) = len(art.synset), art.synset.image_shape
     assert n == 70 and art.synset.per_class == 7  # MNIST ipc 1 rank 2: floor(784 / (2 * 56)) = 7 per class
@@ -86,14 +87,14 @@ def test_views_hold_the_same_images_and_factors():
     assert (A @ B - x).abs().max() <= 1e-6
 
     pixel = tiny_condensed("pixel")
-    assert set(to_hub.view_datasets(pixel.artifact)) == {"images", "pixel_values"}  # no factors for pixel sets
+    assert set(view_mod.view_datasets(pixel.artifact)) == {"images", "pixel_values"}  # no factors for pixel sets
     assert pixel.factors is None
 
 
 def test_files_are_byte_deterministic_and_record_storage():
     cd = tiny_condensed("lodm")
-    f1, meta = to_hub.condensation_files(cd.artifact, "lodm-ipc1-r2")
-    f2, _ = to_hub.condensation_files(copy.deepcopy(cd.artifact), "lodm-ipc1-r2")
+    f1, meta = push.condensation_files(cd.artifact, "lodm-ipc1-r2")
+    f2, _ = push.condensation_files(copy.deepcopy(cd.artifact), "lodm-ipc1-r2")
     assert f1 == f2  # same artefact -> same bytes -> a re-push is a no-op
     assert sorted(f1) == [
         "condensations/lodm-ipc1-r2/factors/train-00000-of-00001.parquet",
@@ -103,7 +104,7 @@ def test_files_are_byte_deterministic_and_record_storage():
         "condensations/lodm-ipc1-r2/preview.png",
     ]
     assert json.loads(f1["condensations/lodm-ipc1-r2/hf_lodc.json"]) == meta
-    assert meta["layout_version"] == to_hub.LAYOUT_VERSION
+    assert meta["layout_version"] == view_mod.LAYOUT_VERSION
     assert meta["views"]["factors"]["config_name"] == "lodm-ipc1-r2-factors"
     storage = meta["results"]["storage"]
     # 7 factor images of 1 * 2 * (28 + 28) floats per class vs 1 pixel image of 784 floats per class
@@ -114,7 +115,7 @@ def test_preview_grid_is_a_png_with_one_row_per_class():
     from PIL import Image
 
     cd = tiny_condensed("lodm")
-    files, _ = to_hub.condensation_files(cd.artifact, "x")
+    files, _ = push.condensation_files(cd.artifact, "x")
     im = Image.open(io.BytesIO(files["condensations/x/preview.png"]))
     assert im.format == "PNG" and im.mode == "RGB"
     # 28 px digits upscaled x2 to 56 px tiles, 2 px gaps, 7 columns + a 64 px label margin, 10 rows
@@ -124,8 +125,8 @@ def test_preview_grid_is_a_png_with_one_row_per_class():
 def test_card_yaml_carries_configs_license_condensation_and_measured_results():
     cd = tiny_condensed("lodm")
     name = "lodm-ipc1-r2"
-    _, meta = to_hub.condensation_files(cd.artifact, name)
-    front = to_hub._front_matter({name: meta}, name, {})
+    _, meta = push.condensation_files(cd.artifact, name)
+    front = card_mod.front_matter({name: meta}, name, {})
     text = card_mod.build_card({name: meta}, name, "alice/mnist-lodm", card_data=front)
     assert text.startswith("---\n")
     data = yaml.safe_load(text.split("---\n")[1])
@@ -171,16 +172,16 @@ def test_card_yaml_carries_configs_license_condensation_and_measured_results():
 def test_card_keeps_user_text_and_keys_and_rerenders_identically():
     cd = tiny_condensed("lodm")
     name = "lodm-ipc1-r2"
-    _, meta = to_hub.condensation_files(cd.artifact, name)
-    first = card_mod.build_card({name: meta}, name, "alice/x", card_data=to_hub._front_matter({name: meta}, name, {}))
-    data, body = to_hub.read_card_data(first)
+    _, meta = push.condensation_files(cd.artifact, name)
+    first = card_mod.build_card({name: meta}, name, "alice/x", card_data=card_mod.front_matter({name: meta}, name, {}))
+    data, body = card_mod.read_card_data(first)
     edited_body = "My intro.\n\n" + body + "\nMy footer.\n"
     data["language"] = ["en"]
-    again = card_mod.build_card({name: meta}, name, "alice/x", card_data=to_hub._front_matter({name: meta}, name, data),
+    again = card_mod.build_card({name: meta}, name, "alice/x", card_data=card_mod.front_matter({name: meta}, name, data),
                                 existing_body=edited_body)
     assert "My intro." in again and "My footer." in again and "language:\n- en" in again
-    data2, body2 = to_hub.read_card_data(again)
-    front2 = to_hub._front_matter({name: meta}, name, data2)
+    data2, body2 = card_mod.read_card_data(again)
+    front2 = card_mod.front_matter({name: meta}, name, data2)
     third = card_mod.build_card({name: meta}, name, "alice/x", card_data=front2, existing_body=body2)
     assert third == again  # stable: re-pushing changes nothing
 
@@ -188,8 +189,8 @@ def test_card_keeps_user_text_and_keys_and_rerenders_identically():
 @pytest.mark.parametrize("bad", ["default", "pixel_values", "factors", "x-factors", "y-pixel_values", "a b", "-x", ""])
 def test_reserved_or_malformed_config_names_are_refused(bad):
     with pytest.raises(ConfigError, match="config name"):
-        to_hub.check_config_name(bad)
-    assert to_hub.check_config_name("lodm-ipc10-r2.v2") == "lodm-ipc10-r2.v2"
+        view_mod.check_config_name(bad)
+    assert view_mod.check_config_name("lodm-ipc10-r2.v2") == "lodm-ipc10-r2.v2"
 
 
 def test_local_repo_folder_loads_with_plain_datasets_and_back_into_hf_lodc(tmp_path):
@@ -214,7 +215,7 @@ def test_folder_that_is_not_a_condensed_set_is_refused_by_name(tmp_path):
     folder = tmp_path / "plain"
     make_dataset(folder, num_classes=2)
     with pytest.raises(IncompatibleArtifactError) as e:
-        to_hub.load_condensation(str(folder))
+        pull.load_condensation(str(folder))
     assert str(e.value).startswith(f"{str(folder)!r} is not an hf_lodc condensed set: it has no "
                                    "condensations/<name>/hf_lodc.json record (configs: ['default']")
     with pytest.raises(IncompatibleArtifactError, match=r"is not an hf_lodc artefact: missing \['synset.safetensors', "
@@ -256,5 +257,5 @@ def test_incompatible_versions_and_missing_fields_are_named(tmp_path):
     folder = write_repo_folder(cd, tmp_path / "named", name)
     with pytest.raises(IncompatibleArtifactError, match=r"has no condensation 'nope' \(no file condensations/nope/"
                                                         r"hf_lodc.json\); available: \['lodm-ipc1-r2'\]"):
-        to_hub.load_condensation(str(folder), "nope")
-    assert to_hub.load_condensation(str(folder), "lodm-ipc1-r2-factors").name == name
+        pull.load_condensation(str(folder), "nope")
+    assert pull.load_condensation(str(folder), "lodm-ipc1-r2-factors").name == name

@@ -372,3 +372,27 @@ def test_condense_recipe_pushes_at_the_end(hub_server, tmp_path):
     assert [c["config_name"] for c in card["condensation"]] == ["lorandom-demo"] and card["results"] == []
     back = CondensedDataset.from_hub("alice/recipe")
     assert torch.equal(back.images(), load_artifact(out).images())
+
+
+def test_condense_recipe_evaluates_both_views_and_writes_the_artefact_once(hub_server, tmp_path, monkeypatch):
+    import hf_lodc.pipeline as pipeline
+    from recipes.condense import main
+
+    writes = []
+    real_save = pipeline.save_artifact_or_rescue
+    monkeypatch.setattr(pipeline, "save_artifact_or_rescue", lambda art, out: writes.append(out) or real_save(art, out))
+    out = tmp_path / "run"
+    argv = ["--dataset", "ylecun/mnist", "--max-per-class", "7", "--method", "lorandom", "--ipc", "1",
+            "--rank", "2", "--eval-models", "convnet", "--eval-runs", "1", "--eval-epochs", "1",
+            "--output-dir", str(out), "--push-to-hub", "alice/recipe-eval", "--cpu"]
+    assert main(argv) == 0
+    assert writes == [out]  # one write, after both evaluations
+    local = json.loads((out / "results.json").read_text())
+    fl, u8 = local["evaluations"]["convnet"], local["evaluations_uint8"]["convnet"]  # float32 and uint8 PNG
+    assert fl["runs"] == u8["runs"] == 1 and fl["protocol"]["seed"] == u8["protocol"]["seed"] == 0
+    assert fl["protocol"]["test_data"] == u8["protocol"]["test_data"] == "split 'test' (10000 rows)"
+    back = CondensedDataset.from_hub("alice/recipe-eval")  # the card and the local copy say the same
+    assert back.results["evaluations"] == local["evaluations"]
+    assert back.results["evaluations_uint8"] == local["evaluations_uint8"]
+    by_view = {r["data"]: r["accuracies"] for r in _card(hub_server.server, "alice/recipe-eval")["results"]}
+    assert by_view == {"pixel_values": fl["accuracies"], "images": u8["accuracies"]}

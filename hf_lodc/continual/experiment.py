@@ -197,7 +197,7 @@ def run_continual(
     """
     validate_continual(cfg)
     if data is None:
-        data = load_data(cfg.data)
+        data = load_data(cfg.data, accelerator)
     validate_continual(cfg, data)
     run = _Run(cfg, data, accelerator, progress, log)
     result = run.run()

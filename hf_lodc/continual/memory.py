@@ -12,19 +12,17 @@ from dataclasses import dataclass
 
 import torch
 
-from ..engine.condenser import Condenser, resolve_config
+from .. import pipeline
+from ..engine.condenser import resolve_config
 from ..engine.config import CondenseConfig
 from ..errors import ConfigError
-from ..export.artifact import Artifact, load_artifact
-from ..pipeline import results_record
+from ..export.artifact import REUSE_KEYS, Artifact, build_artifact, load_artifact
 from ..synset.budget import Budget
 from .tasks import ClassSubset
 
 __all__ = ["TaskMemory", "condense_task", "load_task_memory", "memory_tensors", "MATCH_KEYS"]
 
-# resolved condensation settings that must agree for a saved memory to be reused
-MATCH_KEYS = ("method", "ipc", "rank", "images_per_class", "init", "iterations", "batch_real", "lr",
-              "momentum", "dsa_strategy", "matching_model", "seed")
+MATCH_KEYS = REUSE_KEYS  # resolved condensation settings that must agree for a saved memory to be reused
 
 
 @dataclass
@@ -59,29 +57,18 @@ def condense_task(
 
     ``record`` (e.g. the class order) is stored in the artefact's results under ``"continual"``.
     """
-    condenser = Condenser(subset.data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir, progress=progress)
-    result = condenser.run(resume=checkpoint_dir is not None)
-    k = len(subset.classes)
+    result = pipeline.condense(subset.data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir,
+                               resume=checkpoint_dir is not None, progress=progress)
     init_rows = subset.train_rows[result.init_indices] if result.init_indices is not None else None
-    results = results_record(result, {}, k)
-    results.pop("evaluations")  # the memory is evaluated by GDumb over all seen classes, not alone
-    results["continual"] = {
+    art = build_artifact(result, subset.data.info, run_config={"continual": record or {}})
+    art.results.pop("evaluations")  # the memory is evaluated by GDumb over all seen classes, not alone
+    art.results["continual"] = {
         **(record or {}),
         "task": task,
         "classes": subset.classes.tolist(),
         "train_rows_given": len(subset.train_rows),
         "init_rows": init_rows.tolist() if init_rows is not None else None,
     }
-    art = Artifact(
-        synset=result.synset,
-        source=subset.data.info,
-        budget=result.budget,
-        method=result.method.name,
-        condense_config=dict(result.config.__dict__),
-        run_config={"continual": record or {}},
-        results=results,
-        history=result.history,
-    )
     images = result.images()  # (k*n, C, H, W)
     memory = TaskMemory(task=task, method=result.method.name, classes=subset.classes.clone(), images=images,
                         labels=subset.to_global(result.labels), budget=result.budget, train_rows=subset.train_rows,

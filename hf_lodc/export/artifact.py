@@ -33,11 +33,19 @@ from ..errors import ArtifactError, IncompatibleArtifactError
 from ..synset.budget import Budget
 from ..synset.lowrank import PARAMETERISATIONS, SyntheticSet
 
-__all__ = ["Artifact", "save_artifact", "save_artifact_or_rescue", "check_writable", "load_artifact",
-           "artifact_from_record", "FORMAT_VERSION", "environment_info", "atomic_dir"]
+__all__ = ["Artifact", "build_artifact", "results_record", "save_artifact", "save_artifact_or_rescue",
+           "check_writable", "load_artifact", "artifact_from_record", "FORMAT_VERSION", "environment_info",
+           "atomic_dir", "CONTINUE_KEYS", "REUSE_KEYS"]
 
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("synset.safetensors", "config.json")
+
+# Run identity, as recorded in an artefact's resolved condensation config (``condense_config``).
+# What must match to CONTINUE condensing a held set for more iterations (``CondensedDataset.condense``):
+CONTINUE_KEYS = ("method", "ipc", "rank", "images_per_class")
+# What must match to REUSE a finished set instead of condensing again (a continual run's task memory):
+REUSE_KEYS = ("method", "ipc", "rank", "images_per_class", "init", "iterations", "batch_real", "lr",
+              "momentum", "dsa_strategy", "matching_model", "seed")
 
 
 def environment_info() -> dict[str, Any]:
@@ -106,6 +114,58 @@ class Artifact:
             "source": self.source.to_dict(),
             "environment": self.environment,
         }
+
+
+def results_record(result, records: dict, num_classes: int) -> dict[str, Any]:
+    """``results.json`` of a condensation ``result`` (a ``CondenseResult``) with its float32 evaluation
+    ``records`` (model -> ``EvalRecord``): accuracies, timing, storage."""
+    storage = result.budget.bytes(num_classes)
+    return {
+        "method": result.method.name,
+        "evaluations": {name: r.to_dict() for name, r in records.items()},
+        "condensation": {
+            "wall_time_s": round(result.wall_time_s, 2),
+            "iterations": result.config.iterations,
+            "iterations_per_s": round(result.iterations_per_s, 4) if result.iterations_per_s else None,
+            "final_loss": result.history[-1]["loss"] if result.history else None,
+            "processes": result.processes,
+        },
+        "storage": {
+            **storage,
+            "pixel_ipc_budget": result.budget.ipc,
+            "images_per_class": result.budget.images_per_class,
+            "rank": result.budget.rank,
+            "dtype": "float32",
+        },
+    }
+
+
+def build_artifact(
+    result,
+    source: SourceInfo,
+    *,
+    run_config: dict[str, Any],
+    continued_from: "Artifact | None" = None,
+    from_iteration: int | None = None,
+) -> "Artifact":
+    """The artefact of a finished condensation ``result`` (a ``CondenseResult``) of ``source``, not yet
+    evaluated. ``continued_from``: the artefact this run continued (at ``from_iteration``); its
+    condensation time is added to this one's."""
+    results = results_record(result, {}, source.num_classes)
+    if continued_from is not None:
+        before = (continued_from.results.get("condensation") or {}).get("wall_time_s") or 0.0
+        results["condensation"]["wall_time_s"] = round(before + result.wall_time_s, 2)
+        results["condensation"]["continued_from_iteration"] = from_iteration
+    return Artifact(
+        synset=result.synset,
+        source=source,
+        budget=result.budget,
+        method=result.method.name,
+        condense_config=dict(result.config.__dict__),
+        run_config=run_config,
+        results=results,
+        history=result.history,
+    )
 
 
 # What a run itself may have put in its output directory before the artefact exists.

@@ -1,10 +1,11 @@
 """The dataset card (README.md) of a repo of condensed sets, rendered from their metadata records.
 
-One record per condensation (``condensations/<name>/hf_lodc.json``, see ``to_hub``) is the single
+One record per condensation (``condensations/<name>/hf_lodc.json``, see ``push``) is the single
 source: the YAML front matter and the body tables are both computed from it, so every accuracy in
 the card is one an evaluation actually measured (never typed in).
 
-Front matter keys written here (``configs`` / ``dataset_info`` come from ``to_hub``)::
+Front matter keys written here (``configs`` / ``dataset_info`` by :func:`front_matter`, the others by
+:func:`card_metadata`)::
 
     license, source_datasets, task_categories, tags, pretty_name (if absent)
     condensation:   one entry per condensation: config_name, default (bool), configs (view ->
@@ -26,10 +27,17 @@ are kept.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
+
+from .views import ROOT, VIEWS, evaluated_views, ordered_views
 
 __all__ = [
     "build_card",
+    "front_matter",
+    "is_managed",
+    "read_card_data",
     "card_metadata",
     "condensation_entry",
     "result_entries",
@@ -52,8 +60,6 @@ CITATION = """@inproceedings{yang2023efficient,
   year      = {2023}
 }"""
 
-# view -> how the card names the data an accuracy was measured on
-DATA_LABELS = {"pixel_values": "float32 `pixel_values`", "images": "uint8 PNG `image`"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,12 +138,12 @@ def _uses_dsa(method: str | None) -> bool:
 def result_entries(name: str, meta: dict[str, Any]) -> list[dict[str, Any]]:
     res = meta.get("results", {})
     out = []
-    for view, key in (("pixel_values", "evaluations"), ("images", "evaluations_uint8")):
-        for model, r in (res.get(key) or {}).items():
+    for view in evaluated_views():
+        for model, r in (res.get(view.results_key) or {}).items():
             out.append({
                 "config_name": name,
                 "model": model,
-                "data": view,
+                "data": view.name,
                 "accuracy_mean": r["accuracy_mean"],
                 "accuracy_std": r["accuracy_std"],
                 "runs": r["runs"],
@@ -197,20 +203,26 @@ def _protocol_words(p: dict[str, Any], runs: int) -> str:
 
 
 def _results_table(records: dict[str, dict]) -> list[str]:
+    """One row per (condensation, model): the accuracy on every evaluated view, and what the second view
+    (the uint8 PNGs) costs against the first (the float32 tensors)."""
+    views = evaluated_views()
     rows = []
     for name in sorted(records):
         res = records[name].get("results", {})
-        fl, u8 = res.get("evaluations") or {}, res.get("evaluations_uint8") or {}
-        for model in list(fl) + [m for m in u8 if m not in fl]:
-            a, b = fl.get(model), u8.get(model)
+        per_view = [res.get(v.results_key) or {} for v in views]
+        models = [m for i, recs in enumerate(per_view) for m in recs if all(m not in p for p in per_view[:i])]
+        for model in models:
+            accs = [recs.get(model) for recs in per_view]
+            a, b = accs[0], accs[1]
             delta = f"{b['accuracy_mean'] - a['accuracy_mean']:+.2f}" if a and b else "–"
-            ref = a or b
-            rows.append(f"| `{name}` | {model} | {_fmt_acc(a)} | {_fmt_acc(b)} | {delta} | "
-                        f"{ref['runs']} × {ref['epochs']} |")
+            ref = next(r for r in accs if r)
+            cells = " | ".join(_fmt_acc(r) for r in accs)
+            rows.append(f"| `{name}` | {model} | {cells} | {delta} | {ref['runs']} × {ref['epochs']} |")
     if not rows:
         return ["No evaluation has been run on these condensed sets yet (`recipes/evaluate.py` adds one)."]
-    head = ["| config | model | accuracy % (float32 `pixel_values`) | accuracy % (uint8 PNG `image`) | "
-            "uint8 − float32 | runs × epochs |", "|---|---|---|---|---|---|"]
+    words = [v.label.split()[0] for v in views]  # "float32", "uint8"
+    head = ["| config | model | " + " | ".join(f"accuracy % ({v.label})" for v in views)
+            + f" | {words[1]} − {words[0]} | runs × epochs |", "|---" * (len(views) + 4) + "|"]
     return head + rows
 
 
@@ -247,15 +259,21 @@ def render_body(records: dict[str, dict], default: str | None, repo_id: str) -> 
         lines += [f"![synthetic images of `{default}`, one row per class]"
                   f"(condensations/{default}/preview.png)", ""]
     cfg = lead["configs"]  # view -> config name of the lead condensation
-    names = ({"images": None, "pixel_values": '"pixel_values", ', "factors": '"factors", '} if default else
-             {view: f'"{c}", ' for view, c in cfg.items()})
-    load = [
-        f'ds = load_dataset("{repo_id}", {names["images"] or ""}split="train")  # image (uint8 PNG) + label'
-        + (" (the default: `load_dataset(repo)`)" if default else ""),
-        f'px = load_dataset("{repo_id}", {names["pixel_values"]}split="train")  # exact float32 normalised tensors',
-    ]
-    if "factors" in cfg:
-        load.append(f'fa = load_dataset("{repo_id}", {names["factors"]}split="train")  # low-rank factors A, B + label')
+    load = []
+    for v in ordered_views():
+        if v.name not in cfg:
+            continue
+        if default:  # the aliases; "default" is what load_dataset(repo) gives without a name
+            arg = "" if v.alias == "default" else f'"{v.alias}", '
+        else:
+            arg = f'"{cfg[v.name]}", '
+        var, comment = v.snippet
+        load.append(f'{var} = load_dataset("{repo_id}", {arg}split="train")  # {comment}'
+                    + (" (the default: `load_dataset(repo)`)" if default and v.alias == "default" else ""))
+    views = ordered_views()
+    own = ", ".join(f"`<name>{v.suffix}`" for v in views)
+    aliases = [f"`{v.alias}`" for v in views]
+    aliases = ", ".join(aliases[:-1]) + f" and {aliases[-1]}"
     lines += [
         "## Load it",
         "",
@@ -269,8 +287,7 @@ def render_body(records: dict[str, dict], default: str | None, repo_id: str) -> 
         "reported accuracy was measured on. The `image` column is the same tensor de-normalised, clipped to "
         "[0, 1] and rounded to uint8 (viewer-friendly; the table shows what that rounding costs). For low-rank "
         "sets, `pixel_values[c] = A[c] @ B[c]` for each channel c. Each condensation also has configs of its own "
-        "(`<name>`, `<name>-pixel_values`, `<name>-factors`), listed below; `default`, `pixel_values` and "
-        "`factors` point at the default condensation. To train, normalise the `image` column with the "
+        f"({own}), listed below; {aliases} point at the default condensation. To train, normalise the `image` column with the "
         "mean/std, or use `pixel_values` directly, e.g. `px.with_format('torch')`.",
         "",
         "## Results",
@@ -377,3 +394,62 @@ def _union(a, b) -> list:
         if v not in out:
             out.append(v)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# reading a card, and its `configs` / `dataset_info`
+
+
+def read_card_data(text: str | None) -> tuple[dict[str, Any], str]:
+    """(front matter mapping, body) of a README; safe YAML only."""
+    if not text:
+        return {}, ""
+    from huggingface_hub import DatasetCard
+
+    card = DatasetCard(text, ignore_metadata_errors=False)
+    return card.data.to_dict(), card.text
+
+
+def is_managed(config: dict) -> bool:
+    """Whether a ``configs:`` entry is hf_lodc's (all its data files under ``condensations/``)."""
+    files = config.get("data_files") or []
+    paths = [f.get("path") if isinstance(f, dict) else f for f in (files if isinstance(files, list) else [files])]
+    flat = [p for x in paths for p in (x if isinstance(x, list) else [x])]
+    return bool(flat) and all(isinstance(p, str) and p.startswith(ROOT + "/") for p in flat)
+
+
+def front_matter(records: dict[str, dict], default: str | None, card_data: dict[str, Any]) -> dict[str, Any]:
+    """``card_data`` with hf_lodc's configs / dataset_info replaced (every view of every condensation,
+    plus the views' aliases for the default one), other configs kept."""
+    from datasets import DatasetInfo, Features, SplitDict, SplitInfo
+    from datasets.info import DatasetInfosDict
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCardData
+
+    data = dict(card_data)
+    old_configs = data.get("configs") or []
+    keep = [c for c in old_configs if isinstance(c, dict) and not is_managed(c)]
+    managed_names = {c.get("config_name") for c in old_configs if isinstance(c, dict) and is_managed(c)}
+    infos = data.get("dataset_info") or []
+    infos = [infos] if isinstance(infos, dict) else list(infos)
+    keep_infos = [i for i in infos if isinstance(i, dict) and i.get("config_name", "default") not in managed_names]
+    data["configs"] = keep or None
+    data["dataset_info"] = keep_infos or None
+    card = DatasetCardData(**{k: v for k, v in data.items() if v is not None})
+
+    configs: dict[str, dict] = {}
+    dinfos: dict[str, Any] = {}
+    for name in sorted(records):
+        for view, v in records[name]["views"].items():
+            entry = {"data_files": [{"split": "train", "path": str(Path(v["path"]).parent.as_posix()) + "/train-*"}]}
+            info = DatasetInfo(features=Features.from_dict(v["features"]), splits=SplitDict(),
+                               download_size=v["parquet_bytes"], dataset_size=v["num_bytes"])
+            info.splits.add(SplitInfo(name="train", num_bytes=v["num_bytes"], num_examples=v["num_rows"]))
+            info.size_in_bytes = v["parquet_bytes"] + v["num_bytes"]
+            names = [v["config_name"]] + ([VIEWS.get(view).alias] if name == default else [])
+            for cfg_name in names:  # fresh copies: shared objects would be dumped as YAML anchors
+                configs[cfg_name] = json.loads(json.dumps(entry))
+                dinfos[cfg_name] = info
+    MetadataConfigs(configs).to_dataset_card_data(card)
+    DatasetInfosDict(dinfos).to_dataset_card_data(card)
+    return card.to_dict()

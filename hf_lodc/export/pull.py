@@ -1,0 +1,188 @@
+"""Read one condensation back from a Hub dataset repo (or a local folder with the same layout) into an
+:class:`~hf_lodc.export.artifact.Artifact`: the record ``condensations/N/hf_lodc.json`` plus the view
+that rebuilds the set exactly (``views.View.restores``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ..errors import DatasetNotFoundError, HubError, IncompatibleArtifactError
+from .artifact import Artifact, artifact_from_record
+from .card import read_card_data
+from .hub_http import classify, read_remote
+from .views import LAYOUT_VERSION, META_FILE, ROOT, condensation_of, ordered_views, quiet_datasets, reserved_names
+
+__all__ = ["LoadedCondensation", "load_condensation"]
+
+
+@dataclass
+class LoadedCondensation:
+    artifact: Artifact
+    name: str  # condensation name in the repo
+    where: str  # repo id or directory
+    revision_sha: str | None  # commit read (Hub only)
+    meta: dict[str, Any]  # the hf_lodc.json record
+    card_data: dict[str, Any]
+
+
+class _HubRepo:
+    def __init__(self, repo_id: str, revision: str | None, token: str | None):
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+        self.api = HfApi(token=token)
+        self.repo_id, self.token = repo_id, token
+        try:
+            info = self.api.repo_info(repo_id, repo_type="dataset", revision=revision)
+        except RevisionNotFoundError:
+            raise DatasetNotFoundError(
+                f"dataset repo {repo_id!r} has no revision {revision!r}; use a branch, tag or commit sha"
+            ) from None
+        except RepositoryNotFoundError:
+            raise DatasetNotFoundError(
+                f"dataset repo {repo_id!r} not found on {self.api.endpoint} (or it is private and your token has no "
+                "access); check the id, or pass a local directory"
+            ) from None
+        except Exception as e:  # noqa: BLE001
+            f = classify(e)
+            if f is None:
+                raise
+            raise HubError(f"cannot read dataset repo {repo_id!r} from {self.api.endpoint}: {f.message}") from None
+        self.sha = info.sha
+        self.files = sorted(s.rfilename for s in info.siblings or [])
+        self.where = repo_id
+
+    def read(self, path: str) -> bytes | None:
+        return read_remote(self.api, self.repo_id, self.sha, path)
+
+    def load(self, config: str):
+        import datasets
+
+        return datasets.load_dataset(self.repo_id, config, revision=self.sha, split="train", token=self.token)
+
+
+class _LocalRepo:
+    def __init__(self, path: Path):
+        self.path = path
+        self.sha = None
+        self.files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+        self.where = str(path)
+
+    def read(self, path: str) -> bytes | None:
+        p = self.path / path
+        return p.read_bytes() if p.is_file() else None
+
+    def load(self, config: str):
+        import datasets
+
+        return datasets.load_dataset(str(self.path), config, split="train")
+
+
+def _condensation_names(files: list[str]) -> list[str]:
+    out = []
+    for path in files:
+        parts = path.split("/")
+        if len(parts) == 3 and parts[0] == ROOT and parts[2] == META_FILE:
+            out.append(parts[1])
+    return sorted(out)
+
+
+def _pick(config_name: str | None, names: list[str], card_data: dict, where: str) -> str:
+    if config_name is None or config_name in reserved_names():
+        for c in card_data.get("condensation") or []:
+            if isinstance(c, dict) and c.get("default") and c.get("config_name") in names:
+                return c["config_name"]
+        if len(names) == 1:
+            return names[0]
+        raise IncompatibleArtifactError(
+            f"{where!r} holds several condensations {names} and its card names no default; pass config_name=..."
+        )
+    picked = condensation_of(config_name, names)
+    if picked is not None:
+        return picked
+    raise IncompatibleArtifactError(
+        f"{where!r} has no condensation {config_name!r} (no file {ROOT}/{config_name}/{META_FILE}); "
+        f"available: {names}"
+    )
+
+
+def load_condensation(
+    repo_or_dir: str, config_name: str | None = None, *, revision: str | None = None, token: str | None = None
+) -> LoadedCondensation:
+    """Read one condensation of a repo (Hub id, or a local folder with the same layout)."""
+    p = Path(repo_or_dir).expanduser()
+    repo = _LocalRepo(p) if p.is_dir() else _HubRepo(repo_or_dir, revision, token)
+    readme = repo.read("README.md")
+    try:
+        card_data, _ = read_card_data(readme.decode("utf-8", "replace") if readme else None)
+    except (ValueError, yaml.YAMLError) as e:  # a malformed card is an incompatible repo, not a crash
+        raise IncompatibleArtifactError(
+            f"{repo.where!r}: the README.md front matter is not valid (safe) YAML ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:200]})"
+        ) from None
+    names = _condensation_names(repo.files)
+    if not names:
+        configs = [c.get("config_name") for c in card_data.get("configs") or [] if isinstance(c, dict)]
+        raise IncompatibleArtifactError(
+            f"{repo.where!r} is not an hf_lodc condensed set: it has no {ROOT}/<name>/{META_FILE} record "
+            f"(configs: {configs or 'none'}; files: {repo.files[:8]}{' ...' if len(repo.files) > 8 else ''}). "
+            "To evaluate a plain image+label dataset use recipes/evaluate.py with --test-dataset."
+        )
+    name = _pick(config_name, names, card_data, repo.where)
+    meta_path = f"{ROOT}/{name}/{META_FILE}"
+    try:
+        meta = json.loads(repo.read(meta_path) or b"")
+    except ValueError as e:
+        raise IncompatibleArtifactError(f"{repo.where!r}: {meta_path} is not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise IncompatibleArtifactError(f"{repo.where!r}: {meta_path} is not a JSON object")
+    version = meta.get("layout_version")
+    if version != LAYOUT_VERSION:
+        raise IncompatibleArtifactError(
+            f"{repo.where!r}: {meta_path} has layout_version {version!r}; this hf_lodc reads layout_version "
+            f"{LAYOUT_VERSION}. Install the hf_lodc version that wrote it, or re-push the set with this one."
+        )
+    for key in ("artifact", "views"):
+        if not isinstance(meta.get(key), dict):
+            raise IncompatibleArtifactError(f"{repo.where!r}: {meta_path} lacks the field {key!r}")
+    art_rec = meta["artifact"]
+    state = _state_from_views(repo, meta, art_rec, meta_path)
+    art = artifact_from_record(art_rec, state, meta.get("results") or {}, meta.get("history") or [],
+                               where=f"{repo.where}:{meta_path}")
+    return LoadedCondensation(artifact=art, name=name, where=repo.where, revision_sha=repo.sha, meta=meta,
+                              card_data=card_data)
+
+
+def _state_from_views(repo, meta: dict, art_rec: dict, meta_path: str) -> dict[str, torch.Tensor]:
+    """Synset state_dict from the view that holds the set exactly (factors: low-rank, pixel_values: pixel)."""
+    import numpy as np
+
+    kind = art_rec.get("parameterisation")
+    exact = [v for v in ordered_views() if v.restores == kind]
+    view = exact[0] if exact else next(v for v in ordered_views() if v.restores == "pixel")
+    if view.name not in meta["views"]:
+        raise IncompatibleArtifactError(
+            f"{repo.where!r}: {meta_path} lists no {view.name!r} view, which a {kind!r} set needs to be rebuilt"
+        )
+    cfg = meta["views"][view.name].get("config_name")
+    try:
+        with quiet_datasets():
+            ds = repo.load(cfg).with_format("numpy")
+    except ValueError as e:
+        raise IncompatibleArtifactError(
+            f"{repo.where!r}: the config {cfg!r} ({view.name}) cannot be loaded ({str(e).splitlines()[0]}); "
+            "the card's `configs:` must list it"
+        ) from None
+    missing = [c for c in (*view.columns, "label") if c not in ds.column_names]
+    if missing:
+        raise IncompatibleArtifactError(f"{repo.where!r}: config {cfg!r} lacks the column(s) {missing}")
+    batch = ds[:]  # column -> numpy array of all rows
+    state = {"labels": torch.from_numpy(np.asarray(batch["label"], dtype=np.int64))}
+    state.update(view.to_state(batch))
+    return state

@@ -1,0 +1,205 @@
+"""The publishing views: the forms one condensation takes in a Hub repo, and their names.
+
+One registry, iterated by the push (which files and configs), the pull (which view rebuilds the
+set), the card (configs, result labels, the "load it" snippet) and the evaluation (which data an
+accuracy is measured on, and under which results key)::
+
+    view          order  config name   alias of the default  evaluated as (results key)  rebuilds
+    images          0    N             default               uint8 PNG (evaluations_uint8)  -
+    pixel_values    1    N-pixel_values pixel_values          float32 (evaluations)          pixel sets
+    factors         2    N-factors     factors               -                              low-rank sets
+
+Repo layout (``LAYOUT_VERSION`` 1) of condensation ``N``: ``condensations/N/<view>/train-00000-of-00001.parquet``
+per view, plus ``condensations/N/preview.png`` and ``condensations/N/hf_lodc.json`` (the record).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from ..data.types import denormalize_to_uint8, normalize
+from ..errors import ConfigError
+from ..registry import Registry
+from .artifact import Artifact
+from .preview import to_pil
+
+__all__ = [
+    "LAYOUT_VERSION", "ROOT", "META_FILE", "PREVIEW_FILE", "SHARD", "View", "VIEWS", "ordered_views",
+    "evaluated_views", "view_datasets", "png_images", "check_config_name", "default_config_name",
+    "condensation_of", "reserved_names", "quiet_datasets",
+]
+
+LAYOUT_VERSION = 1
+ROOT = "condensations"
+META_FILE = "hf_lodc.json"
+PREVIEW_FILE = "preview.png"
+SHARD = "train-00000-of-00001.parquet"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+
+
+@dataclass(frozen=True)
+class View:
+    name: str  # folder under condensations/N/
+    order: int  # position in the repo, the card's configs and the "load it" snippet
+    suffix: str  # config name = N + suffix
+    alias: str  # config name of the default condensation's view
+    build: Callable[[Artifact], Any]  # artefact -> datasets.Dataset, or None when not applicable
+    columns: tuple[str, ...]  # the data columns (each view also has "label")
+    snippet: tuple[str, str]  # (variable, comment) of the card's `load_dataset` line
+    label: str | None = None  # how the card names the data an accuracy was measured on (None: not evaluated)
+    results_key: str | None = None  # where the artefact's results keep the accuracies measured on this view
+    eval_order: int = 0  # among evaluated views: the card reports lower first
+    eval_images: Callable[[Artifact], torch.Tensor] | None = None  # (N, C, H, W) float32 normalised, as trained on
+    restores: str | None = None  # the parameterisation this view rebuilds exactly (pull)
+    to_state: Callable[[dict], dict[str, torch.Tensor]] | None = None  # columns (numpy) -> synset tensors
+
+
+VIEWS: Registry[View] = Registry("view")
+
+
+def ordered_views() -> list[View]:
+    return sorted((VIEWS.get(n) for n in VIEWS.names()), key=lambda v: v.order)
+
+
+def evaluated_views() -> list[View]:
+    """The views an accuracy can be measured on, in the order the card reports them."""
+    return sorted((v for v in ordered_views() if v.results_key), key=lambda v: v.eval_order)
+
+
+@contextlib.contextmanager
+def quiet_datasets():
+    import datasets
+
+    was = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was:
+            datasets.enable_progress_bars()
+
+
+def _class_label(art: Artifact):
+    import datasets
+
+    return datasets.ClassLabel(names=list(art.source.class_names))
+
+
+def _images_view(art: Artifact):
+    import datasets
+
+    u8 = denormalize_to_uint8(art.images(), art.mean, art.std)  # (N, C, H, W) uint8, clipped to [0, 1]
+    features = datasets.Features({"image": datasets.Image(), "label": _class_label(art)})
+    return datasets.Dataset.from_dict(
+        {"image": [to_pil(x) for x in u8], "label": art.labels.tolist()}, features=features
+    )
+
+
+def _pixel_values_view(art: Artifact):
+    import datasets
+
+    x = art.images().contiguous()  # (N, C, H, W) float32, normalised
+    features = datasets.Features({
+        "pixel_values": datasets.Array3D(shape=tuple(x.shape[1:]), dtype="float32"),
+        "label": _class_label(art),
+    })
+    return datasets.Dataset.from_dict({"pixel_values": x.numpy(), "label": art.labels.tolist()}, features=features)
+
+
+def _factors_view(art: Artifact):
+    import datasets
+
+    if art.synset.kind != "lowrank":
+        return None
+    A = art.synset.A.detach().float().cpu().contiguous()  # (N, C, H, r)
+    B = art.synset.B.detach().float().cpu().contiguous()  # (N, C, r, W)
+    features = datasets.Features({
+        "A": datasets.Array3D(shape=tuple(A.shape[1:]), dtype="float32"),
+        "B": datasets.Array3D(shape=tuple(B.shape[1:]), dtype="float32"),
+        "label": _class_label(art),
+    })
+    return datasets.Dataset.from_dict({"A": A.numpy(), "B": B.numpy(), "label": art.labels.tolist()},
+                                      features=features)
+
+
+def png_images(art: Artifact) -> torch.Tensor:
+    """The published ``image`` column, PNG-encoded then decoded again: (N, C, H, W) uint8."""
+    import numpy as np
+
+    with quiet_datasets():
+        ds = VIEWS.get("images").build(art)
+    arrays = [np.asarray(im) for im in ds["image"]]  # decoded PIL images, (H, W) or (H, W, C)
+    x = torch.from_numpy(np.stack(arrays))
+    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
+
+
+def _columns(batch: dict, *names: str) -> dict[str, torch.Tensor]:
+    import numpy as np
+
+    return {n: torch.from_numpy(np.asarray(batch[n], dtype=np.float32)) for n in names}  # (N, ...)
+
+
+VIEWS.add("images", View(
+    "images", 0, "", "default", _images_view, ("image",), ("ds", "image (uint8 PNG) + label"),
+    label="uint8 PNG `image`", results_key="evaluations_uint8", eval_order=1,
+    eval_images=lambda art: normalize(png_images(art), art.mean, art.std),
+))
+VIEWS.add("pixel_values", View(
+    "pixel_values", 1, "-pixel_values", "pixel_values", _pixel_values_view, ("pixel_values",),
+    ("px", "exact float32 normalised tensors"),
+    label="float32 `pixel_values`", results_key="evaluations", eval_order=0, eval_images=lambda art: art.images(),
+    restores="pixel", to_state=lambda batch: {"images": _columns(batch, "pixel_values")["pixel_values"]},
+))
+VIEWS.add("factors", View(
+    "factors", 2, "-factors", "factors", _factors_view, ("A", "B"), ("fa", "low-rank factors A, B + label"),
+    restores="lowrank", to_state=lambda batch: _columns(batch, "A", "B"),
+))
+
+
+def view_datasets(art: Artifact) -> dict[str, Any]:
+    """view name -> ``datasets.Dataset`` for every view that applies to ``art``, in view order."""
+    with quiet_datasets():
+        out = {v.name: v.build(art) for v in ordered_views()}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# names
+
+
+def reserved_names() -> list[str]:
+    return sorted(v.alias for v in ordered_views())
+
+
+def check_config_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ConfigError(
+            f"config name {name!r} is not usable: use letters, digits, '-', '_' or '.', starting with a letter "
+            "or digit, at most 96 characters (e.g. 'lodm-ipc1-r2')"
+        )
+    suffixes = [v.suffix for v in ordered_views() if v.suffix]
+    if name in reserved_names() or name.endswith(tuple(suffixes)):
+        raise ConfigError(
+            f"config name {name!r} is reserved: {reserved_names()} are the aliases of the default condensation and "
+            f"the suffixes {' / '.join(repr(s) for s in suffixes)} name its other views; choose e.g. 'lodm-ipc1-r2'"
+        )
+    return name
+
+
+def default_config_name(method: str, ipc, rank) -> str:
+    """``<method>-ipc<k>[-r<r>]``: the name a condensation gets when none is given."""
+    ipc_s = f"{ipc:g}" if isinstance(ipc, float) else str(ipc)
+    return f"{method}-ipc{ipc_s}" + (f"-r{rank}" if rank else "")
+
+
+def condensation_of(config_name: str, names: list[str]) -> str | None:
+    """The condensation (of ``names``) a config name selects: itself, or the one whose view it names."""
+    for v in ordered_views():
+        if v.suffix and config_name.endswith(v.suffix) and config_name[: -len(v.suffix)] in names:
+            return config_name[: -len(v.suffix)]
+    return config_name if config_name in names else None
