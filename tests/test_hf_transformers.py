@@ -7,13 +7,13 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+import transformers
 
 import hf_lodc.models as M
 from hf_lodc import EvalConfig, evaluate_synthetic
 from hf_lodc.data.types import LabeledImages
 from hf_lodc.errors import ConfigError, UnknownNameError
 
-transformers = pytest.importorskip("transformers")  # a dependency; importorskip only names it on failure
 
 ARCHS = ["hf:vit", "hf:resnet", "hf:convnext"]
 
