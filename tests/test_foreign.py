@@ -198,3 +198,25 @@ def test_recipe_evaluates_a_pt_file(mnist_small, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "values read as 'uint8'" in printed and "improvement" in printed
     assert main([str(tmp_path / "set.pt"), "--runs", "1"]) == 2  # no --test-dataset: a clear error
+
+
+def test_recipe_on_an_array3d_hub_repo_by_id(hub_server, mnist_small, tmp_path):
+    """A float Array3D repo with integer labels on the (loopback) Hub, through the recipe's options."""
+    from recipes.evaluate import main
+
+    u8, y = _ipc2(mnist_small)
+    x = (u8.float() / 255.0).numpy()  # [0, 1] pixels
+    feats = datasets.Features({"pixel_values": datasets.Array3D(shape=(1, 28, 28), dtype="float32"),
+                               "extra": datasets.Array3D(shape=(1, 28, 28), dtype="float32"),
+                               "label": datasets.Value("int64")})
+    datasets.Dataset.from_dict({"pixel_values": x, "extra": x, "label": y.tolist()}, features=feats).push_to_hub(
+        "alice/array3d-set", token=hub_server.token)
+    out = tmp_path / "r.json"
+    base = ["alice/array3d-set", "--test-dataset", "ylecun/mnist", "--max-per-class", "10", "--models", "convnet",
+            "--runs", "1", "--epochs", "1", "--eval-max-per-class", "2", "--cpu"]
+    assert main(base) == 2  # two Array3D columns: --image-column is needed (a ColumnError, exit code 2)
+    assert main(base + ["--image-column", "pixel_values", "--labels", "by-id", "--output", str(out)]) == 0
+    rep = json.loads(out.read_text())["foreign_report"]
+    assert rep["kind"] == "dataset" and rep["label_matching"] == "by-id"
+    assert rep["input_normalization"] == "zero-one" and rep["storage_bytes"] == 20 * 784 * 4
+    assert rep["baseline"]["images_per_class"] == 2
