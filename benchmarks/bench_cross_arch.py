@@ -144,40 +144,54 @@ def render(results: dict) -> str:
 
 
 def estimate(args) -> None:
-    """Time 2 training epochs (1 and 8 images/class) and one full test pass per model; print the table's cost."""
+    """Time each model briefly and print what the table would cost at these settings.
+
+    Per model: 2 training epochs at 1 and at 8 images/class (what the pixel and the rank-2 rows hold)
+    and one test pass over up to 1000 images, scaled to the test set used. Both wall time (this
+    machine at its current load) and process CPU time (the work; on an idle machine with T threads
+    wall is roughly CPU / T) are reported.
+    """
     import hf_lodc
     from hf_lodc.data.types import normalize
     from hf_lodc.engine.config import EvalConfig
     from hf_lodc.engine.evaluate import _make_net, test_accuracy
 
-    total = 0.0
+    def timed(fn):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        return time.perf_counter() - w0, time.process_time() - c0
+
+    total = [0.0, 0.0]  # wall, cpu
     for dataset in args.datasets.split(","):
         data = hf_lodc.load_image_classification(DATASETS[dataset])
         test = stratified_test(data.test, args.test_images // data.num_classes if args.test_images > 0 else 0,
                                args.seed)
+        probe = stratified_test(test, 1000 // data.num_classes, args.seed)
         tiny = stratified_test(data.test, 1, args.seed)
         for model in args.models:
-            t_train = {}
+            per_epoch = {}
             for ipc in (1, 8):
                 real = stratified_test(data.train, ipc, args.seed)
+                x = normalize(real.images, data.mean, data.std)
                 ev = EvalConfig(eval_models=[model], eval_runs=1, eval_epochs=2)
-                t0 = time.perf_counter()
-                hf_lodc.evaluate_synthetic(normalize(real.images, data.mean, data.std), real.labels, tiny, data.mean,
-                                           data.std, data.num_classes, ev, seed=args.seed)
-                t_train[ipc] = (time.perf_counter() - t0) / 2  # per epoch (incl. one tiny test)
+                w, c = timed(lambda: hf_lodc.evaluate_synthetic(x, real.labels, tiny, data.mean, data.std,
+                                                                data.num_classes, ev, seed=args.seed))
+                per_epoch[ipc] = (w / 2, c / 2)  # incl. building the net and one tiny test
             net = _make_net(model, data.num_classes, data.image_shape, 0, "cpu")
-            t0 = time.perf_counter()
-            test_accuracy(net, test, data.mean, data.std, "cpu")
-            t_test = time.perf_counter() - t0
+            w, c = timed(lambda: test_accuracy(net, probe, data.mean, data.std, "cpu"))
+            scale = len(test) / len(probe)
+            t_test = (w * scale, c * scale)
             # rows: lodm + lorandom at ~8 images/class, dm + random at 1
-            per_model = args.eval_runs * (2 * (args.eval_epochs * t_train[8] + t_test)
-                                          + 2 * (args.eval_epochs * t_train[1] + t_test))
-            total += per_model
-            print(f"[estimate] {dataset} {model}: {t_train[1]:.2f} s/epoch at 1 img/class, {t_train[8]:.2f} s/epoch "
-                  f"at 8, test pass {t_test:.1f} s ({len(test)} images) -> {per_model / 60:.1f} min for 4 rows",
+            cost = [args.eval_runs * (2 * (args.eval_epochs * per_epoch[8][i] + t_test[i])
+                                      + 2 * (args.eval_epochs * per_epoch[1][i] + t_test[i])) for i in (0, 1)]
+            total = [total[0] + cost[0], total[1] + cost[1]]
+            print(f"[estimate] {dataset} {model}: s/epoch (wall/cpu) {per_epoch[1][0]:.2f}/{per_epoch[1][1]:.2f} at "
+                  f"1 img/class, {per_epoch[8][0]:.2f}/{per_epoch[8][1]:.2f} at 8; test pass {t_test[0]:.1f}/"
+                  f"{t_test[1]:.1f} s ({len(test)} images) -> {cost[0] / 60:.1f} / {cost[1] / 60:.1f} min for 4 rows",
                   flush=True)
-    print(f"[estimate] evaluation total: {total / 3600:.2f} h on this machine at its current load, plus "
-          f"condensation (LoDM and DM rows, {args.iterations} iterations each)", flush=True)
+    print(f"[estimate] evaluation total: {total[0] / 3600:.2f} h wall at the current load (load average "
+          f"{os.getloadavg()[0]:.1f}), {total[1] / 3600:.2f} CPU-hours (torch threads: {torch.get_num_threads()}); "
+          f"plus condensation of the LoDM and DM rows ({args.iterations} iterations each)", flush=True)
 
 
 def main(argv=None) -> int:

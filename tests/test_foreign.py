@@ -7,7 +7,6 @@ import io
 import json
 
 import datasets
-import numpy as np
 import pytest
 import torch
 
@@ -144,7 +143,6 @@ def test_array3d_repo_with_integer_labels_by_id(mnist_small, tmp_path):
 
 def test_image_repo_classlabel_by_name_and_by_id(mnist_small, tmp_path):
     """Class names in another order are matched by name; plain integer labels by id."""
-    from tests.datasets_factory import png_bytes  # noqa: F401  (same PNG path as the factory)
     from PIL import Image
 
     u8, y = _ipc2(mnist_small)
