@@ -11,7 +11,8 @@ sets of different methods and sizes be compared.
 
 Sources
 -------
-``.pt`` file (``torch.load(weights_only=True)``: tensors, lists, tuples and dicts only; a pickle of
+``.pt`` file, local or on the Hub as ``owner/repo/path/file.pt`` (dataset repo, else model repo)
+(``torch.load(weights_only=True)``: tensors, lists, tuples and dicts only; a pickle of
 any other object is refused, nothing in it is executed). Supported layouts:
 
 * a pair ``(images, labels)`` as a tuple or list (IDC, DataDAM, ...);
@@ -219,6 +220,25 @@ def _read_pt(path: Path, labels_file: str | None) -> CondensedSet:
                         stored_dtype=str(x.dtype).replace("torch.", ""), itemsize=x.element_size(), notes=notes)
 
 
+def _hub_file(source: str, revision: str | None) -> Path:
+    """``owner/repo/path/file.pt`` (or ``hf://[datasets/]owner/repo/...``) -> a local copy from the Hub."""
+    from huggingface_hub import hf_hub_download
+
+    ref = source[len("hf://"):] if source.startswith("hf://") else source
+    types = ("dataset", "model")
+    if ref.startswith("datasets/"):
+        ref, types = ref[len("datasets/"):], ("dataset",)
+    owner, repo, filename = ref.split("/", 2)
+    errors = []
+    for repo_type in types:
+        try:
+            return Path(hf_hub_download(f"{owner}/{repo}", filename, repo_type=repo_type, revision=revision))
+        except Exception as e:  # noqa: BLE001 - not found / unreachable: try the next repo type, then report
+            errors.append(f"{repo_type}: {type(e).__name__}")
+    raise DatasetNotFoundError(f"condensed set file {filename!r} not found in Hub repo {owner}/{repo} "
+                               f"({', '.join(errors)}); check the path, revision and network")
+
+
 def _load_split(source: str, config_name: str | None, revision: str | None, split: str):
     import datasets
 
@@ -326,6 +346,9 @@ def load_condensed_set(source: str, data: ImageClassificationData, *, split: str
     if labels not in LABEL_MATCHING:
         raise ConfigError(f"labels must be one of {', '.join(LABEL_MATCHING)}, got {labels!r}")
     p = Path(str(source)).expanduser()
+    if not p.exists() and str(source).endswith((".pt", ".pth")) and str(source).count("/") >= 2 \
+            and not str(source).startswith((".", "/", "~")):
+        p = _hub_file(str(source), revision)
     if p.is_file():
         if p.suffix not in (".pt", ".pth", ".bin", ".tar") and not str(source).endswith(".pt"):
             raise ConfigError(f"{source!r} is a file but not a .pt/.pth torch file; give a .pt file or a dataset folder")

@@ -218,3 +218,20 @@ def test_recipe_on_an_array3d_hub_repo_by_id(hub_server, mnist_small, tmp_path):
     assert rep["kind"] == "dataset" and rep["label_matching"] == "by-id"
     assert rep["input_normalization"] == "zero-one" and rep["storage_bytes"] == 20 * 784 * 4
     assert rep["baseline"]["images_per_class"] == 2
+
+
+def test_pt_file_in_a_hub_repo(hub_server, mnist_small, tmp_path):
+    from huggingface_hub import HfApi
+
+    u8, y = _ipc2(mnist_small)
+    torch.save({"images": u8, "labels": y}, tmp_path / "set.pt")
+    api = HfApi(token=hub_server.token)
+    api.create_repo("alice/pt-sets", repo_type="dataset")
+    api.upload_file(path_or_fileobj=str(tmp_path / "set.pt"), path_in_repo="mnist/ipc2.pt",
+                    repo_id="alice/pt-sets", repo_type="dataset")
+    cs, _ = load_condensed_set("alice/pt-sets/mnist/ipc2.pt", mnist_small)
+    assert torch.equal(cs.images, u8) and torch.equal(cs.labels, y)
+    from hf_lodc.errors import DatasetNotFoundError
+
+    with pytest.raises(DatasetNotFoundError, match="not found in Hub repo alice/pt-sets"):
+        load_condensed_set("alice/pt-sets/mnist/nope.pt", mnist_small)
