@@ -17,7 +17,10 @@ Evaluation defaults to ``--eval-runs`` 2 x ``--eval-epochs`` 150 on the full rea
 on 500 test images ranked ResNet18-BN at chance on a set where 2 x 150 gives 84 %. Condensation
 stays at a CPU budget far below the paper's (20 000 iterations, 256 real images/class): compare rows
 with each other, not with the paper. The full table (2 datasets x 4 methods x 8 architectures)
-takes hours on 2 CPU cores (see the estimate printed by ``--estimate``); a smoke test:
+takes hours on 2 CPU cores: ``--estimate`` measured 13.7 CPU-hours of evaluation at the defaults (an
+upper bound: each timed epoch also pays for building the network), i.e. roughly 7-14 h wall on an
+idle 2-core machine, plus condensation; the largest columns are ResNet18-BN, transformers ResNet-18
+and ViT (the full 10 000-image test pass alone is 50-130 CPU-s per run for them). A smoke test:
 
     HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_cross_arch.py
     python benchmarks/bench_cross_arch.py --datasets mnist --methods lodm --iterations 2 --eval-runs 1 \
