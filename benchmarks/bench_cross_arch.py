@@ -3,18 +3,28 @@
 
 Rows: LoDM (rank 2, svd init), DM, random real images, and the low-rank random baseline
 (truncated SVD of random real images, no matching), on MNIST and CIFAR-10 at IPC 1 (equal storage:
-1 pixel image per class, or 7 / 8 rank-2 factor images). Columns: the literature's small-image
-cross-architecture set, registered in timm by hf_lodc: ConvNet-3 (instance norm), ConvNet-BN,
-AlexNet-BN, VGG11-BN, ResNet18-BN; and timm's own ``resnet18`` (ImageNet stem, used as-is at the
-native 28/32 px: see hf_lodc/models/factory.py), to show a plain timm backbone.
+1 pixel image per class, or 7 / 8 rank-2 factor images). Columns (:data:`MODELS`, labelled by
+:data:`LABELS`): the literature's small-image cross-architecture set, registered in timm by hf_lodc:
+ConvNet-3 (instance norm), ConvNet-BN, AlexNet-BN, VGG11-BN, ResNet18-BN (CIFAR stem); timm's own
+``resnet18`` with its ImageNet stem (7x7 stride-2 conv + max-pool: a 28 px image is 7x7 before the
+first block, 1x1 after the last), used as-is at the native size and labelled so; and two
+transformers networks built from configs sized for the images (hf_lodc/models/hf_transformers.py):
+``hf:vit`` (ViT, patch 4, hidden 192, 6 layers) and ``hf:resnet`` (transformers' ResNet-18 with a
+3x3 stride-1 stem).
 
-The budget is far below the paper's (20 000 iterations, 256 real images/class, 1000 epochs x 20
-models): ``--iterations`` (default 100) with ``--batch-real`` 64, ``--eval-runs`` x ``--eval-epochs``
-(default 1 x 100) and a class-stratified subset of ``--test-images`` real test images (default
-1000), so the whole table takes well under an hour on 2 CPU cores. Numbers are for comparing rows
-with each other, not with the paper.
+Evaluation defaults to ``--eval-runs`` 2 x ``--eval-epochs`` 150 on the full real test split
+(``--test-images 0``; a positive value tests on a class-stratified subset instead): 1 run x 25 epochs
+on 500 test images ranked ResNet18-BN at chance on a set where 2 x 150 gives 84 %. Condensation
+stays at a CPU budget far below the paper's (20 000 iterations, 256 real images/class): compare rows
+with each other, not with the paper. The full table (2 datasets x 4 methods x 8 architectures)
+takes hours on 2 CPU cores: ``--estimate`` measured 13.7 CPU-hours of evaluation at the defaults (an
+upper bound: each timed epoch also pays for building the network), i.e. roughly 7-14 h wall on an
+idle 2-core machine, plus condensation; the largest columns are ResNet18-BN, transformers ResNet-18
+and ViT (the full 10 000-image test pass alone is 50-130 CPU-s per run for them). A smoke test:
 
     HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_cross_arch.py
+    python benchmarks/bench_cross_arch.py --datasets mnist --methods lodm --iterations 2 --eval-runs 1 \
+        --eval-epochs 1 --test-images 100 --out /tmp/cross_arch_smoke
 
 Rows are appended to ``benchmarks/results/cross_arch.json`` as they finish (a re-run with the same
 settings skips them, so an interrupted run resumes) and rendered to ``cross_arch.md``.
@@ -39,7 +49,13 @@ from _machine import machine  # noqa: E402  (benchmarks/ is on sys.path when run
 
 DATASETS = {"mnist": "ylecun/mnist", "cifar10": "uoft-cs/cifar10"}
 METHODS = ("lodm", "dm", "random", "lorandom")
-MODELS = ("convnet", "convnet_bn", "alexnet_bn", "vgg11_bn", "resnet18_bn", "resnet18")  # last: plain timm
+MODELS = ("convnet", "convnet_bn", "alexnet_bn", "vgg11_bn", "resnet18_bn", "resnet18", "hf:vit", "hf:resnet")
+# column headers: what each name is, where the name alone would mislead
+LABELS = {
+    "resnet18": "resnet18 (timm, ImageNet stem)",
+    "hf:vit": "ViT (transformers, patch 4)",
+    "hf:resnet": "ResNet-18 (transformers, 3x3 stem)",
+}
 
 
 BN_NOTE = (
@@ -59,8 +75,11 @@ def hardware() -> dict:
 
 
 def stratified_test(test, per_class: int, seed: int = 0):
+    """``per_class`` random test images of each class; ``per_class <= 0``: the whole split."""
     from hf_lodc.data.types import LabeledImages
 
+    if per_class <= 0:
+        return test
     g = torch.Generator().manual_seed(seed)
     keep = []
     for c in torch.unique(test.labels).tolist():
@@ -103,25 +122,80 @@ def settings(args) -> dict:
 def render(results: dict) -> str:
     s, hw = results["settings"], results["hardware"]
     models = s["models"]
+    test_desc = ("the full real test split" if s["test_images"] <= 0
+                 else f"{s['test_images']} class-stratified real test images")
     lines = [
         f"Cross-architecture, IPC 1 (equal storage), condensed with ConvNet-3: {s['iterations']} iterations, "
         f"{s['batch_real']} real images/class/step; evaluated with {s['eval_runs']} run(s) x {s['eval_epochs']} epochs "
-        f"per architecture (protocol: SGD, DSA, last epoch) on {s['test_images']} class-stratified real test "
-        f"images. CPU budget, far below the paper's protocol: compare rows, not with the paper. "
+        f"per architecture (protocol: SGD, DSA, last epoch; mean +- std over runs) on {test_desc}. Condensation is "
+        f"at a CPU budget, far below the paper's: compare rows, not with the paper. "
         f"{hw['cpu']}, {hw['cores']} cores, nice {hw['niceness']}. Commands: "
         + ", ".join(f"`{c}`" for c in results["commands"]) + ".",
         "",
-        "| dataset | method | images/class | " + " | ".join(models) + " | mean |",
+        "| dataset | method | images/class | " + " | ".join(LABELS.get(m, m) for m in models) + " | mean |",
         "|---|---|---|" + "---|" * (len(models) + 1),
     ]
     order = {(d, m): i for i, (d, m) in enumerate((d, m) for d in DATASETS for m in METHODS)}
     for r in sorted(results["rows"], key=lambda r: order.get((r["dataset"], r["method"]), len(order))):
         accs = [r["accuracy"][m]["mean"] for m in models]
+        cells = [f"{r['accuracy'][m]['mean']:.1f} ± {r['accuracy'][m]['std']:.1f}" if s["eval_runs"] > 1
+                 else f"{r['accuracy'][m]['mean']:.1f}" for m in models]
         lines.append(f"| {r['dataset']} | {r['method']} | {r['images_per_class']} | "
-                     + " | ".join(f"{a:.1f}" for a in accs) + f" | {sum(accs) / len(accs):.1f} |")
+                     + " | ".join(cells) + f" | {sum(accs) / len(accs):.1f} |")
     total = sum(r["condense_s"] + sum(v["wall_s"] for v in r["accuracy"].values()) for r in results["rows"])
     lines += ["", f"Total compute time of the rows: {total / 60:.1f} min.", "", BN_NOTE]
     return "\n".join(lines) + "\n"
+
+
+def estimate(args) -> None:
+    """Time each model briefly and print what the table would cost at these settings.
+
+    Per model: 2 training epochs at 1 and at 8 images/class (what the pixel and the rank-2 rows hold)
+    and one test pass over up to 1000 images, scaled to the test set used. Both wall time (this
+    machine at its current load) and process CPU time (the work; on an idle machine with T threads
+    wall is roughly CPU / T) are reported.
+    """
+    import hf_lodc
+    from hf_lodc.data.types import normalize
+    from hf_lodc.engine.config import EvalConfig
+    from hf_lodc.engine.evaluate import _make_net, test_accuracy
+
+    def timed(fn):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        return time.perf_counter() - w0, time.process_time() - c0
+
+    total = [0.0, 0.0]  # wall, cpu
+    for dataset in args.datasets.split(","):
+        data = hf_lodc.load_image_classification(DATASETS[dataset])
+        test = stratified_test(data.test, args.test_images // data.num_classes if args.test_images > 0 else 0,
+                               args.seed)
+        probe = stratified_test(test, 1000 // data.num_classes, args.seed)
+        tiny = stratified_test(data.test, 1, args.seed)
+        for model in args.models:
+            per_epoch = {}
+            for ipc in (1, 8):
+                real = stratified_test(data.train, ipc, args.seed)
+                x = normalize(real.images, data.mean, data.std)
+                ev = EvalConfig(eval_models=[model], eval_runs=1, eval_epochs=2)
+                w, c = timed(lambda: hf_lodc.evaluate_synthetic(x, real.labels, tiny, data.mean, data.std,
+                                                                data.num_classes, ev, seed=args.seed))
+                per_epoch[ipc] = (w / 2, c / 2)  # incl. building the net and one tiny test
+            net = _make_net(model, data.num_classes, data.image_shape, 0, "cpu")
+            w, c = timed(lambda: test_accuracy(net, probe, data.mean, data.std, "cpu"))
+            scale = len(test) / len(probe)
+            t_test = (w * scale, c * scale)
+            # rows: lodm + lorandom at ~8 images/class, dm + random at 1
+            cost = [args.eval_runs * (2 * (args.eval_epochs * per_epoch[8][i] + t_test[i])
+                                      + 2 * (args.eval_epochs * per_epoch[1][i] + t_test[i])) for i in (0, 1)]
+            total = [total[0] + cost[0], total[1] + cost[1]]
+            print(f"[estimate] {dataset} {model}: s/epoch (wall/cpu) {per_epoch[1][0]:.2f}/{per_epoch[1][1]:.2f} at "
+                  f"1 img/class, {per_epoch[8][0]:.2f}/{per_epoch[8][1]:.2f} at 8; test pass {t_test[0]:.1f}/"
+                  f"{t_test[1]:.1f} s ({len(test)} images) -> {cost[0] / 60:.1f} / {cost[1] / 60:.1f} min for 4 rows",
+                  flush=True)
+    print(f"[estimate] evaluation total: {total[0] / 3600:.2f} h wall at the current load (load average "
+          f"{os.getloadavg()[0]:.1f}), {total[1] / 3600:.2f} CPU-hours (torch threads: {torch.get_num_threads()}); "
+          f"plus condensation of the LoDM and DM rows ({args.iterations} iterations each)", flush=True)
 
 
 def main(argv=None) -> int:
@@ -131,13 +205,17 @@ def main(argv=None) -> int:
     p.add_argument("--models", type=lambda s: tuple(s.split(",")), default=MODELS)
     p.add_argument("--iterations", type=int, default=100)
     p.add_argument("--batch-real", type=int, default=64)
-    p.add_argument("--eval-runs", type=int, default=1)
-    p.add_argument("--eval-epochs", type=int, default=100)
-    p.add_argument("--test-images", type=int, default=1000)
+    p.add_argument("--eval-runs", type=int, default=2)
+    p.add_argument("--eval-epochs", type=int, default=150)
+    p.add_argument("--test-images", type=int, default=0, help="0: the full test split; N: N class-stratified images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(HERE / "results" / "cross_arch"))
+    p.add_argument("--estimate", action="store_true", help="only time each model briefly and print the run time")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))
+    if args.estimate:
+        estimate(args)
+        return 0
     from hf_lodc import pipeline
     from hf_lodc.engine.config import DataConfig
 
@@ -151,7 +229,8 @@ def main(argv=None) -> int:
     done = {(r["dataset"], r["method"]) for r in results["rows"]}
     for dataset in args.datasets.split(","):
         data = pipeline.load_data(DataConfig(dataset=DATASETS[dataset]))
-        test = stratified_test(data.test, args.test_images // data.num_classes, args.seed)
+        test = stratified_test(data.test, args.test_images // data.num_classes if args.test_images > 0 else 0,
+                               args.seed)
         for method in args.methods.split(","):
             if (dataset, method) in done:
                 continue

@@ -22,6 +22,7 @@ from .engine import (
     evaluate_synthetic,
 )
 from .errors import *  # noqa: F401,F403
+from .foreign import evaluate_condensed_set
 from .errors import __all__ as _errors_all
 from .methods import METHODS, MethodSpec
 from .synset.budget import Budget, plan_budget
@@ -33,6 +34,6 @@ __all__ = [
     "CondensedDataset",
     "load_image_classification", "ImageClassificationData", "LabeledImages", "SourceInfo",
     "condense", "CondenseConfig", "CondenseResult", "DataConfig", "EvalConfig", "EvalRecord", "RunConfig",
-    "evaluate_synthetic", "METHODS", "MethodSpec", "Budget", "plan_budget",
+    "evaluate_synthetic", "evaluate_condensed_set", "METHODS", "MethodSpec", "Budget", "plan_budget",
     "LowRankSet", "PixelSet", "SyntheticSet", "__version__", *_errors_all,
 ]

@@ -5,11 +5,16 @@
     python recipes/evaluate.py runs/mnist-lodm --runs 2 --epochs 300            # a local artefact directory
     python recipes/evaluate.py runs/mnist-lodm --runs 0 --push-to-hub alice/mnist-lodm   # just publish it
     python recipes/evaluate.py someone/their-distilled-mnist --test-dataset ylecun/mnist  # any image+label set
+    python recipes/evaluate.py idc_cifar10_ipc10.pt --test-dataset uoft-cs/cifar10 --input-normalization source
+    python recipes/evaluate.py user/set --test-dataset uoft-cs/cifar10 --image-column pixel_values --labels by-id
 
 A set made by hf_lodc is loaded with its factors, labels and normalisation, and tested on its own
 source's test split. Any other Hub/local image-classification dataset is read as uint8 images + labels,
 normalised with the per-channel statistics of ``--test-dataset``'s train split, and tested on its
-test split (class names must match). ``--update-card`` pushes the new records and card in one commit.
+test split (class names must match, or ``--labels by-id``). ``--update-card`` pushes the new records and
+card in one commit. Sets not made by hf_lodc (``.pt`` files, Image or float Array3D datasets) go to
+``hf_lodc.evaluate_condensed_set`` (hf_lodc/foreign.py lists the layouts): the report states the
+normalisation assumed, the storage in bytes and the accuracy of random real images at that storage.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import sys
 from hf_lodc.errors import ConfigError, IncompatibleArtifactError
 from hf_lodc.export.views import VIEWS, evaluated_views
 from hf_lodc.launch import exit_codes, make_accelerator
-from hf_lodc.pipeline import UINT8
+from hf_lodc.pipeline import FLOAT32, UINT8
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +44,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-dataset", help="for sets not made by hf_lodc: the real dataset to test on")
     p.add_argument("--max-per-class", type=int,
                    help="with --test-dataset: real train images per class used for the normalisation statistics")
+    f = p.add_argument_group("sets not made by hf_lodc (.pt files, Image / Array3D datasets; need --test-dataset)")
+    f.add_argument("--image-column", help="image column (Image or float Array3D); default: the only candidate")
+    f.add_argument("--label-column", help="label column (ClassLabel or integers); default: the only candidate")
+    f.add_argument("--labels", choices=("auto", "by-id", "by-name"), default="auto",
+                   help="match labels to the test dataset's classes by integer id or by ClassLabel name")
+    f.add_argument("--labels-file", help="labels .pt for an images-only .pt file (e.g. MTT's labels_best.pt)")
+    f.add_argument("--split", default="train", help="split of a dataset source holding the set (default: train)")
+    f.add_argument("--input-normalization", choices=("auto", "source", "zero-one", "uint8"), default="auto",
+                   help="what the stored values are: normalised with the source's mean/std, [0,1] or [0,255] "
+                        "pixels; auto infers it from the values and the report says so")
+    f.add_argument("--set-mean", type=lambda s: [float(v) for v in s.split(",")],
+                   help="with --input-normalization source: the per-channel mean the file was normalised with")
+    f.add_argument("--set-std", type=lambda s: [float(v) for v in s.split(",")], help="... and its std")
+    f.add_argument("--storage-bytes", type=int, help="the set's storage when not its images' (e.g. factors)")
+    f.add_argument("--real-itemsize", type=int, help="bytes per value of the random real baseline (default: the set's)")
+    f.add_argument("--no-baseline", dest="baseline", action="store_false",
+                   help="skip random real images at the same storage (no relative score)")
     p.add_argument("--update-card", action="store_true", help="push the new results + card to the source repo")
     p.add_argument("--push-to-hub", help="push the set (with its results) to this repo")
     p.add_argument("--hub-private", action="store_true")
@@ -71,31 +93,37 @@ def evaluate_condensed(args, device) -> dict:
     return {v.results_key: cd.results.get(v.results_key, {}) for v in evaluated_views()}
 
 
+def is_foreign(args) -> bool:
+    """A .pt file, or options only sets not made by hf_lodc have: skip the hf_lodc artefact reader."""
+    from pathlib import Path
+
+    flags = (args.image_column, args.label_column, args.labels_file, args.storage_bytes, args.set_mean,
+             args.set_std, args.real_itemsize)
+    return (Path(args.source).is_file() or any(v is not None for v in flags) or args.labels != "auto"
+            or args.input_normalization != "auto" or args.split != "train")
+
+
 def evaluate_foreign(args, device) -> dict:
-    """Any image+label dataset: uint8 images normalised with the real data's statistics."""
-    from hf_lodc import EvalConfig, evaluate_synthetic, load_image_classification
-    from hf_lodc.data.types import normalize
+    """Any condensed set (.pt, Image or Array3D dataset): hf_lodc.evaluate_condensed_set, with its report."""
+    from hf_lodc.foreign import evaluate_condensed_set
 
-    syn = load_image_classification(args.source, revision=args.revision, config_name=args.config_name,
-                                    eval_split=None)
-    real = load_image_classification(args.test_dataset, max_per_class=args.max_per_class)
-    if list(syn.info.class_names) != list(real.info.class_names) or syn.image_shape != real.image_shape:
-        raise ConfigError(
-            f"{args.source!r} ({syn.num_classes} classes {syn.info.class_names[:5]}..., images {syn.image_shape}) does "
-            f"not match {args.test_dataset!r} ({real.num_classes} classes {real.info.class_names[:5]}..., images "
-            f"{real.image_shape}); the synthetic set must use the test dataset's classes and image size"
-        )
-    test = real.test
-    if args.eval_max_per_class is not None:
-        from hf_lodc.api import first_per_class
-
-        test = test.subset(first_per_class(test.labels, args.eval_max_per_class, real.num_classes))
-    ec = EvalConfig(**{k: v for k, v in {"eval_models": args.models, "eval_runs": args.runs,
-                                          "eval_epochs": args.epochs}.items() if v is not None})
-    x = normalize(syn.train.images, real.mean, real.std)  # (N, C, H, W)
-    records = evaluate_synthetic(x, syn.train.labels, test, real.mean, real.std, real.num_classes, ec,
-                                 seed=args.seed or 0, device=device, progress=True)
-    return {VIEWS.get(UINT8).results_key: {m: r.to_dict() for m, r in records.items()}}  # uint8 images, like PNGs
+    if not args.test_dataset:
+        raise ConfigError(f"{args.source!r} is not an hf_lodc set: pass --test-dataset (the real dataset it was "
+                          f"condensed from, e.g. ylecun/mnist)")
+    if args.update_card or args.push_to_hub:
+        raise ConfigError("--update-card / --push-to-hub only work for sets made by hf_lodc")
+    report = evaluate_condensed_set(
+        args.source, args.test_dataset, models=args.models, runs=args.runs, epochs=args.epochs,
+        split=args.split, config_name=args.config_name, revision=args.revision, image_column=args.image_column,
+        label_column=args.label_column, labels=args.labels, labels_file=args.labels_file,
+        input_normalization=args.input_normalization, set_mean=args.set_mean, set_std=args.set_std,
+        storage_bytes=args.storage_bytes, real_itemsize=args.real_itemsize, baseline=args.baseline,
+        max_per_class=args.max_per_class, eval_max_per_class=args.eval_max_per_class, seed=args.seed or 0,
+        device=device, progress=True,
+    )
+    print(report.summary())
+    key = VIEWS.get(UINT8 if report.stored_dtype.startswith("uint8") else FLOAT32).results_key
+    return {key: report.evaluations, "foreign_report": report.to_dict()}
 
 
 @exit_codes
@@ -103,16 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     device = make_accelerator(cpu=args.cpu).device
     try:
-        out = evaluate_condensed(args, device)
+        out = evaluate_foreign(args, device) if is_foreign(args) else evaluate_condensed(args, device)
     except IncompatibleArtifactError:
         if not args.test_dataset:
             raise
-        if args.update_card or args.push_to_hub:
-            raise ConfigError("--update-card / --push-to-hub only work for sets made by hf_lodc") from None
         print(f"[hf_lodc] {args.source!r} is not an hf_lodc set; evaluating its images against "
               f"{args.test_dataset!r}")
         out = evaluate_foreign(args, device)
     for key, recs in out.items():
+        if not key.startswith("evaluations"):
+            continue
         for name, rec in recs.items():
             kind = "uint8 images" if key == VIEWS.get(UINT8).results_key else "float32 tensors"
             print(f"{name} ({kind}): {rec['accuracy_mean']:.2f} +- {rec['accuracy_std']:.2f} % "

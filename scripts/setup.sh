@@ -8,7 +8,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 . .venv/bin/activate
-if ! python -c "import hf_lodc, pytest, hypothesis, olah" >/dev/null 2>&1; then
+if ! python -c "import hf_lodc, pytest, hypothesis, olah, transformers" >/dev/null 2>&1; then
   python -m pip install -q --upgrade pip
   python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
   python -m pip install -q -e ".[dev]"

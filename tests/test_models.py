@@ -36,7 +36,8 @@ def test_all_registered_in_timm():
     assert sorted(timm.list_models("lodc_*")) == LODC_MODELS
     for alias, target in M.EVAL_MODEL_ALIASES.items():
         assert target in LODC_MODELS, alias
-    assert set(M.list_eval_models()) == set(M.EVAL_MODEL_ALIASES) | set(LODC_MODELS)
+    assert set(M.list_eval_models()) == set(M.EVAL_MODEL_ALIASES) | set(LODC_MODELS) | set(M.list_hf_models())
+    assert set(M.list_hf_models()) >= {"hf:vit", "hf:resnet"}
 
 
 def test_convnet3_mnist_feature_dim_and_instance_norm():
@@ -235,3 +236,73 @@ def test_plain_timm_too_small_for_native_size_is_resized():
     assert isinstance(model, M.ResizeInput) and model.size == (299, 299)
     assert model.training  # the size probe restores train mode
     assert _forward(model, 3, 32).shape == (2, 10)
+
+
+# --- timm pretrained configs (issue 14, item 3) ---
+
+@pytest.mark.parametrize("name", LODC_MODELS)
+def test_every_lodc_model_has_a_weightless_default_cfg(name):
+    cfg = timm.models.get_pretrained_cfg(name)
+    assert cfg is not None and not cfg.has_weights  # hf_hub_id None, url empty
+    assert cfg.input_size == (3, 32, 32) and cfg.crop_pct == 1.0
+    assert len(cfg.mean) == len(cfg.std) == 3
+    model = timm.create_model(name)
+    assert model.pretrained_cfg["architecture"] == name and model.default_cfg is model.pretrained_cfg
+
+
+@pytest.mark.parametrize("name", ["lodc_convnet_d3_w128", "lodc_alexnet_bn", "lodc_vgg11_bn", "lodc_resnet18_bn"])
+def test_resolve_data_config_mnist_and_cifar(name):
+    from timm.data import create_transform, resolve_data_config
+
+    mnist = timm.create_model(name, num_classes=10, in_chans=1, img_size=28)
+    dc = resolve_data_config({}, model=mnist)
+    assert dc["input_size"] == (1, 28, 28)
+    assert dc["mean"] == M.DEFAULT_STATS[1][0] and dc["std"] == M.DEFAULT_STATS[1][1]
+    assert dc["crop_pct"] == 1.0 and mnist.pretrained_cfg["num_classes"] == 10
+    # what timm resolves feeds the model: a PIL image through timm's eval transform, then forward
+    from PIL import Image
+
+    x = create_transform(**dc)(Image.new("L", (28, 28), 128)).unsqueeze(0)  # (1, 1, 28, 28)
+    assert x.shape == (1, 1, 28, 28)
+    mnist.eval()
+    assert mnist(x).shape == (1, 10)
+
+    cifar = timm.create_model(name, num_classes=100, in_chans=3, img_size=32)
+    dc = resolve_data_config({}, model=cifar)
+    assert dc["input_size"] == (3, 32, 32) and dc["mean"] == M.DEFAULT_STATS[3][0] and dc["std"] == M.DEFAULT_STATS[3][1]
+    assert cifar.pretrained_cfg["num_classes"] == 100
+
+
+def test_source_statistics_reach_the_pretrained_cfg():
+    from timm.data import resolve_data_config
+
+    m = M.create_eval_model("convnet", num_classes=10, in_chans=1, img_size=28, mean=[0.2], std=[0.35])
+    assert resolve_data_config({}, model=m)["mean"] == (0.2,) and resolve_data_config({}, model=m)["std"] == (0.35,)
+    m = timm.create_model("lodc_convnet_d4_w128", in_chans=3, img_size=64,
+                          pretrained_cfg_overlay=dict(mean=(0.5,), std=(0.25,)))  # one value: every channel
+    assert m.pretrained_cfg["mean"] == (0.5, 0.5, 0.5) and m.pretrained_cfg["input_size"] == (3, 64, 64)
+    m = timm.create_model("lodc_convnet_d3_w128", in_chans=2, img_size=16)  # no dataset default: 0.5
+    assert m.pretrained_cfg["mean"] == (0.5, 0.5)
+    with pytest.raises(ConfigError, match="one value per channel"):
+        timm.create_model("lodc_convnet_d3_w128", in_chans=1, pretrained_cfg_overlay=dict(mean=(0.1, 0.2, 0.3)))
+
+
+def test_input_size_in_cfg_sizes_the_model():
+    # timm passes a pretrained_cfg's input_size as in_chans / img_size defaults (how hf-hub: configs load)
+    m = timm.create_model("lodc_convnet_d3_w128", pretrained_cfg_overlay=dict(input_size=(1, 28, 28)))
+    assert m.num_features == 1152 and m.pretrained_cfg["input_size"] == (1, 28, 28)
+
+
+def test_pretrained_loads_from_a_weight_source(tmp_path):
+    from safetensors.torch import save_file
+
+    src = timm.create_model("lodc_convnet_d3_w128", num_classes=10, in_chans=1, img_size=28)
+    save_file(src.state_dict(), str(tmp_path / "model.safetensors"))
+    m = timm.create_model("lodc_convnet_d3_w128", pretrained=True, num_classes=10, in_chans=1, img_size=28,
+                          pretrained_cfg_overlay=dict(file=str(tmp_path / "model.safetensors")))
+    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), m.state_dict().values()))
+
+
+def test_unknown_lodc_name_says_import_hf_lodc():
+    with pytest.raises(UnknownNameError, match="import hf_lodc"):
+        M.create_eval_model("lodc_convnet_d5_w128", num_classes=10, in_chans=1, img_size=28)

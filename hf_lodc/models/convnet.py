@@ -25,7 +25,8 @@ Weights use PyTorch's default initialisation, as in the literature. No pretraine
 these models are trained from scratch on (condensed) data.
 
 Importing this module registers the ``lodc_convnet_*`` models with timm, so they can be built with
-``timm.create_model('lodc_convnet_d3_w128', num_classes=10, in_chans=1, img_size=28)``.
+``timm.create_model('lodc_convnet_d3_w128', num_classes=10, in_chans=1, img_size=28)``; each model's
+``pretrained_cfg`` carries its input size and normalisation (see ``timm_cfg.py``).
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ from typing import Any, Callable, Tuple, Union
 import torch
 import torch.nn as nn
 from timm.layers import get_device_dtype, to_2tuple
-from timm.models import register_model
+from timm.models import generate_default_cfgs, register_model
 
 from ..errors import ConfigError, UnknownNameError
+from .timm_cfg import build_lodc_model, lodc_cfg
 
 __all__ = ['ConvNet', 'ConvNetBlock']
 
@@ -181,20 +183,18 @@ class ConvNet(nn.Module):
         return self.forward_head(x)  # (N, num_classes)
 
 
-def _pop_timm_kwargs(variant: str, pretrained: bool, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Drop the keywords timm.create_model always passes; refuse ``pretrained=True`` (no weights exist)."""
-    if pretrained:
-        raise ConfigError(
-            f'{variant} has no pretrained weights: hf_lodc models are trained from scratch on '
-            f'(condensed) data. Create it with pretrained=False.'
-        )
-    for key in ('pretrained_cfg', 'pretrained_cfg_overlay', 'cache_dir'):
-        kwargs.pop(key, None)
-    return kwargs
-
-
 def _create_convnet(variant: str, pretrained: bool = False, **kwargs: Any) -> ConvNet:
-    return ConvNet(**_pop_timm_kwargs(variant, pretrained, kwargs))
+    return build_lodc_model(ConvNet, variant, pretrained=pretrained, **kwargs)
+
+
+# weightless configs: input size / normalisation for timm.data (rewritten per model by build_lodc_model)
+default_cfgs = generate_default_cfgs({
+    name: lodc_cfg(first_conv='blocks.0.conv', classifier='fc')
+    for name in (
+        'lodc_convnet_d3_w128', 'lodc_convnet_d3_w128_bn', 'lodc_convnet_d3_w128_ln',
+        'lodc_convnet_d3_w128_nonorm', 'lodc_convnet_d4_w128', 'lodc_convnet_d1_w128', 'lodc_convnet_d2_w128',
+    )
+})
 
 
 @register_model

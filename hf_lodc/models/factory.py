@@ -1,6 +1,6 @@
 """Build the network a condensed dataset is evaluated with, by name.
 
-``create_eval_model(name, num_classes, in_chans, img_size)`` accepts three kinds of name:
+``create_eval_model(name, num_classes, in_chans, img_size)`` accepts four kinds of name:
 
 1. An alias from ``EVAL_MODEL_ALIASES`` (``convnet``, ``convnet_bn``, ``convnet_d4``, ``alexnet_bn``,
    ``vgg11_bn``, ``resnet18_bn``, ...), mapping to the small-image models of this package.
@@ -10,6 +10,12 @@
    a plain timm backbone, randomly initialised (``pretrained=False``: evaluating condensed data means
    training from scratch). Prefix ``timm/`` to force timm's model where an alias has the same name
    (``timm/vgg11_bn`` is timm's ImageNet VGG11-BN, ``vgg11_bn`` ours).
+4. ``hf:<architecture>`` (``hf:vit``, ``hf:resnet``, ``hf:convnext``) or ``hf:<owner>/<repo>``: a
+   transformers image-classification model built from a config sized for the images, wrapped so that
+   ``net(x)`` returns logits (``hf_transformers.py``).
+
+``mean`` / ``std`` (the normalisation the images were given) are recorded in a ``lodc_*`` model's
+``pretrained_cfg``, so ``timm.data.resolve_data_config({}, model=net)`` describes its real input.
 
 How plain timm backbones meet small images:
 
@@ -29,7 +35,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from typing import Any, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import timm
 import torch
@@ -41,6 +47,7 @@ from timm.models import get_arch_name, get_pretrained_cfg, is_model
 from ..errors import ConfigError, UnknownNameError
 from . import convnet as _convnet  # noqa: F401  (registers the lodc_convnet_* models)
 from . import small_arch as _small_arch  # noqa: F401  (registers lodc_alexnet_bn, ...)
+from .hf_transformers import HF_PREFIX, create_hf_model, list_hf_models
 
 __all__ = ['EVAL_MODEL_ALIASES', 'ResizeInput', 'create_eval_model', 'list_eval_models']
 
@@ -101,19 +108,26 @@ class ResizeInput(nn.Module):
 
 
 def list_eval_models() -> list[str]:
-    """Our aliases and registered ``lodc_*`` models. Any ``timm.list_models()`` name is accepted too."""
-    return sorted(EVAL_MODEL_ALIASES) + timm.list_models('lodc_*')
+    """Our aliases, registered ``lodc_*`` models and ``hf:`` transformers architectures.
+
+    Any ``timm.list_models()`` name and any ``hf:<owner>/<repo>`` config id is accepted too.
+    """
+    return sorted(EVAL_MODEL_ALIASES) + timm.list_models('lodc_*') + list_hf_models()
 
 
 def _unknown(name: str, reason: str) -> UnknownNameError:
     candidates = list(EVAL_MODEL_ALIASES) + timm.list_models()
     close = difflib.get_close_matches(name.lower(), candidates, n=3)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ''
+    if name.strip().lower().startswith('lodc_'):
+        hint += (" lodc_* models exist in timm's registry only after `import hf_lodc` (timm has no plugin entry "
+                 "point); this name is not one of them.")
     return UnknownNameError(
         f'unknown eval model {name!r}: {reason}. hf_lodc aliases: '
         + ', '.join(f'{k} ({v})' for k, v in EVAL_MODEL_ALIASES.items())
         + f"; hf_lodc models: {', '.join(timm.list_models('lodc_*'))}. Any name in timm.list_models() is "
-        f"also accepted as a plain timm backbone (e.g. 'resnet18'; prefix 'timm/' to bypass the aliases).{hint}"
+        f"also accepted as a plain timm backbone (e.g. 'resnet18'; prefix 'timm/' to bypass the aliases), and "
+        f"transformers models as {', '.join(list_hf_models())} or hf:<owner>/<repo>.{hint}"
     )
 
 
@@ -177,6 +191,8 @@ def create_eval_model(
         num_classes: int,
         in_chans: int,
         img_size: Union[int, Tuple[int, int]],
+        mean: Optional[Sequence[float]] = None,
+        std: Optional[Sequence[float]] = None,
         **kwargs: Any,
 ) -> nn.Module:
     """Create a randomly initialised evaluation network.
@@ -187,6 +203,8 @@ def create_eval_model(
         num_classes: Classifier outputs.
         in_chans: Input channels.
         img_size: Native image size, int or (H, W).
+        mean, std: Per-channel normalisation of the inputs (0..1 scale); recorded in a ``lodc_*``
+            model's ``pretrained_cfg`` (default: ``timm_cfg.DEFAULT_STATS`` by channel count).
         **kwargs: Passed to the model constructor (e.g. ``norm='batchnorm'``, ``drop_rate=0.1``,
             ``patch_size=4``).
 
@@ -204,6 +222,8 @@ def create_eval_model(
         )
     img_size = tuple(to_2tuple(img_size))
     key = name.strip()
+    if key.lower().startswith(HF_PREFIX):
+        return create_hf_model(key, num_classes=num_classes, in_chans=in_chans, img_size=img_size, **kwargs)
     if key.lower().startswith(_TIMM_PREFIX):
         model_name = key[len(_TIMM_PREFIX):]
     else:
@@ -212,6 +232,10 @@ def create_eval_model(
         raise _unknown(name, 'not an hf_lodc alias nor a timm model')
 
     if get_arch_name(model_name).startswith('lodc_'):
+        if mean is not None or std is not None:
+            overlay = dict(kwargs.pop('pretrained_cfg_overlay', None) or {})
+            overlay.update({k: tuple(float(x) for x in v) for k, v in (('mean', mean), ('std', std)) if v is not None})
+            kwargs['pretrained_cfg_overlay'] = overlay
         return timm.create_model(
             model_name, num_classes=num_classes, in_chans=in_chans, img_size=img_size, **kwargs
         )

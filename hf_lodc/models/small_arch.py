@@ -21,7 +21,8 @@ All weights use PyTorch's default initialisation; no pretrained weights exist. E
 timm interface (``forward_features``, ``forward_head(x, pre_logits)``, ``reset_classifier``,
 ``num_classes``, ``num_features``) and ``embed(x) -> (N, num_features)``.
 
-Importing this module registers the models with timm.
+Importing this module registers the models with timm, each with a ``pretrained_cfg`` holding its
+input size and normalisation (see ``timm_cfg.py``).
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from typing import Any, Callable, List, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 from timm.layers import get_device_dtype, to_2tuple
-from timm.models import register_model
+from timm.models import generate_default_cfgs, register_model
 
 from ..errors import ConfigError
-from .convnet import _pop_timm_kwargs
+from .timm_cfg import build_lodc_model, lodc_cfg
 
 __all__ = ['AlexNetBN', 'VGGBN', 'ResNetBN', 'BasicBlock']
 
@@ -280,7 +281,15 @@ class ResNetBN(nn.Module):
 
 
 def _create_small(cls: type, variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    return cls(**_pop_timm_kwargs(variant, pretrained, kwargs))
+    return build_lodc_model(cls, variant, pretrained=pretrained, **kwargs)
+
+
+# weightless configs: input size / normalisation for timm.data (rewritten per model by build_lodc_model)
+default_cfgs = generate_default_cfgs({
+    'lodc_alexnet_bn': lodc_cfg(first_conv='features.0', classifier='fc'),
+    'lodc_vgg11_bn': lodc_cfg(first_conv='features.0', classifier='fc'),
+    'lodc_resnet18_bn': lodc_cfg(first_conv='conv1', classifier='fc', fixed_input_size=False),
+})
 
 
 @register_model
