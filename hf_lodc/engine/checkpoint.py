@@ -121,8 +121,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 def check_resumable(ck: dict[str, Any], identity: dict[str, Any], iterations: int, path: Path) -> None:
     """Refuse to continue ``ck`` (read from ``path``) with a run of ``identity`` and ``iterations``."""
-    fix = (f"use the same settings to resume, or another output dir (or delete {str(path.parent)!r}) to "
-           "start afresh")
+    fix = (f"use another output dir (or delete {str(path.parent)!r}) to start afresh, or the same settings "
+           "to resume")
     theirs = ck.get("identity")
     if theirs is None:  # written before identities were recorded: compare the config it kept
         theirs = {k: v for k, v in (ck.get("config") or {}).items() if k not in NOT_IDENTITY}

@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 import yaml
 
-from ..errors import ConfigError, UnknownNameError
+from ..errors import ConfigError
 from ..objectives import OBJECTIVES
 
 __all__ = ["DataConfig", "CondenseConfig", "EvalConfig", "RunConfig", "load_yaml_config", "check_option",
@@ -143,43 +143,43 @@ class EvalConfig(_Checked):
     eval_backend: str = "auto"  # auto | sequential | vmap (train the runs together)
 
 
-@dataclass
-class RunConfig(_Checked):
-    data: DataConfig = field(default_factory=DataConfig)
-    condense: CondenseConfig = field(default_factory=CondenseConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    output_dir: str | None = None
-    push_to_hub: str | None = None  # repo id to publish to at the end
-    hub_private: bool = False
-    hub_config_name: str | None = None  # repo config suffix; default "<method>-ipc<k>-r<r>"
-    resume: bool = False
+class Sectioned:
+    """Mixin of run configs made of sections (``SECTIONS``: data, condense, eval) plus top-level
+    fields: the flat <-> nested mapping (``to_flat``, ``from_dict``, ``replace``), written once for
+    ``RunConfig`` and ``continual.ContinualConfig``. A subclass provides ``from_flat`` and
+    ``option_owners()`` (flat name -> (section or "top", type))."""
 
     SECTIONS: typing.ClassVar[tuple[str, ...]] = ("data", "condense", "eval")
 
+    @classmethod
+    def option_owners(cls) -> dict[str, tuple[str, Any]]:
+        raise NotImplementedError
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self)  # type: ignore[call-overload]
 
     def to_flat(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for s in self.SECTIONS:
             out.update(asdict(getattr(self, s)))
-        out.update({f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.SECTIONS})
+        out.update({f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.SECTIONS})  # type: ignore[arg-type]
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "RunConfig":
-        """Accepts the nested form (``to_dict``) or the flat form (CLI option names), or a mix."""
+    def from_dict(cls, d: dict[str, Any], source: str = "config"):
+        """Accepts the nested form (``to_dict``) or the flat form (CLI option names), or a mix; an
+        option under a section it does not belong to is refused by name."""
         if not isinstance(d, dict):
             raise ConfigError(f"{source}: expected a mapping of option names to values, got {type(d).__name__}")
-        owners = _field_owners()
+        owners = cls.option_owners()
         flat: dict[str, Any] = {}
 
         def put(key: Any, value: Any, section: str | None) -> None:
             name = str(key).replace("-", "_")
-            if section is not None and name in owners and owners[name][0] != section:
-                raise ConfigError(
-                    f"{source}: option {name!r} belongs to section {owners[name][0]!r}, not {section!r}"
-                )
+            owner = owners.get(name, (section,))[0]
+            if section is not None and owner != section:
+                where = "at the top level" if owner == "top" else f"to section {owner!r}"
+                raise ConfigError(f"{source}: option {name!r} belongs {where}, not {section!r}")
             if name in flat:
                 raise ConfigError(f"{source}: option {name!r} is given twice")
             flat[name] = value
@@ -196,7 +196,26 @@ class RunConfig(_Checked):
                     put(kk, vv, k)
             else:
                 put(k, v, None)
-        return cls.from_flat(flat, source)
+        return cls.from_flat(flat, source)  # type: ignore[attr-defined]
+
+    def replace(self, **flat: Any):
+        return type(self).from_flat({**self.to_flat(), **flat})  # type: ignore[attr-defined]
+
+
+@dataclass
+class RunConfig(Sectioned, _Checked):
+    data: DataConfig = field(default_factory=DataConfig)
+    condense: CondenseConfig = field(default_factory=CondenseConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output_dir: str | None = None
+    push_to_hub: str | None = None  # repo id to publish to at the end
+    hub_private: bool = False
+    hub_config_name: str | None = None  # repo config suffix; default "<method>-ipc<k>-r<r>"
+    resume: bool = False
+
+    @classmethod
+    def option_owners(cls) -> dict[str, tuple[str, Any]]:
+        return _field_owners()
 
     @classmethod
     def from_flat(cls, flat: dict[str, Any], source: str = "config") -> "RunConfig":
@@ -218,11 +237,6 @@ class RunConfig(_Checked):
             eval=EvalConfig(**parts["eval"]),
             **top,
         )
-
-    def replace(self, **flat: Any) -> "RunConfig":
-        merged = self.to_flat()
-        merged.update({k: v for k, v in flat.items()})
-        return RunConfig.from_flat(merged)
 
 
 @functools.cache
@@ -339,10 +353,7 @@ def check_option(name: str, value: Any, ftype: Any, source: str = "config") -> A
         raise ConfigError(f"{source}: option {name!r} must be {rule[1]}, got {value!r}")
     check = _NAME_CHECKS.get(name)
     if check is not None and value is not None:
-        try:
-            check(value)
-        except UnknownNameError as e:
-            raise UnknownNameError(f"{source}: option {name!r}: {e}") from None
+        check(value)  # the registry's own UnknownNameError: "unknown <kind> <value>; valid <kind>s: ..."
     return value
 
 

@@ -109,5 +109,6 @@ def check_identity(ours: Mapping[str, Any], theirs: Mapping[str, Any], what: str
     """Raise one ``ConfigError`` listing every differing key of ``what`` with both values."""
     diff = identity_diff(ours, theirs, only_common=only_common)
     if diff:
-        listed = "; ".join(f"{k}: {_short(b)} there, {_short(a)} here" for k, (a, b) in diff.items())
-        raise ConfigError(f"{what} was made with other result-changing settings ({len(diff)} differ: {listed}); {fix}")
+        theirs_ = ", ".join(f"{k}={_short(b)}" for k, (a, b) in diff.items())
+        ours_ = ", ".join(f"{k}={_short(a)}" for k, (a, b) in diff.items())
+        raise ConfigError(f"{what} was made with {theirs_}, this run has {ours_}; {fix}")
