@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UnknownNameError
 from ..objectives import OBJECTIVES
 
 __all__ = ["DataConfig", "CondenseConfig", "EvalConfig", "RunConfig", "load_yaml_config", "check_option",
@@ -308,6 +308,13 @@ def _eval_backends():
     return EVAL_BACKENDS
 
 
+def _eval_backend(value: str) -> None:
+    backends = _eval_backends()
+    if value != "auto" and value not in backends:
+        raise UnknownNameError(f"unknown evaluation backend {value!r}; valid evaluation backends: auto, "
+                               f"{', '.join(backends.names())}")
+
+
 def _methods():
     from ..methods import METHODS
 
@@ -333,7 +340,7 @@ _NAME_CHECKS: dict[str, Callable[[Any], None]] = {
     "contrast": _registry_check(_contrasts),
     "dsa_strategy": _dsa_strategy,
     "eval_dsa_strategy": _dsa_strategy,
-    "eval_backend": lambda v: None if v == "auto" else _eval_backends().get(v),
+    "eval_backend": lambda v: _eval_backend(v),
 }
 
 
