@@ -76,6 +76,8 @@ class GradientMatching(Objective):
             raise ConfigError("gradient matching needs resolved options: pass GMOptions.resolve(budget, iterations)")
         self.outer_loop, self.inner_loop = o.outer_loop, o.inner_loop
         self.lr_net, self.batch_train = o.lr_net, o.batch_train
+        # the network's training between matching steps: plain SGD at lr_net, no decay (DC/DSA code)
+        self.inner_schedule = TrainSchedule(lr=o.lr_net, batch=o.batch_train, epochs=o.inner_loop)
 
     def _check_net(self, net: nn.Module) -> None:
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
@@ -102,7 +104,7 @@ class GradientMatching(Objective):
             return F.cross_entropy(logits.float(), y)
 
         per_class_grad = vmap(grad(class_loss), in_dims=(None, 0, 0))
-        net_opt = torch.optim.SGD(net.parameters(), lr=self.lr_net)
+        net_opt = self.inner_schedule.optimizer(net.parameters())
         losses = []
         for ol in range(self.outer_loop):
             params = {k: p.detach() for k, p in net.named_parameters()}
@@ -137,6 +139,5 @@ class GradientMatching(Objective):
     def _train_net(self, net, net_opt, synset, generator):
         """``inner_loop`` epochs of the network on the detached synthetic set (``inner_data``)."""
         x_all, y_all = self.inner_data(synset)
-        sched = TrainSchedule(lr=self.lr_net, batch=self.batch_train, epochs=self.inner_loop)
-        train_network(net, x_all, y_all, sched, generator, self.ctx.augment, optimizer=net_opt,
+        train_network(net, x_all, y_all, self.inner_schedule, generator, self.ctx.augment, optimizer=net_opt,
                       autocast=self.ctx.autocast)
