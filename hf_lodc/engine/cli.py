@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import types
 import typing
-from dataclasses import Field, fields
+from dataclasses import fields
 from typing import Any, Callable, Iterable
 
 from .config import load_yaml_config
@@ -49,23 +49,24 @@ def value_parser(ftype: Any) -> Callable[[str], Any]:
     return parse
 
 
-def option_fields(*classes: type, skip: Iterable[str] = ()) -> list[tuple[str, Any]]:
-    """(name, resolved type) of every field of ``classes`` (dataclasses), minus ``skip``."""
+def option_fields(*classes: type, skip: Iterable[str] = ()) -> list[tuple[str, Any, str | None]]:
+    """(name, resolved type, help) of every field of ``classes`` (dataclasses), minus ``skip``; the
+    help is the field's ``metadata["help"]`` (objective options carry theirs) or None."""
     skip = set(skip)
     out = []
     for cls in classes:
         hints = typing.get_type_hints(cls)
-        out.extend((f.name, hints[f.name]) for f in fields(cls) if f.name not in skip)
+        out.extend((f.name, hints[f.name], f.metadata.get("help")) for f in fields(cls) if f.name not in skip)
     return out
 
 
-def add_options(p: argparse.ArgumentParser, options: Iterable[tuple[str, Any] | Field],
+def add_options(p: argparse.ArgumentParser, options: Iterable[tuple[str, Any, str | None]],
                 help: dict[str, str] | None = None) -> None:
-    """``--name`` for each (name, type); defaults suppressed (see ``given``)."""
+    """``--name`` for each (name, type, help); ``help`` overrides per name; defaults suppressed (see ``given``)."""
     help = help or {}
-    for name, ftype in options:
+    for name, ftype, text in options:
         flag = "--" + name.replace("_", "-")
-        kw: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help.get(name)}
+        kw: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help.get(name, text)}
         if _split(ftype)[0] is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         else:

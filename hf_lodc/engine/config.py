@@ -116,7 +116,7 @@ def _compose_condense_config() -> type:
     for n, (_, t, f) in objective_option_owners().items():
         kw = ({"default_factory": f.default_factory} if f.default_factory is not dataclasses.MISSING
               else {"default": f.default})
-        extra.append((n, t, field(**kw)))
+        extra.append((n, t, field(**kw, metadata=f.metadata)))  # the objective's help text travels along
     cls = make_dataclass("CondenseConfig", extra, bases=(_CondenseCore,))
     cls.__module__ = __name__
     cls.__qualname__ = "CondenseConfig"

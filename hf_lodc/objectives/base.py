@@ -25,11 +25,16 @@ from ..engine.train import seeded_net
 from ..errors import ConfigError
 from ..registry import Registry
 
-__all__ = ["RealSampler", "MatchContext", "Objective", "ObjectiveOptions", "OBJECTIVES", "options_for"]
+__all__ = ["RealSampler", "MatchContext", "Objective", "ObjectiveOptions", "OBJECTIVES", "options_for", "option"]
 
 # a range rule: (predicate on a non-None value, what the value must be)
 Rule = tuple[Callable[[Any], bool], str]
 POSITIVE: Rule = (lambda v: v > 0, "> 0")
+
+
+def option(default: Any, help: str) -> Any:
+    """A field of an options dataclass: its default and the help text the CLI shows."""
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass

@@ -19,7 +19,7 @@ from torch.func import functional_call, grad, vmap
 
 from ..errors import ConfigError
 from ..engine.train import TrainSchedule, train_network
-from .base import OBJECTIVES, POSITIVE, Objective, ObjectiveOptions
+from .base import OBJECTIVES, POSITIVE, Objective, ObjectiveOptions, option
 
 __all__ = ["GradientMatching", "GMOptions", "gradient_distance", "DEFAULT_LOOPS", "default_loops"]
 
@@ -52,10 +52,14 @@ def gradient_distance(g_real: dict[str, torch.Tensor], g_syn: dict[str, torch.Te
 
 @dataclass
 class GMOptions(ObjectiveOptions):
-    outer_loop: int | None = None  # matching steps per iteration; by IPC when None (1: 1/1, 10: 10/50, 50: 50/10)
-    inner_loop: int | None = None  # network epochs on the synthetic set between them; by IPC when None
-    lr_net: float = 0.01  # lr of the network's inner training (plain SGD, as the DC/DSA code)
-    batch_train: int = 256  # batch of the inner training
+    outer_loop: int | None = option(
+        None, "matching steps per iteration; by IPC when None (1: 1/1, 10: 10/50, 50: 50/10)")
+    inner_loop: int | None = option(
+        None, "network epochs on the synthetic set between them; by IPC when None")
+    lr_net: float = option(
+        0.01, "lr of the network's inner training (plain SGD, as the DC/DSA code)")
+    batch_train: int = option(
+        256, "batch of the inner training")
 
     RULES = {"outer_loop": POSITIVE, "inner_loop": POSITIVE, "lr_net": POSITIVE, "batch_train": POSITIVE}
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from ..errors import ConfigError
-from .base import OBJECTIVES, POSITIVE, Objective, ObjectiveOptions
+from .base import OBJECTIVES, POSITIVE, Objective, ObjectiveOptions, option
 from .experts import flat_params, load_experts, unflatten
 
 __all__ = ["TrajectoryMatching", "TMOptions"]
@@ -32,13 +32,20 @@ __all__ = ["TrajectoryMatching", "TMOptions"]
 
 @dataclass
 class TMOptions(ObjectiveOptions):
-    expert_dir: str | None = None  # expert trajectories (recipes/experts.py); required to run iterations
-    syn_steps: int = 20  # student steps on the synthetic set per iteration
-    expert_epochs: int = 2  # target = expert epoch start + expert_epochs
-    max_start_epoch: int = 2  # start epoch drawn from [0, max_start_epoch)
-    lr_teacher: float = 0.01  # initial learned student lr
-    lr_lr: float = 1e-5  # lr of the learned student lr
-    batch_syn: int | None = None  # student minibatch (None = the whole set)
+    expert_dir: str | None = option(
+        None, "expert trajectories (recipes/experts.py); required to run iterations")
+    syn_steps: int = option(
+        20, "student steps on the synthetic set per iteration")
+    expert_epochs: int = option(
+        2, "target = expert epoch start + expert_epochs")
+    max_start_epoch: int = option(
+        2, "start epoch drawn from [0, max_start_epoch)")
+    lr_teacher: float = option(
+        0.01, "initial learned student lr")
+    lr_lr: float = option(
+        1e-5, "lr of the learned student lr")
+    batch_syn: int | None = option(
+        None, "student minibatch (None = the whole set)")
 
     RULES = {"syn_steps": POSITIVE, "expert_epochs": POSITIVE, "max_start_epoch": POSITIVE,
              "lr_teacher": POSITIVE, "lr_lr": POSITIVE, "batch_syn": POSITIVE}
