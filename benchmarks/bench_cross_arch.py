@@ -158,7 +158,8 @@ def estimate(args) -> None:
     import hf_lodc
     from hf_lodc.data.types import normalize
     from hf_lodc.engine.config import EvalConfig
-    from hf_lodc.engine.evaluate import _make_net, test_accuracy
+    from hf_lodc.engine.evaluate import test_accuracy
+    from hf_lodc.engine.train import seeded_net
 
     def timed(fn):
         w0, c0 = time.perf_counter(), time.process_time()
@@ -181,7 +182,7 @@ def estimate(args) -> None:
                 w, c = timed(lambda: hf_lodc.evaluate_synthetic(x, real.labels, tiny, data.mean, data.std,
                                                                 data.num_classes, ev, seed=args.seed))
                 per_epoch[ipc] = (w / 2, c / 2)  # incl. building the net and one tiny test
-            net = _make_net(model, data.num_classes, data.image_shape, 0, "cpu")
+            net = seeded_net(model, data.num_classes, data.image_shape, 0, device="cpu")
             w, c = timed(lambda: test_accuracy(net, probe, data.mean, data.std, "cpu"))
             scale = len(test) / len(probe)
             t_test = (w * scale, c * scale)

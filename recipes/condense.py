@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
 
-from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig, load_yaml_config
+from hf_lodc.engine.cli import add_options, base_parser, given, option_fields, yaml_base
+from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from hf_lodc.launch import exit_codes, make_accelerator
 from hf_lodc.methods import METHODS
 
@@ -27,56 +27,27 @@ _HELP = {
     "output_dir": "where the artefact is written (created only once inputs are validated)",
     "eval_models": "comma-separated evaluation models (convnet, convnet_bn, resnet18_bn, any timm name)",
     "push_to_hub": "repo id to publish the condensed set to",
+    "resume": "continue from the checkpoint in --output-dir (same settings; a larger --iterations is fine)",
+    "contrast": "contrast of finished matching sets: class_std or none",
+    "dsa_strategy": "DSA families joined by _ (e.g. color_crop), or none",
+    "eval_dsa_strategy": "DSA families of the evaluation training, or none",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="YAML file with any of the options below")
-    p.add_argument("--cpu", action="store_true", help="force CPU even if a GPU is visible")
+    p = base_parser(__doc__)
     p.add_argument("--log-with", type=lambda s: [v for v in s.split(",") if v], default=None,
                    help="comma-separated Accelerate trackers (e.g. tensorboard), logging to <output-dir>/logs")
-    for section in (DataConfig, CondenseConfig, EvalConfig):
-        for f in fields(section):
-            _add_option(p, f.name, f.type)
-    for name in ("output_dir", "push_to_hub", "hub_config_name"):
-        p.add_argument("--" + name.replace("_", "-"), dest=name, default=argparse.SUPPRESS, help=_HELP.get(name))
-    p.add_argument("--hub-private", dest="hub_private", action="store_true", default=argparse.SUPPRESS)
-    p.add_argument("--resume", dest="resume", action="store_true", default=argparse.SUPPRESS,
-                   help="continue from the checkpoint in --output-dir")
+    # every config field (the objectives' options included: CondenseConfig composes them)
+    add_options(p, option_fields(DataConfig, CondenseConfig, EvalConfig, RunConfig, skip=RunConfig.SECTIONS), _HELP)
     return p
-
-
-def _add_option(p: argparse.ArgumentParser, name: str, ftype) -> None:
-    flag = "--" + name.replace("_", "-")
-    t = str(ftype)
-    kw = {"dest": name, "default": argparse.SUPPRESS, "help": _HELP.get(name)}
-    if t == "bool":
-        p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-    elif "list" in t:
-        p.add_argument(flag, type=lambda s: [v for v in s.split(",") if v], **kw)
-    elif t.startswith("int"):
-        p.add_argument(flag, type=_none_or(int), **kw)
-    elif t.startswith("float"):
-        p.add_argument(flag, type=_none_or(float), **kw)
-    else:
-        p.add_argument(flag, type=_none_or(str), **kw)
-
-
-def _none_or(fn):
-    def parse(s: str):
-        return None if s.lower() in ("none", "null") else fn(s)
-
-    parse.__name__ = fn.__name__
-    return parse
 
 
 def config_from_args(argv: list[str] | None = None) -> tuple[RunConfig, argparse.Namespace]:
     args = build_parser().parse_args(argv)
-    given = {k: v for k, v in vars(args).items() if k not in ("config", "cpu", "log_with")}
-    base = load_yaml_config(args.config) if args.config else {}
-    cfg = RunConfig.from_dict(base, source=args.config or "config")
-    return cfg.replace(**given), args
+    base, source = yaml_base(args)
+    cfg = RunConfig.from_dict(base, source=source)
+    return cfg.replace(**given(args, exclude=("log_with",))), args
 
 
 @exit_codes

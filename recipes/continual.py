@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import typing
-from dataclasses import fields
 
 from hf_lodc.continual.config import OWNED_OPTIONS, ContinualConfig
-from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig, load_yaml_config
+from hf_lodc.engine.cli import add_options, base_parser, given, option_fields, yaml_base
+from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig
 from hf_lodc.errors import ConfigError
 from hf_lodc.launch import exit_codes, make_accelerator
 from hf_lodc.methods import METHODS
@@ -41,40 +40,12 @@ _HELP = {
 }
 
 
-def _value_parser(ftype):
-    """Command-line text -> the field's type (``none`` -> None); the config checks the result."""
-    args = [a for a in typing.get_args(ftype) if a is not type(None)] or [ftype]
-    number = next((a for a in args if a in (int, float)), None)
-
-    def parse(text: str):
-        if text.lower() in ("none", "null"):
-            return None
-        if number is not None:
-            try:
-                return number(text)
-            except ValueError:
-                return text  # refused by the config with the option's name
-        return text  # str, or a comma-separated list
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="YAML file with any of the options below")
-    p.add_argument("--cpu", action="store_true", help="force CPU even if a GPU is visible")
+    p = base_parser(__doc__)
     p.add_argument("--progress", action="store_true", help="show condensation progress bars")
-    own = [f for f in fields(ContinualConfig) if f.name not in ContinualConfig.SECTIONS]
-    core = [f for s in (DataConfig, CondenseConfig, EvalConfig) for f in fields(s) if f.name not in OWNED_OPTIONS]
-    hints = {**typing.get_type_hints(ContinualConfig), **typing.get_type_hints(DataConfig),
-             **typing.get_type_hints(CondenseConfig), **typing.get_type_hints(EvalConfig)}
-    for f in own + core:
-        flag = "--" + f.name.replace("_", "-")
-        kw = {"dest": f.name, "default": argparse.SUPPRESS, "help": _HELP.get(f.name)}
-        if hints[f.name] is bool:
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        else:
-            p.add_argument(flag, type=_value_parser(hints[f.name]), metavar=f.name.upper(), **kw)
+    own = option_fields(ContinualConfig, skip=ContinualConfig.SECTIONS)
+    core = option_fields(DataConfig, CondenseConfig, EvalConfig, skip=OWNED_OPTIONS)
+    add_options(p, own + core, _HELP)
     for name, use in OWNED_OPTIONS.items():  # accepted only to be refused with the option to use
         p.add_argument("--" + name.replace("_", "-"), dest=name, default=argparse.SUPPRESS,
                        help=f"set per memory type / task here: use {use}")
@@ -83,10 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(argv: list[str] | None = None) -> tuple[ContinualConfig, argparse.Namespace]:
     args = build_parser().parse_args(argv)
-    given = {k: v for k, v in vars(args).items() if k not in ("config", "cpu", "progress")}
-    base = load_yaml_config(args.config) if args.config else {}
-    cfg = ContinualConfig.from_dict(base, source=args.config or "config")
-    return cfg.replace(**given), args
+    base, source = yaml_base(args)
+    cfg = ContinualConfig.from_dict(base, source=source)
+    return cfg.replace(**given(args, exclude=("progress",))), args
 
 
 @exit_codes

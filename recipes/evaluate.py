@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 
+from hf_lodc.engine.cli import value_parser
 from hf_lodc.errors import ConfigError, IncompatibleArtifactError
 from hf_lodc.export.views import VIEWS, evaluated_views
 from hf_lodc.launch import exit_codes, make_accelerator
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="Hub repo id or local directory (artefact or repo layout)")
     p.add_argument("--config-name", help="condensation (config) name in the repo; default: the repo's default")
     p.add_argument("--revision", help="branch, tag or commit of the repo")
-    p.add_argument("--models", type=lambda s: [m for m in s.split(",") if m], help="comma-separated eval models")
+    p.add_argument("--models", type=value_parser(list[str]), help="comma-separated eval models")
     p.add_argument("--runs", type=int, help="models per architecture (0: no evaluation)")
     p.add_argument("--epochs", type=int, help="training epochs (protocol: 1000)")
     p.add_argument("--seed", type=int, help="evaluation seed (default: the recorded one)")

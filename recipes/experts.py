@@ -14,48 +14,79 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 
+from hf_lodc.engine.cli import add_options, base_parser, given, option_fields, yaml_base
 from hf_lodc.engine.config import DataConfig
+from hf_lodc.errors import ConfigError
 from hf_lodc.launch import exit_codes, make_accelerator
 from hf_lodc.objectives.experts import ExpertConfig, train_experts
 
+_HELP = {
+    "dataset": "Hub id (owner/name) or local repository folder (required)",
+    "max_per_class": "train on the first k images of each class",
+    "output_dir": "where the trajectories are written (and reused) (required)",
+    "model": "network (alias or timm name); must be the matching network (default: the condenser's for the "
+             "image size)",
+    "num_experts": f"experts to train (default {ExpertConfig.num_experts})",
+    "epochs": f"trajectory length in epochs (default {ExpertConfig.epochs})",
+    "lr": f"SGD lr, no momentum (default {ExpertConfig.lr})",
+    "batch": f"batch size (default {ExpertConfig.batch})",
+    "dsa_strategy": "DSA families joined by _, or none to train without DSA",
+    "seed": f"seed (default {ExpertConfig.seed})",
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", required=True, help="Hub id (owner/name) or local repository folder")
-    p.add_argument("--max-per-class", type=int, default=None, help="train on the first k images of each class")
-    p.add_argument("--output-dir", required=True, help="where the trajectories are written (and reused)")
-    d = ExpertConfig()
-    p.add_argument("--model", default="convnet", help="network (alias or timm name); must be the matching network")
-    p.add_argument("--num-experts", type=int, default=d.num_experts)
-    p.add_argument("--epochs", type=int, default=d.epochs, help="trajectory length in epochs")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--batch", type=int, default=d.batch)
-    p.add_argument("--dsa-strategy", default=d.dsa_strategy, help="'none' to train without DSA")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--cpu", action="store_true", help="force CPU even if a GPU is visible")
+    p = base_parser(__doc__)
+    p.add_argument("--output-dir", dest="output_dir", default=argparse.SUPPRESS, help=_HELP["output_dir"])
+    add_options(p, option_fields(DataConfig, ExpertConfig), _HELP)  # the data options and the experts' own
     return p
+
+
+def configs_from_args(argv: list[str] | None = None) -> tuple[DataConfig, ExpertConfig, str, argparse.Namespace]:
+    """(data config, expert config with model None = the condenser's default, output dir, args)."""
+    args = build_parser().parse_args(argv)
+    base, source = yaml_base(args)
+    flat = {str(k).replace("-", "_"): v for k, v in base.items()}
+    flat.update(given(args))
+    data_keys = {f.name for f in fields(DataConfig)}
+    expert_keys = {f.name for f in fields(ExpertConfig)}
+    unknown = sorted(k for k in flat if k not in data_keys | expert_keys | {"output_dir"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown option(s) {unknown}; valid options: "
+                          f"{', '.join(sorted(data_keys | expert_keys | {'output_dir'}))}")
+    for required in ("dataset", "output_dir"):
+        if not flat.get(required):
+            raise ConfigError(f"set --{required.replace('_', '-')}: {_HELP[required]}")
+    data_cfg = DataConfig(**{k: v for k, v in flat.items() if k in data_keys})
+    expert = {k: v for k, v in flat.items() if k in expert_keys}
+    expert.setdefault("model", "convnet")
+    cfg = ExpertConfig(**expert)
+    cfg.check()
+    return data_cfg, cfg, flat["output_dir"], args
 
 
 @exit_codes
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    data_cfg, cfg, output_dir, args = configs_from_args(argv)
+    from dataclasses import replace
+
     from hf_lodc.engine.condenser import matching_model_for
     from hf_lodc.models.factory import EVAL_MODEL_ALIASES
     from hf_lodc.pipeline import load_data
 
     accelerator = make_accelerator(None, cpu=args.cpu)
     with accelerator.main_process_first():
-        data = load_data(DataConfig(dataset=args.dataset, max_per_class=args.max_per_class))
-    model = EVAL_MODEL_ALIASES.get(args.model, args.model)
-    if args.model == "convnet":  # the condenser's default matching network for this image size
+        data = load_data(data_cfg)
+    model = EVAL_MODEL_ALIASES.get(cfg.model, cfg.model)
+    if cfg.model == "convnet":  # the condenser's default matching network for this image size
         model = matching_model_for(data.image_shape)
-    cfg = ExpertConfig(model=model, num_experts=args.num_experts, epochs=args.epochs, lr=args.lr, batch=args.batch,
-                       dsa_strategy=args.dsa_strategy, seed=args.seed)
-    buf = train_experts(data, cfg, args.output_dir, accelerator=accelerator, log=accelerator.print)
+    cfg = replace(cfg, model=model)
+    buf = train_experts(data, cfg, output_dir, accelerator=accelerator, log=accelerator.print)
     accs = [a for a in buf.meta.get("test_accuracy", {}).values() if a is not None]
     summary = f", test accuracy {sum(accs) / len(accs):.2f} % (mean)" if accs else ""
-    accelerator.print(f"{len(buf.trajectories)} experts x {cfg.epochs} epochs in {args.output_dir}{summary}")
+    accelerator.print(f"{len(buf.trajectories)} experts x {cfg.epochs} epochs in {output_dir}{summary}")
     return 0
 
 

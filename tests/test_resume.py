@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from hf_lodc.engine.condenser import STATE_FILE, Condenser, latest_checkpoint
 from hf_lodc.engine.config import CondenseConfig, RunConfig
-from hf_lodc.errors import ConfigError, NonFiniteError
+from hf_lodc.errors import ArtifactError, ConfigError, NonFiniteError
 from hf_lodc.pipeline import load_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,3 +160,87 @@ def test_nan_stops_with_the_iteration_and_keeps_the_last_good_checkpoint(tmp_pat
     other = CondenseConfig(**{**cfg.__dict__, "lr": 1.0})
     with pytest.raises(ConfigError, match=r"was made with lr=1e\+30, this run has lr=1\.0; use another output dir"):
         Condenser(data, other, checkpoint_dir=tmp_path, progress=False).run(resume=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# resume validation (issue 12, class 1): one run identity, every differing key named, no IndexError
+
+FAST = {**{k: v for k, v in OPTIONS.items() if k in CondenseConfig.__dataclass_fields__}, "iterations": 3,
+        "checkpoint_every": 2}
+
+
+def _checkpointed(data, where: Path, **kw):
+    """A run of 3 iterations that leaves its checkpoint after iteration 2 in ``where``."""
+    res = Condenser(data, CondenseConfig(**{**FAST, **kw}), checkpoint_dir=where, progress=False).run()
+    assert latest_checkpoint(where).name == "iter_0000002"
+    return res
+
+
+def test_resume_refuses_other_settings_listing_every_difference(tmp_path, data):
+    _checkpointed(data, tmp_path)
+    other = CondenseConfig(**{**FAST, "momentum": 0.9, "batch_real": 4, "dsa_strategy": "none"})
+    with pytest.raises(ConfigError) as info:
+        Condenser(data, other, checkpoint_dir=tmp_path, progress=False).run(resume=True)
+    text = str(info.value)
+    assert "was made with batch_real=8, dsa_strategy='color_crop_cutout_flip_scale_rotate', momentum=0.5, " in text
+    assert "this run has batch_real=4, dsa_strategy='none', momentum=0.9; use another output dir" in text
+
+
+def test_resume_refuses_another_dataset_of_the_same_shape(tmp_path, data):
+    _checkpointed(data, tmp_path)
+    fewer = load_data(RunConfig.from_flat({**OPTIONS, "max_per_class": 15}).data)  # same shape, classes, path
+    with pytest.raises(ConfigError, match=r"was made with dataset\.fingerprint='[0-9a-f]{16}', dataset\.mean=.*"
+                                          r"dataset\.num_train=200, .*this run has dataset\.fingerprint='[0-9a-f]{16}', "
+                                          r"dataset\.mean=.*dataset\.num_train=150, "):
+        Condenser(fewer, CondenseConfig(**FAST), checkpoint_dir=tmp_path, progress=False).run(resume=True)
+
+
+def test_resume_with_another_class_count_is_a_config_error_not_an_index_error(tmp_path, data):
+    import dataclasses
+
+    from hf_lodc.data.types import ImageClassificationData
+
+    _checkpointed(data, tmp_path)
+    keep = data.train.labels < 5
+    info = dataclasses.replace(data.info, class_names=data.info.class_names[:5])
+    five = ImageClassificationData(data.train.subset(torch.nonzero(keep).flatten()), data.test, info)
+    assert five.num_classes == 5
+    with pytest.raises(ConfigError, match=r"was made with classes=\[0, 1, 2, 3, 4, 5, 6, 7, 8, 9\], dataset\.class_names="):
+        Condenser(five, CondenseConfig(**FAST), checkpoint_dir=tmp_path, progress=False).run(resume=True)
+    # a class subset of the same dataset is another run too
+    with pytest.raises(ConfigError, match=r"this run has classes=\[0, 1, 2\]"):
+        Condenser(data, CondenseConfig(**FAST), checkpoint_dir=tmp_path, classes=torch.arange(3),
+                  progress=False).run(resume=True)
+
+
+def test_resume_allows_more_iterations_bit_exact_and_refuses_fewer(tmp_path, data):
+    _checkpointed(data, tmp_path)
+    with pytest.raises(ConfigError, match=r"already ran 2 iterations, more than iterations=1 of this run; resume with "
+                                          r"iterations >= 2"):
+        Condenser(data, CondenseConfig(**{**FAST, "iterations": 1}), checkpoint_dir=tmp_path,
+                  progress=False).run(resume=True)
+    # a larger count (and other bookkeeping: log_every, checkpoint_every, contrast) continues the run exactly
+    more = {**FAST, "iterations": 5, "log_every": 2, "checkpoint_every": 0}
+    logs: list[str] = []
+    resumed = Condenser(data, CondenseConfig(**more), checkpoint_dir=tmp_path, progress=False,
+                        log=logs.append).run(resume=True)
+    assert any("at iteration 2/5" in m for m in logs), logs
+    fresh = Condenser(data, CondenseConfig(**more), progress=False).run()
+    for k, v in fresh.synset.state_dict().items():
+        assert torch.equal(resumed.synset.state_dict()[k], v), k
+
+
+def test_disk_full_while_checkpointing_removes_the_partial_dir(tmp_path, data):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills the process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2048, hard))  # the state file (~10 KB) cannot be written
+    try:
+        with pytest.raises(ArtifactError, match=r"cannot write checkpoint '.*iter_0000002': .*; free space or fix "
+                                                r"permissions"):
+            Condenser(data, CondenseConfig(**FAST), checkpoint_dir=tmp_path, progress=False).run()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
+    assert os.listdir(tmp_path) == []  # no .tmp-iter_* left behind

@@ -144,3 +144,20 @@ def test_unvectorisable_model_falls_back_with_reason(small):
     seq = evaluate_synthetic(images, labels, test, mean, std, 10,
                              EvalConfig(**{**cfg.__dict__, "eval_backend": "sequential"}), seed=SEED)[name]
     assert vec.accuracies == seq.accuracies
+
+
+def test_one_seeded_constructor_and_one_schedule():
+    from hf_lodc.engine.train import TrainSchedule, seeded_net
+
+    state = torch.random.get_rng_state()
+    a = seeded_net("lodc_convnet_d3_w128", 10, (1, 28, 28), 7, "eval-net", "m", 0)
+    b = seeded_net("lodc_convnet_d3_w128", 10, (1, 28, 28), 7, "eval-net", "m", 0)
+    c = seeded_net("lodc_convnet_d3_w128", 10, (1, 28, 28), 7, "eval-net", "m", 1)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG is never disturbed
+    wa, wb, wc = (next(n.parameters()) for n in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+    protocol = TrainSchedule(lr=0.01, momentum=0.9, weight_decay=5e-4, epochs=10, decay_at_half=True)
+    assert [protocol.lr_at(e) for e in (0, 4, 5, 9)] == [0.01, 0.01, 0.01 * 0.1, 0.01 * 0.1]
+    assert TrainSchedule(lr=0.01, epochs=10).lr_at(9) == 0.01  # gradient matching / experts: no decay
+    opt = protocol.optimizer(a.parameters()).param_groups[0]
+    assert (opt["momentum"], opt["weight_decay"]) == (0.9, 5e-4)

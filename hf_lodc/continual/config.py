@@ -11,7 +11,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from ..engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig, check_option
+from ..engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig, Sectioned, check_option
 from ..errors import ConfigError
 from ..seeding import derive_seed
 
@@ -29,7 +29,7 @@ _AT_LEAST_ONE = ("tasks", "memory_ipc", "seeds", "test_per_class")
 
 
 @dataclass
-class ContinualConfig:
+class ContinualConfig(Sectioned):
     data: DataConfig = field(default_factory=DataConfig)
     condense: CondenseConfig = field(default_factory=CondenseConfig)  # shared by all memory types (rank, iterations)
     eval: EvalConfig = field(default_factory=lambda: EvalConfig(eval_runs=3))  # GDumb learner; 3 models/step (paper)
@@ -41,7 +41,14 @@ class ContinualConfig:
     test_per_class: int | None = None  # first n test images per class (CPU-sized runs); None = the whole split
     output_dir: str | None = None  # memories, per-step evaluations, continual.{json,md,png}
 
-    SECTIONS: typing.ClassVar[tuple[str, ...]] = ("data", "condense", "eval")
+    @classmethod
+    def option_owners(cls) -> dict[str, tuple[str, Any]]:
+        """The core sections' options (those set per memory type / task included, so that they are
+        refused with the option to use) and this config's own, at the top level."""
+        hints = typing.get_type_hints(cls)
+        own = {f.name: ("top", hints[f.name]) for f in fields(cls) if f.name not in cls.SECTIONS}
+        core = {k: v for k, v in RunConfig.option_owners().items() if v[0] in cls.SECTIONS}
+        return {**core, **own}
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -80,26 +87,11 @@ class ContinualConfig:
         return d
 
     def to_flat(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for s in self.SECTIONS:
-            out.update(asdict(getattr(self, s)))
+        """Flat form; the condense options set per memory type / task are left out."""
+        out = super().to_flat()
         for k in OWNED_OPTIONS:
             out.pop(k, None)
-        out.update({f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.SECTIONS})
         return out
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "ContinualConfig":
-        """Nested (``to_dict``) or flat (CLI option names) mapping."""
-        if not isinstance(d, dict):
-            raise ConfigError(f"{source}: expected a mapping of option names to values, got {type(d).__name__}")
-        flat: dict[str, Any] = {}
-        for k, v in d.items():
-            if k in cls.SECTIONS and isinstance(v, dict):
-                flat.update({str(kk).replace("-", "_"): vv for kk, vv in v.items()})
-            else:
-                flat[str(k).replace("-", "_")] = v
-        return cls.from_flat(flat, source)
 
     @classmethod
     def from_flat(cls, flat: dict[str, Any], source: str = "config") -> "ContinualConfig":
@@ -109,17 +101,13 @@ class ContinualConfig:
                 f"{source}: {', '.join(repr(k) for k in owned)} cannot be set in a continual run (it is set per "
                 f"memory type and task); use {', '.join(repr(OWNED_OPTIONS[k]) for k in owned)} instead"
             )
-        mine = {f.name for f in fields(cls) if f.name not in cls.SECTIONS}
-        core = {f.name for s in (DataConfig, CondenseConfig, EvalConfig) for f in fields(s)} - set(OWNED_OPTIONS)
-        unknown = sorted(str(k) for k in flat if k not in mine | core)
+        owners = cls.option_owners()
+        valid = set(owners) - set(OWNED_OPTIONS)
+        unknown = sorted(str(k) for k in flat if k not in valid)
         if unknown:
-            raise ConfigError(f"{source}: unknown option(s) {unknown}; valid options: {', '.join(sorted(mine | core))}")
-        hints = typing.get_type_hints(cls)
-        top = {k: check_option(k, v, hints[k], source) for k, v in flat.items() if k in mine}
-        rest = {k: v for k, v in flat.items() if k in core}
+            raise ConfigError(f"{source}: unknown option(s) {unknown}; valid options: {', '.join(sorted(valid))}")
+        top = {k: check_option(k, v, owners[k][1], source) for k, v in flat.items() if owners[k][0] == "top"}
+        rest = {k: v for k, v in flat.items() if owners[k][0] != "top"}
         rest.setdefault("eval_runs", cls().eval.eval_runs)
         run = RunConfig.from_flat(rest, source)
         return cls(data=run.data, condense=run.condense, eval=run.eval, **top)
-
-    def replace(self, **flat: Any) -> "ContinualConfig":
-        return ContinualConfig.from_flat({**self.to_flat(), **flat})

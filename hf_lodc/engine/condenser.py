@@ -15,17 +15,9 @@ accelerator) covers the network passes only (``autocast``); the factors, their g
 SGD state stay float32, and the factors are never ``prepare``d (no DDP wrapper, no grad scaler:
 each process owns different factors, so there is nothing to all-reduce).
 
-Checkpoints (every ``checkpoint_every`` iterations, and on SIGINT/SIGTERM) are directories
-``<checkpoint_dir>/iter_<i>/`` holding what ``accelerator.save_state`` writes (the RNG states of
-every process, and anything the calling script registered) plus ``condenser_state.pt``: the
-class-major synthetic set and the momentum buffers of its optimiser gathered from all processes,
-the iteration, the loss history and the config. That state is a file of its own rather than a
-``register_for_checkpointing`` object because it must be gathered by a collective on every process
-before the main process writes it, and because Accelerate matches registered objects by position
-in an append-only list, which breaks when one Accelerator runs several condensations (continual
-learning, tests). A checkpoint is written to ``.tmp-iter_<i>`` and renamed, so a SIGKILL during a
-save leaves the previous one intact; ``resume`` picks the highest complete iteration, with any
-number of processes.
+Checkpoints (every ``checkpoint_every`` iterations, and on SIGINT/SIGTERM) are written, read and
+checked by ``checkpoint.py``; ``--resume`` continues only a run with the same identity
+(``identity.py``: dataset fingerprint, classes and every result-changing setting).
 """
 
 from __future__ import annotations
@@ -33,14 +25,11 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import shlex
-import shutil
 import signal
-import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,25 +37,24 @@ import torch
 
 from ..data.augment import DSAugment
 from ..data.types import ImageClassificationData, LabeledImages
-from ..errors import ArtifactError, ConfigError, NonFiniteError
+from ..errors import ConfigError, NonFiniteError
 from ..methods import MethodSpec, get_method
-from ..objectives import OBJECTIVES, MatchContext, RealSampler
-from ..objectives.gm import default_loops
+from ..objectives import OBJECTIVES, MatchContext, RealSampler, options_for
 from ..seeding import generator
 from ..synset.budget import Budget, plan_budget
 from ..synset.contrast import CONTRASTS, apply_contrast
 from ..synset.init import INITS, initialise
 from ..synset.lowrank import PARAMETERISATIONS, SyntheticSet
+from .checkpoint import (STATE_FILE, check_resumable, latest_checkpoint, read_checkpoint, resume_command,
+                         save_checkpoint)
 from .config import CondenseConfig
 from .coreset import CORESETS
 from .distributed import (Collective, check_shardable, class_rows, gather_class_rows, gather_synset_state,
                           shard_classes, sharded_objective)
+from .identity import run_identity
 
-__all__ = ["CondenseResult", "Condenser", "condense", "build_synset", "matching_model_for", "Interrupted",
-           "latest_checkpoint", "resume_command"]
-
-CHECKPOINT_PREFIX = "iter_"  # <checkpoint_dir>/iter_0000120/ holds the state after 120 iterations
-STATE_FILE = "condenser_state.pt"
+__all__ = ["CondenseResult", "Condenser", "condense", "build_synset", "matching_model_for", "resolve_config",
+           "Interrupted", "latest_checkpoint", "resume_command", "STATE_FILE"]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -118,19 +106,15 @@ def resolve_config(cfg: CondenseConfig, image_shape) -> tuple[MethodSpec, Conden
         raise ConfigError(f"batch_real must be positive, got {cfg.batch_real}")
     if cfg.mixed_precision not in (None, "no", "bf16", "fp16"):
         raise ConfigError(f"mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
-    if spec.objective == "tm" and iterations > 0 and not cfg.expert_dir:
-        raise ConfigError(f"method {spec.name!r} matches expert trajectories: set expert_dir (make them with "
-                          "`python recipes/experts.py --dataset ... --output-dir DIR`)")
-    outer, inner = cfg.outer_loop, cfg.inner_loop
-    if spec.objective == "gm":
-        d_outer, d_inner = default_loops(budget.ipc)
-        outer, inner = outer or d_outer, inner or d_inner
+    options = options_for(spec.objective, cfg).resolve(budget, iterations) if spec.objective else None
     resolved = CondenseConfig(**{**cfg.__dict__})
     resolved.rank = rank
     resolved.init = cfg.init or spec.init
     resolved.iterations = iterations
     resolved.lr = cfg.lr if cfg.lr is not None else spec.lr
-    resolved.outer_loop, resolved.inner_loop = outer, inner
+    if options is not None:  # the objective's defaults, resolved by the objective
+        for k, v in asdict(options).items():
+            setattr(resolved, k, v)
     resolved.matching_model = matching_model_for(image_shape, cfg.matching_model)
     resolved.mixed_precision = cfg.mixed_precision or "no"  # the Condenser records an Accelerator's instead
     resolved.images_per_class = budget.images_per_class
@@ -161,24 +145,6 @@ def _catch_signals():
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-
-
-def latest_checkpoint(checkpoint_dir: str | os.PathLike | None) -> Path | None:
-    """The complete checkpoint with the highest iteration in ``checkpoint_dir`` (None if none)."""
-    if checkpoint_dir is None or not Path(checkpoint_dir).is_dir():
-        return None
-    found = [p for p in Path(checkpoint_dir).glob(CHECKPOINT_PREFIX + "*")
-             if p.name[len(CHECKPOINT_PREFIX):].isdigit() and (p / STATE_FILE).is_file()]
-    return max(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):])) if found else None
-
-
-def resume_command(world: int = 1, argv: list[str] | None = None) -> str:
-    """The command line that resumes this process's run (the script's own arguments + ``--resume``)."""
-    argv = list(sys.argv if argv is None else argv)
-    if not argv or not argv[0].endswith(".py") or Path(argv[0]).name == "__main__.py":
-        return "call again with resume=True and the same checkpoint directory"
-    launcher = "python" if world == 1 else f"accelerate launch --num_processes {world} [your launch options]"
-    return " ".join([launcher, *(shlex.quote(a) for a in argv if a != "--resume"), "--resume"])
 
 
 class Condenser:
@@ -236,6 +202,13 @@ class Condenser:
         self.last_checkpoint: tuple[Path, int] | None = None
         self.objective = None  # built by the loop
         self._objective_state: dict = {}  # from a checkpoint, loaded into the objective once built
+        self._identity: dict[str, Any] | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """This run's identity (``identity.run_identity``), computed once (it hashes the train set)."""
+        if self._identity is None:
+            self._identity = run_identity(self.cfg, self.data, self.classes)
+        return self._identity
 
     # -- set-up --------------------------------------------------------------------------------
     def _autocast(self):
@@ -264,10 +237,7 @@ class Condenser:
             seed=cfg.seed,
             device=self.device,
             autocast=self._autocast,
-            options={"outer_loop": cfg.outer_loop, "inner_loop": cfg.inner_loop, "lr_net": cfg.lr_net,
-                     "batch_train": cfg.batch_train, "expert_dir": cfg.expert_dir, "syn_steps": cfg.syn_steps,
-                     "expert_epochs": cfg.expert_epochs, "max_start_epoch": cfg.max_start_epoch,
-                     "lr_teacher": cfg.lr_teacher, "lr_lr": cfg.lr_lr, "batch_syn": cfg.batch_syn},
+            options=options_for(self.spec.objective, cfg),  # resolved by resolve_config
         )
 
     def _objective(self, ctx: MatchContext):
@@ -358,41 +328,10 @@ class Condenser:
             return None
         state = self._gather_state(opt)
         state["iteration"] = iteration
-        final = self.checkpoint_dir / f"{CHECKPOINT_PREFIX}{iteration:07d}"
-        tmp = self.checkpoint_dir / f".tmp-{final.name}"
-        error: OSError | None = None
-        if self.comm.is_main:
-            try:
-                shutil.rmtree(tmp, ignore_errors=True)
-                tmp.mkdir(parents=True)
-            except OSError as e:
-                error = e
-        if not self.comm.sum([error is not None])[0]:  # also a barrier: tmp exists for everyone
-            if self.accelerator is not None:
-                self.accelerator.save_state(str(tmp))  # every process writes its RNG state
-            self.comm.barrier()
-            if self.comm.is_main:
-                try:
-                    torch.save(state, tmp / STATE_FILE)
-                    if final.exists():
-                        shutil.rmtree(final)
-                    os.replace(tmp, final)
-                    self._prune(final)
-                except OSError as e:
-                    error = e
-                    shutil.rmtree(tmp, ignore_errors=True)
-        if self.comm.sum([error is not None])[0]:
-            why = f"{error.strerror or error}" if error is not None else "see the main process's error"
-            raise ArtifactError(f"cannot write checkpoint {str(final)!r}: {why}; free space or fix permissions "
-                                f"of {str(self.checkpoint_dir)!r} (the previous checkpoint, if any, is intact)")
+        state["identity"] = self.identity()
+        final = save_checkpoint(self.checkpoint_dir, iteration, state, self.comm, self.accelerator)
         self.last_checkpoint = (final, iteration)
         return final
-
-    def _prune(self, keep: Path) -> None:
-        """Delete older checkpoints and leftovers of interrupted saves (main process)."""
-        for p in self.checkpoint_dir.iterdir():
-            if p != keep and p.is_dir() and (p.name.startswith(CHECKPOINT_PREFIX) or p.name.startswith(".tmp-")):
-                shutil.rmtree(p, ignore_errors=True)
 
     def load_checkpoint(self, opt: torch.optim.Optimizer) -> bool:
         """Continue from the latest checkpoint in ``checkpoint_dir``; False if there is none."""
@@ -401,17 +340,8 @@ class Condenser:
             if self.checkpoint_dir is not None:
                 self.log(f"[hf_lodc] no checkpoint in {str(self.checkpoint_dir)!r}: starting from iteration 0")
             return False
-        try:
-            ck = torch.load(p / STATE_FILE, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise ArtifactError(f"checkpoint {str(p)!r} is unreadable ({type(e).__name__}: {e}); delete it to restart") from None
-        theirs = ck.get("config", {})
-        for key in ("method", "ipc", "rank", "images_per_class", "init", "seed", "batch_real", "lr"):
-            if theirs.get(key) != getattr(self.cfg, key):
-                raise ConfigError(
-                    f"checkpoint {str(p)!r} was made with {key}={theirs.get(key)!r}, this run has "
-                    f"{key}={getattr(self.cfg, key)!r}; use another output dir or the same settings"
-                )
+        ck = read_checkpoint(p)
+        check_resumable(ck, self.identity(), self.cfg.iterations, p)
         if self.accelerator is not None:
             self.accelerator.load_state(str(p))  # RNG states (a process without a saved one keeps its own)
         self._keep_own_classes(ck["synset"])

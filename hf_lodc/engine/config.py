@@ -3,28 +3,44 @@
 Every field name is unique across the three sections, so one flat mapping (the CLI options, or a
 YAML file with the same keys) fills all of them; ``RunConfig.to_dict()`` writes them nested.
 
+Objective options (design): each objective owns its options as a dataclass
+(``objectives/gm.py: GMOptions``, ``objectives/tm.py: TMOptions``; distribution matching has
+none), registered with the objective (``Objective.Options``). ``CondenseConfig`` is composed here:
+its engine fields (``_CondenseCore``) plus, flat, the fields of every registered objective's
+options, with the objective's defaults, types and range rules. So the flat names users have today
+(``hf_lodc.condense(data, method="dc", outer_loop=2)``, ``--outer-loop``, ``expert_dir:`` in YAML)
+keep working, an objective registered later gets its options on the CLI and in YAML without an
+edit here, and the objective itself is handed its own typed, resolved options object
+(``objectives.options_for(name, cfg).resolve(budget, iterations)``). Nothing here knows what an
+objective option means.
+
 Every config checks itself when built (from Python, YAML or the CLI): each value against its
-field's type, and the range rules of ``_RULES``; a wrong value raises ``ConfigError`` naming the
-option, what it must be and what it got. YAML is read with a safe loader only (no Python object
-tags, duplicate keys refused), and unknown keys are refused by name.
+field's type, and the range rules of ``_RULES`` (plus the objectives' ``RULES``); options that
+name a registry entry (method, init, contrast, DSA strategies, evaluation backend) are checked
+against that registry, so a newly registered name is accepted. A wrong value raises
+``ConfigError`` naming the option, what it must be and what it got. YAML is read with a safe
+loader only (no Python object tags, duplicate keys refused), and unknown keys are refused by name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import numbers
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UnknownNameError
+from ..objectives import OBJECTIVES
 
-__all__ = ["DataConfig", "CondenseConfig", "EvalConfig", "RunConfig", "load_yaml_config"]
+__all__ = ["DataConfig", "CondenseConfig", "EvalConfig", "RunConfig", "load_yaml_config", "check_option",
+           "objective_option_owners", "Sectioned"]
 
 
 class _Checked:
@@ -57,7 +73,9 @@ class DataConfig(_Checked):
 
 
 @dataclass
-class CondenseConfig(_Checked):
+class _CondenseCore(_Checked):
+    """The engine's own condensation settings; ``CondenseConfig`` adds the objectives' options."""
+
     method: str = "lodm"  # see hf_lodc.METHODS
     ipc: int | None = 1  # pixel budget: images per class a pixel method may store
     rank: int | None = 2  # factor rank (low-rank methods only)
@@ -69,24 +87,45 @@ class CondenseConfig(_Checked):
     momentum: float = 0.5  # SGD momentum on the synthetic set (paper)
     dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"  # used by methods with DSA
     matching_model: str = "auto"  # matching network; auto = ConvNet-3 (ConvNet-4 for >= 64 px)
-    outer_loop: int | None = None  # gradient matching; by IPC when None (1: 1/1, 10: 10/50, 50: 50/10)
-    inner_loop: int | None = None
-    lr_net: float = 0.01  # gradient matching: lr of the network's inner training
-    batch_train: int = 256  # gradient matching: batch of the inner training
-    expert_dir: str | None = None  # trajectory matching: expert trajectories (recipes/experts.py)
-    syn_steps: int = 20  # trajectory matching: student steps on the synthetic set per iteration
-    expert_epochs: int = 2  # trajectory matching: target = expert epoch start + expert_epochs
-    max_start_epoch: int = 2  # trajectory matching: start epoch drawn from [0, max_start_epoch)
-    lr_teacher: float = 0.01  # trajectory matching: initial learned student lr
-    lr_lr: float = 1e-5  # trajectory matching: lr of the learned student lr
-    batch_syn: int | None = None  # trajectory matching: student minibatch (None = the whole set)
     seed: int = 0
     log_every: int = 10  # record loss every N iterations
     checkpoint_every: int = 0  # 0 = no periodic checkpoints
     # no | bf16 | fp16 for the network passes (factors stay fp32); None = the launcher's choice
     # (`accelerate launch --mixed_precision bf16`, accelerate config), "no" without an Accelerator
     mixed_precision: str | None = None
-    contrast: str = "class_std"  # finished matching sets: class_std (real per-class image std) | none
+    contrast: str = "class_std"  # finished matching sets: a CONTRASTS name (class_std: real per-class std; none)
+
+
+def objective_option_owners() -> dict[str, tuple[str, Any, Any]]:
+    """Flat objective option name -> (objective, type, dataclass field), over the registered objectives."""
+    out: dict[str, tuple[str, Any, Any]] = {}
+    core = {f.name for f in fields(_CondenseCore)}
+    for name in OBJECTIVES.names():
+        opts = OBJECTIVES.get(name).Options
+        hints = typing.get_type_hints(opts)
+        for f in fields(opts):
+            if f.name in core or f.name in out:
+                other = "the engine" if f.name in core else f"objective {out[f.name][0]!r}"
+                raise TypeError(f"objective {name!r} option {f.name!r} clashes with {other}'s; rename it")
+            out[f.name] = (name, hints[f.name], f)
+    return out
+
+
+def _compose_condense_config() -> type:
+    extra = []
+    for n, (_, t, f) in objective_option_owners().items():
+        kw = ({"default_factory": f.default_factory} if f.default_factory is not dataclasses.MISSING
+              else {"default": f.default})
+        extra.append((n, t, field(**kw, metadata=f.metadata)))  # the objective's help text travels along
+    cls = make_dataclass("CondenseConfig", extra, bases=(_CondenseCore,))
+    cls.__module__ = __name__
+    cls.__qualname__ = "CondenseConfig"
+    cls.__doc__ = ("How to condense: the engine's settings (method, budget, lr, seed, ...) and, flat, every "
+                   "registered objective's options (see the module docstring).")
+    return cls
+
+
+CondenseConfig = _compose_condense_config()
 
 
 @dataclass
@@ -104,43 +143,43 @@ class EvalConfig(_Checked):
     eval_backend: str = "auto"  # auto | sequential | vmap (train the runs together)
 
 
-@dataclass
-class RunConfig(_Checked):
-    data: DataConfig = field(default_factory=DataConfig)
-    condense: CondenseConfig = field(default_factory=CondenseConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    output_dir: str | None = None
-    push_to_hub: str | None = None  # repo id to publish to at the end
-    hub_private: bool = False
-    hub_config_name: str | None = None  # repo config suffix; default "<method>-ipc<k>-r<r>"
-    resume: bool = False
+class Sectioned:
+    """Mixin of run configs made of sections (``SECTIONS``: data, condense, eval) plus top-level
+    fields: the flat <-> nested mapping (``to_flat``, ``from_dict``, ``replace``), written once for
+    ``RunConfig`` and ``continual.ContinualConfig``. A subclass provides ``from_flat`` and
+    ``option_owners()`` (flat name -> (section or "top", type))."""
 
     SECTIONS: typing.ClassVar[tuple[str, ...]] = ("data", "condense", "eval")
 
+    @classmethod
+    def option_owners(cls) -> dict[str, tuple[str, Any]]:
+        raise NotImplementedError
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self)  # type: ignore[call-overload]
 
     def to_flat(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for s in self.SECTIONS:
             out.update(asdict(getattr(self, s)))
-        out.update({f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.SECTIONS})
+        out.update({f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.SECTIONS})  # type: ignore[arg-type]
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "RunConfig":
-        """Accepts the nested form (``to_dict``) or the flat form (CLI option names), or a mix."""
+    def from_dict(cls, d: dict[str, Any], source: str = "config"):
+        """Accepts the nested form (``to_dict``) or the flat form (CLI option names), or a mix; an
+        option under a section it does not belong to is refused by name."""
         if not isinstance(d, dict):
             raise ConfigError(f"{source}: expected a mapping of option names to values, got {type(d).__name__}")
-        owners = _field_owners()
+        owners = cls.option_owners()
         flat: dict[str, Any] = {}
 
         def put(key: Any, value: Any, section: str | None) -> None:
             name = str(key).replace("-", "_")
-            if section is not None and name in owners and owners[name][0] != section:
-                raise ConfigError(
-                    f"{source}: option {name!r} belongs to section {owners[name][0]!r}, not {section!r}"
-                )
+            owner = owners.get(name, (section,))[0]
+            if section is not None and owner != section:
+                where = "at the top level" if owner == "top" else f"to section {owner!r}"
+                raise ConfigError(f"{source}: option {name!r} belongs {where}, not {section!r}")
             if name in flat:
                 raise ConfigError(f"{source}: option {name!r} is given twice")
             flat[name] = value
@@ -157,7 +196,26 @@ class RunConfig(_Checked):
                     put(kk, vv, k)
             else:
                 put(k, v, None)
-        return cls.from_flat(flat, source)
+        return cls.from_flat(flat, source)  # type: ignore[attr-defined]
+
+    def replace(self, **flat: Any):
+        return type(self).from_flat({**self.to_flat(), **flat})  # type: ignore[attr-defined]
+
+
+@dataclass
+class RunConfig(Sectioned, _Checked):
+    data: DataConfig = field(default_factory=DataConfig)
+    condense: CondenseConfig = field(default_factory=CondenseConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output_dir: str | None = None
+    push_to_hub: str | None = None  # repo id to publish to at the end
+    hub_private: bool = False
+    hub_config_name: str | None = None  # repo config suffix; default "<method>-ipc<k>-r<r>"
+    resume: bool = False
+
+    @classmethod
+    def option_owners(cls) -> dict[str, tuple[str, Any]]:
+        return _field_owners()
 
     @classmethod
     def from_flat(cls, flat: dict[str, Any], source: str = "config") -> "RunConfig":
@@ -179,11 +237,6 @@ class RunConfig(_Checked):
             eval=EvalConfig(**parts["eval"]),
             **top,
         )
-
-    def replace(self, **flat: Any) -> "RunConfig":
-        merged = self.to_flat()
-        merged.update({k: v for k, v in flat.items()})
-        return RunConfig.from_flat(merged)
 
 
 @functools.cache
@@ -226,20 +279,9 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "batch_real": _POSITIVE,
     "lr": _POSITIVE,
     "momentum": _MOMENTUM,
-    "outer_loop": _POSITIVE,
-    "inner_loop": _POSITIVE,
-    "lr_net": _POSITIVE,
-    "batch_train": _POSITIVE,
-    "syn_steps": _POSITIVE,
-    "expert_epochs": _POSITIVE,
-    "max_start_epoch": _POSITIVE,
-    "lr_teacher": _POSITIVE,
-    "lr_lr": _POSITIVE,
-    "batch_syn": _POSITIVE,
     "log_every": _POSITIVE,
     "checkpoint_every": _NON_NEGATIVE,
     "mixed_precision": _one_of("no", "bf16", "fp16"),
-    "contrast": _one_of("class_std", "none"),
     "eval_models": (lambda v: len(v) > 0, "a non-empty list of model names"),
     "eval_runs": _NON_NEGATIVE,
     "eval_epochs": _POSITIVE,
@@ -250,12 +292,75 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+def _dsa_strategy(value: str) -> None:
+    from ..data.augment import DSAugment
+
+    DSAugment(value)  # parses the families; raises UnknownNameError naming the valid ones
+
+
+def _registry_check(registry: Callable[[], Any]) -> Callable[[Any], None]:
+    return lambda value: registry().get(value)
+
+
+def _eval_backends():
+    from .evaluate import EVAL_BACKENDS  # evaluate imports this module: looked up at check time
+
+    return EVAL_BACKENDS
+
+
+def _eval_backend(value: str) -> None:
+    backends = _eval_backends()
+    if value != "auto" and value not in backends:
+        raise UnknownNameError(f"unknown evaluation backend {value!r}; valid evaluation backends: auto, "
+                               f"{', '.join(backends.names())}")
+
+
+def _methods():
+    from ..methods import METHODS
+
+    return METHODS
+
+
+def _inits():
+    from ..synset.init import INITS
+
+    return INITS
+
+
+def _contrasts():
+    from ..synset.contrast import CONTRASTS
+
+    return CONTRASTS
+
+
+# option -> a check that asks the registry behind it (raises UnknownNameError listing the valid names)
+_NAME_CHECKS: dict[str, Callable[[Any], None]] = {
+    "method": _registry_check(_methods),
+    "init": _registry_check(_inits),
+    "contrast": _registry_check(_contrasts),
+    "dsa_strategy": _dsa_strategy,
+    "eval_dsa_strategy": _dsa_strategy,
+    "eval_backend": lambda v: _eval_backend(v),
+}
+
+
+@functools.cache
+def _objective_rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
+    rules = {}
+    for name in OBJECTIVES.names():
+        rules.update(OBJECTIVES.get(name).Options.RULES)
+    return rules
+
+
 def check_option(name: str, value: Any, ftype: Any, source: str = "config") -> Any:
-    """Check one option: its type (returning the coerced value) and its range rule."""
+    """Check one option: its type (returning the coerced value), its range rule, its registry."""
     value = _coerce(name, value, ftype, source)
-    rule = _RULES.get(name)
+    rule = _RULES.get(name) or _objective_rules().get(name)
     if rule is not None and value is not None and not rule[0](value):
         raise ConfigError(f"{source}: option {name!r} must be {rule[1]}, got {value!r}")
+    check = _NAME_CHECKS.get(name)
+    if check is not None and value is not None:
+        check(value)  # the registry's own UnknownNameError: "unknown <kind> <value>; valid <kind>s: ..."
     return value
 
 

@@ -6,7 +6,7 @@ import torch
 
 from ..data.types import normalize
 from ..registry import Registry
-from ..seeding import derive_seed
+from .train import seeded_net
 
 __all__ = ["CORESETS", "herding_select"]
 
@@ -42,12 +42,8 @@ def herding_select(features: torch.Tensor, k: int) -> torch.Tensor:
 @CORESETS.register("herding")
 def herding_coreset(synset, data, mean, std, generator, model: str) -> None:
     """Herding on the embedding of a randomly initialised ConvNet (seeded), per class."""
-    from ..models import create_eval_model
-
-    c, h, w = data.image_shape
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(int(torch.randint(0, 2**31, (1,), generator=generator)), "herding-net"))
-        net = create_eval_model(model, num_classes=data.num_classes, in_chans=c, img_size=(h, w)).eval()
+    seed = int(torch.randint(0, 2**31, (1,), generator=generator))
+    net = seeded_net(model, data.num_classes, data.image_shape, seed, "herding-net").eval()
     labels = data.train.labels
     picks = []
     with torch.no_grad():

@@ -16,17 +16,17 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..data.augment import DSAugment
-from ..data.types import LabeledImages, normalize
+from ..data.types import LabeledImages
 from ..errors import ConfigError
-from ..models import create_eval_model
 from ..registry import Registry
-from ..seeding import derive_seed, generator
+from ..seeding import generator
 from .config import EvalConfig
+from .train import TrainSchedule, seeded_net, test_accuracy, train_network
 
-__all__ = ["EvalRecord", "evaluate_synthetic", "train_one", "test_accuracy", "protocol_of", "EVAL_BACKENDS"]
+__all__ = ["EvalRecord", "evaluate_synthetic", "train_one", "test_accuracy", "protocol_of", "schedule_of",
+           "EVAL_BACKENDS"]
 
 EVAL_BACKENDS: Registry = Registry("evaluation backend")
 
@@ -89,8 +89,10 @@ def protocol_of(cfg: EvalConfig) -> dict[str, Any]:
     }
 
 
-def _lr_at(cfg: EvalConfig, epoch: int) -> float:
-    return cfg.eval_lr * (0.1 if epoch >= cfg.eval_epochs // 2 else 1.0)
+def schedule_of(cfg: EvalConfig) -> TrainSchedule:
+    """The protocol's SGD schedule for ``cfg``: momentum, weight decay, lr x 0.1 after half the epochs."""
+    return TrainSchedule(lr=cfg.eval_lr, momentum=cfg.eval_momentum, weight_decay=cfg.eval_weight_decay,
+                         batch=cfg.eval_batch, epochs=cfg.eval_epochs, decay_at_half=True)
 
 
 def train_one(
@@ -98,42 +100,7 @@ def train_one(
     augment: DSAugment,
 ) -> nn.Module:
     """Train ``net`` on (images (M, C, H, W) normalised, labels (M,)) with the protocol."""
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.eval_lr, momentum=cfg.eval_momentum,
-                          weight_decay=cfg.eval_weight_decay)
-    M = images.shape[0]
-    net.train()
-    for ep in range(cfg.eval_epochs):
-        for group in opt.param_groups:
-            group["lr"] = _lr_at(cfg, ep)
-        perm = torch.randperm(M, generator=g).to(images.device)
-        for s in range(0, M, cfg.eval_batch):
-            idx = perm[s : s + cfg.eval_batch]
-            x = images[idx]
-            if augment.enabled:
-                x = augment(x, g, shared_family=True)  # one family per batch, values per image
-            loss = F.cross_entropy(net(x), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    return net
-
-
-@torch.no_grad()
-def test_accuracy(net: nn.Module, test: LabeledImages, mean, std, device, batch: int = 500) -> float:
-    net.eval()
-    correct = 0
-    for s in range(0, len(test), batch):
-        x = normalize(test.images[s : s + batch], mean, std).to(device)  # (b, C, H, W)
-        correct += int((net(x).argmax(1).cpu() == test.labels[s : s + batch]).sum())
-    return 100.0 * correct / max(len(test), 1)
-
-
-def _make_net(model: str, num_classes: int, image_shape, seed: int, device) -> nn.Module:
-    c, h, w = image_shape
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = create_eval_model(model, num_classes=num_classes, in_chans=c, img_size=(h, w))
-    return net.to(device)
+    return train_network(net, images, labels, schedule_of(cfg), g, augment)
 
 
 @EVAL_BACKENDS.register("sequential")
@@ -141,7 +108,7 @@ def _sequential(model, images, labels, test, mean, std, num_classes, cfg, seed, 
     aug = DSAugment(cfg.eval_dsa_strategy if cfg.eval_dsa else "none")
     accs = []
     for r in runs:
-        net = _make_net(model, num_classes, tuple(images.shape[1:]), derive_seed(seed, "eval-net", model, r), device)
+        net = seeded_net(model, num_classes, tuple(images.shape[1:]), seed, "eval-net", model, r, device=device)
         g = generator(seed, "eval-data", model, r)
         train_one(net, images, labels, cfg, g, aug)
         accs.append(test_accuracy(net, test, mean, std, device))

@@ -42,14 +42,15 @@ import contextlib
 import warnings
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
-from ..data.augment import DSAParams, DSAugment
+from ..data.augment import DSAugment
 from ..data.types import LabeledImages, normalize
-from ..seeding import derive_seed, generator
+from ..seeding import generator
 from .config import EvalConfig
-from .evaluate import EVAL_BACKENDS, _lr_at, _make_net
+from .evaluate import EVAL_BACKENDS, schedule_of
+from .train import seeded_net
+from .train import train_stacked as train_models_stacked
 
 __all__ = ["StackedNets", "train_stacked", "stacked_accuracies", "MAX_IMAGES_PER_STEP"]
 
@@ -96,48 +97,10 @@ class StackedNets:
         return out
 
 
-def _cat_params(parts: list[DSAParams]) -> DSAParams:
-    return DSAParams(torch.cat([p.family for p in parts]),
-                     {k: torch.cat([p.values[k] for p in parts]) for k in parts[0].values})
-
-
-def _batches(images, labels, perms, start, size, augment, gens):
-    """Each model's batch ``perm_r[start:start+size]``, augmented with its own draw.
-
-    The DSA parameters are drawn per model from its generator exactly as ``DSAugment.__call__``
-    would (same calls, same order), then applied to all models' images in one call.
-    Returns x (b, N, C, H, W) (batch-major, see ``StackedNets``), y (N, b).
-    """
-    idx = torch.stack([p[start : start + size] for p in perms]).to(images.device)  # (N, b)
-    N, b = idx.shape
-    x = images[idx.flatten()]  # (N*b, C, H, W)
-    if augment.enabled:
-        h, w = x.shape[-2:]
-        params = _cat_params([augment.draw(b, (h, w), g, shared_family=True) for g in gens])
-        x = augment.apply(x, torch.arange(N * b, device=x.device), params)
-    return x.view(N, b, *x.shape[1:]).transpose(0, 1).contiguous(), labels[idx]
-
-
 def train_stacked(stack: StackedNets, images: torch.Tensor, labels: torch.Tensor, cfg: EvalConfig,
                   gens: list[torch.Generator], augment: DSAugment) -> StackedNets:
     """The protocol of ``evaluate.train_one`` for all stacked models at once (model i uses gens[i])."""
-    opt = torch.optim.SGD(stack.parameters(), lr=cfg.eval_lr, momentum=cfg.eval_momentum,
-                          weight_decay=cfg.eval_weight_decay)
-    M = images.shape[0]
-    stack.train()
-    for ep in range(cfg.eval_epochs):
-        for group in opt.param_groups:
-            group["lr"] = _lr_at(cfg, ep)
-        perms = [torch.randperm(M, generator=g) for g in gens]  # one per model, as sequentially
-        for s in range(0, M, cfg.eval_batch):
-            x, y = _batches(images, labels, perms, s, cfg.eval_batch, augment, gens)  # (b,N,C,H,W), (N,b)
-            logits = stack.forward(x)  # (N, b, classes)
-            per_model = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")  # (N*b,)
-            loss = per_model.view(y.shape).mean(1).sum()  # sum over models of each model's mean
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    return stack
+    return train_models_stacked(stack, images, labels, schedule_of(cfg), gens, augment)
 
 
 @torch.no_grad()
@@ -206,7 +169,7 @@ def _vmap_backend(model, images, labels, test, mean, std, num_classes, cfg, seed
     accs: list[float] = []
     for start in range(0, len(runs), group):
         chunk = runs[start : start + group]
-        nets = [_make_net(model, num_classes, shape, derive_seed(seed, "eval-net", model, r), device) for r in chunk]
+        nets = [seeded_net(model, num_classes, shape, seed, "eval-net", model, r, device=device) for r in chunk]
         stack = StackedNets(nets)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_NO_BATCHING_RULE)

@@ -1,8 +1,12 @@
-"""Matching objectives, looked up by name in ``OBJECTIVES`` (``dm``, ``gm``, ``tm``)."""
+"""Matching objectives, looked up by name in ``OBJECTIVES`` (``dm``, ``gm``, ``tm``), each with its
+options dataclass (``Objective.Options``: ``GMOptions``, ``TMOptions``; none for ``dm``)."""
 
 from . import dm as _dm  # noqa: F401  (registers "dm")
 from . import gm as _gm  # noqa: F401  (registers "gm")
 from . import tm as _tm  # noqa: F401  (registers "tm")
-from .base import OBJECTIVES, MatchContext, Objective, RealSampler
+from .base import OBJECTIVES, MatchContext, Objective, ObjectiveOptions, RealSampler, options_for
+from .gm import GMOptions
+from .tm import TMOptions
 
-__all__ = ["OBJECTIVES", "MatchContext", "Objective", "RealSampler"]
+__all__ = ["OBJECTIVES", "MatchContext", "Objective", "ObjectiveOptions", "RealSampler", "options_for",
+           "GMOptions", "TMOptions"]

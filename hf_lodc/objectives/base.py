@@ -1,10 +1,19 @@
-"""What every matching objective gets: the real data of its classes, a network factory, augmentation."""
+"""What every matching objective gets: the real data of its classes, a network factory, augmentation,
+and its own typed options.
+
+Options: each objective class names its options dataclass (``Options``, a subclass of
+:class:`ObjectiveOptions`: defaults, range rules, and ``resolve`` against the run's budget). The
+config layer (``engine/config.py``) composes ``CondenseConfig``'s flat objective options from the
+registered objectives' ``Options`` fields, and the condenser hands the objective its own resolved
+options object in ``MatchContext.options``; nothing outside the objective knows what they mean.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager
+from typing import Any, Callable, ClassVar, ContextManager, Mapping
 
 import torch
 import torch.nn as nn
@@ -12,11 +21,48 @@ import torch.nn as nn
 from ..data.augment import DSAugment
 from ..data.types import LabeledImages, normalize
 from ..data.sampler import ClassIndex
-from ..models import create_eval_model
+from ..engine.train import seeded_net
+from ..errors import ConfigError
 from ..registry import Registry
-from ..seeding import derive_seed
 
-__all__ = ["RealSampler", "MatchContext", "Objective", "OBJECTIVES"]
+__all__ = ["RealSampler", "MatchContext", "Objective", "ObjectiveOptions", "OBJECTIVES", "options_for", "option"]
+
+# a range rule: (predicate on a non-None value, what the value must be)
+Rule = tuple[Callable[[Any], bool], str]
+POSITIVE: Rule = (lambda v: v > 0, "> 0")
+
+
+def option(default: Any, help: str) -> Any:
+    """A field of an options dataclass: its default and the help text the CLI shows."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class ObjectiveOptions:
+    """An objective's options (none by default). Subclasses: dataclasses whose field names are unique
+    across objectives (they become flat options: ``--outer-loop``, ``expert_dir:`` in YAML), each
+    with a default and, where needed, a rule in ``RULES``."""
+
+    RULES: ClassVar[dict[str, Rule]] = {}
+
+    def __post_init__(self) -> None:
+        for name, (ok, what) in self.RULES.items():
+            value = getattr(self, name)
+            if value is not None and not ok(value):
+                raise ConfigError(f"{type(self).__name__}: option {name!r} must be {what}, got {value!r}")
+
+    def resolve(self, budget, iterations: int) -> "ObjectiveOptions":
+        """These options with their budget-dependent defaults filled in, checked against the run
+        (``budget``: the run's ``Budget``; ``iterations``: how many the run will do). No change by default."""
+        return self
+
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, Any] | Any) -> "ObjectiveOptions":
+        """This objective's fields picked out of a flat mapping or object (e.g. a ``CondenseConfig``)."""
+        get = flat.get if isinstance(flat, Mapping) else (lambda k, d: getattr(flat, k, d))
+        missing = object()
+        kw = {f.name: get(f.name, missing) for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in kw.items() if v is not missing})
 
 
 class RealSampler:
@@ -57,22 +103,28 @@ class MatchContext:
     seed: int
     device: torch.device
     autocast: Callable[[], ContextManager] = field(default=contextlib.nullcontext)
-    options: dict = field(default_factory=dict)  # objective-specific (outer/inner loops, lr_net, ...)
+    options: ObjectiveOptions | None = None  # the objective's own, resolved (None: its defaults)
 
     def make_net(self, *purpose) -> nn.Module:
         """A freshly initialised matching network; its init depends only on (seed, purpose)."""
-        c, h, w = self.image_shape
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(self.seed, "net", *purpose))
-            net = create_eval_model(self.model, num_classes=self.num_classes, in_chans=c, img_size=(h, w))
-        return net.to(self.device)
+        return seeded_net(self.model, self.num_classes, self.image_shape, self.seed, "net", *purpose,
+                          device=self.device)
 
 
 class Objective:
-    """One condensation iteration: ``step`` updates the synthetic set and returns metrics."""
+    """One condensation iteration: ``step`` updates the synthetic set and returns metrics.
+
+    ``Options`` is the objective's options dataclass; ``self.options`` the instance it runs with.
+    """
+
+    Options: ClassVar[type[ObjectiveOptions]] = ObjectiveOptions
 
     def __init__(self, ctx: MatchContext):
         self.ctx = ctx
+        opts = ctx.options if ctx.options is not None else self.Options()
+        if not isinstance(opts, self.Options):
+            raise ConfigError(f"{type(self).__name__} takes {self.Options.__name__}, got {type(opts).__name__}")
+        self.options = opts
 
     def step(self, iteration: int, synset: nn.Module, optimizer: torch.optim.Optimizer,
              generator: torch.Generator) -> dict[str, float]:
@@ -92,4 +144,9 @@ class Objective:
 
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective")
+
+
+def options_for(objective: str, flat: Mapping[str, Any] | Any) -> ObjectiveOptions:
+    """The options object of ``objective`` from a flat mapping/config (unresolved)."""
+    return OBJECTIVES.get(objective).Options.from_flat(flat)
 

@@ -28,14 +28,13 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from ..data.augment import DSAugment
 from ..data.types import ImageClassificationData, normalize
 from ..errors import ArtifactError, ConfigError
-from ..models.factory import create_eval_model
-from ..seeding import derive_seed, generator
+from ..engine.train import TrainSchedule, seeded_net, test_accuracy, train_network
+from ..seeding import generator
 
 __all__ = ["ExpertConfig", "ExpertBuffer", "train_experts", "load_experts", "flat_params", "unflatten"]
 
@@ -117,34 +116,23 @@ def _meta(data: ImageClassificationData, cfg: ExpertConfig, net: nn.Module) -> d
 
 
 def _train_one(data: ImageClassificationData, cfg: ExpertConfig, i: int, device, progress: bool) -> tuple[torch.Tensor, float | None]:
-    from ..engine.evaluate import _make_net, test_accuracy  # engine imports objectives: import at use
-
-    net = _make_net(cfg.model, data.num_classes, data.image_shape, derive_seed(cfg.seed, "expert-net", i), device)
+    net = seeded_net(cfg.model, data.num_classes, data.image_shape, cfg.seed, "expert-net", i, device=device)
     _check_net(net, cfg.model)
-    g = generator(cfg.seed, "expert-data", i)
-    aug = DSAugment(cfg.dsa_strategy)
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.0, weight_decay=0.0)
     mean, std = data.mean, data.std
-    N = len(data.train)
     points = [flat_params(net).cpu()]  # epoch 0
     from tqdm.auto import tqdm
 
     bar = tqdm(total=cfg.epochs, desc=f"expert {i}", disable=not progress, dynamic_ncols=True)
-    net.train()
-    for _ in range(cfg.epochs):
-        perm = torch.randperm(N, generator=g)
-        for s in range(0, N, cfg.batch):
-            idx = perm[s : s + cfg.batch]
-            x = normalize(data.train.images[idx], mean, std).to(device)  # (b, C, H, W)
-            if aug.enabled:
-                x = aug(x, g, shared_family=True)
-            loss = F.cross_entropy(net(x), data.train.labels[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+
+    def snapshot(epoch: int, loss: torch.Tensor) -> None:
         points.append(flat_params(net).cpu())
         bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
         bar.update(1)
+
+    sched = TrainSchedule(lr=cfg.lr, batch=cfg.batch, epochs=cfg.epochs)  # no momentum, no decay (reference)
+    train_network(net, data.train.images, data.train.labels, sched, generator(cfg.seed, "expert-data", i),
+                  DSAugment(cfg.dsa_strategy), prepare=lambda x: normalize(x, mean, std).to(device),
+                  on_epoch=snapshot)
     bar.close()
     acc = test_accuracy(net, data.test, mean, std, device) if data.test is not None and len(data.test) else None
     return torch.stack(points), acc  # (epochs + 1, P)
@@ -168,8 +156,7 @@ def train_experts(
     log = log or (lambda m: None)
     device = accelerator.device if accelerator is not None else torch.device("cpu")
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
-    c, h, w = data.image_shape
-    probe = create_eval_model(cfg.model, num_classes=data.num_classes, in_chans=c, img_size=(h, w))
+    probe = seeded_net(cfg.model, data.num_classes, data.image_shape, cfg.seed, "expert-probe")
     _check_net(probe, cfg.model)
     meta = _meta(data, cfg, probe)
     root = Path(save_dir) if save_dir is not None else None

@@ -9,15 +9,19 @@ on the (detached) synthetic set. Per-class gradients of all classes come from on
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from ..errors import ConfigError
-from .base import OBJECTIVES, Objective
+from ..engine.train import TrainSchedule, train_network
+from .base import OBJECTIVES, POSITIVE, Objective, ObjectiveOptions, option
 
-__all__ = ["GradientMatching", "gradient_distance", "DEFAULT_LOOPS"]
+__all__ = ["GradientMatching", "GMOptions", "gradient_distance", "DEFAULT_LOOPS", "default_loops"]
 
 # (outer_loop, inner_loop) by pixel IPC, as in the DC/DSA papers' code
 DEFAULT_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -46,15 +50,38 @@ def gradient_distance(g_real: dict[str, torch.Tensor], g_syn: dict[str, torch.Te
     return total
 
 
+@dataclass
+class GMOptions(ObjectiveOptions):
+    outer_loop: int | None = option(
+        None, "matching steps per iteration; by IPC when None (1: 1/1, 10: 10/50, 50: 50/10)")
+    inner_loop: int | None = option(
+        None, "network epochs on the synthetic set between them; by IPC when None")
+    lr_net: float = option(
+        0.01, "lr of the network's inner training (plain SGD, as the DC/DSA code)")
+    batch_train: int = option(
+        256, "batch of the inner training")
+
+    RULES = {"outer_loop": POSITIVE, "inner_loop": POSITIVE, "lr_net": POSITIVE, "batch_train": POSITIVE}
+
+    def resolve(self, budget, iterations: int) -> "GMOptions":
+        """Loops not given take the DC/DSA papers' values for the nearest pixel IPC of the budget."""
+        outer, inner = default_loops(budget.ipc)
+        return dataclasses.replace(self, outer_loop=self.outer_loop or outer, inner_loop=self.inner_loop or inner)
+
+
 @OBJECTIVES.register("gm")
 class GradientMatching(Objective):
+    Options = GMOptions
+
     def __init__(self, ctx):
         super().__init__(ctx)
-        o = ctx.options
-        self.outer_loop = int(o.get("outer_loop", 1))
-        self.inner_loop = int(o.get("inner_loop", 1))
-        self.lr_net = float(o.get("lr_net", 0.01))
-        self.batch_train = int(o.get("batch_train", 256))
+        o = self.options
+        if o.outer_loop is None or o.inner_loop is None:
+            raise ConfigError("gradient matching needs resolved options: pass GMOptions.resolve(budget, iterations)")
+        self.outer_loop, self.inner_loop = o.outer_loop, o.inner_loop
+        self.lr_net, self.batch_train = o.lr_net, o.batch_train
+        # the network's training between matching steps: plain SGD at lr_net, no decay (DC/DSA code)
+        self.inner_schedule = TrainSchedule(lr=o.lr_net, batch=o.batch_train, epochs=o.inner_loop)
 
     def _check_net(self, net: nn.Module) -> None:
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
@@ -81,7 +108,7 @@ class GradientMatching(Objective):
             return F.cross_entropy(logits.float(), y)
 
         per_class_grad = vmap(grad(class_loss), in_dims=(None, 0, 0))
-        net_opt = torch.optim.SGD(net.parameters(), lr=self.lr_net)
+        net_opt = self.inner_schedule.optimizer(net.parameters())
         losses = []
         for ol in range(self.outer_loop):
             params = {k: p.detach() for k, p in net.named_parameters()}
@@ -115,19 +142,6 @@ class GradientMatching(Objective):
 
     def _train_net(self, net, net_opt, synset, generator):
         """``inner_loop`` epochs of the network on the detached synthetic set (``inner_data``)."""
-        ctx = self.ctx
         x_all, y_all = self.inner_data(synset)
-        N = x_all.shape[0]
-        h, w = ctx.image_shape[1:]
-        for _ in range(self.inner_loop):
-            perm = torch.randperm(N, generator=generator).to(x_all.device)
-            for s in range(0, N, self.batch_train):
-                idx = perm[s : s + self.batch_train]
-                x = x_all[idx]
-                if ctx.augment.enabled:
-                    x = ctx.augment(x, generator, shared_family=True)
-                with ctx.autocast():
-                    loss = F.cross_entropy(net(x).float(), y_all[idx])
-                net_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                net_opt.step()
+        train_network(net, x_all, y_all, self.inner_schedule, generator, self.ctx.augment, optimizer=net_opt,
+                      autocast=self.ctx.autocast)

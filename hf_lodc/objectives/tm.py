@@ -17,37 +17,70 @@ continues exactly.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
 from ..errors import ConfigError
-from .base import OBJECTIVES, Objective
+from .base import OBJECTIVES, POSITIVE, Objective, ObjectiveOptions, option
 from .experts import flat_params, load_experts, unflatten
 
-__all__ = ["TrajectoryMatching"]
+__all__ = ["TrajectoryMatching", "TMOptions"]
+
+
+@dataclass
+class TMOptions(ObjectiveOptions):
+    expert_dir: str | None = option(
+        None, "expert trajectories (recipes/experts.py); required to run iterations")
+    syn_steps: int = option(
+        20, "student steps on the synthetic set per iteration")
+    expert_epochs: int = option(
+        2, "target = expert epoch start + expert_epochs")
+    max_start_epoch: int = option(
+        2, "start epoch drawn from [0, max_start_epoch)")
+    lr_teacher: float = option(
+        0.01, "initial learned student lr")
+    lr_lr: float = option(
+        1e-5, "lr of the learned student lr")
+    batch_syn: int | None = option(
+        None, "student minibatch (None = the whole set)")
+
+    RULES = {"syn_steps": POSITIVE, "expert_epochs": POSITIVE, "max_start_epoch": POSITIVE,
+             "lr_teacher": POSITIVE, "lr_lr": POSITIVE, "batch_syn": POSITIVE}
+
+    def resolve(self, budget, iterations: int) -> "TMOptions":
+        if iterations > 0:
+            self.require_experts()
+        return self
+
+    def require_experts(self) -> str:
+        """The expert directory (the one place that says how to make one when it is missing)."""
+        if not self.expert_dir:
+            raise ConfigError("trajectory matching matches expert trajectories: set expert_dir (make them with "
+                              "`python recipes/experts.py --dataset ... --output-dir DIR`)")
+        return self.expert_dir
 
 
 @OBJECTIVES.register("tm")
 class TrajectoryMatching(Objective):
+    Options = TMOptions
+
     def __init__(self, ctx):
         super().__init__(ctx)
-        o = ctx.options
-        if not o.get("expert_dir"):
-            raise ConfigError("trajectory matching needs expert trajectories: set expert_dir (make them with "
-                              "`python recipes/experts.py --dataset ... --output-dir DIR`)")
-        self.syn_steps = int(o.get("syn_steps", 20))
-        self.expert_epochs = int(o.get("expert_epochs", 2))
-        self.max_start_epoch = int(o.get("max_start_epoch", 2))
-        self.batch_syn = o.get("batch_syn")
-        self.buffer = load_experts(o["expert_dir"])
+        o = self.options
+        expert_dir = o.require_experts()
+        self.syn_steps, self.expert_epochs, self.max_start_epoch = o.syn_steps, o.expert_epochs, o.max_start_epoch
+        self.batch_syn = o.batch_syn
+        self.buffer = load_experts(expert_dir)
         self.net = ctx.make_net("tm")
-        self._check(o["expert_dir"])
+        self._check(expert_dir)
         self.names = [n for n, _ in self.net.named_parameters()]
         self.shapes = [tuple(p.shape) for _, p in self.net.named_parameters()]
         self.trajectories = self.buffer.trajectories  # (E, epochs + 1, P), CPU
-        self.syn_lr = torch.tensor(float(o.get("lr_teacher", 0.01)), device=ctx.device, requires_grad=True)
-        self.lr_opt = torch.optim.SGD([self.syn_lr], lr=float(o.get("lr_lr", 1e-5)), momentum=0.5)
+        self.syn_lr = torch.tensor(float(o.lr_teacher), device=ctx.device, requires_grad=True)
+        self.lr_opt = torch.optim.SGD([self.syn_lr], lr=float(o.lr_lr), momentum=0.5)
 
     def _check(self, where: str) -> None:
         ctx, meta = self.ctx, self.buffer.meta

@@ -1,0 +1,135 @@
+"""Condensation checkpoints on disk: save, read, check, prune, find the latest, say how to resume.
+
+A checkpoint is a directory ``<checkpoint_dir>/iter_<i>/`` holding what ``accelerator.save_state``
+writes (the RNG states of every process, and anything the calling script registered) plus
+``condenser_state.pt``: the class-major synthetic set and the momentum buffers of its optimiser
+gathered from all processes, the iteration, the loss history, the config and the run identity
+(``identity.py``). That state is a file of its own rather than a ``register_for_checkpointing``
+object because it must be gathered by a collective on every process before the main process
+writes it, and because Accelerate matches registered objects by position in an append-only list,
+which breaks when one Accelerator runs several condensations (continual learning, tests).
+
+A checkpoint is written to ``.tmp-iter_<i>`` and renamed, so a SIGKILL during a save leaves the
+previous one intact; a failed write (disk full, permissions: ``OSError``, or the ``RuntimeError``
+torch's zip writer raises on a full disk) removes the partial directory and raises
+``ArtifactError``. After a successful save the older checkpoints are pruned. ``latest_checkpoint``
+picks the highest complete iteration, with any number of processes.
+
+Resuming (``check_resumable``) refuses a checkpoint whose run identity differs from this run's,
+listing every differing setting with both values, and an iteration count smaller than the
+checkpoint already ran; evaluation settings and a larger iteration count are fine.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ArtifactError, ConfigError
+from .identity import NOT_IDENTITY, check_identity
+
+__all__ = ["CHECKPOINT_PREFIX", "STATE_FILE", "latest_checkpoint", "resume_command", "save_checkpoint",
+           "read_checkpoint", "check_resumable", "prune"]
+
+CHECKPOINT_PREFIX = "iter_"  # <checkpoint_dir>/iter_0000120/ holds the state after 120 iterations
+STATE_FILE = "condenser_state.pt"
+_WRITE_ERRORS = (OSError, RuntimeError)  # torch.save on a full disk: RuntimeError from the zip writer
+
+
+def latest_checkpoint(checkpoint_dir: str | os.PathLike | None) -> Path | None:
+    """The complete checkpoint with the highest iteration in ``checkpoint_dir`` (None if none)."""
+    if checkpoint_dir is None or not Path(checkpoint_dir).is_dir():
+        return None
+    found = [p for p in Path(checkpoint_dir).glob(CHECKPOINT_PREFIX + "*")
+             if p.name[len(CHECKPOINT_PREFIX):].isdigit() and (p / STATE_FILE).is_file()]
+    return max(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):])) if found else None
+
+
+def resume_command(world: int = 1, argv: list[str] | None = None) -> str:
+    """The command line that resumes this process's run (the script's own arguments + ``--resume``)."""
+    argv = list(sys.argv if argv is None else argv)
+    if not argv or not argv[0].endswith(".py") or Path(argv[0]).name == "__main__.py":
+        return "call again with resume=True and the same checkpoint directory"
+    launcher = "python" if world == 1 else f"accelerate launch --num_processes {world} [your launch options]"
+    return " ".join([launcher, *(shlex.quote(a) for a in argv if a != "--resume"), "--resume"])
+
+
+def prune(checkpoint_dir: Path, keep: Path) -> None:
+    """Delete older checkpoints and leftovers of interrupted saves (main process)."""
+    for p in checkpoint_dir.iterdir():
+        if p != keep and p.is_dir() and (p.name.startswith(CHECKPOINT_PREFIX) or p.name.startswith(".tmp-")):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _reason(e: BaseException | None) -> str:
+    if e is None:
+        return "see the main process's error"
+    return str(getattr(e, "strerror", None) or e).splitlines()[0] or type(e).__name__
+
+
+def save_checkpoint(checkpoint_dir: Path, iteration: int, state: dict[str, Any], comm, accelerator=None) -> Path:
+    """Write ``state`` (+ the accelerator's state) as the checkpoint after ``iteration`` iterations.
+
+    Every process must call it (``comm`` is the run's ``Collective``); only the main process writes
+    ``state``. Raises ``ArtifactError`` on every process if any process failed to write.
+    """
+    final = checkpoint_dir / f"{CHECKPOINT_PREFIX}{iteration:07d}"
+    tmp = checkpoint_dir / f".tmp-{final.name}"
+    error: BaseException | None = None
+    if comm.is_main:
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        except OSError as e:
+            error = e
+    if not comm.sum([error is not None])[0]:  # also a barrier: tmp exists for everyone
+        if accelerator is not None:
+            try:
+                accelerator.save_state(str(tmp))  # every process writes its RNG state
+            except _WRITE_ERRORS as e:
+                error = e
+        if not comm.sum([error is not None])[0]:  # a barrier too: every process has written
+            if comm.is_main:
+                try:
+                    torch.save(state, tmp / STATE_FILE)
+                    if final.exists():
+                        shutil.rmtree(final)
+                    os.replace(tmp, final)
+                    prune(checkpoint_dir, final)
+                except _WRITE_ERRORS as e:
+                    error = e
+    if error is not None and comm.is_main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if comm.sum([error is not None])[0]:
+        raise ArtifactError(f"cannot write checkpoint {str(final)!r}: {_reason(error)}; free space or fix permissions "
+                            f"of {str(checkpoint_dir)!r} (the previous checkpoint, if any, is intact)")
+    return final
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ArtifactError(f"checkpoint {str(path)!r} is unreadable ({type(e).__name__}: {e}); delete it to restart") from None
+
+
+def check_resumable(ck: dict[str, Any], identity: dict[str, Any], iterations: int, path: Path) -> None:
+    """Refuse to continue ``ck`` (read from ``path``) with a run of ``identity`` and ``iterations``."""
+    fix = (f"use another output dir (or delete {str(path.parent)!r}) to start afresh, or the same settings "
+           "to resume")
+    theirs = ck.get("identity")
+    if theirs is None:  # written before identities were recorded: compare the config it kept
+        theirs = {k: v for k, v in (ck.get("config") or {}).items() if k not in NOT_IDENTITY}
+        check_identity(identity, theirs, f"checkpoint {str(path)!r}", fix, only_common=True)
+    else:
+        check_identity(identity, theirs, f"checkpoint {str(path)!r}", fix)
+    done = int(ck["iteration"])
+    if iterations < done:
+        raise ConfigError(f"checkpoint {str(path)!r} already ran {done} iterations, more than iterations={iterations} "
+                          f"of this run; resume with iterations >= {done}, or use another output dir to start afresh")

@@ -1,0 +1,175 @@
+"""Train a network on in-memory images with the protocol: the one loop every trainer uses.
+
+Who trains what here:
+
+* evaluation (``evaluate.py``): a fresh network per run on the synthetic set, SGD with momentum
+  and weight decay, lr x 0.1 after half the epochs (``TrainSchedule(..., decay_at_half=True)``);
+* the ``vmap`` evaluation backend (``vmap_eval.py``): N of those at once (``train_stacked``);
+* gradient matching's inner loop (``objectives/gm.py``): the matching network on the detached
+  synthetic set, plain SGD at ``lr_net``;
+* expert trajectories (``objectives/experts.py``): a network on the real train set (uint8 on the
+  CPU, normalised per batch by ``prepare``), plain SGD, a snapshot after every epoch (``on_epoch``);
+* coresets and objectives build their networks with :func:`seeded_net`.
+
+Both variants run the same epoch/batch skeleton (:func:`_run`): per epoch the schedule sets the lr,
+every model draws ONE ``randperm`` from its generator, then per batch every model draws its DSA
+parameters (one family per batch, values per image) from the same generator, one loss, one SGD
+step. That draw order is what makes a run reproducible from (seed, purpose) and what makes a
+stacked run equal to N single ones.
+
+This module imports only data/models/seeding, so objectives (below the engine) may use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, ContextManager, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..data.augment import DSAParams, DSAugment
+from ..data.types import LabeledImages, normalize
+from ..models import create_eval_model
+from ..seeding import derive_seed
+
+__all__ = ["TrainSchedule", "seeded_net", "train_network", "train_stacked", "test_accuracy"]
+
+
+@dataclass(frozen=True)
+class TrainSchedule:
+    """SGD settings of one training: what the caller's protocol says, nothing else."""
+
+    lr: float
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch: int = 256
+    epochs: int = 1
+    decay_at_half: bool = False  # evaluation protocol: lr x 0.1 from epoch epochs // 2 on
+
+    def lr_at(self, epoch: int) -> float:
+        if not self.decay_at_half:
+            return self.lr
+        return self.lr * (0.1 if epoch >= self.epochs // 2 else 1.0)
+
+    def optimizer(self, params) -> torch.optim.Optimizer:
+        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+
+
+def seeded_net(model: str, num_classes: int, image_shape: Sequence[int], seed: int, *purpose: object,
+               device: torch.device | str | None = None) -> nn.Module:
+    """A fresh ``model`` whose initialisation depends only on ``seed`` (and ``purpose``, if given:
+    then the seed is ``derive_seed(seed, *purpose)``). The global RNG is forked, never disturbed."""
+    c, h, w = image_shape
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, *purpose) if purpose else seed)
+        net = create_eval_model(model, num_classes=num_classes, in_chans=c, img_size=(h, w))
+    return net.to(device) if device is not None else net
+
+
+def _run(opt: torch.optim.Optimizer, sched: TrainSchedule, num_images: int, gens: list[torch.Generator],
+         batch_loss: Callable[[list[torch.Tensor]], torch.Tensor],
+         on_epoch: Callable[[int, torch.Tensor], None] | None = None) -> None:
+    """The shared skeleton: per epoch lr + one permutation per model; per batch loss + SGD step.
+
+    ``batch_loss`` gets each model's CPU index slice (b,) and returns the loss to minimise (it draws
+    the augmentation from the generators, after the permutations: the protocol's order).
+    """
+    for ep in range(sched.epochs):
+        for group in opt.param_groups:
+            group["lr"] = sched.lr_at(ep)
+        perms = [torch.randperm(num_images, generator=g) for g in gens]  # one per model
+        loss = None
+        for s in range(0, num_images, sched.batch):
+            loss = batch_loss([p[s : s + sched.batch] for p in perms])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if on_epoch is not None:
+            on_epoch(ep, loss)
+
+
+def train_network(
+    net: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    sched: TrainSchedule,
+    g: torch.Generator,
+    augment: DSAugment,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    autocast: Callable[[], ContextManager] = contextlib.nullcontext,
+    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    on_epoch: Callable[[int, torch.Tensor], None] | None = None,
+) -> nn.Module:
+    """Train ``net`` on (images (M, C, H, W), labels (M,)) with ``sched``, drawing from ``g``.
+
+    ``prepare`` maps a batch of ``images`` to network input (e.g. uint8 -> normalised on the
+    device); without it the images are used as they are (already normalised, on the device).
+    ``optimizer`` continues an existing one (its lr is set by the schedule); by default a new one.
+    """
+    opt = optimizer if optimizer is not None else sched.optimizer(net.parameters())
+    net.train()
+
+    def batch_loss(idx: list[torch.Tensor]) -> torch.Tensor:
+        i = idx[0].to(images.device)
+        x = images[i]
+        if prepare is not None:
+            x = prepare(x)
+        if augment.enabled:
+            x = augment(x, g, shared_family=True)  # one family per batch, values per image
+        y = labels[i].to(x.device)
+        with autocast():
+            return F.cross_entropy(net(x).float(), y)
+
+    _run(opt, sched, images.shape[0], [g], batch_loss, on_epoch)
+    return net
+
+
+def _cat_params(parts: list[DSAParams]) -> DSAParams:
+    return DSAParams(torch.cat([p.family for p in parts]),
+                     {k: torch.cat([p.values[k] for p in parts]) for k in parts[0].values})
+
+
+def train_stacked(stack, images: torch.Tensor, labels: torch.Tensor, sched: TrainSchedule,
+                  gens: list[torch.Generator], augment: DSAugment):
+    """:func:`train_network` for N stacked models at once (model i draws from ``gens[i]``).
+
+    ``stack`` has ``parameters()``, ``train()`` and ``forward(x (B, N, C, H, W)) -> (N, B, classes)``
+    (``vmap_eval.StackedNets``). Each model's batch and DSA parameters are drawn from its own
+    generator exactly as the single-network loop would (same calls, same order), then applied to
+    all models' images in one call; the loss is the sum over models of each model's mean
+    cross-entropy, so each model's gradient is its own.
+    """
+    opt = sched.optimizer(stack.parameters())
+    stack.train()
+
+    def batch_loss(idx: list[torch.Tensor]) -> torch.Tensor:
+        i = torch.stack(idx).to(images.device)  # (N, b)
+        N, b = i.shape
+        x = images[i.flatten()]  # (N*b, C, H, W)
+        if augment.enabled:
+            h, w = x.shape[-2:]
+            params = _cat_params([augment.draw(b, (h, w), g, shared_family=True) for g in gens])
+            x = augment.apply(x, torch.arange(N * b, device=x.device), params)
+        x = x.view(N, b, *x.shape[1:]).transpose(0, 1).contiguous()  # (b, N, C, H, W): batch-major
+        y = labels[i]  # (N, b)
+        logits = stack.forward(x)  # (N, b, classes)
+        per_model = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")  # (N*b,)
+        return per_model.view(y.shape).mean(1).sum()  # sum over models of each model's mean
+
+    _run(opt, sched, images.shape[0], gens, batch_loss)
+    return stack
+
+
+@torch.no_grad()
+def test_accuracy(net: nn.Module, test: LabeledImages, mean, std, device, batch: int = 500) -> float:
+    """Top-1 accuracy (%) of ``net`` on ``test`` (uint8 images, normalised here batch by batch)."""
+    net.eval()
+    correct = 0
+    for s in range(0, len(test), batch):
+        x = normalize(test.images[s : s + batch], mean, std).to(device)  # (b, C, H, W)
+        correct += int((net(x).argmax(1).cpu() == test.labels[s : s + batch]).sum())
+    return 100.0 * correct / max(len(test), 1)
