@@ -139,7 +139,8 @@ def plan_budget(
             raise BudgetError(
                 f"a budget of {ipc} pixel image(s) per class for {num_classes} classes ({num_classes * budget} numbers) "
                 f"pays the {shared} numbers parameterisation {name!r} shares between classes and leaves less than "
-                f"one unit ({per_unit} numbers) per class; raise ipc, or use fewer/smaller shared modules"
+                f"one unit ({per_unit} numbers) per class (with pixel units the shared numbers cost a whole unit per "
+                f"class); use low-rank units (a rank), raise ipc, or use fewer/smaller shared modules"
             )
         raise BudgetError(
             f"a budget of {ipc} pixel image(s) per class ({budget} numbers) buys no rank-{rank} factor image "
