@@ -254,7 +254,7 @@ def test_idc_step_lowers_its_loss_on_mnist(mnist):
     torch.manual_seed(0)
     data = _small(mnist)
     ctx = MatchContext(
-        num_classes=10, classes=torch.arange(10), image_shape=data.image_shape, model="lodc_convnet_d3_w128",
+        num_classes=10, classes=torch.arange(10), image_shape=data.image_shape, model="lodc_convnet_d1_w128",
         augment=DSAugment("none"), sampler=RealSampler(data.train, torch.arange(10), data.mean, data.std,
                                                        torch.device("cpu"), 10),
         batch_real=8, seed=0, device=torch.device("cpu"),
@@ -265,12 +265,15 @@ def test_idc_step_lowers_its_loss_on_mnist(mnist):
     initialise(s, "svd", data.train, data.mean, data.std, torch.Generator().manual_seed(0))
     probe = torch.optim.SGD(s.parameters(), lr=0.0)  # measures the loss without moving the set
 
-    def measured():
-        return obj.step(0, s, probe, torch.Generator().manual_seed(123))["loss"]
+    def measured():  # one matching round on network 0 and a fixed real batch
+        obj.opt.match_steps = 1
+        loss = obj.step(0, s, probe, torch.Generator().manual_seed(123))["loss"]
+        obj.opt.match_steps = 2  # two rounds with a network update on real data between them
+        return loss
 
     before = measured()
     opt = torch.optim.SGD(s.parameters(), lr=1e-3, momentum=0.5)
-    for it in range(4):
+    for it in range(2):
         obj.step(it, s, opt, torch.Generator().manual_seed(it))
     after = measured()
     assert after < before, (before, after)
