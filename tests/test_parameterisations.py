@@ -284,3 +284,46 @@ def test_idc_options_are_checked():
     with pytest.raises(ConfigError, match="metric must be one of"):
         from hf_lodc.objectives.idc import IDCOptions
         IDCOptions(metric="l3").check()
+
+
+# -- HaBa's trajectory matching on real MNIST ---------------------------------------------------
+
+def test_haba_objective_updates_bases_hallucinators_and_adversary(mnist, tmp_path):
+    from hf_lodc.objectives.experts import ExpertConfig, train_experts
+    from hf_lodc.objectives.haba import HaBaTrajectoryMatching, supervised_contrastive
+
+    data = _small(mnist, per_class=10)
+    data = ImageClassificationData(data.train, data.test.subset(torch.arange(50)), data.info)  # experts test fast
+    model = "lodc_convnet_d1_w128"
+    train_experts(data, ExpertConfig(model=model, num_experts=1, epochs=1, batch=50, seed=0), tmp_path,
+                  progress=False)
+    ctx = MatchContext(
+        num_classes=10, classes=torch.arange(10), image_shape=data.image_shape, model=model,
+        augment=DSAugment("none"), sampler=RealSampler(data.train, torch.arange(10), data.mean, data.std,
+                                                       torch.device("cpu"), 10),
+        batch_real=8, seed=0, device=torch.device("cpu"),
+        options={"expert_dir": str(tmp_path), "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 1,
+                 "batch_syn": 10, "lr_teacher": 0.01},
+    )
+    obj = HaBaTrajectoryMatching(ctx)
+    s = HaBaSet(10, 2, data.image_shape, rank=2, hallucinators=3)  # LoHaBa
+    initialise(s, "svd", data.train, data.mean, data.std, torch.Generator().manual_seed(0))
+    before = {k: v.clone() for k, v in s.state_dict().items()}
+    adv0 = [p.detach().clone() for p in obj.adversary.parameters()]
+    opt = torch.optim.SGD(s.parameters(), lr=10.0, momentum=0.5)
+    out = obj.step(0, s, opt, torch.Generator().manual_seed(0))
+    assert math.isfinite(out["loss"]) and out["club_loss"] > 0 and out["adversary_loss"] > 0
+    for k in s.class_state_keys() + s.shared_state_keys():
+        assert not torch.equal(before[k], s.state_dict()[k]), k  # bases AND hallucinators moved
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(adv0, obj.adversary.parameters()))
+    again = HaBaTrajectoryMatching(ctx)
+    again.load_state_dict(obj.state_dict())  # resumable: learned lr and adversary
+    for a, b in zip(again.adversary.parameters(), obj.adversary.parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="needs the 'haba' parameterisation"):
+        obj.step(1, LowRankSet(10, 1, data.image_shape, rank=2), opt, torch.Generator().manual_seed(1))
+    # SupCon: two views that agree score lower than two unrelated views
+    g = torch.Generator().manual_seed(0)
+    a, c = (F.normalize(torch.randn(8, 16, generator=g), dim=-1) for _ in range(2))
+    y = torch.arange(8)
+    assert supervised_contrastive(torch.stack([a, a], 1), y) < supervised_contrastive(torch.stack([a, c], 1), y)
