@@ -14,7 +14,8 @@ Settings: IDC's ``misc/reproduce.py`` for CIFAR (ConvNet-3, 2000 outer iteration
 rounds, metric mse, n_data 2000, image lr 5e-3 x ipc/10 in [0, 1] pixel space, momentum 0.5, DSA
 "color_crop_cutout" while matching); HaBa's ``run_cifar10_ipc1_style5.sh`` (5 hallucinators, 50
 student steps, 2 expert epochs, max start epoch 2, image lr 100, lr_lr 1e-7, teacher lr 0.01,
-hallucinator lr 100; ZCA there, none here). Iteration counts are the papers'; CPU configs shorten them.
+hallucinator lr 100, both with momentum 0.95; adversarial contrastive weights club 0.1, cls 1, likelihood
+0.1, contrast 0.1; ZCA there, none here). Objective "haba" (objectives/haba.py) also needs expert_dir. Iteration counts are the papers'; CPU configs shorten them.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class ParamMethodSpec(MethodSpec):
 
 
 _IDC = {"match_steps": 100, "metric": "mse", "n_data": 2000, "net_update": True}
-_HABA_TM = {"syn_steps": 50, "expert_epochs": 2, "max_start_epoch": 2, "lr_lr": 1e-7, "lr_teacher": 0.01}
+_HABA_TM = {"syn_steps": 50, "expert_epochs": 2, "max_start_epoch": 2, "lr_lr": 1e-7, "lr_teacher": 0.01,
+            "lambda_club": 0.1, "lambda_cls": 1.0, "lambda_likeli": 0.1, "lambda_contrast": 0.1}
 
 PARAM_METHODS = [
     ParamMethodSpec("idc", "matching", "multiformation", "idc", dsa=True, lr=5e-4, iterations=2000, init="real",
@@ -52,11 +54,11 @@ PARAM_METHODS = [
     ParamMethodSpec("loidc", "matching", "multiformation", "idc", dsa=True, lr=5e-4, iterations=2000, init="svd",
                     param_options={"factor": 2}, needs_rank=True, objective_options=dict(_IDC),
                     description="LoIDC: IDC multi-formation of rank-r factor images (Yang et al. 2023, Table 4)"),
-    ParamMethodSpec("haba", "matching", "haba", "tm", dsa=True, lr=100.0, iterations=5000, init="real",
+    ParamMethodSpec("haba", "matching", "haba", "haba", dsa=True, lr=100.0, iterations=5000, init="real",
                     param_options={"hallucinators": 5, "affine": "channel"}, objective_options=dict(_HABA_TM),
-                    description="HaBa: bases x 5 shared hallucinators, trajectory matching (Liu et al. 2022; needs "
+                    description="HaBa: bases x 5 shared hallucinators, trajectory matching + adversarial contrastive constraints (Liu et al. 2022; needs "
                                 "expert_dir)"),
-    ParamMethodSpec("lohaba", "matching", "haba", "tm", dsa=True, lr=100.0, iterations=5000, init="svd",
+    ParamMethodSpec("lohaba", "matching", "haba", "haba", dsa=True, lr=100.0, iterations=5000, init="svd",
                     param_options={"hallucinators": 5, "affine": "channel"}, needs_rank=True,
                     objective_options=dict(_HABA_TM),
                     description="LoHaBa: rank-r factor bases x 5 shared hallucinators, trajectory matching "

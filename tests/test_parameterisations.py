@@ -327,3 +327,22 @@ def test_haba_objective_updates_bases_hallucinators_and_adversary(mnist, tmp_pat
     a, c = (F.normalize(torch.randn(8, 16, generator=g), dim=-1) for _ in range(2))
     y = torch.arange(8)
     assert supervised_contrastive(torch.stack([a, a], 1), y) < supervised_contrastive(torch.stack([a, c], 1), y)
+
+
+def test_method_rows_name_registered_parts_and_plan_at_cifar10_ipc1():
+    import hf_lodc.objectives.haba  # noqa: F401  (registers "haba")
+    import hf_lodc.objectives.idc  # noqa: F401  (registers "idc")
+    from hf_lodc.methods_param import PARAM_METHODS
+    from hf_lodc.objectives import OBJECTIVES
+
+    planned = {}
+    for spec in PARAM_METHODS:
+        assert spec.objective in OBJECTIVES and spec.parameterisation in PARAMETERISATIONS
+        try:
+            b = plan_budget(CIFAR, ipc=1, rank=2 if spec.needs_rank else None, num_classes=10,
+                            parameterisation=spec.parameterisation, **spec.param_options)
+            planned[spec.name] = (b.images_per_class, b.decoded_per_class)
+        except BudgetError:
+            planned[spec.name] = None
+    # equal storage at CIFAR-10 IPC 1: pixel HaBa cannot pay its hallucinators (see synset/haba.py)
+    assert planned == {"idc": (1, 4), "idc-i": (1, 1), "loidc": (8, 32), "haba": None, "lohaba": (7, 35)}
