@@ -241,6 +241,9 @@ def test_export_columns_describe_export_tables_and_state_round_trips(name, opts)
     t = _build(name, opts)
     t.load_state_dict(s.state_dict())
     torch.testing.assert_close(t(), s())
+    u = _build(name, opts)  # the exported columns alone rebuild the set
+    u.load_export_tables({tab: {k: v.numpy() for k, v in cols.items()} for tab, cols in tables.items()})
+    torch.testing.assert_close(u(), s())
 
 
 # -- IDC on real MNIST ---------------------------------------------------------------------------

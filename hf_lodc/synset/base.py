@@ -216,6 +216,10 @@ class SyntheticSet(nn.Module):
         """table -> column -> tensor with one leading row per row of that table (see ExportColumn)."""
         raise NotImplementedError
 
+    def load_export_tables(self, tables: dict[str, dict[str, torch.Tensor]]) -> None:
+        """Inverse of ``export_tables``: fill the parameters from exported columns (Hub round trip)."""
+        raise NotImplementedError
+
     def how_to_decode(self) -> str:
         raise NotImplementedError
 

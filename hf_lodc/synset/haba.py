@@ -194,6 +194,12 @@ class HaBaSet(SyntheticSet):
         shared = {k[len("hal_"):]: getattr(self, k).detach().float().cpu() for k in HAL_KEYS}
         return {**self.bases.export_tables(), "shared": shared}
 
+    def load_export_tables(self, tables) -> None:
+        self.bases.load_export_tables(tables)
+        with torch.no_grad():
+            for k in HAL_KEYS:
+                getattr(self, k).copy_(torch.as_tensor(tables["shared"][k[len("hal_"):]]))
+
     def how_to_decode(self) -> str:
         basis = ("`pixel_values` (C, H, W) is the basis" if self._rank is None else
                  f"the basis is A @ B per channel (rank {self._rank} factors A (C, H, r), B (C, r, W))")

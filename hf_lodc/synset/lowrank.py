@@ -103,6 +103,9 @@ class LowRankSet(SyntheticSet):
     def export_tables(self) -> dict[str, dict[str, torch.Tensor]]:
         return {"units": {"A": self.A.detach().float().cpu(), "B": self.B.detach().float().cpu()}}
 
+    def load_export_tables(self, tables) -> None:
+        self.set_factors(torch.as_tensor(tables["units"]["A"]), torch.as_tensor(tables["units"]["B"]))
+
     def how_to_decode(self) -> str:
         return (f"Low-rank parameterisation (rank {self._rank}): every row stores per-channel factors A (C, H, r) "
                 "and B (C, r, W); the training image is A @ B per channel (`numpy.matmul(A, B)`), normalised with "

@@ -157,6 +157,9 @@ class MultiFormationSet(SyntheticSet):
     def export_tables(self) -> dict[str, dict[str, torch.Tensor]]:
         return self.store.export_tables()
 
+    def load_export_tables(self, tables) -> None:
+        self.store.load_export_tables(tables)
+
     def how_to_decode(self) -> str:
         c, h, w = self.image_shape
         f = self.factor

@@ -48,6 +48,9 @@ class PixelSet(SyntheticSet):
     def export_tables(self) -> dict[str, dict[str, torch.Tensor]]:
         return {"units": {"pixel_values": self.images.detach().float().cpu()}}
 
+    def load_export_tables(self, tables) -> None:
+        self.set_images(torch.as_tensor(tables["units"]["pixel_values"]))
+
     def how_to_decode(self) -> str:
         return ("Pixel parameterisation: every row of `pixel_values` (C, H, W) is one training image, normalised "
                 "with the source data's mean and std; there is nothing to decode.")
