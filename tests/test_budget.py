@@ -74,3 +74,28 @@ def test_budget_buying_less_than_one_image_names_both_costs():
     assert plan_budget(MNIST, ipc=1, rank=13).images_per_class == 1
     with pytest.raises(BudgetError, match="a factor image costs 784 numbers, a pixel image 784"):
         plan_budget(MNIST, ipc=1, rank=14)
+
+
+def test_legacy_arguments_are_the_pixel_and_lowrank_parameterisations():
+    for shape, ipc, rank in itertools.product([MNIST, CIFAR, TINY], [1, 10, 50], [None, 1, 2, 4, 8]):
+        name = "pixel" if rank is None else "lowrank"
+        old = plan_budget(shape, ipc=ipc, rank=rank)
+        new = plan_budget(shape, ipc=ipc, rank=rank, parameterisation=name, num_classes=10)
+        assert (old.images_per_class, old.used_numel_per_class, old.numel_per_image) == (
+            new.images_per_class, new.used_numel_per_class, new.numel_per_image)
+        assert old.parameterisation == name and old.shared_numel == 0
+        assert old.decoded_per_class == old.images_per_class  # one image per stored unit
+
+
+def test_shared_numbers_are_paid_from_all_classes_and_reported():
+    b = plan_budget(CIFAR, ipc=1, rank=2, parameterisation="haba", num_classes=10)  # 5 hallucinators x 174
+    assert (b.images_per_class, b.shared_numel, b.decoded_per_class) == (7, 870, 35)
+    rep = b.bytes(num_classes=10)
+    assert rep["stored_bytes"] == (10 * 7 * 384 + 870) * 4 <= rep["budget_bytes"] == 10 * 3072 * 4
+    d = b.to_dict()
+    assert d["parameterisation"] == "haba" and d["shared_numel"] == 870 and d["image_shape"] == [3, 32, 32]
+
+
+def test_images_per_class_with_shared_numbers_reports_the_implied_budget():
+    b = plan_budget(CIFAR, rank=2, images_per_class=8, parameterisation="haba", num_classes=10)
+    assert b.ipc == pytest.approx((10 * 8 * 384 + 870) / (10 * 3072), abs=1e-4)

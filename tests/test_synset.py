@@ -85,3 +85,15 @@ def test_state_dict_round_trip():
 
 def test_inits_registry_lists_names():
     assert INITS.names() == ["noise", "real", "svd"]
+
+
+def test_contract_methods_of_the_two_original_sets():
+    from hf_lodc.synset.base import PARAMETERISATIONS as BASE_REGISTRY
+    from hf_lodc.synset.lowrank import PARAMETERISATIONS
+
+    assert PARAMETERISATIONS is BASE_REGISTRY and {"pixel", "lowrank"} <= set(PARAMETERISATIONS.names())
+    for s in (PixelSet(2, 3, (3, 8, 8)), LowRankSet(2, 3, (3, 8, 8), rank=2)):
+        assert s.decoded_per_class == s.per_class == 3 and len(s) == 6 and s.real_per_class == 3
+        assert s.stored_numel() == s.cost() == 6 * s.numel_per_image and s.numel_shared == 0
+        assert s.shardable and s.shared_state_keys() == [] and "labels" not in s.class_state_keys()
+        s.check_class_shardable()

@@ -1,16 +1,24 @@
-"""Exact storage arithmetic: how many rank-r factor images fit in the budget of k pixel images.
+"""Exact storage arithmetic, asked of the parameterisation: how many stored units fit the budget of
+``ipc`` pixel images per class.
 
-A pixel image costs C*H*W numbers; a rank-r factor image costs C*H*r + C*r*W = C*r*(H+W).
-The budget of ``ipc`` pixel images per class therefore buys floor(ipc*H*W / (r*(H+W))) factor images
-per class, computed on exact integers (the reference code truncated the ratio before multiplying,
-storing 10 MNIST r=8 images where 17 fit).
+Every parameterisation declares the numbers one stored unit costs (pixels C*H*W; rank-r factors
+C*r*(H+W); IDC stores pixel or factor units; HaBa bases likewise) and the numbers it stores once
+for all classes (HaBa's hallucinators). The budget of all K classes, K*ipc*C*H*W, pays the shared
+numbers once; each class gets floor((K*ipc*C*H*W - shared) / (K*unit)) units (with nothing shared:
+floor(ipc*C*H*W / unit), whatever K). Computed on exact integers (the reference code truncated the
+ratio before multiplying, storing 10 MNIST r=8 images where 17 fit).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from ..errors import BudgetError
+from .base import PARAMETERISATIONS
+from .lowrank import LowRankSet
+from .multiformation import MultiFormationSet  # noqa: F401  (registers "multiformation")
+from .haba import HaBaSet  # noqa: F401  (registers "haba")
 
 __all__ = ["Budget", "plan_budget", "numel_per_image", "check_budget_args"]
 
@@ -18,22 +26,27 @@ __all__ = ["Budget", "plan_budget", "numel_per_image", "check_budget_args"]
 def numel_per_image(image_shape: tuple[int, int, int], rank: int | None) -> int:
     """Stored numbers per synthetic image: C*H*W for pixels, C*r*(H+W) for rank-r factors."""
     c, h, w = image_shape
-    return c * h * w if rank is None else c * rank * (h + w)
+    return c * h * w if rank is None else LowRankSet.unit_numel((c, h, w), rank=rank)
 
 
 @dataclass(frozen=True)
 class Budget:
     ipc: float  # pixel-equivalent budget, images per class (integer unless set via images_per_class)
-    rank: int | None  # None = pixel parameterisation
+    rank: int | None  # None = no low-rank factors
     image_shape: tuple[int, int, int]
-    images_per_class: int  # synthetic images actually stored per class
-    numel_per_image: int
+    images_per_class: int  # stored units actually stored per class (images, factor pairs, IDC images, bases)
+    numel_per_image: int  # numbers per stored unit
     budget_numel_per_class: int  # what ipc pixel images would cost
-    used_numel_per_class: int  # what is stored
+    used_numel_per_class: int  # what the units of one class store (shared numbers not included)
+    parameterisation: str | None = None  # PARAMETERISATIONS name (None in records written before it existed)
+    options: dict[str, Any] = field(default_factory=dict)  # its constructor options besides rank
+    shared_numel: int = 0  # numbers stored once for all classes (HaBa's hallucinators)
+    num_classes: int | None = None  # classes the shared numbers were planned for
+    decoded_per_class: int | None = None  # training images per class after decoding
 
     def bytes(self, num_classes: int, itemsize: int = 4) -> dict[str, int]:
         return {
-            "stored_bytes": self.used_numel_per_class * num_classes * itemsize,
+            "stored_bytes": (self.used_numel_per_class * num_classes + self.shared_numel) * itemsize,
             "budget_bytes": self.budget_numel_per_class * num_classes * itemsize,
         }
 
@@ -69,56 +82,75 @@ def plan_budget(
     ipc: int | None = None,
     rank: int | None = None,
     images_per_class: int | None = None,
+    *,
+    parameterisation: str | None = None,
+    num_classes: int | None = None,
+    **options: Any,
 ) -> Budget:
     """Plan the synthetic set of one class.
 
-    Give ``ipc`` (the pixel budget; the number of images follows from the rank) or
-    ``images_per_class`` (the count; the pixel-equivalent budget is reported). ``rank=None`` means
-    pixel images.
+    Give ``ipc`` (the pixel budget; the number of units follows from the parameterisation) or
+    ``images_per_class`` (the unit count; the pixel-equivalent budget is reported).
+    ``parameterisation`` defaults to "pixel" (``rank=None``) or "lowrank"; other options (IDC's
+    ``factor``, HaBa's ``hallucinators``/``affine``) go to the parameterisation. ``num_classes`` is
+    needed when the parameterisation stores shared numbers.
     """
     c, h, w = (int(v) for v in image_shape)
     check_budget_args(ipc, rank, images_per_class)
-    if rank is not None:
-        if rank * (h + w) >= h * w:
-            bound = -(-h * w // (h + w))  # ceil(HW / (H + W)): ranks below it are cheaper than pixels
-            fix = f"Use rank < {bound}" if bound > 1 else "No rank is cheaper at this size; use a pixel method"
-            raise BudgetError(
-                f"rank {rank} is too high for {h}x{w} images: a factor image costs {c * rank * (h + w)} numbers, "
-                f"a pixel image {c * h * w}. {fix} (or the pixel parameterisation)."
-            )
-    per_img = numel_per_image((c, h, w), rank)
+    name = parameterisation or ("pixel" if rank is None else "lowrank")
+    cls = PARAMETERISATIONS.get(name)
+    opts = {k: v for k, v in options.items() if v is not None}
+    cls.check_options((c, h, w), rank=rank, **opts)
+    per_unit = cls.unit_numel((c, h, w), rank=rank, **opts)
+    shared = cls.shared_numel((c, h, w), rank=rank, **opts)
+    decoded = cls.decoded_per_unit_for(rank=rank, **opts)
+    pixel = c * h * w
+    rank_txt = f" at rank {rank}" if rank else ""
+    common = dict(rank=rank, image_shape=(c, h, w), numel_per_image=per_unit, parameterisation=name,
+                  options=opts, shared_numel=shared, num_classes=num_classes)
+    if shared and num_classes is None:
+        raise BudgetError(f"parameterisation {name!r} stores {shared} numbers shared by all classes, paid from the "
+                          "budget of all classes together: give num_classes")
     if images_per_class is not None:
-        used = images_per_class * per_img
+        used = images_per_class * per_unit
         if ipc is not None:
-            if used > ipc * c * h * w:
-                fit = ipc * c * h * w // per_img
+            k = num_classes or 1
+            if k * used + shared > k * ipc * pixel:
+                fit = (k * ipc * pixel - shared) // (k * per_unit) if k * ipc * pixel >= shared else 0
+                shared_txt = f" plus {shared} shared numbers" if shared else ""
                 raise BudgetError(
-                    f"images_per_class={images_per_class}{f' at rank {rank}' if rank else ''} stores {used} "
-                    f"numbers per class, over the budget of ipc={ipc} pixel image(s) ({ipc * c * h * w}); at most "
-                    f"{fit} fit. Lower images_per_class, raise ipc, or set ipc=None to report the budget it implies."
+                    f"images_per_class={images_per_class}{rank_txt} stores {used} "
+                    f"numbers per class{shared_txt}, over the budget of ipc={ipc} pixel image(s) ({ipc * pixel}); at "
+                    f"most {fit} fit. Lower images_per_class, raise ipc, or set ipc=None to report the budget it implies."
                 )
+        k = num_classes or 1
         return Budget(
-            ipc=ipc if ipc is not None else round(used / (c * h * w), 4),
-            rank=rank,
-            image_shape=(c, h, w),
+            ipc=ipc if ipc is not None else round((k * used + shared) / (k * pixel), 4),
             images_per_class=images_per_class,
-            numel_per_image=per_img,
-            budget_numel_per_class=(ipc * c * h * w) if ipc is not None else used,
+            budget_numel_per_class=(ipc * pixel) if ipc is not None else used + -(-shared // k),
             used_numel_per_class=used,
+            decoded_per_class=images_per_class * decoded,
+            **common,
         )
-    budget = ipc * c * h * w
-    n = budget // per_img
+    budget = ipc * pixel
+    n = cls.units_for_budget((c, h, w), ipc, num_classes, rank=rank, **opts)
     if n < 1:
+        if shared:
+            raise BudgetError(
+                f"a budget of {ipc} pixel image(s) per class for {num_classes} classes ({num_classes * budget} numbers) "
+                f"pays the {shared} numbers parameterisation {name!r} shares between classes and leaves less than "
+                f"one unit ({per_unit} numbers) per class (with pixel units the shared numbers cost a whole unit per "
+                f"class); use low-rank units (a rank), raise ipc, or use fewer/smaller shared modules"
+            )
         raise BudgetError(
             f"a budget of {ipc} pixel image(s) per class ({budget} numbers) buys no rank-{rank} factor image "
-            f"({per_img} numbers each); raise ipc or lower the rank"
+            f"({per_unit} numbers each); raise ipc or lower the rank"
         )
     return Budget(
         ipc=ipc,
-        rank=rank,
-        image_shape=(c, h, w),
         images_per_class=int(n),
-        numel_per_image=per_img,
         budget_numel_per_class=budget,
-        used_numel_per_class=int(n) * per_img,
+        used_numel_per_class=int(n) * per_unit,
+        decoded_per_class=int(n) * decoded,
+        **common,
     )

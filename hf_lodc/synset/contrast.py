@@ -13,8 +13,9 @@ the real one.
 ``class_std`` multiplies every synthetic image by one positive scale (all channels together, so it
 stays in the direction the matching network cannot see; of the DSA augmentations only the
 brightness shift is not scale-equivariant) chosen so the image's pixel std equals the mean
-per-image std of real images of its class. For factors the scale is split
-evenly between A and B (sqrt each), keeping them balanced for further condensation.
+per-image std of real images of its class. How a scale is applied is the parameterisation's
+``rescale_`` (factors: split evenly between A and B, sqrt each, keeping them balanced for further
+condensation; IDC pixel units: per tile; units shared by several decoded images: geometric mean).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 
 from ..data.types import LabeledImages, normalize
 from ..registry import Registry
-from .lowrank import LowRankSet, SyntheticSet
+from .base import SyntheticSet
 
 __all__ = ["CONTRASTS", "apply_contrast", "class_image_std", "rescale_images_"]
 
@@ -35,14 +36,9 @@ REFERENCE_IMAGES = 256  # real images per class that set the target std
 
 
 def rescale_images_(synset: SyntheticSet, scale: torch.Tensor) -> None:
-    """Multiply image n of ``synset`` by ``scale[n]`` (> 0) in place, in its own parameterisation."""
-    with torch.no_grad():
-        if isinstance(synset, LowRankSet):
-            s = scale.to(synset.A).sqrt().view(-1, 1, 1, 1)  # (N, 1, 1, 1)
-            synset.A.mul_(s)
-            synset.B.mul_(s)
-        else:
-            synset.images.mul_(scale.to(synset.images).view(-1, 1, 1, 1))
+    """Multiply decoded image n of ``synset`` by ``scale[n]`` (> 0) in place, in its own parameterisation
+    (``SyntheticSet.rescale_``; exact for pixels, factors and pixel multi-formation)."""
+    synset.rescale_(scale)
 
 
 def class_image_std(train: LabeledImages, classes: torch.Tensor, mean, std, generator: torch.Generator,
@@ -66,11 +62,12 @@ def _none(synset, classes, train, mean, std, g) -> None:
 def _class_std(synset: SyntheticSet, classes: torch.Tensor, train: LabeledImages, mean, std,
                g: torch.Generator) -> None:
     target = class_image_std(train, classes, mean, std, g)  # (K,)
-    with torch.no_grad():
-        current = synset().detach().flatten(1).std(dim=1)  # (N,)
-    wanted = target[synset.labels.cpu()].to(current)  # (N,) labels are positions in ``classes``
-    scale = torch.where(current > 1e-12, wanted / current.clamp_min(1e-12), torch.ones_like(current))
-    rescale_images_(synset, scale)
+    for _ in range(synset.rescale_passes):  # 1 when rescale_ is exact; more where it is approximate (HaBa)
+        with torch.no_grad():
+            current = synset().detach().flatten(1).std(dim=1)  # (N,) decoded images
+        wanted = target[synset.labels.cpu()].to(current)  # (N,) labels are positions in ``classes``
+        scale = torch.where(current > 1e-12, wanted / current.clamp_min(1e-12), torch.ones_like(current))
+        rescale_images_(synset, scale)
 
 
 def apply_contrast(name: str, synset: SyntheticSet, classes: torch.Tensor, train: LabeledImages, mean, std,

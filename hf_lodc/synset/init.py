@@ -7,6 +7,10 @@
   not the optimal one; kept to measure what the optimal one buys.
 * ``svd``: random real images of each class, each channel replaced by its best rank-r
   approximation (truncated SVD). Pixels: identical to ``real``.
+
+What each means for a parameterisation is its own ``init_noise`` / ``init_real(projection=
+"random" | "best")`` (IDC: real images shrunk into the tiles; HaBa: real bases, near-identity
+hallucinators); this module only samples ``synset.real_per_class`` real images per class.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch
 from ..data.types import LabeledImages, normalize
 from ..data.sampler import ClassIndex
 from ..registry import Registry
-from .lowrank import LowRankSet, SyntheticSet
+from .base import SyntheticSet
 
 __all__ = ["INITS", "initialise", "sample_real"]
 
@@ -29,41 +33,27 @@ INITS: Registry[InitFn] = Registry("init")
 def sample_real(
     synset: SyntheticSet, train: LabeledImages, mean, std, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``per_class`` distinct random real images of every class, class-major, normalised."""
+    """``real_per_class`` distinct random real images of every class, class-major, normalised."""
     index = ClassIndex(train.labels, synset.num_classes)
-    idx = index.sample(synset.per_class, generator)  # (K * n,)
+    idx = index.sample(synset.real_per_class, generator)  # (K * n,)
     return normalize(train.images[idx], mean, std), idx  # (K*n, C, H, W)
 
 
 @INITS.register("noise")
 def _noise(synset: SyntheticSet, real: torch.Tensor | None, g: torch.Generator) -> None:
-    if isinstance(synset, LowRankSet):
-        s = synset.rank ** -0.25  # var(A)=var(B)=r^-1/2 -> var(AB) = r * r^-1 = 1
-        A = torch.randn(synset.A.shape, generator=g) * s
-        B = torch.randn(synset.B.shape, generator=g) * s
-        synset.set_factors(A, B)
-    else:
-        synset.set_images(torch.randn((len(synset), *synset.image_shape), generator=g))
+    synset.init_noise(g)
 
 
 @INITS.register("real")
 def _real(synset: SyntheticSet, real: torch.Tensor | None, g: torch.Generator) -> None:
     assert real is not None
-    if isinstance(synset, LowRankSet):
-        n, c, h, w = real.shape
-        r = synset.rank
-        q, _ = torch.linalg.qr(torch.randn(n, c, w, r, generator=g, dtype=torch.float64))  # (N,C,W,r)
-        B = q.transpose(-1, -2)  # (N, C, r, W) orthonormal rows
-        A = real.double() @ q  # (N, C, H, r): least-squares coefficients on that row space
-        synset.set_factors(A.float(), B.float())
-    else:
-        synset.set_images(real)
+    synset.init_real(real, g, projection="random")
 
 
 @INITS.register("svd")
 def _svd(synset: SyntheticSet, real: torch.Tensor | None, g: torch.Generator) -> None:
     assert real is not None
-    synset.set_images(real)  # LowRankSet.set_images is the truncated SVD
+    synset.init_real(real, g, projection="best")
 
 
 NEEDS_REAL = {"real", "svd"}
