@@ -20,7 +20,6 @@ from hf_lodc.synset.haba import HaBaSet, hallucinator_numel
 from hf_lodc.synset.init import initialise, relative_error
 from hf_lodc.synset.lowrank import LowRankSet
 from hf_lodc.synset.multiformation import MultiFormationSet, tile_bounds
-from hf_lodc.synset.pixel import PixelSet
 
 MNIST, CIFAR = (1, 28, 28), (3, 32, 32)
 
