@@ -134,14 +134,14 @@ def write(name: str, record, lines: list[str]) -> None:
 
 
 def main(argv=None) -> int:
+    global RESULTS
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="*", help="folders returned by leases (files_at) or lease-*.json files")
     p.add_argument("--include-smoke", action="store_true")
     p.add_argument("--lease-dir", default=str(ROOT / ".lease"))
     p.add_argument("--no-readme", dest="readme", action="store_false")
-    p.add_argument("--results", default=str(RESULTS), help="results folder (default benchmarks/results)")
+    p.add_argument("--results", default=str(ROOT / "benchmarks" / "results"), help="results folder (default benchmarks/results)")
     args = p.parse_args(argv)
-    global RESULTS
     RESULTS = Path(args.results)
     new, state = _load_inputs(args.inputs)
     smoke = [r for r in new if r.get("smoke")]
