@@ -242,10 +242,14 @@ def bench_iteration(args) -> None:
             sa = sorted(p[0] for p in pairs)[len(pairs) // 2]
             sb = sorted(p[1] for p in pairs)[len(pairs) // 2]
             ratios = sorted(p[0] / p[1] for p in pairs)
-            rows.append({"cell": cell, "precision_this": mp, "pairs": pairs, "base_s_per_it": round(sa, 3),
+            rows.append({"cell": cell, "precision_this": mp, "pairs": pairs, "load_average": os.getloadavg(), "base_s_per_it": round(sa, 3),
                          "this_s_per_it": round(sb, 3), "ratio_median": round(ratios[len(ratios) // 2], 3),
                          "flops_per_iteration": f.total, "base_gflops": round(f.total / sa / 1e9, 1),
                          "this_gflops": round(f.total / sb / 1e9, 1), "final_loss_this": b["final_loss"]})
+    out = HERE / "results" / "speed_iteration.json"
+    if args.append and out.is_file():  # runs split over several calls: one table
+        mine = {(r["cell"], r["precision_this"]) for r in rows}
+        rows = [r for r in json.loads(out.read_text())["rows"] if (r["cell"], r["precision_this"]) not in mine] + rows
     table = [
         f"LoDM s/iteration, this tree against the base commit ({args.base_label}), {args.pairs} interleaved pairs "
         f"(base, this, base, this ...) of {args.iterations} timed iterations after {args.warmup} warm-up, "
@@ -287,6 +291,7 @@ def main(argv=None) -> int:
     i.add_argument("--warmup", type=int, default=1)
     i.add_argument("--iterations", type=int, default=2)
     i.add_argument("--pairs", type=int, default=2)
+    i.add_argument("--append", action="store_true", help="merge into the existing speed_iteration table")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))
     {"condense": bench_condense, "eval": bench_eval, "bf16": bench_bf16, "iteration": bench_iteration}[args.part](args)

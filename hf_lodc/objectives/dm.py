@@ -50,7 +50,7 @@ class DistributionMatching(Objective):
         chunk = ctx.options.get("real_chunk")
         chunk = real_chunk_default(dev) if chunk is None else int(chunk)
         chunk = K * b if chunk <= 0 else max(1, chunk)
-        y_all = torch.arange(K, device=dev).repeat_interleave(b)  # (K*b,)
+        y_all = torch.arange(K).repeat_interleave(b)  # (K*b,) on the host: DSA selects there, no sync
         sums = torch.zeros(K, _feat_dim(net, ctx.image_shape), device=dev)  # (K, D)
         with torch.no_grad():
             for s in range(0, K * b, chunk):
@@ -60,10 +60,10 @@ class DistributionMatching(Objective):
                     x = ctx.augment.apply(x, y, params)
                 with ctx.autocast():
                     e = _embed(net, x.contiguous(memory_format=fmt)).float()  # (m, D)
-                sums.index_add_(0, y, e)
+                sums.index_add_(0, y.to(dev, non_blocking=True), e)
         m_real = sums / b  # (K, D)
         if params is not None:
-            y_syn = torch.arange(K, device=x_syn.device).repeat_interleave(n)
+            y_syn = torch.arange(K).repeat_interleave(n)  # (K*n,) host
             x_syn = ctx.augment.apply(x_syn, y_syn, params)
         with ctx.autocast():
             e_syn = _embed(net, x_syn.contiguous(memory_format=fmt)).float()  # (K*n, D)
