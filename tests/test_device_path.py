@@ -43,8 +43,10 @@ def test_chunked_real_forward_equals_one_pass_with_dsa(mnist):
             assert abs(loss - ref_loss) <= 1e-6 * ref_loss, (chunk, cl, loss, ref_loss)
             for g, r in zip(grads, ref_grads):
                 rel = float((g - r).norm() / r.norm())
-                # chunking alone is bit-identical; channels_last runs other oneDNN kernels (2-4e-4 measured)
-                assert rel <= (1e-3 if cl else 0.0), (chunk, cl, rel)
+                # chunking alone is bit-identical; channels_last runs other oneDNN kernels: the embeddings move
+                # by ~1e-7 relative, and the gradient 2 (m_real - m_syn) J amplifies that where the class
+                # means are already close (svd init): 0.2-2e-3 measured
+                assert rel <= (5e-3 if cl else 0.0), (chunk, cl, rel)
     finally:
         dev.configure("cpu")
 
