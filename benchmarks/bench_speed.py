@@ -236,14 +236,20 @@ def bench_iteration(args) -> None:
             for _ in range(args.pairs):  # A B A B: base then this tree, alternately
                 a = _iteration_child(base, cell, args, "no")  # the base commit, as it ran (fp32)
                 b = _iteration_child(this, cell, args, mp)
-                pairs.append((a["seconds_per_iteration"], b["seconds_per_iteration"]))
+                pairs.append((a["seconds_per_iteration"], b["seconds_per_iteration"],
+                              a["cpu_seconds_per_iteration"], b["cpu_seconds_per_iteration"]))
                 print(cell, mp, pairs[-1], flush=True)
             f = dm_iteration_flops(tuple(b["image_shape"]), b["num_classes"], args.batch_real, b["images_per_class"])
             sa = sorted(p[0] for p in pairs)[len(pairs) // 2]
             sb = sorted(p[1] for p in pairs)[len(pairs) // 2]
             ratios = sorted(p[0] / p[1] for p in pairs)
+            cpu_ratios = sorted(p[2] / p[3] for p in pairs)
+            ca = sorted(p[2] for p in pairs)[len(pairs) // 2]
+            cb = sorted(p[3] for p in pairs)[len(pairs) // 2]
             rows.append({"cell": cell, "precision_this": mp, "pairs": pairs, "load_average": os.getloadavg(), "base_s_per_it": round(sa, 3),
                          "this_s_per_it": round(sb, 3), "ratio_median": round(ratios[len(ratios) // 2], 3),
+                         "base_cpu_s_per_it": round(ca, 3), "this_cpu_s_per_it": round(cb, 3),
+                         "cpu_ratio_median": round(cpu_ratios[len(cpu_ratios) // 2], 3),
                          "flops_per_iteration": f.total, "base_gflops": round(f.total / sa / 1e9, 1),
                          "this_gflops": round(f.total / sb / 1e9, 1), "final_loss_this": b["final_loss"]})
     out = HERE / "results" / "speed_iteration.json"
@@ -257,10 +263,14 @@ def bench_iteration(args) -> None:
         f"(load average {hw['load_average'][0]:.1f} at start): absolute times are inflated, the paired ratio is the "
         f"figure to read. CPU bf16 units: {dev.cpu_bf16()}.",
         "",
-        "| cell | this tree's precision | base s/it | this s/it | speed-up (paired median) | base GFLOP/s | this GFLOP/s |",
-        "|---|---|---|---|---|---|---|",
+        "| cell | this tree's precision | base s/it (wall) | this s/it (wall) | speed-up, wall | base CPU s/it | "
+        "this CPU s/it | speed-up, CPU time | base GFLOP/s | this GFLOP/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ] + [f"| {r['cell']} | {r['precision_this']} | {r['base_s_per_it']} | {r['this_s_per_it']} | "
-         f"{r['ratio_median']:.2f}x | {r['base_gflops']} | {r['this_gflops']} |" for r in rows]
+         f"{r['ratio_median']:.2f}x | {r['base_cpu_s_per_it']} | {r['this_cpu_s_per_it']} | {r['cpu_ratio_median']:.2f}x | "
+         f"{r['base_gflops']} | {r['this_gflops']} |" for r in rows] + [
+        "", "CPU s/it is the process's CPU time (both threads) per iteration: waiting for a core on the shared machine "
+            "costs wall time but not CPU time, so the CPU-time ratio is the steadier figure. GFLOP/s use wall time."]
     write("speed_iteration", {"part": "iteration", "hardware": hw, "rows": rows, "base": args.base_label,
                               "device_settings": dev.settings("cpu"),
                               "settings": {"iterations": args.iterations, "warmup": args.warmup,

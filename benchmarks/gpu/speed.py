@@ -83,19 +83,22 @@ def eval_speed(key: str, precision: str, models: int, epochs: int, smoke: bool, 
     from hf_lodc.pipeline import load_data
 
     per_class = 7 if key == "mnist" else 8  # the LoDM IPC 1 set size
-    data = load_data(DataConfig(dataset=HUB_IDS[key], max_per_class=per_class))
+    # the full data (decoded once, cached on disk), then the first images of each class
+    data = load_data(DataConfig(dataset=HUB_IDS[key], max_per_class=12 if smoke else None))
+    keep = torch.cat([torch.nonzero(data.train.labels == c).flatten()[:per_class] for c in range(data.num_classes)])
+    train = data.train.subset(keep)
     test = LabeledImages(data.test.images[:200 if smoke else 2000], data.test.labels[:200 if smoke else 2000])
-    x = normalize(data.train.images, data.mean, data.std)
+    x = normalize(train.images, data.mean, data.std)
     rows = []
     f = eval_epoch_flops(data.image_shape, x.shape[0], data.num_classes)
     for backend in ("sequential", "vmap"):
         cfg = EvalConfig(eval_models=["convnet"], eval_runs=models, eval_epochs=epochs)
         fn = EVAL_BACKENDS.get(backend)
-        fn("convnet", x, data.train.labels, test, data.mean, data.std, data.num_classes,
+        fn("convnet", x, train.labels, test, data.mean, data.std, data.num_classes,
            EvalConfig(eval_models=["convnet"], eval_runs=1, eval_epochs=1), 0, device, [0])  # warm-up
         _sync(device)
         t0 = time.perf_counter()
-        accs = fn("convnet", x, data.train.labels, test, data.mean, data.std, data.num_classes, cfg, 0, device,
+        accs = fn("convnet", x, train.labels, test, data.mean, data.std, data.num_classes, cfg, 0, device,
                   list(range(models)))
         _sync(device)
         t = time.perf_counter() - t0
