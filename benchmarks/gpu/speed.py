@@ -11,7 +11,7 @@ Run by lease.py once per precision (an Accelerator's precision is fixed for its 
   IPC 1 size, with the sequential and the vmap backend, seconds per model-epoch.
 
 Precisions: ``fp32`` (TF32 off everywhere), ``tf32`` (TF32 matmul + cuDNN), ``bf16`` (autocast bf16
-network passes, TF32 off). Writes a JSON list of rows to ``--out``.
+network passes, TF32 off); ``+cl`` appended: channels_last. Writes a JSON list of rows to ``--out``.
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ def eval_speed(key: str, precision: str, models: int, epochs: int, smoke: bool, 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--precision", choices=("fp32", "tf32", "bf16"), required=True)
+    p.add_argument("--precision", choices=("fp32", "tf32", "bf16", "fp32+cl", "tf32+cl", "bf16+cl"), required=True,
+                   help="'+cl': the ConvNet passes in channels_last")
     p.add_argument("--datasets", default="mnist,cifar10")
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--eval-models", type=int, default=20)
@@ -123,15 +124,16 @@ def main(argv=None) -> int:
     from hf_lodc.engine import device as dev
     from hf_lodc.launch import make_accelerator
 
-    acc = make_accelerator("bf16" if args.precision == "bf16" else "no", cpu=args.smoke)
-    settings = dev.configure(acc.device, tf32=(args.precision == "tf32"))
+    base, cl = args.precision.split("+")[0], args.precision.endswith("+cl")
+    acc = make_accelerator("bf16" if base == "bf16" else "no", cpu=args.smoke)
+    settings = dev.configure(acc.device, tf32=(base == "tf32"), channels_last=cl)
     rows = []
     its = 2 if args.smoke else args.iterations
     for key in [k for k in args.datasets.split(",") if k]:
         r = condense_speed(key, args.precision, its, args.smoke, acc)
         rows.append({**r, "device_settings": settings.__dict__})
         print(json.dumps(r), flush=True)
-    if args.precision != "bf16":  # evaluation training has no autocast: fp32 vs tf32 only
+    if base != "bf16" and not cl:  # evaluation training has no autocast: fp32 vs tf32 only
         key = [k for k in args.datasets.split(",") if k][-1]
         for r in eval_speed(key, args.precision, 2 if args.smoke else args.eval_models,
                             1 if args.smoke else args.eval_epochs, args.smoke, acc.device):

@@ -3,7 +3,7 @@
 ``configure(device)`` decides, once per run: TF32 for float32 matrix products and convolutions on
 CUDA (off by default: float32 stays float32 unless asked), ``cudnn.benchmark`` (on: the condensation
 and evaluation shapes are fixed, so the autotuned kernels are reused), and the memory format the
-ConvNet passes use (channels_last where it measured faster). ``settings()`` returns what is in
+ConvNet passes use (channels_last only where asked: not measured faster yet). ``settings()`` returns what is in
 force, for results.json and the benchmark JSONs. ``cpu_bf16()`` says whether this CPU has bfloat16
 units (AVX512-BF16 or AMX), where ``mixed_precision='bf16'`` can pay off on a CPU.
 """
@@ -49,7 +49,9 @@ def cpu_bf16() -> bool:
 
 
 def _channels_last_default(device: torch.device) -> bool:
-    return device.type in ("cpu", "cuda")
+    # off until measured faster: on the 2-core Xeon it was CPU-time neutral and it moves DM's fp32
+    # gradients by up to 2e-3 relative (other oneDNN kernels); the GPU lease measures it on CUDA
+    return False
 
 
 def configure(device: torch.device | str, tf32: bool = False, cudnn_benchmark: bool = True,
