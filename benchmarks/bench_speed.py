@@ -11,12 +11,18 @@ Three parts, each written to ``benchmarks/results/speed_<part>.json`` + ``.md``:
 * ``eval``: the vectorised evaluation backend (``vmap``) against the sequential loop, for N = 5 and
   N = 20 models, on synthetic sets of the LoDM IPC 1 size (MNIST 70 images, CIFAR-10 80 images),
   a few epochs; the ratio is sequential time / vmap time (> 1: vmap faster).
+* ``iteration`` (issue 11): s/iteration of LoDM CIFAR-10 IPC 10 (rank 2, batch_real 256, DSA) and MNIST
+  IPC 1 with this tree's code against a worktree of an older commit (``--base DIR``), in ONE run,
+  the two interleaved A B A B (child processes, ``benchmarks/_time_iterations.py``), so machine
+  drift hits both alike; the ratio is base / this (> 1: this tree faster), with the analytic FLOPs
+  of one iteration (``hf_lodc.engine.flops``) and the achieved GFLOP/s.
 * ``bf16``: the effect of ``mixed_precision=bf16`` (network passes in bf16 through Accelerate,
   factors fp32) on a small LoDM MNIST IPC 1 run: seconds/iteration and the accuracy of the result.
 
     HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py condense
     HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py eval
     HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py bf16
+    HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py iteration --base /tmp/base-speed
 
 Every JSON records the exact command, the hardware, the niceness and the load average before and
 after (the benchmark machine may be shared with other jobs: compare ratios taken in one run).
@@ -201,6 +207,75 @@ def bench_bf16(args) -> None:
                                       "eval_runs": args.eval_runs, "eval_epochs": args.eval_epochs}}, table)
 
 
+# ----------------------------------------------------------------------------------- iteration
+ITER_CELLS = {"cifar10-ipc10": (CIFAR, 10, 2), "mnist-ipc1": (MNIST, 1, 2)}
+
+
+def _iteration_child(tree: Path, cell: str, args, mp: str) -> dict:
+    dataset, ipc, rank = ITER_CELLS[cell]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [sys.executable, str(HERE / "_time_iterations.py"), dataset, str(ipc), str(rank), str(args.batch_real),
+           str(args.warmup), str(args.iterations), mp]
+    done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} (PYTHONPATH={tree}) failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_iteration(args) -> None:
+    from hf_lodc.engine import device as dev
+    from hf_lodc.engine.flops import dm_iteration_flops
+
+    hw = machine()
+    base, this = Path(args.base).resolve(), ROOT
+    rows = []
+    for cell in args.cells:
+        for mp in args.precisions:
+            pairs = []
+            for _ in range(args.pairs):  # A B A B: base then this tree, alternately
+                a = _iteration_child(base, cell, args, "no")  # the base commit, as it ran (fp32)
+                b = _iteration_child(this, cell, args, mp)
+                pairs.append((a["seconds_per_iteration"], b["seconds_per_iteration"],
+                              a["cpu_seconds_per_iteration"], b["cpu_seconds_per_iteration"]))
+                print(cell, mp, pairs[-1], flush=True)
+            f = dm_iteration_flops(tuple(b["image_shape"]), b["num_classes"], args.batch_real, b["images_per_class"])
+            sa = sorted(p[0] for p in pairs)[len(pairs) // 2]
+            sb = sorted(p[1] for p in pairs)[len(pairs) // 2]
+            ratios = sorted(p[0] / p[1] for p in pairs)
+            cpu_ratios = sorted(p[2] / p[3] for p in pairs)
+            ca = sorted(p[2] for p in pairs)[len(pairs) // 2]
+            cb = sorted(p[3] for p in pairs)[len(pairs) // 2]
+            rows.append({"cell": cell, "precision_this": mp, "pairs": pairs, "load_average": os.getloadavg(), "base_s_per_it": round(sa, 3),
+                         "this_s_per_it": round(sb, 3), "ratio_median": round(ratios[len(ratios) // 2], 3),
+                         "base_cpu_s_per_it": round(ca, 3), "this_cpu_s_per_it": round(cb, 3),
+                         "cpu_ratio_median": round(cpu_ratios[len(cpu_ratios) // 2], 3),
+                         "flops_per_iteration": f.total, "base_gflops": round(f.total / sa / 1e9, 1),
+                         "this_gflops": round(f.total / sb / 1e9, 1), "final_loss_this": b["final_loss"]})
+    out = HERE / "results" / "speed_iteration.json"
+    if args.append and out.is_file():  # runs split over several calls: one table
+        mine = {(r["cell"], r["precision_this"]) for r in rows}
+        rows = [r for r in json.loads(out.read_text())["rows"] if (r["cell"], r["precision_this"]) not in mine] + rows
+    table = [
+        f"LoDM s/iteration, this tree against the base commit ({args.base_label}), {args.pairs} interleaved pairs "
+        f"(base, this, base, this ...) of {args.iterations} timed iterations after {args.warmup} warm-up, "
+        f"batch_real {args.batch_real}, DSA; medians. {hw['cpu']}, {hw['cores']} cores, shared with other jobs "
+        f"(load average {hw['load_average'][0]:.1f} at start): absolute times are inflated, the paired ratio is the "
+        f"figure to read. CPU bf16 units: {dev.cpu_bf16()}.",
+        "",
+        "| cell | this tree's precision | base s/it (wall) | this s/it (wall) | speed-up, wall | base CPU s/it | "
+        "this CPU s/it | speed-up, CPU time | base GFLOP/s | this GFLOP/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ] + [f"| {r['cell']} | {r['precision_this']} | {r['base_s_per_it']} | {r['this_s_per_it']} | "
+         f"{r['ratio_median']:.2f}x | {r['base_cpu_s_per_it']} | {r['this_cpu_s_per_it']} | {r['cpu_ratio_median']:.2f}x | "
+         f"{r['base_gflops']} | {r['this_gflops']} |" for r in rows] + [
+        "", "CPU s/it is the process's CPU time (both threads) per iteration: waiting for a core on the shared machine "
+            "costs wall time but not CPU time, so the CPU-time ratio is the steadier figure. GFLOP/s use wall time."]
+    write("speed_iteration", {"part": "iteration", "hardware": hw, "rows": rows, "base": args.base_label,
+                              "device_settings": dev.settings("cpu"),
+                              "settings": {"iterations": args.iterations, "warmup": args.warmup,
+                                           "pairs": args.pairs, "batch_real": args.batch_real}}, table)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="part", required=True)
@@ -216,9 +291,19 @@ def main(argv=None) -> int:
     b.add_argument("--batch-real", type=int, default=32)
     b.add_argument("--eval-runs", type=int, default=2)
     b.add_argument("--eval-epochs", type=int, default=50)
+    i = sub.add_parser("iteration")
+    i.add_argument("--base", required=True, help="a worktree (or git archive) of the commit to compare against")
+    i.add_argument("--base-label", default="37f64cd")
+    i.add_argument("--cells", type=lambda s: s.split(","), default=["cifar10-ipc10", "mnist-ipc1"])
+    i.add_argument("--precisions", type=lambda s: s.split(","), default=["no"])
+    i.add_argument("--batch-real", type=int, default=256)
+    i.add_argument("--warmup", type=int, default=1)
+    i.add_argument("--iterations", type=int, default=2)
+    i.add_argument("--pairs", type=int, default=2)
+    i.add_argument("--append", action="store_true", help="merge into the existing speed_iteration table")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))
-    {"condense": bench_condense, "eval": bench_eval, "bf16": bench_bf16}[args.part](args)
+    {"condense": bench_condense, "eval": bench_eval, "bf16": bench_bf16, "iteration": bench_iteration}[args.part](args)
     return 0
 
 

@@ -151,8 +151,14 @@ class DSAugment:
             raise ValueError(f"groups must have shape ({x.shape[0]},), got {tuple(groups.shape)}")
         if not self.enabled or x.shape[0] == 0:
             return x
-        p = params.to(x.device).select(groups.to(x.device, torch.long))  # per-sample, first dim N
+        if groups.device.type == "cpu" and params.family.device.type == "cpu":
+            # the per-sample selection happens on the host, where the parameters were drawn: no
+            # device-to-host read (sync) to find which samples get which family
+            p = params.select(groups.long())  # per-sample, first dim N, on the CPU
+        else:
+            p = params.to(x.device).select(groups.to(x.device, torch.long))
         if self.mode == "all":
+            p = p.to(x.device)
             for fam in self.families:
                 x = _APPLY[fam](self, x, p)
             return x
@@ -161,7 +167,9 @@ class DSAugment:
             idx = (p.family == k).nonzero().squeeze(1)  # (n,)
             if idx.numel() == 0:
                 continue
-            xs = _APPLY[fam](self, x.index_select(0, idx), p.select(idx))  # (n, C, H, W)
+            sub = p.select(idx).to(x.device)
+            idx = idx.to(x.device, non_blocking=True)
+            xs = _APPLY[fam](self, x.index_select(0, idx), sub)  # (n, C, H, W)
             out = out.index_copy(0, idx, xs)  # out of place: differentiable w.r.t. x
         return out
 

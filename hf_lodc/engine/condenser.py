@@ -429,17 +429,36 @@ class Condenser:
         timed_its, timed_s = 0, 0.0
         try:
             with _catch_signals() as flag:
+                pending: list[tuple[int, dict, torch.Tensor]] = []  # one process: checked when read
                 for it in range(self.start_iteration, total):
                     t_it = time.perf_counter()
                     metrics = objective.step(it, self.synset, opt, self._iteration_generator(it))
-                    bad_here = not (math.isfinite(metrics["loss"]) and self._finite())
-                    # one all-reduce: the loss summed over classes, and whether to stop anywhere
-                    loss, bad, stop = self.comm.sum([metrics["loss"], bad_here, flag["sig"] is not None])
-                    timed_s += time.perf_counter() - t_it
-                    timed_its += 1
-                    if bad:
-                        raise NonFiniteError(self._nonfinite_message(it, loss))
                     done = it + 1
+                    if self.comm.world == 1:
+                        # no host sync per iteration: the loss and the finiteness flag stay on the
+                        # device until the next log / checkpoint / stop / last iteration reads them
+                        pending.append((it, metrics, self._nonfinite_flag(metrics["loss"])))
+                        stop = flag["sig"] is not None
+                        flush = (stop or done == total or it % cfg.log_every == 0
+                                 or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0))
+                        timed_s += time.perf_counter() - t_it
+                        timed_its += 1
+                        if not flush:
+                            bar.update(1)
+                            continue
+                        t_it = time.perf_counter()
+                        loss = self._read_pending(pending)  # raises NonFiniteError at the first bad one
+                        metrics = {k: float(v) if torch.is_tensor(v) else v for k, v in metrics.items()}
+                        pending.clear()
+                        timed_s += time.perf_counter() - t_it
+                    else:
+                        bad_here = not (math.isfinite(metrics["loss"]) and self._finite())
+                        # one all-reduce: the loss summed over classes, and whether to stop anywhere
+                        loss, bad, stop = self.comm.sum([metrics["loss"], bad_here, flag["sig"] is not None])
+                        timed_s += time.perf_counter() - t_it
+                        timed_its += 1
+                        if bad:
+                            raise NonFiniteError(self._nonfinite_message(it, loss))
                     if it % cfg.log_every == 0 or done == total:
                         rec = {"iteration": it, **metrics, "loss": loss, "loss_per_class": loss / K}
                         self.history.append(rec)
@@ -472,6 +491,23 @@ class Condenser:
         if path is None:
             return head + "no checkpoint directory was set (set output_dir), so the progress is lost"
         return head + f"checkpoint saved to {str(path)!r}. Resume with: {resume_command(self.comm.world)}"
+
+    def _nonfinite_flag(self, loss) -> torch.Tensor:
+        """A device bool: the loss or any synthetic parameter is non-finite (read later, no sync)."""
+        loss = torch.as_tensor(loss)
+        bad = ~torch.isfinite(loss.detach()).all()
+        for p in self.synset.parameters():
+            bad = bad | ~torch.isfinite(p.detach()).all()
+        return bad
+
+    def _read_pending(self, pending: list) -> float:
+        """One host read for the iterations since the last one; the last loss, or NonFiniteError."""
+        flags = torch.stack([f for _, _, f in pending]).cpu()  # (n,) the one sync
+        if bool(flags.any()):
+            j = int(flags.nonzero()[0, 0])
+            it, metrics, _ = pending[j]
+            raise NonFiniteError(self._nonfinite_message(it, float(metrics["loss"])))
+        return float(pending[-1][1]["loss"])
 
     def _finite(self) -> bool:
         return all(bool(torch.isfinite(p).all()) for p in self.synset.parameters())

@@ -78,15 +78,25 @@ class RealSampler:
         keep = torch.isin(train.labels, self.classes)
         local = torch.full((num_classes,), -1, dtype=torch.long)
         local[self.classes] = torch.arange(len(self.classes))
-        self.images = train.images[keep]  # (N', C, H, W) uint8, only the owned classes
         self.local_labels = local[train.labels[keep]]  # (N',) in [0, K_local)
         names = [class_names[c] for c in self.classes.tolist()] if class_names else None
         self.index = ClassIndex(self.local_labels, len(self.classes), names)
-        self.mean, self.std, self.device = mean, std, device
+        self.device = torch.device(device)
+        # stored once on the device as uint8 (a quarter of float32): batches are gathered, normalised
+        # (and augmented) there, so no image crosses the host-device link after this
+        self.images = train.images[keep].to(self.device)  # (N', C, H, W) uint8, only the owned classes
+        self.mean, self.std = mean.to(self.device), std.to(self.device)
+
+    def indices(self, per_class: int, generator: torch.Generator) -> torch.Tensor:
+        """Rows of a class-balanced batch, class-major: (K * per_class,) on the device."""
+        return self.index.sample(per_class, generator).to(self.device)
+
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        """The normalised float32 images of rows ``idx``: (len(idx), C, H, W) on the device."""
+        return normalize(self.images[idx], self.mean, self.std)
 
     def sample(self, per_class: int, generator: torch.Generator) -> torch.Tensor:
-        idx = self.index.sample(per_class, generator)  # (K * b,)
-        return normalize(self.images[idx], self.mean, self.std).to(self.device)  # (K*b, C, H, W)
+        return self.take(self.indices(per_class, generator))  # (K*b, C, H, W)
 
 
 @dataclass

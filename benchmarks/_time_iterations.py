@@ -1,0 +1,44 @@
+#!/usr/bin/env python
+"""Child of ``bench_speed.py iteration``: time LoDM condensation iterations of whatever hf_lodc is on
+PYTHONPATH (this tree, or a worktree of an older commit), printing one JSON line.
+
+Uses only APIs every version since the base commit has (RunConfig.from_flat, Condenser(on_log=)),
+and times from the first logged iteration after the warm-up to the last one: each log reads the loss
+(a device sync), so the window holds whole iterations.
+"""
+
+import json
+import sys
+import time
+
+import torch
+
+
+def main() -> int:
+    dataset, ipc, rank, batch, warm, timed, mp = sys.argv[1:8]
+    ipc, rank, batch, warm, timed = int(ipc), int(rank), int(batch), int(warm), int(timed)
+    from hf_lodc.engine.condenser import Condenser
+    from hf_lodc.engine.config import RunConfig
+    from hf_lodc.pipeline import load_data
+
+    flat = {"dataset": dataset, "method": "lodm", "ipc": ipc, "rank": rank, "batch_real": batch,
+            "iterations": warm + timed + 1, "log_every": warm, "eval_runs": 0, "max_per_class": max(batch, 300),
+            "mixed_precision": mp}
+    cfg = RunConfig.from_flat(flat)
+    data = load_data(cfg.data)
+    marks = []
+    cond = Condenser(data, cfg.condense, progress=False, on_log=lambda r: marks.append((r["iteration"], time.perf_counter(), time.process_time())))
+    cond.run()
+    (i0, t0, c0), (i1, t1, c1) = marks[1], marks[-1]
+    # wall time, and this process's CPU time (all threads): on a shared machine the CPU time is the
+    # less disturbed figure (waiting for a core costs wall time, not CPU time)
+    print(json.dumps({"seconds_per_iteration": (t1 - t0) / (i1 - i0), "timed_iterations": i1 - i0,
+                      "cpu_seconds_per_iteration": (c1 - c0) / (i1 - i0),
+                      "final_loss": cond.history[-1]["loss"], "threads": torch.get_num_threads(),
+                      "images_per_class": cond.budget.images_per_class, "image_shape": list(data.image_shape),
+                      "num_classes": data.num_classes, "hf_lodc": sys.modules["hf_lodc"].__file__}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

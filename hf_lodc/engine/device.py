@@ -1,0 +1,93 @@
+"""Numeric settings of the device passes, set explicitly in one place and recorded with every result.
+
+``configure(device)`` decides, once per run: TF32 for float32 matrix products and convolutions on
+CUDA (off by default: float32 stays float32 unless asked), ``cudnn.benchmark`` (on: the condensation
+and evaluation shapes are fixed, so the autotuned kernels are reused), and the memory format the
+ConvNet passes use (channels_last only where asked: not measured faster yet). ``settings()`` returns what is in
+force, for results.json and the benchmark JSONs. ``cpu_bf16()`` says whether this CPU has bfloat16
+units (AVX512-BF16 or AMX), where ``mixed_precision='bf16'`` can pay off on a CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+__all__ = ["DeviceSettings", "configure", "settings", "cpu_bf16", "cpu_flags"]
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    device: str
+    tf32: bool  # float32 matmul/conv through TF32 tensor cores (CUDA only)
+    cudnn_benchmark: bool
+    channels_last: bool  # ConvNet passes in channels_last memory format
+    float32_matmul_precision: str
+    cpu_bf16: bool
+    torch: str
+    cuda: str | None
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags Linux reports (empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def cpu_bf16() -> bool:
+    """True where the CPU has bfloat16 arithmetic units (AVX512-BF16 or AMX-BF16)."""
+    flags = cpu_flags()
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def _channels_last_default(device: torch.device) -> bool:
+    # off until measured faster: on the 2-core Xeon it was CPU-time neutral and it moves DM's fp32
+    # gradients by up to 2e-3 relative (other oneDNN kernels); the GPU lease measures it on CUDA
+    return False
+
+
+def configure(device: torch.device | str, tf32: bool = False, cudnn_benchmark: bool = True,
+              channels_last: bool | None = None) -> DeviceSettings:
+    """Set the precision flags for ``device`` and return them (also via ``settings``)."""
+    global _CURRENT
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = cudnn_benchmark
+    cl = _channels_last_default(device) if channels_last is None else channels_last
+    _CURRENT = _snapshot(device, cl)
+    return _CURRENT
+
+
+def _snapshot(device: torch.device, cl: bool) -> DeviceSettings:
+    cuda = device.type == "cuda"
+    return DeviceSettings(
+        device=str(device),
+        tf32=bool(cuda and torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32),
+        cudnn_benchmark=bool(cuda and torch.backends.cudnn.benchmark),
+        channels_last=cl,
+        float32_matmul_precision=torch.get_float32_matmul_precision(),
+        cpu_bf16=cpu_bf16(),
+        torch=torch.__version__,
+        cuda=torch.version.cuda,
+    )
+
+
+_CURRENT: DeviceSettings | None = None
+
+
+def settings(device: torch.device | str = "cpu") -> dict:
+    """What is in force for ``device`` (the last ``configure``'d, else the defaults), as a dict."""
+    device = torch.device(device)
+    if _CURRENT is not None and _CURRENT.device == str(device):
+        return asdict(_CURRENT)
+    return asdict(_snapshot(device, _channels_last_default(device)))
