@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("output_dir", "push_to_hub", "hub_config_name"):
         p.add_argument("--" + name.replace("_", "-"), dest=name, default=argparse.SUPPRESS, help=_HELP.get(name))
     p.add_argument("--hub-private", dest="hub_private", action="store_true", default=argparse.SUPPRESS)
+    p.add_argument("--no-test-split", dest="hub_test_split", action="store_false", default=argparse.SUPPRESS,
+                   help="push only the condensed set (train), not the real test split as validation/test")
+    p.add_argument("--push-models", dest="hub_push_models", action="store_true", default=argparse.SUPPRESS,
+                   help="also push, per eval model, the trained network closest to the median accuracy as a "
+                        "model repo <push-to-hub>-<model> (timm models only)")
     p.add_argument("--resume", dest="resume", action="store_true", default=argparse.SUPPRESS,
                    help="continue from the checkpoint in --output-dir")
     return p
