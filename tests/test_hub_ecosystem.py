@@ -146,7 +146,7 @@ def test_pushed_model_loads_with_timm_hf_hub_and_reproduces_the_card_accuracy(hu
 
     net = timm.create_model(f"hf-hub:{model_repo}", pretrained=True).eval()
     cfg = timm.data.resolve_data_config({}, model=net)
-    assert cfg["input_size"] == (1, 28, 28) and cfg["mean"] == tuple(cd.mean.tolist())
+    assert cfg["input_size"] == (1, 28, 28) and cfg["mean"] == tuple(cd.artifact.source.mean)
     test = cd.test_split()
     with torch.no_grad():
         pred = net(normalize(test.images, cd.mean, cd.std)).argmax(1)
