@@ -103,9 +103,11 @@ class CondensedDataset:
         from pathlib import Path
 
         p = Path(path)
-        if (p / "README.md").is_file() and (p / "condensations").is_dir():
-            return cls.from_hub(str(p))
-        return cls.from_artifact(load_artifact(p))
+        own = (p / "synset.safetensors").is_file() and (p / "config.json").is_file()
+        if not own and (p / "README.md").is_file() and (p / "condensations").is_dir():
+            return cls.from_hub(str(p))  # a local copy of a Hub repo
+        names = [m.parent.name for m in p.glob("condensations/*/hf_lodc.json") if not m.parent.name.startswith("_")]
+        return cls.from_artifact(load_artifact(p), names[0] if len(names) == 1 else None)
 
     @classmethod
     def from_hub(
@@ -313,9 +315,14 @@ class CondensedDataset:
         return records[views[0]]
 
     # -- save / publish ----------------------------------------------------------------------------------
-    def save_to_disk(self, path: str | os.PathLike, overwrite: bool = True):
-        """Write the artefact directory atomically (nothing partial on failure)."""
-        return save_artifact(self.artifact, path, overwrite=overwrite)
+    def save_to_disk(self, path: str | os.PathLike, overwrite: bool = True, *, test_split: bool = True):
+        """Write the artefact directory atomically (nothing partial on failure): the hf_lodc files and the
+        layout a push commits (README card, ``condensations/<name>/`` parquet configs and, with
+        ``test_split``, the real test split as ``validation`` / ``test``), so ``datasets.load_dataset(path)``
+        reads it exactly as the pushed repo and ``export.push.push_folder`` uploads it as it is."""
+        test = self.test_split() if test_split else None
+        return save_artifact(self.artifact, path, overwrite=overwrite,
+                             repo={"config_name": self.name, "test": test})
 
     def push_to_hub(
         self,

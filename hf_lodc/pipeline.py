@@ -298,7 +298,9 @@ def run_experiment(
             nets.gather(accelerator)
         log(f"[hf_lodc] evaluation took {time.perf_counter() - t0:.1f} s")
     if out is not None and is_main:
-        save_artifact_or_rescue(art, out)
+        save_artifact_or_rescue(art, out, repo={  # the Hub repo layout too: load_dataset(out) works
+            "config_name": cfg.hub_config_name, "repo_id": cfg.push_to_hub or out.name,
+            "test": data.test if cfg.hub_test_split else None})
         log(f"[hf_lodc] wrote {out}")
     if cfg.push_to_hub and is_main:
         publish(art, cfg.push_to_hub, saved_in=cfg.output_dir, private=cfg.hub_private,

@@ -174,3 +174,34 @@ def test_push_models_needs_kept_networks_and_refuses_transformers_models():
         cd.push_to_hub(REPO, push_models=True, **FAST)
     with pytest.raises(ConfigError, match="transformers model"):
         cd.evaluate(models=["hf:vit"], runs=1, epochs=1, keep_models=True)
+
+
+def test_the_local_artefact_is_the_repo_layout_and_a_push_uploads_it_as_it_is(hub_server, tmp_path):
+    from hf_lodc import CondensedDataset
+    from hf_lodc.export.artifact import load_artifact
+    from hf_lodc.export.push import push_folder
+
+    cd = tiny_condensed("lodm")
+    local = tmp_path / "runs" / "mnist-lodm"
+    cd.save_to_disk(local)
+    here = datasets.load_dataset(str(local))  # the folder, as a dataset repo
+    assert set(here) == {"train", "validation", "test"} and len(here["train"]) == 70
+    assert set(datasets.load_dataset(str(local), "pixel_values")) == {"train", "validation", "test"}
+    assert torch.equal(load_artifact(local).images(), cd.images())  # the hf_lodc files are there too
+    back = CondensedDataset.from_disk(local)
+    assert back.name == NAME and torch.equal(back.images(), cd.images())
+
+    res = push_folder(local, REPO, **FAST)
+    assert res.changed and res.config_name == NAME
+    files = hub_server.server.repo_state(REPO).files
+    mine = {p.relative_to(local).as_posix(): p.read_bytes() for p in local.rglob("*")
+            if p.is_file() and p.relative_to(local).parts[0] == "condensations"}
+    assert mine and all(hub_server.server.read_file(REPO, p) == b for p, b in mine.items())  # byte for byte
+    assert {p for p in files if p.startswith("condensations/")} == set(mine)
+    local_card = yaml.safe_load((local / "README.md").read_text().split("---\n")[1])
+    remote_card = _card(hub_server.server)
+    for key in ("configs", "dataset_info", "condensation", "results", "size_categories"):
+        assert local_card[key] == remote_card[key]  # the same card (its snippets name the repo instead of the folder)
+    pushed = datasets.load_dataset(REPO)
+    for split in here:
+        assert pushed[split]["label"] == here[split]["label"]

@@ -33,7 +33,8 @@ from .views import (EVAL_SHARD, EVAL_SPLITS, LAYOUT_VERSION, META_FILE, PREVIEW_
                     check_config_name, default_config_name, eval_split_datasets, eval_split_folder, quiet_datasets,
                     view_datasets)
 
-__all__ = ["PushResult", "condensation_files", "metadata_record", "push_artifact"]
+__all__ = ["PushResult", "condensation_files", "metadata_record", "push_artifact", "push_files", "push_folder",
+           "repo_folder_files", "folder_condensation", "eval_split_files"]
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,36 @@ def condensation_files(art: Artifact, name: str, test=None, models: list[dict] |
     return files, json.loads(raw)  # plain JSON types, exactly what a reader of the repo sees
 
 
+def repo_folder_files(art: Artifact, *, repo_id: str, config_name: str | None = None, test=None,
+                      models: list[dict] | None = None) -> dict[str, bytes]:
+    """Every file of a one-condensation repo holding ``art`` (the condensation's files and the card), as
+    a fresh push to an empty repo would commit them: what a local artefact folder holds."""
+    name = check_config_name(config_name or default_config_name(art.method, art.budget.ipc, art.budget.rank))
+    files, meta = condensation_files(art, name, test, models)
+    front = front_matter({name: meta}, name, {})
+    files["README.md"] = build_card({name: meta}, name, repo_id, card_data=front).encode("utf-8")
+    return files
+
+
+def folder_condensation(path) -> tuple[str, dict[str, bytes], dict[str, Any]]:
+    """(name, repo path -> bytes, record) of the one condensation in a local repo folder (``save_to_disk``)."""
+    from pathlib import Path
+
+    root = Path(path)
+    metas = sorted(root.glob(f"{ROOT}/*/{META_FILE}"))
+    metas = [m for m in metas if not m.parent.name.startswith("_")]
+    if len(metas) != 1:
+        raise HubPushError(f"{str(root)!r} holds {len(metas)} condensations (expected one under {ROOT}/<name>/); "
+                           "push a folder written by save_to_disk / --output-dir")
+    name = metas[0].parent.name
+    meta = json.loads(metas[0].read_bytes())
+    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted((root / ROOT / name).rglob("*"))
+             if p.is_file()}
+    for view in (meta.get("eval_split") or {}).get("views", {}).values():
+        files[view["path"]] = (root / view["path"]).read_bytes()
+    return name, files, meta
+
+
 # ---------------------------------------------------------------------------------------------
 # the commit
 
@@ -217,11 +248,38 @@ def push_artifact(
     True = becomes it; False = never. Raises :class:`HubAuthError` (token missing/invalid, no
     write access) or :class:`HubPushError` (the remote is unchanged; the message says so).
     """
+    name = check_config_name(config_name or default_config_name(art.method, art.budget.ipc, art.budget.rank))
+    files, meta = condensation_files(art, name, test, models)  # all local work first: a bad artefact fails offline
+    return push_files(files, meta, name, repo_id, private=private, token=token, set_default=set_default,
+                      commit_message=commit_message, max_retries=max_retries, retry_wait=retry_wait, log=log)
+
+
+def push_folder(path, repo_id: str, **options: Any) -> PushResult:
+    """Upload the condensation of a local artefact folder (``save_to_disk`` / ``--output-dir``) as it is:
+    its ``condensations/`` files unchanged (the card is re-rendered with the repo's other condensations);
+    options as :func:`push_artifact`."""
+    name, files, meta = folder_condensation(path)
+    return push_files(files, meta, name, repo_id, **options)
+
+
+def push_files(
+    files: dict[str, bytes],
+    meta: dict[str, Any],
+    name: str,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    set_default: bool | None = None,
+    commit_message: str | None = None,
+    max_retries: int = 4,
+    retry_wait: float = 2.0,
+    log: Callable[[str], None] | None = print,
+) -> PushResult:
+    """Commit the files of condensation ``name`` (record ``meta``) to ``repo_id`` with the card, in one commit."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import RepositoryNotFoundError
 
-    name = check_config_name(config_name or default_config_name(art.method, art.budget.ipc, art.budget.rank))
-    files, meta = condensation_files(art, name, test, models)  # all local work first: a bad artefact fails offline
     api = HfApi(token=resolve_token(token))
     say = log or (lambda _m: None)
     state: dict[str, Any] = {"created_here": False, "ensured": False, "first_head": None}
