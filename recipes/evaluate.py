@@ -96,7 +96,14 @@ def evaluate_condensed(args, device) -> dict:
     target = target_of(args)
     if args.update_card and Path(args.source).is_dir() and not args.push_to_hub:
         raise ConfigError("--update-card needs a Hub repo as source (or --push-to-hub REPO for a local set)")
-    if target:
+    folder = Path(args.source)
+    saved = [m for m in folder.glob("condensations/*/hf_lodc.json") if not m.parent.name.startswith("_")]
+    as_is = folder.is_dir() and args.runs == 0 and args.test_split and len(saved) == 1
+    if target and as_is:  # a saved run, unchanged: upload its repo files as they are
+        from hf_lodc.export.push import push_folder
+
+        push_folder(folder, target, private=args.hub_private, token=args.token)
+    elif target:
         cd.push_to_hub(target, private=args.hub_private, token=args.token, config_name=cd.name,
                        test_split=args.test_split, push_models=args.push_models)
     return {v.results_key: cd.results.get(v.results_key, {}) for v in evaluated_views()}

@@ -270,19 +270,20 @@ def _eval_split_lines(lead: dict, repo_id: str, default: str | None) -> list[str
     rev = ev.get("revision_sha") or ev.get("revision")
     where = f"at `{rev}`" if rev else "(no Hub revision recorded: it was read from a local copy or mirror)"
     sub = f", the first {ev['max_per_class']} per class" if ev.get("max_per_class") else ""
-    cfg = "" if default else f'"{lead["configs"].get("images")}", '
+    arg = "" if default else f', "{lead["configs"].get("images")}"'
     lines = [
         "### Evaluation splits",
         "",
         f"`validation` and `test` are the real test split `{ev['split']}` of `{ev['source']}` {where} "
         f"({ev['rows']} images{sub}): the images every accuracy in this card was measured on, copied once "
         f"(both split names point at the same parquet files). They have the same features and class names "
-        f"as `train`, in the configs {', '.join(f'`{v}`' for v in ev['configs'])} (`pixel_values` normalised "
+        f"as `train`, in the configs of the views {', '.join(f'`{v}`' for v in ev['configs'])} "
+        "(`pixel_values` normalised "
         "with the same mean/std), so stock training scripts (transformers' `run_image_classification.py`, "
         "timm's `train.py --dataset hfds/<repo>`) evaluate on real images without extra flags:",
         "",
         "```python",
-        f'ds = load_dataset("{repo_id}"{", " + cfg.rstrip(", ") if cfg else ""})  # train (condensed), validation, test (real)',
+        f'ds = load_dataset("{repo_id}"{arg})  # train (condensed), validation and test (real)',
         "```",
         "",
     ]

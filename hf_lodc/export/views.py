@@ -65,7 +65,7 @@ class View:
     eval_images: Callable[[Artifact], torch.Tensor] | None = None  # (N, C, H, W) float32 normalised, as trained on
     restores: str | None = None  # the parameterisation this view rebuilds exactly (pull)
     to_state: Callable[[dict], dict[str, torch.Tensor]] | None = None  # columns (numpy) -> synset tensors
-    build_eval: Callable[[Any, Artifact], Any] | None = None  # (real test LabeledImages, art) -> Dataset; None: no eval split
+    build_eval: Callable[[Any, Artifact], Any] | None = None  # (real test LabeledImages, art) -> Dataset or none
 
 
 VIEWS: Registry[View] = Registry("view")
