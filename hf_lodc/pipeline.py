@@ -272,6 +272,15 @@ def run_experiment(
     if data is None:
         data = load_data(cfg.data, accelerator)
     validate(cfg, data.image_shape)
+    nets = None
+    if cfg.hub_push_models and not (cfg.push_to_hub and cfg.eval.eval_runs and data.test is not None):
+        raise ConfigError("push_models: needs push_to_hub, eval_runs > 0 and a test split (the models pushed are "
+                          "the networks the evaluation trains); set them or drop --push-models")
+    if cfg.hub_push_models:
+        from .export.model_repo import TrainedNets, check_publishable_models
+
+        check_publishable_models(cfg.eval.eval_models, data.image_shape)  # before any work
+        nets = TrainedNets()
     is_main = accelerator is None or accelerator.is_main_process
     out = Path(cfg.output_dir) if cfg.output_dir else None
     if out is not None and is_main:
@@ -280,12 +289,6 @@ def run_experiment(
     result = condense(data, cfg.condense, accelerator=accelerator, checkpoint_dir=ckpt, resume=cfg.resume,
                       progress=progress, log=log)
     art = build_artifact(result, data.info, run_config=cfg.to_dict())
-    nets = None
-    if cfg.push_to_hub and cfg.hub_push_models and cfg.eval.eval_runs and data.test is not None:
-        from .export.model_repo import TrainedNets, check_publishable_models
-
-        check_publishable_models(cfg.eval.eval_models, data.image_shape)
-        nets = TrainedNets()
     if cfg.eval.eval_runs and data.test is not None:
         t0 = time.perf_counter()
         views = (FLOAT32, UINT8) if cfg.push_to_hub else (FLOAT32,)

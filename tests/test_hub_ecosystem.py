@@ -61,6 +61,10 @@ def test_pushed_repo_has_real_validation_and_test_splits_stored_once(hub_server)
     assert ev["source"] == "ylecun/mnist" and ev["split"] == "test" and ev["rows"] == 100
     assert ev["max_per_class"] == 10 and ev["splits"] == ["validation", "test"]
     assert card["size_categories"] == ["n<1K"]
+    assert {r["data"] for r in card["results"]} == {"pixel_values", "images"}
+    for r in card["results"]:  # both views' records say what they were tested on, with which seed
+        assert r["protocol"]["test_data"] == "first 10 images per class of split 'test' (100 rows)"
+        assert r["protocol"]["seed"] == 0
     body = hub_server.server.read_file(REPO, "README.md").decode()
     assert "### Evaluation splits" in body and "has no evaluation split" in body
 
@@ -205,3 +209,32 @@ def test_the_local_artefact_is_the_repo_layout_and_a_push_uploads_it_as_it_is(hu
     pushed = datasets.load_dataset(REPO)
     for split in here:
         assert pushed[split]["label"] == here[split]["label"]
+
+
+def test_condense_recipe_push_models_and_no_test_split(hub_server, tmp_path):
+    import timm
+
+    from recipes.condense import main
+    from tests.datasets_factory import make_dataset
+
+    src = make_dataset(tmp_path / "tiny", num_classes=3, per_class={"train": 6, "test": 4}, size=(16, 16),
+                       mode="L")
+    out = tmp_path / "runs" / "tiny"
+    base = ["--dataset", str(src), "--method", "random", "--ipc", "1", "--eval-models", "convnet",
+            "--eval-runs", "3", "--eval-epochs", "2", "--no-eval-dsa", "--cpu"]
+    assert main([*base, "--output-dir", str(out), "--push-to-hub", "alice/tiny", "--push-models"]) == 0
+    local = datasets.load_dataset(str(out))
+    assert {k: len(v) for k, v in local.items()} == {"train": 3, "validation": 12, "test": 12}
+    remote = datasets.load_dataset("alice/tiny")
+    assert {k: len(v) for k, v in remote.items()} == {"train": 3, "validation": 12, "test": 12}
+    (m,) = _card(hub_server.server, "alice/tiny")["condensation"][0]["models"]
+    assert m["repo_id"] == "alice/tiny-convnet" and m["runs"] == 3
+    net = timm.create_model("hf-hub:alice/tiny-convnet", pretrained=True).eval()
+    assert net.pretrained_cfg["input_size"] == (1, 16, 16) and net.num_classes == 3
+
+    assert main([*base, "--push-to-hub", "alice/tiny-train-only", "--no-test-split"]) == 0
+    assert set(datasets.load_dataset("alice/tiny-train-only")) == {"train"}
+    refused = ["--dataset", str(src), "--method", "random", "--ipc", "1", "--eval-models", "hf:vit", "--cpu",
+               "--output-dir", str(tmp_path / "runs" / "refused"), "--push-to-hub", "alice/x", "--push-models"]
+    assert main(refused) == 2  # a transformers model: refused before any work
+    assert not (tmp_path / "runs" / "refused").exists()
