@@ -210,6 +210,11 @@ def test_the_local_artefact_is_the_repo_layout_and_a_push_uploads_it_as_it_is(hu
     for split in here:
         assert pushed[split]["label"] == here[split]["label"]
 
+    from recipes.evaluate import main  # publishing a saved run from the command line: the same upload
+
+    assert main([str(local), "--runs", "0", "--push-to-hub", "alice/again"]) == 0
+    assert all(hub_server.server.read_file("alice/again", p) == b for p, b in mine.items())
+
 
 def test_condense_recipe_push_models_and_no_test_split(hub_server, tmp_path):
     import timm
