@@ -376,7 +376,6 @@ def render_body(records: dict[str, dict], default: str | None, repo_id: str) -> 
         "",
         *_results_table(records),
         "",
-        *_model_lines(meta["condensation"]),
     ]
     protocols = [(r["protocol"], r["runs"]) for r in meta["results"] if r.get("protocol")]
     if protocols:
@@ -386,6 +385,7 @@ def render_body(records: dict[str, dict], default: str | None, repo_id: str) -> 
         if tests:
             lines += ["", f"Test data: {'; '.join(tests)}."]
         lines += [""]
+    lines += _model_lines(meta["condensation"])
     lines += [
         "## Condensations in this repo",
         "",
