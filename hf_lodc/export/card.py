@@ -13,8 +13,11 @@ Front matter keys written here (``configs`` / ``dataset_info`` by :func:`front_m
                     images_per_class, num_classes, image_shape, iterations, init, seed, lr,
                     batch_real, augmentation, normalisation {mean, std}, storage {stored_bytes,
                     pixel_budget_bytes, stored_fraction, images_as_pixels_bytes}, source {dataset,
-                    on_hub, config_name, revision, revision_sha, train_split, eval_split, num_train},
-                    wall_time_s, hardware, versions
+                    on_hub, config_name, revision, revision_sha (null: read from a local copy or mirror),
+                    train_split, eval_split, num_train}, eval_split {splits, source, config_name, split,
+                    revision, revision_sha, rows, max_per_class, configs} (null: train only), models
+                    [{model, repo_id, run, runs, accuracy}], wall_time_s, hardware, versions
+    size_categories: the bucket of train + evaluation rows
     results:        one entry per (condensation, evaluation model, data view): config_name, model,
                     data ("pixel_values": the float32 tensors, "images": the uint8 PNGs),
                     accuracy_mean, accuracy_std, runs, epochs, accuracies, protocol (settings, test
