@@ -103,9 +103,11 @@ class CondensedDataset:
         from pathlib import Path
 
         p = Path(path)
-        if (p / "README.md").is_file() and (p / "condensations").is_dir():
-            return cls.from_hub(str(p))
-        return cls.from_artifact(load_artifact(p))
+        own = (p / "synset.safetensors").is_file() and (p / "config.json").is_file()
+        if not own and (p / "README.md").is_file() and (p / "condensations").is_dir():
+            return cls.from_hub(str(p))  # a local copy of a Hub repo
+        names = [m.parent.name for m in p.glob("condensations/*/hf_lodc.json") if not m.parent.name.startswith("_")]
+        return cls.from_artifact(load_artifact(p), names[0] if len(names) == 1 else None)
 
     @classmethod
     def from_hub(
@@ -266,6 +268,7 @@ class CondensedDataset:
         device: torch.device | str = "cpu",
         accelerator=None,
         progress: bool = False,
+        keep_models: bool = False,
         **eval_options: Any,
     ) -> dict[str, EvalRecord]:
         """Train fresh models on the synthetic set, test on the real test split; records go into ``results``.
@@ -275,6 +278,9 @@ class CondensedDataset:
         the card states what uint8 rounding costs. Records of other models already in ``results``
         are kept. ``test`` replaces the test split. With an ``accelerator`` the runs are split over its
         processes (same records). Returns the float32 records (else the uint8 ones).
+        ``keep_models``: keep the networks trained on the float32 tensors, so that
+        ``push_to_hub(push_models=True)`` can publish, per model, the run closest to the median
+        (timm models only; the accuracies are the same with or without).
         """
         art = self.artifact
         overrides = {"eval_models": models, "eval_runs": runs, "eval_epochs": epochs, **eval_options}
@@ -293,16 +299,30 @@ class CondensedDataset:
         else:
             desc = f"a test set given by the caller ({len(test)} rows)"
         views = tuple(v for v, wanted in ((pipeline.FLOAT32, float32), (pipeline.UINT8, uint8)) if wanted)
+        nets = None
+        if keep_models:
+            from .export.model_repo import TrainedNets, check_publishable_models
+
+            check_publishable_models(ec.eval_models, tuple(art.synset.image_shape))
+            nets = TrainedNets()
         records = pipeline.evaluate(art, test, ec, views=views, seed=seed, test_data=desc, device=device,
-                                    accelerator=accelerator, progress=progress)
+                                    accelerator=accelerator, progress=progress, keep_state=nets)
+        if nets is not None:
+            nets.gather(accelerator)
+            self._trained = nets
         self.eval_config = ec
         art.run_config = {**(art.run_config or {}), "eval": asdict(ec)}
         return records[views[0]]
 
     # -- save / publish ----------------------------------------------------------------------------------
-    def save_to_disk(self, path: str | os.PathLike, overwrite: bool = True):
-        """Write the artefact directory atomically (nothing partial on failure)."""
-        return save_artifact(self.artifact, path, overwrite=overwrite)
+    def save_to_disk(self, path: str | os.PathLike, overwrite: bool = True, *, test_split: bool = True):
+        """Write the artefact directory atomically (nothing partial on failure): the hf_lodc files and the
+        layout a push commits (README card, ``condensations/<name>/`` parquet configs and, with
+        ``test_split``, the real test split as ``validation`` / ``test``), so ``datasets.load_dataset(path)``
+        reads it exactly as the pushed repo and ``export.push.push_folder`` uploads it as it is."""
+        test = self.test_split() if test_split else None
+        return save_artifact(self.artifact, path, overwrite=overwrite,
+                             repo={"config_name": self.name, "test": test})
 
     def push_to_hub(
         self,
@@ -312,12 +332,30 @@ class CondensedDataset:
         token: str | None = None,
         config_name: str | None = None,
         set_default: bool | None = None,
+        test_split: bool = True,
+        push_models: bool = False,
+        model_repos: dict[str, str] | None = None,
         **kwargs: Any,
     ):
         """Publish as condensation ``config_name`` (default ``<method>-ipc<k>-r<r>``) of ``repo_id``, in one
-        commit. Returns a ``PushResult`` (``changed=False`` when the repo already held exactly this)."""
+        commit. Returns a ``PushResult`` (``changed=False`` when the repo already held exactly this).
+
+        ``test_split``: also publish the real test split the set is evaluated on as the ``validation`` and
+        ``test`` splits (one copy). ``push_models``: first push, per evaluation model, the network of the
+        run closest to the median accuracy as model repo ``<repo_id>-<model>`` (``model_repos``: model ->
+        repo id), one commit each; needs ``evaluate(..., keep_models=True)`` before."""
+        test = self.test_split() if test_split else None
+        nets = None
+        if push_models:
+            nets = getattr(self, "_trained", None)
+            if nets is None or not nets.kept:
+                raise ConfigError(
+                    "push_models=True: no trained networks were kept; call evaluate(..., keep_models=True) "
+                    "first (or push without push_models)"
+                )
         res = pipeline.publish(self.artifact, repo_id, private=private, token=token,
-                               config_name=config_name or self.name, set_default=set_default, **kwargs)
+                               config_name=config_name or self.name, set_default=set_default, test=test,
+                               nets=nets, model_repos=model_repos, **kwargs)
         self.name = res.config_name
         return res
 

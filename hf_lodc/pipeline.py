@@ -142,7 +142,8 @@ def eval_seed(art: Artifact, ec: EvalConfig) -> int:
 
 
 def _evaluate_runs(images: torch.Tensor, labels: torch.Tensor, test: LabeledImages, mean, std, num_classes: int,
-                   ec: EvalConfig, seed: int, accelerator, device, progress: bool) -> dict[str, EvalRecord]:
+                   ec: EvalConfig, seed: int, accelerator, device, progress: bool,
+                   keep_state=None) -> dict[str, EvalRecord]:
     """The protocol's runs split over processes: run r trains on process r % P; accuracies gathered.
 
     Run r is seeded by (seed, model, r) alone, so the records equal a one-process evaluation.
@@ -156,7 +157,7 @@ def _evaluate_runs(images: torch.Tensor, labels: torch.Tensor, test: LabeledImag
     if mine:
         records = evaluate_synthetic(images, labels, test, mean, std, num_classes, ec, seed=seed,
                                      device=device or torch.device("cpu"), runs=mine,
-                                     progress=progress and world == 1)
+                                     progress=progress and world == 1, keep_state=keep_state)
     if world == 1:
         return records
     from accelerate.utils import gather_object
@@ -187,6 +188,7 @@ def evaluate(
     accelerator=None,
     device: torch.device | str | None = None,
     progress: bool = False,
+    keep_state: Callable | None = None,
 ) -> dict[str, dict[str, EvalRecord]]:
     """Train ``ec.eval_runs`` fresh networks per model on each of ``views`` of ``art`` (the same seeds for
     every view), test them on ``test``; returns view -> model -> record.
@@ -194,6 +196,8 @@ def evaluate(
     The records go into ``art.results[<the view's results key>]`` (records of other models already
     there are kept), each protocol noting the ``seed`` and ``test_data`` (how the test set was chosen).
     With an ``accelerator`` the runs are split over its processes; every process gets all records.
+    ``keep_state`` (``engine.evaluate.evaluate_synthetic``) sees the networks trained on the first
+    evaluated view (the float32 ``pixel_values``), on the process that trained them.
     """
     for name in views:
         VIEWS.get(name)  # an unknown view name fails before anything is measured
@@ -203,8 +207,9 @@ def evaluate(
         if view.name not in views:
             continue
         images = view.eval_images(art)  # (N, C, H, W) float32, normalised with the source's mean/std
+        keep = keep_state if view.name == FLOAT32 else None
         records = _evaluate_runs(images, art.labels, test, art.mean, art.std, art.synset.num_classes, ec, seed,
-                                 accelerator, device, progress)
+                                 accelerator, device, progress, keep_state=keep)
         stored = art.results.setdefault(view.results_key, {})
         for m, r in records.items():
             d = r.to_dict()
@@ -218,12 +223,27 @@ def evaluate(
 # push
 
 
-def publish(art: Artifact, repo_id: str, *, saved_in: str | os.PathLike | None = None, **push_options: Any):
-    """Push ``art`` to ``repo_id`` (``export.push.push_artifact``); a Hub failure says where the local copy is."""
+def publish(art: Artifact, repo_id: str, *, saved_in: str | os.PathLike | None = None, test=None, nets=None,
+            model_repos: dict[str, str] | None = None, **push_options: Any):
+    """Push ``art`` to ``repo_id`` (``export.push.push_artifact``); a Hub failure says where the local copy is.
+
+    ``test``: the real test split to publish as ``validation`` / ``test``. ``nets``: a
+    ``export.model_repo.TrainedNets`` filled by the evaluation; its chosen networks are pushed first,
+    one model repo each (``model_repos``: model -> repo id), and the dataset card links them.
+    """
+    from .export.model_repo import push_models
     from .export.push import push_artifact
+    from .export.views import check_config_name, default_config_name
 
     try:
-        return push_artifact(art, repo_id, **push_options)
+        models = None
+        if nets is not None:
+            name = check_config_name(push_options.get("config_name")
+                                     or default_config_name(art.method, art.budget.ipc, art.budget.rank))
+            keep = {k: push_options[k] for k in ("private", "token", "max_retries", "retry_wait", "log")
+                    if k in push_options}
+            models = push_models(art, nets, repo_id, name, names=model_repos, **keep)
+        return push_artifact(art, repo_id, test=test, models=models, **push_options)
     except HubError as e:
         if saved_in:
             raise type(e)(f"{e} The condensed set is saved in {str(saved_in)!r}; publish it later with "
@@ -252,6 +272,15 @@ def run_experiment(
     if data is None:
         data = load_data(cfg.data, accelerator)
     validate(cfg, data.image_shape)
+    nets = None
+    if cfg.hub_push_models and not (cfg.push_to_hub and cfg.eval.eval_runs and data.test is not None):
+        raise ConfigError("push_models: needs push_to_hub, eval_runs > 0 and a test split (the models pushed are "
+                          "the networks the evaluation trains); set them or drop --push-models")
+    if cfg.hub_push_models:
+        from .export.model_repo import TrainedNets, check_publishable_models
+
+        check_publishable_models(cfg.eval.eval_models, data.image_shape)  # before any work
+        nets = TrainedNets()
     is_main = accelerator is None or accelerator.is_main_process
     out = Path(cfg.output_dir) if cfg.output_dir else None
     if out is not None and is_main:
@@ -266,12 +295,17 @@ def run_experiment(
         split = data.info.eval_split
         art.results["evaluation_data"] = {"split": split, "rows": len(data.test), "max_per_class": None}
         evaluate(art, data.test, cfg.eval, views=views, seed=eval_seed(art, cfg.eval),
-                 test_data=f"split {split!r} ({len(data.test)} rows)", accelerator=accelerator, progress=progress)
+                 test_data=f"split {split!r} ({len(data.test)} rows)", accelerator=accelerator, progress=progress,
+                 keep_state=nets)
+        if nets is not None:
+            nets.gather(accelerator)
         log(f"[hf_lodc] evaluation took {time.perf_counter() - t0:.1f} s")
     if out is not None and is_main:
-        save_artifact_or_rescue(art, out)
+        save_artifact_or_rescue(art, out, repo={  # the Hub repo layout too: load_dataset(out) works
+            "config_name": cfg.hub_config_name, "repo_id": cfg.push_to_hub or out.name,
+            "test": data.test if cfg.hub_test_split else None})
         log(f"[hf_lodc] wrote {out}")
     if cfg.push_to_hub and is_main:
         publish(art, cfg.push_to_hub, saved_in=cfg.output_dir, private=cfg.hub_private,
-                config_name=cfg.hub_config_name)
+                config_name=cfg.hub_config_name, test=data.test if cfg.hub_test_split else None, nets=nets)
     return art

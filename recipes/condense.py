@@ -39,7 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-with", type=lambda s: [v for v in s.split(",") if v], default=None,
                    help="comma-separated Accelerate trackers (e.g. tensorboard), logging to <output-dir>/logs")
     # every config field (the objectives' options included: CondenseConfig composes them)
-    add_options(p, option_fields(DataConfig, CondenseConfig, EvalConfig, RunConfig, skip=RunConfig.SECTIONS), _HELP)
+    add_options(p, option_fields(DataConfig, CondenseConfig, EvalConfig, RunConfig,
+                                 skip=(*RunConfig.SECTIONS, "hub_test_split", "hub_push_models")), _HELP)
+    p.add_argument("--no-test-split", dest="hub_test_split", action="store_false", default=argparse.SUPPRESS,
+                   help="push only the condensed set (train), not the real test split as validation/test")
+    p.add_argument("--push-models", dest="hub_push_models", action="store_true", default=argparse.SUPPRESS,
+                   help="also push, per eval model, the trained network closest to the median accuracy as a "
+                        "model repo <push-to-hub>-<model> (timm models only)")
     return p
 
 

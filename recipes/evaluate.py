@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-card", action="store_true", help="push the new results + card to the source repo")
     p.add_argument("--push-to-hub", help="push the set (with its results) to this repo")
     p.add_argument("--hub-private", action="store_true")
+    p.add_argument("--no-test-split", dest="test_split", action="store_false",
+                   help="push only the condensed set (train), not the real test split as validation/test")
+    p.add_argument("--push-models", action="store_true",
+                   help="also push, per model, the trained network closest to the median accuracy as a model "
+                        "repo <repo>-<model> (timm models; needs --runs > 0)")
     p.add_argument("--token", help="Hub token (default: HF_TOKEN / `hf auth login`)")
     p.add_argument("--output", help="also write the results as JSON here")
     p.add_argument("--cpu", action="store_true", help="force CPU even if a GPU is visible")
@@ -76,6 +81,9 @@ def evaluate_condensed(args, device) -> dict:
 
     from hf_lodc import CondensedDataset
 
+    if args.push_models and (not target_of(args) or args.runs == 0):
+        raise ConfigError("--push-models needs --push-to-hub REPO (or --update-card) and --runs > 0: the models "
+                          "pushed are the networks this evaluation trains")
     if Path(args.source).is_dir():
         cd = CondensedDataset.from_disk(args.source)
     else:
@@ -85,13 +93,25 @@ def evaluate_condensed(args, device) -> dict:
     print(f"[hf_lodc] {cd!r}")
     if args.runs != 0:
         cd.evaluate(models=args.models, runs=args.runs, epochs=args.epochs, seed=args.seed, uint8=args.uint8,
-                    device=device, progress=True)
-    target = args.push_to_hub or (args.source if args.update_card else None)
+                    device=device, progress=True, keep_models=args.push_models and bool(target_of(args)))
+    target = target_of(args)
     if args.update_card and Path(args.source).is_dir() and not args.push_to_hub:
         raise ConfigError("--update-card needs a Hub repo as source (or --push-to-hub REPO for a local set)")
-    if target:
-        cd.push_to_hub(target, private=args.hub_private, token=args.token, config_name=cd.name)
+    folder = Path(args.source)
+    saved = [m for m in folder.glob("condensations/*/hf_lodc.json") if not m.parent.name.startswith("_")]
+    as_is = folder.is_dir() and args.runs == 0 and args.test_split and len(saved) == 1
+    if target and as_is:  # a saved run, unchanged: upload its repo files as they are
+        from hf_lodc.export.push import push_folder
+
+        push_folder(folder, target, private=args.hub_private, token=args.token)
+    elif target:
+        cd.push_to_hub(target, private=args.hub_private, token=args.token, config_name=cd.name,
+                       test_split=args.test_split, push_models=args.push_models)
     return {v.results_key: cd.results.get(v.results_key, {}) for v in evaluated_views()}
+
+
+def target_of(args) -> str | None:
+    return args.push_to_hub or (args.source if args.update_card else None)
 
 
 def is_foreign(args) -> bool:

@@ -380,7 +380,8 @@ def test_condense_recipe_evaluates_both_views_and_writes_the_artefact_once(hub_s
 
     writes = []
     real_save = pipeline.save_artifact_or_rescue
-    monkeypatch.setattr(pipeline, "save_artifact_or_rescue", lambda art, out: writes.append(out) or real_save(art, out))
+    monkeypatch.setattr(pipeline, "save_artifact_or_rescue",
+                        lambda art, out, **kw: writes.append(out) or real_save(art, out, **kw))
     out = tmp_path / "run"
     argv = ["--dataset", "ylecun/mnist", "--max-per-class", "7", "--method", "lorandom", "--ipc", "1",
             "--rank", "2", "--eval-models", "convnet", "--eval-runs", "1", "--eval-epochs", "1",

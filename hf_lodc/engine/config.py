@@ -211,6 +211,8 @@ class RunConfig(Sectioned, _Checked):
     push_to_hub: str | None = None  # repo id to publish to at the end
     hub_private: bool = False
     hub_config_name: str | None = None  # repo config suffix; default "<method>-ipc<k>-r<r>"
+    hub_test_split: bool = True  # publish the real test split as the repo's validation / test splits
+    hub_push_models: bool = False  # also push one trained network per eval model as a model repo
     resume: bool = False
 
     @classmethod

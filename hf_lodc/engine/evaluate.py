@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -104,7 +104,8 @@ def train_one(
 
 
 @EVAL_BACKENDS.register("sequential")
-def _sequential(model, images, labels, test, mean, std, num_classes, cfg, seed, device, runs) -> list[float]:
+def _sequential(model, images, labels, test, mean, std, num_classes, cfg, seed, device, runs,
+                keep_state=None) -> list[float]:
     aug = DSAugment(cfg.eval_dsa_strategy if cfg.eval_dsa else "none")
     accs = []
     for r in runs:
@@ -112,6 +113,8 @@ def _sequential(model, images, labels, test, mean, std, num_classes, cfg, seed, 
         g = generator(seed, "eval-data", model, r)
         train_one(net, images, labels, cfg, g, aug)
         accs.append(test_accuracy(net, test, mean, std, device))
+        if keep_state is not None:  # after the test: nothing the callback does can change an accuracy
+            keep_state(model, r, accs[-1], net)
     return accs
 
 
@@ -128,11 +131,14 @@ def evaluate_synthetic(
     device: torch.device | str = "cpu",
     runs: list[int] | None = None,
     progress: bool = False,
+    keep_state: Callable[[str, int, float, nn.Module], None] | None = None,
 ) -> dict[str, EvalRecord]:
     """Train ``cfg.eval_runs`` fresh models per architecture on the synthetic set; test on ``test``.
 
     ``images`` are normalised like ``test`` will be (with ``mean``/``std``). Run r of a model is
     seeded by (seed, model, r) only, so any subset of runs (``runs``) can be computed anywhere.
+    ``keep_state(model, run, accuracy, net)`` is called with each trained network after its test (to
+    keep its weights, e.g. ``net.state_dict()``); it needs the ``sequential`` backend ("auto" picks it).
     """
     cfg = cfg or EvalConfig()
     if cfg.eval_runs <= 0 or cfg.eval_epochs <= 0:
@@ -147,11 +153,17 @@ def evaluate_synthetic(
     if backend == "auto":  # vmap pays off on accelerators; on CPU it measured slower (benchmarks/results/speed_eval.md)
         vectorise = "vmap" in EVAL_BACKENDS and len(run_ids) > 1 and device.type != "cpu"
         backend = "vmap" if vectorise else "sequential"
+    if keep_state is not None:
+        if cfg.eval_backend not in ("auto", "sequential"):
+            raise ConfigError(f"keeping the trained networks needs eval_backend 'sequential' (or 'auto'), "
+                              f"got {cfg.eval_backend!r}")
+        backend = "sequential"
     fn = EVAL_BACKENDS.get(backend)
+    extra = {"keep_state": keep_state} if keep_state is not None else {}
     out = {}
     for model in cfg.eval_models:
         t0 = time.perf_counter()
-        accs = fn(model, images, labels, test, mean, std, num_classes, cfg, seed, device, run_ids)
+        accs = fn(model, images, labels, test, mean, std, num_classes, cfg, seed, device, run_ids, **extra)
         out[model] = EvalRecord(model=model, accuracies=accs, epochs=cfg.eval_epochs, protocol=protocol_of(cfg),
                                 wall_time_s=time.perf_counter() - t0)
         if progress:

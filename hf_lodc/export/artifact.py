@@ -8,6 +8,11 @@ Layout (format version 1)::
     results.json         evaluation records + timing + storage
     history.json         loss curve
 
+plus, when saved with ``repo=`` (``CondensedDataset.save_to_disk``, ``recipes/condense.py --output-dir``),
+the Hub repo layout of the set (``README.md`` with the ``configs:``, ``condensations/<name>/...`` and the
+real test split; see ``views``), exactly the files a push commits, so ``datasets.load_dataset(dir)``
+reads the directory as it reads the pushed repo.
+
 Writes go to a temporary sibling directory that is renamed into place at the end, so a failure
 (read-only directory, disk full) never leaves a half-written artefact.
 """
@@ -304,15 +309,15 @@ def check_writable(target: str | os.PathLike) -> None:
         ) from None
 
 
-def save_artifact_or_rescue(art: "Artifact", out_dir: str | os.PathLike) -> Path:
+def save_artifact_or_rescue(art: "Artifact", out_dir: str | os.PathLike, **kwargs: Any) -> Path:
     """:func:`save_artifact`; if that fails (disk full at the end of a long run), the finished
     artefact is written to a fresh temporary directory instead and the error says where."""
     try:
-        return save_artifact(art, out_dir)
+        return save_artifact(art, out_dir, **kwargs)
     except ArtifactError as e:
         rescue_root = Path(tempfile.mkdtemp(prefix="hf_lodc-rescue-"))
         try:
-            path = save_artifact(art, rescue_root / _artefact_path(out_dir).name)
+            path = save_artifact(art, rescue_root / _artefact_path(out_dir).name, **kwargs)
         except ArtifactError:
             shutil.rmtree(rescue_root, ignore_errors=True)
             raise e from None
@@ -325,9 +330,24 @@ def _json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def save_artifact(art: Artifact, out_dir: str | os.PathLike, overwrite: bool = True) -> Path:
-    """Write ``art`` to ``out_dir`` atomically; returns the path."""
+def save_artifact(art: Artifact, out_dir: str | os.PathLike, overwrite: bool = True, *,
+                  repo: dict[str, Any] | None = None) -> Path:
+    """Write ``art`` to ``out_dir`` atomically; returns the path.
+
+    ``repo``: also write, in the same atomic step, the Hub repo layout of the set (``push.repo_folder_files``:
+    ``README.md`` + ``condensations/<name>/...`` + the real test split), so that
+    ``datasets.load_dataset(out_dir)`` reads it exactly as the pushed repo; keys ``config_name``,
+    ``test`` (LabeledImages or None), ``repo_id`` (named in the card; default the folder name).
+    """
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        if repo is not None:
+            from .push import repo_folder_files
+
+            opts = dict(repo)
+            opts.setdefault("repo_id", _artefact_path(out_dir).name)
+            for rel, data in repo_folder_files(art, **opts).items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_bytes(data)
         tensors = {k: v.detach().cpu().contiguous() for k, v in art.synset.state_dict().items()}
         save_file(tensors, str(tmp / "synset.safetensors"), metadata={"format_version": str(FORMAT_VERSION)})
         save_file({"images": art.images().contiguous(), "labels": art.labels.contiguous()},

@@ -13,8 +13,11 @@ Front matter keys written here (``configs`` / ``dataset_info`` by :func:`front_m
                     images_per_class, num_classes, image_shape, iterations, init, seed, lr,
                     batch_real, augmentation, normalisation {mean, std}, storage {stored_bytes,
                     pixel_budget_bytes, stored_fraction, images_as_pixels_bytes}, source {dataset,
-                    on_hub, config_name, revision, revision_sha, train_split, eval_split, num_train},
-                    wall_time_s, hardware, versions
+                    on_hub, config_name, revision, revision_sha (null: read from a local copy or mirror),
+                    train_split, eval_split, num_train}, eval_split {splits, source, config_name, split,
+                    revision, revision_sha, rows, max_per_class, configs} (null: train only), models
+                    [{model, repo_id, run, runs, accuracy}], wall_time_s, hardware, versions
+    size_categories: the bucket of train + evaluation rows
     results:        one entry per (condensation, evaluation model, data view): config_name, model,
                     data ("pixel_values": the float32 tensors, "images": the uint8 PNGs),
                     accuracy_mean, accuracy_std, runs, epochs, accuracies, protocol (settings, test
@@ -50,7 +53,7 @@ __all__ = [
 BEGIN = "<!-- hf_lodc:begin -->"
 END = "<!-- hf_lodc:end -->"
 # front-matter key order (other keys follow in their existing order): stable bytes -> idempotent pushes
-KEY_ORDER = ("pretty_name", "license", "source_datasets", "task_categories", "tags", "configs", "dataset_info",
+KEY_ORDER = ("pretty_name", "license", "size_categories", "source_datasets", "task_categories", "tags", "configs", "dataset_info",
              "condensation", "results")
 CITATION = """@inproceedings{yang2023efficient,
   title     = {An Efficient Dataset Condensation Plugin and Its Application to Continual Learning},
@@ -113,10 +116,43 @@ def condensation_entry(name: str, meta: dict[str, Any], is_default: bool) -> dic
             "eval_split": src.get("eval_split"),
             "num_train": src.get("num_train"),
         },
+        "eval_split": _eval_entry(meta.get("eval_split")),
+        "models": [dict(m) for m in meta.get("models") or []],
         "wall_time_s": res.get("condensation", {}).get("wall_time_s"),
         "hardware": env.get("hardware"),
         "versions": {k: v for k, v in env.items() if k != "hardware"},
     }
+
+
+def _eval_entry(ev: dict | None) -> dict[str, Any] | None:
+    """The card's summary of the published real test split (None: the repo has only ``train``)."""
+    if not ev:
+        return None
+    return {
+        "splits": list(ev.get("splits") or []),
+        "source": ev.get("source"),
+        "config_name": ev.get("config_name"),
+        "split": ev.get("split"),
+        "revision": ev.get("revision"),
+        "revision_sha": ev.get("revision_sha"),
+        "rows": ev.get("rows"),
+        "max_per_class": ev.get("max_per_class"),
+        "configs": sorted(ev.get("views") or {}),
+    }
+
+
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` bucket of ``n`` rows."""
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                         (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+        if n < limit:
+            return label
+    return "10M<n<100M"
+
+
+def _rows(meta: dict[str, Any]) -> int:
+    train = max((v.get("num_rows") or 0 for v in meta.get("views", {}).values()), default=0)
+    return train + int((meta.get("eval_split") or {}).get("rows") or 0)
 
 
 def _prod(xs) -> int:
@@ -170,8 +206,10 @@ def card_metadata(records: dict[str, dict], default: str | None) -> dict[str, An
         tags.insert(1, "low-rank")
     lead = records.get(default) or (records[names[0]] if names else None)
     license_ = (lead or {}).get("artifact", {}).get("source", {}).get("license")
+    rows = max((_rows(records[n]) for n in names), default=0)
     return {
         "license": license_,
+        "size_categories": [size_category(rows)] if names else None,
         "source_datasets": sources,
         "task_categories": ["image-classification"],
         "tags": tags,
@@ -224,6 +262,52 @@ def _results_table(records: dict[str, dict]) -> list[str]:
     head = ["| config | model | " + " | ".join(f"accuracy % ({v.label})" for v in views)
             + f" | {words[1]} − {words[0]} | runs × epochs |", "|---" * (len(views) + 4) + "|"]
     return head + rows
+
+
+def _eval_split_lines(lead: dict, repo_id: str, default: str | None) -> list[str]:
+    ev = lead.get("eval_split")
+    no_eval = [v.name for v in ordered_views() if v.build_eval is None and v.name in lead["configs"]]
+    if not ev:
+        return ["This repo has only the `train` split (the condensed set): evaluate on the source's own test "
+                "split, normalised with the mean/std below.", ""]
+    rev = ev.get("revision_sha") or ev.get("revision")
+    where = f"at `{rev}`" if rev else "(no Hub revision recorded: it was read from a local copy or mirror)"
+    sub = f", the first {ev['max_per_class']} per class" if ev.get("max_per_class") else ""
+    arg = "" if default else f', "{lead["configs"].get("images")}"'
+    lines = [
+        "### Evaluation splits",
+        "",
+        f"`validation` and `test` are the real test split `{ev['split']}` of `{ev['source']}` {where} "
+        f"({ev['rows']} images{sub}): the images every accuracy in this card was measured on, copied once "
+        f"(both split names point at the same parquet files). They have the same features and class names "
+        f"as `train`, in the configs of the views {', '.join(f'`{v}`' for v in ev['configs'])} "
+        "(`pixel_values` normalised "
+        "with the same mean/std), so stock training scripts (transformers' `run_image_classification.py`, "
+        "timm's `train.py --dataset hfds/<repo>`) evaluate on real images without extra flags:",
+        "",
+        "```python",
+        f'ds = load_dataset("{repo_id}"{arg})  # train (condensed), validation and test (real)',
+        "```",
+        "",
+    ]
+    if no_eval:
+        lines += [f"The {', '.join(f'`{n}`' for n in no_eval)} config has no evaluation split (it holds the "
+                  "parameters of the set, not images).", ""]
+    return lines
+
+
+def _model_lines(conds: list[dict]) -> list[str]:
+    rows = [(c["config_name"], m) for c in conds for m in c.get("models") or []]
+    if not rows:
+        return []
+    lines = ["## Trained models", "",
+             "One network per evaluation model, trained on the set under the protocol above (the run whose "
+             "accuracy is closest to the median of the runs), in model repos that timm loads after `import hf_lodc`:",
+             "", "| config | model | repo | run | accuracy % |", "|---|---|---|---|---|"]
+    for name, m in rows:
+        lines.append(f"| `{name}` | {m['model']} | [{m['repo_id']}](https://huggingface.co/{m['repo_id']}) | "
+                     f"{m['run']} of {m['runs']} | {m['accuracy']:.2f} |")
+    return lines + [""]
 
 
 def _storage_line(c: dict) -> str:
@@ -290,6 +374,7 @@ def render_body(records: dict[str, dict], default: str | None, repo_id: str) -> 
         f"({own}), listed below; {aliases} point at the default condensation. To train, normalise the `image` column with the "
         "mean/std, or use `pixel_values` directly, e.g. `px.with_format('torch')`.",
         "",
+        *_eval_split_lines(lead, repo_id, default),
         "## Results",
         "",
         *_results_table(records),
@@ -303,6 +388,7 @@ def render_body(records: dict[str, dict], default: str | None, repo_id: str) -> 
         if tests:
             lines += ["", f"Test data: {'; '.join(tests)}."]
         lines += [""]
+    lines += _model_lines(meta["condensation"])
     lines += [
         "## Condensations in this repo",
         "",
@@ -322,7 +408,8 @@ def render_body(records: dict[str, dict], default: str | None, repo_id: str) -> 
     for name, c in conds.items():
         s = c["source"]
         rev = s.get("revision_sha") or s.get("revision")
-        sha = f" at `{rev}`" if rev else ""
+        sha = f" at `{rev}`" if rev else (" (no Hub revision recorded: read from a local copy or mirror, "
+                                           "`revision_sha: null`)" if not s.get("revision_sha") else "")
         versions = ", ".join(f"{k} {v}" for k, v in c["versions"].items())
         lines += [
             f"- `{name}`: configs {', '.join(f'`{v}`' for v in c['configs'].values())}; source `{s['dataset']}`"
@@ -440,12 +527,22 @@ def front_matter(records: dict[str, dict], default: str | None, card_data: dict[
     configs: dict[str, dict] = {}
     dinfos: dict[str, Any] = {}
     for name in sorted(records):
+        ev = records[name].get("eval_split") or {}
         for view, v in records[name]["views"].items():
             entry = {"data_files": [{"split": "train", "path": str(Path(v["path"]).parent.as_posix()) + "/train-*"}]}
             info = DatasetInfo(features=Features.from_dict(v["features"]), splits=SplitDict(),
                                download_size=v["parquet_bytes"], dataset_size=v["num_bytes"])
             info.splits.add(SplitInfo(name="train", num_bytes=v["num_bytes"], num_examples=v["num_rows"]))
             info.size_in_bytes = v["parquet_bytes"] + v["num_bytes"]
+            e = (ev.get("views") or {}).get(view)
+            if e:  # the real test split: both names, the same files (stored once)
+                folder = str(Path(e["path"]).parent.as_posix())
+                for split in ev.get("splits") or ():
+                    entry["data_files"].append({"split": split, "path": folder + "/test-*"})
+                    info.splits.add(SplitInfo(name=split, num_bytes=e["num_bytes"], num_examples=e["num_rows"]))
+                info.download_size += e["parquet_bytes"]
+                info.dataset_size += e["num_bytes"]
+                info.size_in_bytes += e["parquet_bytes"] + e["num_bytes"]
             names = [v["config_name"]] + ([VIEWS.get(view).alias] if name == default else [])
             for cfg_name in names:  # fresh copies: shared objects would be dumped as YAML anchors
                 configs[cfg_name] = json.loads(json.dumps(entry))

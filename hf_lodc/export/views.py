@@ -11,6 +11,10 @@ accuracy is measured on, and under which results key)::
 
 Repo layout (``LAYOUT_VERSION`` 1) of condensation ``N``: ``condensations/N/<view>/train-00000-of-00001.parquet``
 per view, plus ``condensations/N/preview.png`` and ``condensations/N/hf_lodc.json`` (the record).
+The source's real test split (what the accuracies were measured on) is stored once per repo under
+``condensations/_test/<key>/<view>/test-00000-of-00001.parquet`` for the views that have an evaluation
+split (``images``, ``pixel_values``; not ``factors``); the card's configs point BOTH split names
+``validation`` and ``test`` at those files, next to ``train`` = the condensed set.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from .preview import to_pil
 __all__ = [
     "LAYOUT_VERSION", "ROOT", "META_FILE", "PREVIEW_FILE", "SHARD", "View", "VIEWS", "ordered_views",
     "evaluated_views", "view_datasets", "png_images", "check_config_name", "default_config_name",
-    "condensation_of", "reserved_names", "quiet_datasets",
+    "condensation_of", "reserved_names", "quiet_datasets", "EVAL_SHARD", "EVAL_DIR", "EVAL_SPLITS",
+    "eval_split_datasets", "eval_split_folder",
 ]
 
 LAYOUT_VERSION = 1
@@ -39,6 +44,9 @@ ROOT = "condensations"
 META_FILE = "hf_lodc.json"
 PREVIEW_FILE = "preview.png"
 SHARD = "train-00000-of-00001.parquet"
+EVAL_SHARD = "test-00000-of-00001.parquet"  # the real test split, under condensations/_test/<key>/<view>/
+EVAL_DIR = "_test"  # not a possible condensation name (those start with a letter or digit)
+EVAL_SPLITS = ("validation", "test")  # both split names point at the same files
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
 
@@ -57,6 +65,7 @@ class View:
     eval_images: Callable[[Artifact], torch.Tensor] | None = None  # (N, C, H, W) float32 normalised, as trained on
     restores: str | None = None  # the parameterisation this view rebuilds exactly (pull)
     to_state: Callable[[dict], dict[str, torch.Tensor]] | None = None  # columns (numpy) -> synset tensors
+    build_eval: Callable[[Any, Artifact], Any] | None = None  # (real test LabeledImages, art) -> Dataset or none
 
 
 VIEWS: Registry[View] = Registry("view")
@@ -127,6 +136,45 @@ def _factors_view(art: Artifact):
                                       features=features)
 
 
+def _images_eval(test, art: Artifact):
+    import datasets
+
+    features = datasets.Features({"image": datasets.Image(), "label": _class_label(art)})
+    return datasets.Dataset.from_dict(
+        {"image": [to_pil(x) for x in test.images], "label": test.labels.tolist()}, features=features
+    )  # test.images: (M, C, H, W) uint8, the real images as read
+
+
+def _pixel_values_eval(test, art: Artifact):
+    import datasets
+
+    x = normalize(test.images, art.mean, art.std).contiguous()  # (M, C, H, W) float32, as the set is
+    features = datasets.Features({
+        "pixel_values": datasets.Array3D(shape=tuple(x.shape[1:]), dtype="float32"),
+        "label": _class_label(art),
+    })
+    return datasets.Dataset.from_dict({"pixel_values": x.numpy(), "label": test.labels.tolist()}, features=features)
+
+
+def eval_split_folder(source: dict[str, Any], rows: int) -> str:
+    """``condensations/_test/<key>``: where the real test split of ``source`` (a SourceInfo record) is
+    stored once per repo; the key names the source, its revision, split and row count."""
+    import hashlib
+    import json as _json
+
+    ident = {k: source.get(k) for k in ("hub_id", "dataset", "config_name", "revision", "revision_sha",
+                                        "eval_split", "image_shape", "mean", "std")}
+    digest = hashlib.sha256(_json.dumps({**ident, "rows": rows}, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{ROOT}/{EVAL_DIR}/{digest[:12]}"
+
+
+def eval_split_datasets(test, art: Artifact) -> dict[str, Any]:
+    """view name -> ``datasets.Dataset`` of the real test split ``test`` (LabeledImages), for the views
+    that carry one (``images``: PNG as read, ``pixel_values``: normalised float32 like the set)."""
+    with quiet_datasets():
+        return {v.name: v.build_eval(test, art) for v in ordered_views() if v.build_eval is not None}
+
+
 def png_images(art: Artifact) -> torch.Tensor:
     """The published ``image`` column, PNG-encoded then decoded again: (N, C, H, W) uint8."""
     import numpy as np
@@ -147,13 +195,14 @@ def _columns(batch: dict, *names: str) -> dict[str, torch.Tensor]:
 VIEWS.add("images", View(
     "images", 0, "", "default", _images_view, ("image",), ("ds", "image (uint8 PNG) + label"),
     label="uint8 PNG `image`", results_key="evaluations_uint8", eval_order=1,
-    eval_images=lambda art: normalize(png_images(art), art.mean, art.std),
+    eval_images=lambda art: normalize(png_images(art), art.mean, art.std), build_eval=_images_eval,
 ))
 VIEWS.add("pixel_values", View(
     "pixel_values", 1, "-pixel_values", "pixel_values", _pixel_values_view, ("pixel_values",),
     ("px", "exact float32 normalised tensors"),
     label="float32 `pixel_values`", results_key="evaluations", eval_order=0, eval_images=lambda art: art.images(),
     restores="pixel", to_state=lambda batch: {"images": _columns(batch, "pixel_values")["pixel_values"]},
+    build_eval=_pixel_values_eval,
 ))
 VIEWS.add("factors", View(
     "factors", 2, "-factors", "factors", _factors_view, ("A", "B"), ("fa", "low-rank factors A, B + label"),
