@@ -10,7 +10,7 @@ from hf_lodc.data.types import ImageClassificationData
 from hf_lodc.engine import device as dev
 from hf_lodc.engine.condenser import Condenser
 from hf_lodc.objectives import MatchContext, RealSampler
-from hf_lodc.objectives.dm import DistributionMatching
+from hf_lodc.objectives.dm import DistributionMatching, DMOptions
 from hf_lodc.seeding import generator
 
 
@@ -24,7 +24,7 @@ def _step(data, chunk, channels_last):
         num_classes=10, classes=torch.arange(10), image_shape=data.image_shape, model="lodc_convnet_d3_w128",
         augment=DSAugment("color_crop_cutout_flip_scale_rotate"),
         sampler=RealSampler(data.train, torch.arange(10), data.mean, data.std, torch.device("cpu"), 10),
-        batch_real=6, seed=0, device=torch.device("cpu"), options={"real_chunk": chunk})
+        batch_real=6, seed=0, device=torch.device("cpu"), options=DMOptions(real_chunk=chunk))
     dev.configure("cpu", channels_last=channels_last)
     cond = Condenser(data, hf_lodc.CondenseConfig(method="lodm", ipc=1, iterations=1, batch_real=6), progress=False)
     cond.initialise()

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import torch
 
-from ..engine import device as device_settings
-from .base import OBJECTIVES, Objective
+from dataclasses import dataclass
 
-__all__ = ["DistributionMatching", "real_chunk_default"]
+from ..engine import device as device_settings
+from .base import OBJECTIVES, Objective, ObjectiveOptions, option
+
+__all__ = ["DistributionMatching", "DMOptions", "real_chunk_default"]
 
 
 def _embed(net, x):
@@ -29,12 +31,22 @@ def real_chunk_default(device: torch.device) -> int:
     """Images per no-grad real chunk; 0 = one pass. Chunks of 256 measured CPU-time neutral on the
     2-core Xeon (12.66 vs 12.64 CPU s/it at CIFAR-10 IPC 10) and slower in wall time when the cores
     are shared (many more thread barriers), so one pass is the default everywhere; the option stays
-    (``options["real_chunk"]``) for machines where the cache effect shows."""
+    (``real_chunk``) for machines where the cache effect shows."""
     return 0
+
+
+@dataclass
+class DMOptions(ObjectiveOptions):
+    real_chunk: int | None = option(
+        None, "distribution matching: real images per no-grad chunk (0 or None: one pass; bit-identical either way)")
+
+    RULES = {"real_chunk": (lambda v: v >= 0, ">= 0")}
 
 
 @OBJECTIVES.register("dm")
 class DistributionMatching(Objective):
+    Options = DMOptions
+
     def step(self, iteration, synset, optimizer, generator):
         ctx = self.ctx
         K, n, b = len(ctx.classes), synset.per_class, ctx.batch_real
@@ -49,7 +61,7 @@ class DistributionMatching(Objective):
         idx = ctx.sampler.indices(b, generator)  # (K*b,) class-major rows of the real batch
         x_syn = synset()  # (K*n, C, H, W)
         params = ctx.augment.draw(K, (h, w), generator) if ctx.augment.enabled else None  # one per class
-        chunk = ctx.options.get("real_chunk")
+        chunk = self.options.real_chunk
         chunk = real_chunk_default(dev) if chunk is None else int(chunk)
         chunk = K * b if chunk <= 0 else max(1, chunk)
         y_all = torch.arange(K).repeat_interleave(b)  # (K*b,) on the host: DSA selects there, no sync
