@@ -105,7 +105,10 @@ class CondensedDataset:
         p = Path(path)
         if (p / "README.md").is_file() and (p / "condensations").is_dir():
             return cls.from_hub(str(p))
-        return cls.from_artifact(load_artifact(p))
+        art = load_artifact(p)
+        cd = cls.from_artifact(art)
+        _anchor_relative_source(cd.data_config, art, p)
+        return cd
 
     @classmethod
     def from_hub(
@@ -339,6 +342,30 @@ def _data_config_of(art: Artifact) -> DataConfig:
     return DataConfig(dataset=s.hub_id or s.dataset, config_name=s.config_name, revision=s.revision,
                       train_split=s.train_split, eval_split=s.eval_split, image_column=s.image_column,
                       label_column=s.label_column)
+
+
+def _anchor_relative_source(dc: DataConfig, art: Artifact, artefact_dir) -> None:
+    """An artefact of an older hf_lodc may record its local source relative to the folder it was made
+    in: found from here, or from the artefact's folder or one above it, it is used; else a path error
+    (never a Hub lookup) that says so."""
+    from pathlib import Path
+
+    rel = dc.dataset
+    if art.source.hub_id or not isinstance(rel, str) or os.path.isabs(os.path.expanduser(rel)) or Path(rel).exists():
+        return
+    if not (art.source.resolved_path or "/" in rel or rel.startswith(".")):
+        return  # a bare name: a Hub id / cached dataset, looked up as such
+    here = Path(os.path.abspath(artefact_dir))
+    for base in (here, *here.parents):
+        if (base / rel).is_dir():
+            dc.dataset = str(base / rel)
+            return
+    from .errors import LocalPathNotFoundError
+
+    raise LocalPathNotFoundError(
+        f"the artefact {str(here)!r} records its source as the relative path {rel!r} (written by an older hf_lodc), "
+        f"which exists neither from {os.getcwd()!r} nor above the artefact; run from the folder it was made in, or "
+        "set source.dataset in its config.json to the absolute path")
 
 
 def _check_names(given: dict, section, what: str) -> None:
