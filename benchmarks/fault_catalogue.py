@@ -500,6 +500,14 @@ def _ok_load(fx, src):
     return "ok" if len(d.train) == 18 else f"bad: {len(d.train)} train rows"
 
 
+def _same_as_tensors(fx, arg):
+    a = _ev_args(fx)
+    ref = _ev(fx, images=a["images"], labels=a["labels"])
+    got = _ev(fx, **{"images": a["images"], "labels": a["labels"], arg: a[arg].numpy()})
+    same = {m: r.accuracies for m, r in ref.items()} == {m: r.accuracies for m, r in got.items()}
+    return "ok" if same else f"bad: numpy {arg} gave {got} vs {ref}"
+
+
 def _nan_eval(fx):
     import torch
 
@@ -570,10 +578,11 @@ def _api_cases() -> list[Case]:
         lambda fx: _ev(fx, num_classes=2), mention="num_classes")
     api("api-eval-num-classes-big", "evaluate_synthetic with num_classes=5 for a 3-class test set",
         lambda fx: _ev(fx, num_classes=5), mention="num_classes")
-    api("api-eval-numpy-images", "evaluate_synthetic with numpy images",
-        lambda fx: _ev(fx, images=_ev_args(fx)["images"].numpy()), mention="images")
-    api("api-eval-numpy-labels", "evaluate_synthetic with numpy labels",
-        lambda fx: _ev(fx, labels=_ev_args(fx)["labels"].numpy()), mention="labels")
+    # numpy arrays are accepted (converted; the same records as the tensors give)
+    api("api-eval-numpy-images", "evaluate_synthetic with numpy images (accepted)",
+        lambda fx: _same_as_tensors(fx, "images"), expect="ok")
+    api("api-eval-numpy-labels", "evaluate_synthetic with numpy labels (accepted)",
+        lambda fx: _same_as_tensors(fx, "labels"), expect="ok")
     api("api-eval-3d-images", "evaluate_synthetic with (N, H, W) images",
         lambda fx: _ev(fx, images=torch.randn(6, 8, 8)), mention="images")
     api("api-eval-channels", "evaluate_synthetic with 1-channel images for an RGB test set",
