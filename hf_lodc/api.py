@@ -27,7 +27,8 @@ from .data.types import ImageClassificationData, LabeledImages
 from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EvalRecord
 from .errors import ConfigError, DatasetError
-from .export.artifact import CONTINUE_KEYS, Artifact, build_artifact, load_artifact, save_artifact
+from .engine.identity import identity_diff, run_identity
+from .export.artifact import Artifact, build_artifact, load_artifact, save_artifact
 
 __all__ = ["CondensedDataset", "first_per_class"]
 
@@ -243,10 +244,11 @@ class CondensedDataset:
         known = {f.name for f in fields(CondenseConfig)}
         base = {k: v for k, v in prev.condense_config.items() if k in known}
         base["method"] = prev.method
-        mismatch = [k for k in CONTINUE_KEYS if k in given and given[k] != base.get(k)]
+        # the settings given that change what is computed (engine/identity.py) must equal the set's
+        mismatch = identity_diff(run_identity(given), run_identity(base), only_common=True)
         if mismatch:
             if continue_from_current:
-                diff = ", ".join(f"{k}={given[k]!r} (set has {base.get(k)!r})" for k in mismatch)
+                diff = ", ".join(f"{k}={a!r} (set has {b!r})" for k, (a, b) in mismatch.items())
                 raise ConfigError(f"cannot continue the current set: {diff}")
             return CondenseConfig(**given), None
         if "iterations" not in given:

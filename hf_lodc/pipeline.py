@@ -289,7 +289,11 @@ def run_experiment(
     is_main = accelerator is None or accelerator.is_main_process
     if out is not None and is_main:
         check_writable(out)  # a read-only or foreign output dir fails now, not after the condensation
-    with locked_output_dir(out if is_main else None) if out is not None else contextlib.nullcontext():
+    if data is None:
+        data = load_data(cfg.data, accelerator)
+    validate(cfg, data.image_shape, data.num_classes, len(data.train), len(data.test) if data.test is not None else 0)
+    # the lock (beside the output dir, so its parent is created) only once every check has passed
+    with locked_output_dir(out if is_main else None):
         return _run_locked(cfg, out, accelerator, data, progress, log, is_main)
 
 
@@ -338,9 +342,6 @@ def _sigterm_as_interrupt():
 
 
 def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, log, is_main) -> Artifact:
-    if data is None:
-        data = load_data(cfg.data, accelerator)
-    validate(cfg, data.image_shape, data.num_classes, len(data.train), len(data.test) if data.test is not None else 0)
     ckpt = out / "checkpoints" if out else None  # created only when a checkpoint is written
     result = condense(data, cfg.condense, accelerator=accelerator, checkpoint_dir=ckpt, resume=cfg.resume,
                       progress=progress, log=log)

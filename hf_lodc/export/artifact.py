@@ -35,17 +35,12 @@ from ..synset.lowrank import PARAMETERISATIONS, SyntheticSet
 
 __all__ = ["Artifact", "build_artifact", "results_record", "save_artifact", "save_artifact_or_rescue",
            "check_writable", "load_artifact", "artifact_from_record", "FORMAT_VERSION", "environment_info",
-           "atomic_dir", "CONTINUE_KEYS", "REUSE_KEYS"]
+           "atomic_dir"]
 
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("synset.safetensors", "config.json")
 
-# Run identity, as recorded in an artefact's resolved condensation config (``condense_config``).
-# What must match to CONTINUE condensing a held set for more iterations (``CondensedDataset.condense``):
-CONTINUE_KEYS = ("method", "ipc", "rank", "images_per_class")
-# What must match to REUSE a finished set instead of condensing again (a continual run's task memory):
-REUSE_KEYS = ("method", "ipc", "rank", "images_per_class", "init", "iterations", "batch_real", "lr",
-              "momentum", "dsa_strategy", "matching_model", "seed")
+# What must match to continue or reuse a set is engine/identity.py's (run_identity / finished_identity).
 
 
 def environment_info() -> dict[str, Any]:
