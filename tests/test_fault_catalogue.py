@@ -1,7 +1,9 @@
 """A fast subset of the fault catalogue (benchmarks/fault_catalogue.py): each case must end in a clean error.
 
 One case per class of issue 12 (resume, knowable-late errors, damaged artefacts, misleading
-messages, the API, disk full) and a few of the catalogue's own (YAML, options, data). The cases run
+messages, the API, disk full) and a few of the catalogue's own (YAML, options, data). Signals during
+evaluation and the output-dir lock (classes 3 and 4) are tested directly in tests/test_reliability.py
+(the catalogue's cases for them start a second run, too slow for this subset). The cases run
 exactly as in the catalogue: CLI cases as the recipe's ``__main__`` in a process of their own, API
 cases in a forked child, each classified from exit code, stderr, exception and files on disk.
 
@@ -41,8 +43,6 @@ SUBSET = [
     "resume-other-momentum",      # 1. another momentum is refused by the identity check
     "late-push-no-token-no-dir",  # 2. a push without a token is refused before the work
     "late-bad-repo-id",           # 2. an invalid repo id is refused before the work
-    "signal-int-during-eval",     # 3. Ctrl-C during evaluation saves the condensed set, un-evaluated
-    "two-runs-one-dir",           # 4. the second run into a locked output dir names the first
     "artefact-truncated",         # 5. truncated safetensors: ArtifactError from the reader
     "artefact-config-list",       # 5. config.json of the wrong type
     "artefact-labels-out-of-range",  # 5. labels outside the classes
