@@ -363,6 +363,10 @@ def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, l
         except HfLodcError as e:
             hint = _save_unevaluated(art, out if is_main else None, cfg, f"{type(e).__name__}", log) if is_main else ""
             raise type(e)(f"{e} ({hint})") from None
+        except Exception:  # a bug: keep its traceback, but not at the price of the condensation
+            if is_main:
+                log(f"[hf_lodc] evaluation failed; {_save_unevaluated(art, out, cfg, 'evaluation failed', log)}")
+            raise
         log(f"[hf_lodc] evaluation took {time.perf_counter() - t0:.1f} s")
     else:
         art.results["evaluated"] = False
