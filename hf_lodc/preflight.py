@@ -425,8 +425,8 @@ def check_eval_inputs(images, labels, test, mean, std, num_classes):
     if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
         raise ConfigError(f"labels must be (N,) with one label per image: {images.shape[0]} images, labels of shape "
                           f"{tuple(labels.shape)}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
     test_classes = int(test.labels.max()) + 1 if len(test) else 0
     if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
         raise ConfigError(f"labels range over [{int(labels.min())}, {int(labels.max())}], outside num_classes="
