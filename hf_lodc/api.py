@@ -27,7 +27,8 @@ from .data.types import ImageClassificationData, LabeledImages
 from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EvalRecord
 from .errors import ConfigError, DatasetError
-from .export.artifact import CONTINUE_KEYS, Artifact, build_artifact, load_artifact, save_artifact
+from .engine.identity import identity_diff, run_identity
+from .export.artifact import Artifact, build_artifact, load_artifact, save_artifact
 
 __all__ = ["CondensedDataset", "first_per_class"]
 
@@ -106,8 +107,11 @@ class CondensedDataset:
         own = (p / "synset.safetensors").is_file() and (p / "config.json").is_file()
         if not own and (p / "README.md").is_file() and (p / "condensations").is_dir():
             return cls.from_hub(str(p))  # a local copy of a Hub repo
+        art = load_artifact(p)
         names = [m.parent.name for m in p.glob("condensations/*/hf_lodc.json") if not m.parent.name.startswith("_")]
-        return cls.from_artifact(load_artifact(p), names[0] if len(names) == 1 else None)
+        cd = cls.from_artifact(art, names[0] if len(names) == 1 else None)
+        _anchor_relative_source(cd.data_config, art, p)
+        return cd
 
     @classmethod
     def from_hub(
@@ -242,10 +246,11 @@ class CondensedDataset:
         known = {f.name for f in fields(CondenseConfig)}
         base = {k: v for k, v in prev.condense_config.items() if k in known}
         base["method"] = prev.method
-        mismatch = [k for k in CONTINUE_KEYS if k in given and given[k] != base.get(k)]
+        # the settings given that change what is computed (engine/identity.py) must equal the set's
+        mismatch = identity_diff(run_identity(given), run_identity(base), only_common=True)
         if mismatch:
             if continue_from_current:
-                diff = ", ".join(f"{k}={given[k]!r} (set has {base.get(k)!r})" for k in mismatch)
+                diff = ", ".join(f"{k}={a!r} (set has {b!r})" for k, (a, b) in mismatch.items())
                 raise ConfigError(f"cannot continue the current set: {diff}")
             return CondenseConfig(**given), None
         if "iterations" not in given:
@@ -377,6 +382,30 @@ def _data_config_of(art: Artifact) -> DataConfig:
     return DataConfig(dataset=s.hub_id or s.dataset, config_name=s.config_name, revision=s.revision,
                       train_split=s.train_split, eval_split=s.eval_split, image_column=s.image_column,
                       label_column=s.label_column)
+
+
+def _anchor_relative_source(dc: DataConfig, art: Artifact, artefact_dir) -> None:
+    """An artefact of an older hf_lodc may record its local source relative to the folder it was made
+    in: found from here, or from the artefact's folder or one above it, it is used; else a path error
+    (never a Hub lookup) that says so."""
+    from pathlib import Path
+
+    rel = dc.dataset
+    if art.source.hub_id or not isinstance(rel, str) or os.path.isabs(os.path.expanduser(rel)) or Path(rel).exists():
+        return
+    if not (art.source.resolved_path or "/" in rel or rel.startswith(".")):
+        return  # a bare name: a Hub id / cached dataset, looked up as such
+    here = Path(os.path.abspath(artefact_dir))
+    for base in (here, *here.parents):
+        if (base / rel).is_dir():
+            dc.dataset = str(base / rel)
+            return
+    from .errors import LocalPathNotFoundError
+
+    raise LocalPathNotFoundError(
+        f"the artefact {str(here)!r} records its source as the relative path {rel!r} (written by an older hf_lodc), "
+        f"which exists neither from {os.getcwd()!r} nor above the artefact; run from the folder it was made in, or "
+        "set source.dataset in its config.json to the absolute path")
 
 
 def _check_names(given: dict, section, what: str) -> None:

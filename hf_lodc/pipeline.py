@@ -33,11 +33,14 @@ from .data.types import ImageClassificationData, LabeledImages
 from .engine.condenser import CondenseResult, Condenser, resolve_config
 from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EVAL_BACKENDS, EvalRecord, evaluate_synthetic, protocol_of
-from .errors import ConfigError, HubError, UnknownNameError
+from .engine.condenser import Interrupted
+from .errors import ConfigError, HfLodcError, HubError, UnknownNameError
 from .export.artifact import Artifact, build_artifact, check_writable, save_artifact_or_rescue
-from .export.views import VIEWS, evaluated_views
+from .export.views import VIEWS, check_config_name, evaluated_views
 from .methods import get_method
 from .models import create_eval_model
+from .preflight import (check_eval_models, check_memory, check_repo_id, check_strategy, check_token,
+                        estimate_memory_bytes, locked_output_dir, resolve_output_dir)
 from .synset.budget import check_budget_args
 from .synset.init import INITS
 
@@ -73,34 +76,61 @@ def load_data(dc: DataConfig, accelerator=None) -> ImageClassificationData:
         )
 
 
-def validate_eval(ec: EvalConfig, image_shape=None) -> None:
-    if ec.eval_runs <= 0:
-        raise ConfigError(f"eval_runs must be positive, got {ec.eval_runs}")
+def validate_eval(ec: EvalConfig, image_shape=None, num_classes: int = 2) -> None:
+    """Evaluation settings; ``eval_runs`` 0 means no evaluation. With ``image_shape`` every model is
+    built and run once at that size (a ViT at 8 px fails here, not after the condensation)."""
+    if ec.eval_runs < 0:
+        raise ConfigError(f"eval_runs must be >= 0 (0: no evaluation), got {ec.eval_runs}")
     if ec.eval_epochs <= 0:
         raise ConfigError(f"eval_epochs must be positive, got {ec.eval_epochs}")
     if ec.eval_backend != "auto":
         EVAL_BACKENDS.get(ec.eval_backend)
+    check_strategy(ec.eval_dsa_strategy, "eval_dsa_strategy")
     c, h, w = image_shape or (3, 32, 32)
     for m in ec.eval_models:
         create_eval_model(m, num_classes=2, in_chans=c, img_size=(h, w))  # raises UnknownNameError
+    if image_shape is not None and ec.eval_runs:
+        check_eval_models(ec.eval_models, image_shape, num_classes)
 
 
-def validate(cfg: RunConfig, image_shape=None) -> None:
+def validate(cfg: RunConfig, image_shape=None, num_classes: int = 0, num_real: int = 0, num_test: int = 0) -> None:
     """Checks before any work. Without ``image_shape`` (data not read yet): names and the budget's
     own arguments; with it: the full budget at that size, and every network built once."""
     if image_shape is None:
         spec = get_method(cfg.condense.method)
         INITS.get(cfg.condense.init or spec.init)
         check_budget_args(cfg.condense.ipc, cfg.condense.rank if spec.lowrank else None, cfg.condense.images_per_class)
+        if spec.dsa:
+            check_strategy(cfg.condense.dsa_strategy, "dsa_strategy")
         validate_eval(cfg.eval)
+        if cfg.resume and not cfg.output_dir:
+            raise ConfigError("--resume needs --output-dir (the checkpoint lives in <output-dir>/checkpoints); "
+                              "give the output dir of the interrupted run")
+        if cfg.condense.checkpoint_every and not cfg.output_dir:
+            raise ConfigError(f"--checkpoint-every {cfg.condense.checkpoint_every} needs --output-dir (checkpoints "
+                              "go to <output-dir>/checkpoints); set one, or drop --checkpoint-every")
+        if cfg.push_to_hub:
+            check_repo_id(cfg.push_to_hub)
+            if cfg.hub_config_name is not None:
+                check_config_name(cfg.hub_config_name)
+            check_token(None)
         return
-    _, resolved, _ = resolve_config(cfg.condense, image_shape)
-    validate_eval(cfg.eval, image_shape)
+    spec, resolved, budget = resolve_config(cfg.condense, image_shape)
+    validate_eval(cfg.eval, image_shape, num_classes)
     c, h, w = image_shape
     try:
         create_eval_model(resolved.matching_model, num_classes=2, in_chans=c, img_size=(h, w))
     except UnknownNameError as e:
         raise UnknownNameError(f"matching_model: {e}") from None
+    if num_classes:
+        check_memory(estimate_memory_bytes(num_classes, budget.images_per_class, image_shape, budget.rank,
+                                           num_real, num_test), _memory_what(cfg.condense, num_classes, budget))
+
+
+def _memory_what(cc: CondenseConfig, num_classes: int, budget) -> str:
+    what = f"ipc {cc.ipc}" if cc.images_per_class is None else f"images_per_class {cc.images_per_class}"
+    return (f"{what}: {num_classes} x {budget.images_per_class} synthetic images of {tuple(budget.image_shape)}"
+            + (f" at rank {budget.rank}" if budget.rank else ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,10 +298,20 @@ def run_experiment(
     The float32 tensors are always evaluated (when ``cfg.eval.eval_runs`` and a test split exist); the
     published uint8 PNGs too when pushing, so the card states what the rounding costs.
     """
+    out = resolve_output_dir(cfg.output_dir)  # ~ and relative paths resolved once, used everywhere
+    if out is not None:
+        cfg = cfg.replace(output_dir=str(out))
+    if data is None:
+        from .data.hub import resolve_dataset_arg
+
+        cfg = cfg.replace(dataset=resolve_dataset_arg(cfg.data.dataset))  # the artefact records the absolute path
     validate(cfg)
+    is_main = accelerator is None or accelerator.is_main_process
+    if out is not None and is_main:
+        check_writable(out)  # a read-only or foreign output dir fails now, not after the condensation
     if data is None:
         data = load_data(cfg.data, accelerator)
-    validate(cfg, data.image_shape)
+    validate(cfg, data.image_shape, data.num_classes, len(data.train), len(data.test) if data.test is not None else 0)
     nets = None
     if cfg.hub_push_models and not (cfg.push_to_hub and cfg.eval.eval_runs and data.test is not None):
         raise ConfigError("push_models: needs push_to_hub, eval_runs > 0 and a test split (the models pushed are "
@@ -281,10 +321,56 @@ def run_experiment(
 
         check_publishable_models(cfg.eval.eval_models, data.image_shape)  # before any work
         nets = TrainedNets()
-    is_main = accelerator is None or accelerator.is_main_process
-    out = Path(cfg.output_dir) if cfg.output_dir else None
-    if out is not None and is_main:
-        check_writable(out)  # a read-only or foreign output dir fails now, not after the condensation
+    # the lock (beside the output dir, so its parent is created) only once every check has passed
+    with locked_output_dir(out if is_main else None):
+        return _run_locked(cfg, out, accelerator, data, progress, log, is_main, nets)
+
+
+def _saved_hint(out: Path, cfg: RunConfig) -> str:
+    cmd = f"python recipes/evaluate.py {str(out)!r}"
+    push = f" --push-to-hub {cfg.push_to_hub}" if cfg.push_to_hub else ""
+    return (f"the condensed set is saved, not evaluated, in {str(out)!r}; evaluate it with `{cmd}`"
+            + (f" or publish it with `{cmd} --runs 0{push}`" if push else ""))
+
+
+def _save_unevaluated(art: Artifact, out: Path | None, cfg: RunConfig, why: str, log) -> str:
+    """Save the finished condensation before an evaluation failure propagates; returns the hint."""
+    art.results["evaluated"] = False
+    art.results["not_evaluated_because"] = why
+    for view in evaluated_views():  # partial records of an interrupted evaluation are dropped
+        art.results.pop(view.results_key, None)
+    art.results[VIEWS.get(FLOAT32).results_key] = {}
+    if out is None:
+        return "the condensed set was not saved (no --output-dir)"
+    try:
+        path = save_artifact_or_rescue(art, out)
+    except HfLodcError as e:
+        return f"saving the condensed set failed too: {e}"
+    return _saved_hint(Path(path), cfg)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt (like Ctrl-C) in the main thread, so the finished condensation
+    can be saved before the process exits."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, log, is_main, nets=None) -> Artifact:
     ckpt = out / "checkpoints" if out else None  # created only when a checkpoint is written
     result = condense(data, cfg.condense, accelerator=accelerator, checkpoint_dir=ckpt, resume=cfg.resume,
                       progress=progress, log=log)
@@ -294,18 +380,36 @@ def run_experiment(
         views = (FLOAT32, UINT8) if cfg.push_to_hub else (FLOAT32,)
         split = data.info.eval_split
         art.results["evaluation_data"] = {"split": split, "rows": len(data.test), "max_per_class": None}
-        evaluate(art, data.test, cfg.eval, views=views, seed=eval_seed(art, cfg.eval),
-                 test_data=f"split {split!r} ({len(data.test)} rows)", accelerator=accelerator, progress=progress,
-                 keep_state=nets)
-        if nets is not None:
-            nets.gather(accelerator)
+        try:
+            with _sigterm_as_interrupt():
+                evaluate(art, data.test, cfg.eval, views=views, seed=eval_seed(art, cfg.eval),
+                         test_data=f"split {split!r} ({len(data.test)} rows)", accelerator=accelerator,
+                         progress=progress, keep_state=nets)
+            if nets is not None:
+                nets.gather(accelerator)
+        except KeyboardInterrupt as e:
+            hint = _save_unevaluated(art, out if is_main else None, cfg, "interrupted", log) if is_main else ""
+            sig = str(e) or "SIGINT"
+            raise Interrupted(f"interrupted by {sig} during the evaluation; {hint}") from None
+        except HfLodcError as e:
+            hint = _save_unevaluated(art, out if is_main else None, cfg, f"{type(e).__name__}", log) if is_main else ""
+            raise type(e)(f"{e} ({hint})") from None
+        except Exception:  # a bug: keep its traceback, but not at the price of the condensation
+            if is_main:
+                log(f"[hf_lodc] evaluation failed; {_save_unevaluated(art, out, cfg, 'evaluation failed', log)}")
+            raise
         log(f"[hf_lodc] evaluation took {time.perf_counter() - t0:.1f} s")
+    else:
+        art.results["evaluated"] = False
+        art.results["not_evaluated_because"] = ("eval_runs is 0" if not cfg.eval.eval_runs
+                                                else "the source has no test split")
+        log(f"[hf_lodc] no evaluation ({art.results['not_evaluated_because']})")
     if out is not None and is_main:
         save_artifact_or_rescue(art, out, repo={  # the Hub repo layout too: load_dataset(out) works
             "config_name": cfg.hub_config_name, "repo_id": cfg.push_to_hub or out.name,
             "test": data.test if cfg.hub_test_split else None})
         log(f"[hf_lodc] wrote {out}")
     if cfg.push_to_hub and is_main:
-        publish(art, cfg.push_to_hub, saved_in=cfg.output_dir, private=cfg.hub_private,
+        publish(art, cfg.push_to_hub, saved_in=str(out) if out else None, private=cfg.hub_private,
                 config_name=cfg.hub_config_name, test=data.test if cfg.hub_test_split else None, nets=nets)
     return art

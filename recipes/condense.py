@@ -59,11 +59,20 @@ def config_from_args(argv: list[str] | None = None) -> tuple[RunConfig, argparse
 @exit_codes
 def main(argv: list[str] | None = None) -> int:
     cfg, args = config_from_args(argv)
+    from hf_lodc.errors import ConfigError
+    from hf_lodc.methods import get_method
     from hf_lodc.pipeline import run_experiment
+    from hf_lodc.preflight import resolve_output_dir
+
+    if vars(args).get("rank") is not None and not get_method(cfg.condense.method).lowrank:
+        raise ConfigError(f"--rank {cfg.condense.rank} has no effect with the pixel method {cfg.condense.method!r} "
+                          "(it stores full images); drop --rank, or choose a low-rank method such as lodm")
+    out = resolve_output_dir(cfg.output_dir)  # one absolute path for the artefact, checkpoints and logs
+    cfg = cfg.replace(output_dir=str(out) if out else None)
 
     # mixed_precision None (not in the YAML / command line) = what `accelerate launch` says
     accelerator = make_accelerator(cfg.condense.mixed_precision, cpu=args.cpu, log_with=args.log_with,
-                                   project_dir=cfg.output_dir)
+                                   project_dir=out)
     art = run_experiment(cfg, accelerator=accelerator, log=accelerator.print)  # ... save once, push
     for name, rec in art.results.get("evaluations", {}).items():
         accelerator.print(f"{name}: {rec['accuracy_mean']:.2f} +- {rec['accuracy_std']:.2f} % "

@@ -76,6 +76,54 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _looks_like_path(source: str) -> bool:
+    """``./x``, ``../x``, ``/x``, ``~/x`` or an existing file/folder: a local path, never a Hub id."""
+    import os
+
+    return (source.startswith(("./", "../", "/", "~", ".\\")) or source in (".", "..")
+            or os.path.exists(os.path.expanduser(source)))
+
+
+def check_args(args) -> None:
+    """Everything that can fail after the evaluation, checked before it: the source path, --output,
+    --update-card on a local set, the repo id and token of a push."""
+    import os
+    from pathlib import Path
+
+    from hf_lodc.errors import ArtifactError, LocalPathNotFoundError
+    from hf_lodc.preflight import check_repo_id, check_token
+
+    if _looks_like_path(args.source):
+        p = Path(os.path.abspath(os.path.expanduser(args.source)))
+        if not p.exists():
+            raise LocalPathNotFoundError(f"source {args.source!r} not found: no such file or directory {str(p)!r} "
+                                         f"(cwd: {os.getcwd()}); pass an existing artefact directory or a Hub repo id")
+        args.source = str(p)
+        if p.is_file() and p.suffix not in (".pt", ".pth") and not args.test_dataset:
+            raise ArtifactError(f"source {args.source!r} is a file, not an artefact directory; pass the directory "
+                                "a condensation wrote (or a .pt set with --test-dataset)")
+    if args.eval_max_per_class is not None and args.eval_max_per_class <= 0:
+        raise ConfigError(f"--eval-max-per-class must be a positive number of test images per class, got "
+                          f"{args.eval_max_per_class}; leave it out to use the whole test split")
+    if args.output:
+        out = Path(os.path.abspath(os.path.expanduser(args.output)))
+        if out.is_dir():
+            raise ArtifactError(f"--output {args.output!r} is a directory; name a file for the JSON results "
+                                f"(e.g. {str(out / 'results.json')!r})")
+        if not out.parent.is_dir():
+            raise ArtifactError(f"--output {args.output!r}: the folder {str(out.parent)!r} does not exist; create it "
+                                "or choose another file")
+        if not os.access(out.parent, os.W_OK):
+            raise ArtifactError(f"--output {args.output!r}: {str(out.parent)!r} is not writable; choose another file")
+        args.output = str(out)
+    if args.update_card and Path(args.source).is_dir() and not args.push_to_hub:
+        raise ConfigError("--update-card needs a Hub repo as source (or --push-to-hub REPO for a local set)")
+    if args.push_to_hub:
+        check_repo_id(args.push_to_hub)
+    if args.push_to_hub or args.update_card:
+        check_token(args.token, "--push-to-hub" if args.push_to_hub else "--update-card")
+
+
 def evaluate_condensed(args, device) -> dict:
     from pathlib import Path
 
@@ -150,6 +198,7 @@ def evaluate_foreign(args, device) -> dict:
 @exit_codes
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_args(args)
     device = make_accelerator(cpu=args.cpu).device
     try:
         out = evaluate_foreign(args, device) if is_foreign(args) else evaluate_condensed(args, device)

@@ -70,13 +70,22 @@ def configs_from_args(argv: list[str] | None = None) -> tuple[DataConfig, Expert
 @exit_codes
 def main(argv: list[str] | None = None) -> int:
     data_cfg, cfg, output_dir, args = configs_from_args(argv)
+    from hf_lodc.preflight import check_strategy, locked_output_dir, resolve_output_dir
+
+    check_strategy(cfg.dsa_strategy, "--dsa-strategy")
+    out = resolve_output_dir(output_dir)  # ~ and relative paths resolved once
+    accelerator = make_accelerator(None, cpu=args.cpu)
+    with locked_output_dir(out if accelerator.is_main_process else None):  # one run per output dir
+        return run(data_cfg, cfg, str(out), accelerator)
+
+
+def run(data_cfg: DataConfig, cfg: ExpertConfig, output_dir: str, accelerator) -> int:
     from dataclasses import replace
 
     from hf_lodc.engine.condenser import matching_model_for
     from hf_lodc.models.factory import EVAL_MODEL_ALIASES
     from hf_lodc.pipeline import load_data
 
-    accelerator = make_accelerator(None, cpu=args.cpu)
     with accelerator.main_process_first():
         data = load_data(data_cfg)
     model = EVAL_MODEL_ALIASES.get(cfg.model, cfg.model)

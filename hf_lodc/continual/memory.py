@@ -16,13 +16,12 @@ from .. import pipeline
 from ..engine.condenser import resolve_config
 from ..engine.config import CondenseConfig
 from ..errors import ConfigError
-from ..export.artifact import REUSE_KEYS, Artifact, build_artifact, load_artifact
+from ..engine.identity import check_identity, finished_identity
+from ..export.artifact import Artifact, build_artifact, load_artifact
 from ..synset.budget import Budget
 from .tasks import ClassSubset
 
-__all__ = ["TaskMemory", "condense_task", "load_task_memory", "memory_tensors", "MATCH_KEYS"]
-
-MATCH_KEYS = REUSE_KEYS  # resolved condensation settings that must agree for a saved memory to be reused
+__all__ = ["TaskMemory", "condense_task", "load_task_memory", "memory_tensors"]
 
 
 @dataclass
@@ -80,13 +79,11 @@ def load_task_memory(path: str | os.PathLike, subset: ClassSubset, cfg: Condense
     """Load a saved task memory, refusing one made with other settings or other classes."""
     art = load_artifact(path)
     _, want, _ = resolve_config(cfg, subset.data.image_shape)
-    theirs = art.condense_config
-    for key in MATCH_KEYS:
-        if theirs.get(key) != getattr(want, key):
-            raise ConfigError(
-                f"the saved memory {str(path)!r} was made with {key}={theirs.get(key)!r}, this run has "
-                f"{key}={getattr(want, key)!r}; use another output_dir, the same settings, or delete it"
-            )
+    # the same finished set: every result-changing setting, its iterations and contrast (engine/identity.py);
+    # keys an older artefact did not record are not compared
+    check_identity(finished_identity(want), finished_identity(art.condense_config),
+                   f"the saved memory {str(path)!r}", "use another output_dir, the same settings, or delete it",
+                   only_common=True)
     saved = art.results.get("continual", {})
     if saved.get("classes") != subset.classes.tolist() or saved.get("task") != task:
         raise ConfigError(

@@ -23,13 +23,14 @@ checked by ``checkpoint.py``; ``--resume`` continues only a run with the same id
 from __future__ import annotations
 
 import contextlib
+import difflib
 import math
 import os
 import signal
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -171,8 +172,19 @@ class Condenser:
         initial_state: dict[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
     ):
+        from ..preflight import check_data, check_memory, estimate_memory_bytes
+
+        check_data(data)
+        if not isinstance(cfg, CondenseConfig):
+            raise ConfigError(f"cfg must be a CondenseConfig, got {type(cfg).__name__}")
         self.data = data
         self.spec, self.cfg, self.budget = resolve_config(cfg, data.image_shape)
+        n_classes = len(classes) if classes is not None else data.num_classes
+        check_memory(estimate_memory_bytes(n_classes, self.budget.images_per_class, data.image_shape,
+                                           self.budget.rank, len(data.train)),
+                     f"{n_classes} classes x {self.budget.images_per_class} synthetic images of "
+                     f"{tuple(self.budget.image_shape)}" + (f" at rank {self.budget.rank}" if self.budget.rank else "")
+                     + f" (ipc {cfg.ipc})")
         self.accelerator = accelerator
         self.comm = Collective(accelerator)
         if accelerator is not None:  # the precision the passes will really use is the accelerator's
@@ -533,5 +545,14 @@ def condense(
     **overrides: Any,
 ) -> CondenseResult:
     """Condense ``data`` with ``cfg`` (or keyword overrides of the defaults)."""
+    if cfg is not None and not isinstance(cfg, CondenseConfig):
+        raise ConfigError(f"cfg must be a CondenseConfig (or pass options as keywords), got {type(cfg).__name__}")
+    valid = {f.name for f in fields(CondenseConfig)}
+    unknown = sorted(set(overrides) - valid)
+    if unknown:
+        close = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
+        hint = "; ".join(f"{k!r}: did you mean {m[0]!r}?" for k, m in close.items() if m)
+        raise ConfigError(f"condense: unknown option(s) {unknown}" + (f" ({hint})" if hint else "")
+                          + f"; valid options: {', '.join(sorted(valid))}")
     cfg = CondenseConfig(**{**(cfg.__dict__ if cfg else {}), **overrides})
     return Condenser(data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir, progress=progress).run(resume)

@@ -140,11 +140,18 @@ def evaluate_synthetic(
     ``keep_state(model, run, accuracy, net)`` is called with each trained network after its test (to
     keep its weights, e.g. ``net.state_dict()``); it needs the ``sequential`` backend ("auto" picks it).
     """
+    from ..preflight import check_eval_inputs, check_eval_models, check_strategy
+
     cfg = cfg or EvalConfig()
+    if not isinstance(cfg, EvalConfig):
+        raise ConfigError(f"cfg must be an EvalConfig, got {type(cfg).__name__}")
     if cfg.eval_runs <= 0 or cfg.eval_epochs <= 0:
         raise ConfigError(f"eval_runs and eval_epochs must be positive, got {cfg.eval_runs}, {cfg.eval_epochs}")
-    if test is None or len(test) == 0:
+    if test is None or (hasattr(test, "__len__") and len(test) == 0):
         raise ConfigError("evaluation needs a test split; set eval_split or holdout_fraction")
+    images, labels, mean, std = check_eval_inputs(images, labels, test, mean, std, num_classes)
+    check_strategy(cfg.eval_dsa_strategy, "eval_dsa_strategy")
+    check_eval_models(cfg.eval_models, tuple(images.shape[1:]), num_classes)
     device = torch.device(device)
     images = images.detach().float().to(device)
     labels = labels.long().to(device)

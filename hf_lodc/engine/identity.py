@@ -35,9 +35,13 @@ import torch
 from ..data.types import ImageClassificationData
 from ..errors import ConfigError
 
-__all__ = ["NOT_IDENTITY", "run_identity", "identity_diff", "check_identity", "dataset_fingerprint"]
+__all__ = ["NOT_IDENTITY", "FINISHED_SET_KEYS", "run_identity", "finished_identity", "identity_diff",
+           "check_identity", "dataset_fingerprint"]
 
 NOT_IDENTITY = frozenset({"iterations", "log_every", "checkpoint_every", "contrast"})
+# A FINISHED set (reused instead of condensed again, e.g. a continual task memory) is also defined by
+# how many iterations it ran and the contrast applied after them.
+FINISHED_SET_KEYS = ("iterations", "contrast")
 _MISSING = "<not recorded>"
 
 
@@ -84,6 +88,15 @@ def run_identity(cfg: Any, data: ImageClassificationData | None = None, classes:
     values = cfg if isinstance(cfg, Mapping) else {f.name: getattr(cfg, f.name) for f in fields(cfg)}
     out.update({k: v for k, v in values.items() if k not in NOT_IDENTITY})
     return json.loads(json.dumps(out))  # plain JSON values (tuples -> lists), comparable after a round trip
+
+
+def finished_identity(cfg: Any, data: ImageClassificationData | None = None, classes: torch.Tensor | None = None,
+                      *, fingerprint: str | None = None) -> dict[str, Any]:
+    """:func:`run_identity` plus ``FINISHED_SET_KEYS``: equal for two finished sets that are the same set."""
+    out = run_identity(cfg, data, classes, fingerprint=fingerprint)
+    values = cfg if isinstance(cfg, Mapping) else {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+    out.update(json.loads(json.dumps({k: values[k] for k in FINISHED_SET_KEYS if k in values})))
+    return out
 
 
 def identity_diff(ours: Mapping[str, Any], theirs: Mapping[str, Any], *, only_common: bool = False

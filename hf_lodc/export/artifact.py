@@ -40,17 +40,12 @@ from ..synset.lowrank import PARAMETERISATIONS, SyntheticSet
 
 __all__ = ["Artifact", "build_artifact", "results_record", "save_artifact", "save_artifact_or_rescue",
            "check_writable", "load_artifact", "artifact_from_record", "FORMAT_VERSION", "environment_info",
-           "atomic_dir", "CONTINUE_KEYS", "REUSE_KEYS"]
+           "atomic_dir"]
 
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("synset.safetensors", "config.json")
 
-# Run identity, as recorded in an artefact's resolved condensation config (``condense_config``).
-# What must match to CONTINUE condensing a held set for more iterations (``CondensedDataset.condense``):
-CONTINUE_KEYS = ("method", "ipc", "rank", "images_per_class")
-# What must match to REUSE a finished set instead of condensing again (a continual run's task memory):
-REUSE_KEYS = ("method", "ipc", "rank", "images_per_class", "init", "iterations", "batch_real", "lr",
-              "momentum", "dsa_strategy", "matching_model", "seed")
+# What must match to continue or reuse a set is engine/identity.py's (run_identity / finished_identity).
 
 
 def environment_info() -> dict[str, Any]:
@@ -368,13 +363,93 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
         raise IncompatibleArtifactError(
             f"{str(p)!r} is not an hf_lodc artefact: missing {missing} (expected {list(REQUIRED_FILES)})"
         )
+    cfg = _read_json(p / "config.json", dict, "an object")
+    results = _read_json(p / "results.json", dict, "an object") if (p / "results.json").is_file() else {}
+    history = _read_json(p / "history.json", list, "a list") if (p / "history.json").is_file() else []
     try:
-        cfg = json.loads((p / "config.json").read_text())
+        state = load_file(str(p / "synset.safetensors"))
+    except (SafetensorError, OSError, ValueError) as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise IncompatibleArtifactError(
+            f"{str(p / 'synset.safetensors')!r} is damaged or not a safetensors file ({why}); re-create the "
+            "artefact or copy it again"
+        ) from None
+    return artifact_from_record(cfg, state, results, history, where=str(p))
+
+
+def _read_json(path: Path, kind: type, what: str) -> Any:
+    """One JSON file of an artefact: unreadable / malformed / of the wrong type -> IncompatibleArtifactError."""
+    try:
+        obj = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise IncompatibleArtifactError(f"{str(p / 'config.json')!r} is unreadable: {e}") from None
-    results = json.loads((p / "results.json").read_text()) if (p / "results.json").is_file() else {}
-    history = json.loads((p / "history.json").read_text()) if (p / "history.json").is_file() else []
-    return artifact_from_record(cfg, load_file(str(p / "synset.safetensors")), results, history, where=str(p))
+        raise IncompatibleArtifactError(f"{str(path)!r} is unreadable: {e}; restore the file or re-create the "
+                                        "artefact") from None
+    if not isinstance(obj, kind):
+        raise IncompatibleArtifactError(f"{str(path)!r} holds {type(obj).__name__}, expected {what}; restore the "
+                                        "file or re-create the artefact")
+    return obj
+
+
+def _bad(where: str, field: str, value: Any, expected: str) -> IncompatibleArtifactError:
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return IncompatibleArtifactError(f"{where!r}: config field {field!r} is {text}, expected {expected}; the "
+                                     "artefact is damaged or not written by hf_lodc. Re-create it")
+
+
+def _pos_int(cfg: dict, key: str, where: str, allow_none: bool = False) -> int | None:
+    v = cfg.get(key)
+    if v is None and allow_none:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise _bad(where, key, v, "a positive integer" + (" or null" if allow_none else ""))
+    return v
+
+
+def _check_record(cfg: dict, where: str) -> None:
+    """Types and ranges of the fields the reader uses (a foreign or hand-edited record fails here)."""
+    if not isinstance(cfg.get("parameterisation"), str):
+        raise _bad(where, "parameterisation", cfg.get("parameterisation"), "a string")
+    _pos_int(cfg, "num_classes", where)
+    _pos_int(cfg, "images_per_class", where)
+    _pos_int(cfg, "rank", where, allow_none=True)
+    shape = cfg.get("image_shape")
+    if (not isinstance(shape, list) or len(shape) != 3
+            or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in shape)):
+        raise _bad(where, "image_shape", shape, "[C, H, W] of positive integers")
+    for key in ("budget", "source"):
+        if not isinstance(cfg.get(key), dict):
+            raise _bad(where, key, cfg.get(key), "an object")
+    for key in ("condense", "run", "environment"):
+        if key in cfg and not isinstance(cfg[key], dict):
+            raise _bad(where, key, cfg[key], "an object")
+    src = cfg["source"]
+    c = shape[0]
+    for key in ("mean", "std"):
+        v = src.get(key)
+        if (not isinstance(v, list) or len(v) != c
+                or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v)):
+            raise _bad(where, f"source.{key}", v, f"a list of {c} numbers (one per channel)")
+        if key == "std" and any(not (x > 0) for x in v):
+            raise _bad(where, "source.std", v, "positive numbers")
+    names = src.get("class_names")
+    if names is not None and (not isinstance(names, list) or len(names) != cfg["num_classes"]):
+        raise _bad(where, "source.class_names", names, f"a list of {cfg['num_classes']} names")
+
+
+def _check_tensors(synset: SyntheticSet, where: str) -> None:
+    """Finite parameters and labels in [0, num_classes)."""
+    labels = synset.labels
+    if labels.numel() and (labels.min() < 0 or labels.max() >= synset.num_classes):
+        raise IncompatibleArtifactError(
+            f"{where!r}: synset labels range over [{int(labels.min())}, {int(labels.max())}], outside the "
+            f"{synset.num_classes} classes of the config record; the artefact is damaged. Re-create it")
+    for name, t in synset.named_parameters():
+        if not torch.isfinite(t).all():
+            bad = int((~torch.isfinite(t)).sum())
+            raise IncompatibleArtifactError(
+                f"{where!r}: synset tensor {name!r} holds {bad} NaN/Inf value(s); the condensation diverged or "
+                "the file is damaged. Re-create the artefact (e.g. with a lower --lr)")
 
 
 def artifact_from_record(
@@ -390,6 +465,13 @@ def artifact_from_record(
     Shared by :func:`load_artifact` (local directory) and the Hub reader; ``where`` names the
     directory or repo in error messages.
     """
+    if not isinstance(cfg, dict):
+        raise IncompatibleArtifactError(f"{where!r}: the config record is {type(cfg).__name__}, expected an object; "
+                                        "the artefact is damaged or not written by hf_lodc. Re-create it")
+    if results is not None and not isinstance(results, dict):
+        raise IncompatibleArtifactError(f"{where!r}: results.json holds {type(results).__name__}, expected an object")
+    if history is not None and not isinstance(history, list):
+        raise IncompatibleArtifactError(f"{where!r}: history.json holds {type(history).__name__}, expected a list")
     version = cfg.get("format_version")
     if version != FORMAT_VERSION:
         raise IncompatibleArtifactError(
@@ -399,17 +481,21 @@ def artifact_from_record(
     for key in ("parameterisation", "num_classes", "images_per_class", "image_shape", "budget", "source"):
         if key not in cfg:
             raise IncompatibleArtifactError(f"{where!r}: the config record lacks the field {key!r}")
+    _check_record(cfg, where)
     cls = PARAMETERISATIONS.get(cfg["parameterisation"])
     synset = cls(cfg["num_classes"], cfg["images_per_class"], tuple(cfg["image_shape"]), rank=cfg.get("rank"))
     try:
         synset.load_state_dict(state)
     except RuntimeError as e:
-        raise IncompatibleArtifactError(f"{where!r}: synset tensors do not match the config record ({e})") from None
+        first = (str(e).strip().splitlines() or ["mismatch"])
+        raise IncompatibleArtifactError(f"{where!r}: synset tensors do not match the config record "
+                                        f"({' '.join(x.strip() for x in first[:3])})") from None
+    _check_tensors(synset, where)
     try:
         b = dict(cfg["budget"])
         b["image_shape"] = tuple(b["image_shape"])
         budget, source = Budget(**b), SourceInfo.from_dict(cfg["source"])
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise IncompatibleArtifactError(
             f"{where!r}: the config record's 'budget' or 'source' is incomplete or malformed ({type(e).__name__}: {e})"
         ) from None

@@ -11,6 +11,7 @@ ratio before multiplying, storing 10 MNIST r=8 images where 17 fit).
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -95,6 +96,10 @@ def plan_budget(
     ``factor``, HaBa's ``hallucinators``/``affine``) go to the parameterisation. ``num_classes`` is
     needed when the parameterisation stores shared numbers.
     """
+    if (not isinstance(image_shape, (tuple, list)) or len(image_shape) != 3  # torch.Size is a tuple
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in image_shape)):
+        raise BudgetError(f"plan_budget: image_shape must be (C, H, W) of positive integers, got {image_shape!r}; "
+                          "the call is plan_budget(image_shape, ipc=..., rank=..., images_per_class=...)")
     c, h, w = (int(v) for v in image_shape)
     check_budget_args(ipc, rank, images_per_class)
     name = parameterisation or ("pixel" if rank is None else "lowrank")
