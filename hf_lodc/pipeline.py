@@ -85,7 +85,7 @@ def validate_eval(ec: EvalConfig, image_shape=None) -> None:
         create_eval_model(m, num_classes=2, in_chans=c, img_size=(h, w))  # raises UnknownNameError
 
 
-def validate(cfg: RunConfig, image_shape=None) -> None:
+def validate(cfg: RunConfig, image_shape=None, num_classes: int | None = None) -> None:
     """Checks before any work. Without ``image_shape`` (data not read yet): names and the budget's
     own arguments; with it: the full budget at that size, and every network built once."""
     if image_shape is None:
@@ -94,7 +94,7 @@ def validate(cfg: RunConfig, image_shape=None) -> None:
         check_budget_args(cfg.condense.ipc, cfg.condense.rank if spec.lowrank else None, cfg.condense.images_per_class)
         validate_eval(cfg.eval)
         return
-    _, resolved, _ = resolve_config(cfg.condense, image_shape)
+    _, resolved, _ = resolve_config(cfg.condense, image_shape, num_classes)  # classes: for shared numbers (HaBa)
     validate_eval(cfg.eval, image_shape)
     c, h, w = image_shape
     try:
@@ -251,7 +251,7 @@ def run_experiment(
     validate(cfg)
     if data is None:
         data = load_data(cfg.data, accelerator)
-    validate(cfg, data.image_shape)
+    validate(cfg, data.image_shape, data.num_classes)
     is_main = accelerator is None or accelerator.is_main_process
     out = Path(cfg.output_dir) if cfg.output_dir else None
     if out is not None and is_main:

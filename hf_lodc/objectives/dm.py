@@ -23,14 +23,14 @@ def _embed(net, x):
 class DistributionMatching(Objective):
     def step(self, iteration, synset, optimizer, generator):
         ctx = self.ctx
-        K, n, b = len(ctx.classes), synset.per_class, ctx.batch_real
+        K, n, b = len(ctx.classes), synset.decoded_per_class, ctx.batch_real
         net = ctx.make_net("dm", iteration)
         net.train()
         for p in net.parameters():
             p.requires_grad_(False)
         c, h, w = ctx.image_shape
         x_real = ctx.sampler.sample(b, generator)  # (K*b, C, H, W)
-        x_syn = synset()  # (K*n, C, H, W)
+        x_syn = synset()  # (K*n, C, H, W), n decoded images per class
         if ctx.augment.enabled:
             params = ctx.augment.draw(K, (h, w), generator)  # one draw per class, shared real/syn
             y_real = torch.arange(K, device=x_real.device).repeat_interleave(b)

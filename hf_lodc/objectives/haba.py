@@ -31,12 +31,40 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from ..errors import ConfigError
-from .base import OBJECTIVES
-from .experts import unflatten
-from .tm import TrajectoryMatching
+from dataclasses import dataclass
+from typing import ClassVar
 
-__all__ = ["HaBaTrajectoryMatching", "supervised_contrastive"]
+from ..errors import ConfigError
+from .base import OBJECTIVES, POSITIVE, option
+from .experts import unflatten
+from .tm import TMOptions, TrajectoryMatching
+
+__all__ = ["HaBaTrajectoryMatching", "HaBaOptions", "supervised_contrastive"]
+
+_NONNEG = (lambda v: v >= 0, ">= 0")
+
+
+@dataclass
+class HaBaOptions(TMOptions):
+    """Trajectory matching's options (inherited: the same flat ``expert_dir``, ``syn_steps``, ...) plus
+    HaBa's constraint weights and its parameterisation options (``PARAM_OPTIONS``: passed to the
+    budget and the ``HaBaSet``; None = the method's)."""
+
+    PARAM_OPTIONS: ClassVar[tuple[str, ...]] = ("hallucinators", "affine", "shared_in_budget")
+
+    hallucinators: int | None = option(None, "HaBa: shared hallucinator networks; None = the method's (5)")
+    affine: str | None = option(None, "HaBa hallucinator affine: channel | pixel; None = the method's (channel)")
+    shared_in_budget: bool = option(
+        True, "HaBa: the hallucinators' numbers are paid from the storage budget (false: not counted, "
+              "recorded and marked in results and the card)")
+    lambda_club: float = option(0.1, "HaBa: weight of the adversarial 'club' term in the synthetic loss")
+    lambda_cls: float = option(1.0, "HaBa: adversary cross-entropy weight")
+    lambda_likeli: float = option(0.1, "HaBa: adversary likelihood (cosine) weight")
+    lambda_contrast: float = option(0.1, "HaBa: adversary supervised-contrastive weight")
+    lr_adversary: float = option(1e-3, "HaBa: adversary SGD lr")
+
+    RULES = {**TMOptions.RULES, "hallucinators": POSITIVE, "lambda_club": _NONNEG, "lambda_cls": _NONNEG,
+             "lambda_likeli": _NONNEG, "lambda_contrast": _NONNEG, "lr_adversary": POSITIVE}
 
 
 def supervised_contrastive(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
@@ -55,16 +83,17 @@ def supervised_contrastive(z: torch.Tensor, labels: torch.Tensor, temperature: f
 
 @OBJECTIVES.register("haba")
 class HaBaTrajectoryMatching(TrajectoryMatching):
+    Options = HaBaOptions
+
     def __init__(self, ctx):
         super().__init__(ctx)
-        o = ctx.options
-        self.lambda_club = float(o.get("lambda_club", 0.1))
-        self.lambda_cls = float(o.get("lambda_cls", 1.0))
-        self.lambda_likeli = float(o.get("lambda_likeli", 0.1))
-        self.lambda_contrast = float(o.get("lambda_contrast", 0.1))
+        o = self.options
+        self.lambda_club = float(o.lambda_club)
+        self.lambda_cls = float(o.lambda_cls)
+        self.lambda_likeli = float(o.lambda_likeli)
+        self.lambda_contrast = float(o.lambda_contrast)
         self.adversary = ctx.make_net("haba-adversary")
-        self.adv_opt = torch.optim.SGD(self.adversary.parameters(), lr=float(o.get("lr_adversary", 1e-3)),
-                                       momentum=0.9)
+        self.adv_opt = torch.optim.SGD(self.adversary.parameters(), lr=float(o.lr_adversary), momentum=0.9)
 
     # -- checkpoint state ----------------------------------------------------------------------
     def state_dict(self) -> dict:
