@@ -172,7 +172,7 @@ def card_metadata(records: dict[str, dict], default: str | None) -> dict[str, An
             sources.append(s)
     methods = sorted({c["method"] for c in conds if c["method"]})
     tags = ["dataset-condensation", "hf_lodc", *methods]
-    if any(c["parameterisation"] == "lowrank" for c in conds):
+    if any(c.get("rank") for c in conds):  # low-rank units (LoDM, LoIDC, LoHaBa, ...)
         tags.insert(1, "low-rank")
     lead = records.get(default) or (records[names[0]] if names else None)
     license_ = (lead or {}).get("artifact", {}).get("source", {}).get("license")

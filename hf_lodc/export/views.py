@@ -123,10 +123,11 @@ def _pixel_values_view(art: Artifact):
 def _factors_view(art: Artifact):
     import datasets
 
-    if art.synset.kind != "lowrank":
+    if art.synset.kind != VIEWS.get("factors").restores:  # the view that rebuilds this parameterisation
         return None
-    A = art.synset.A.detach().float().cpu().contiguous()  # (N, C, H, r)
-    B = art.synset.B.detach().float().cpu().contiguous()  # (N, C, r, W)
+    units = art.synset.export_tables()["units"]
+    A = units["A"].contiguous()  # (N, C, H, r)
+    B = units["B"].contiguous()  # (N, C, r, W)
     features = datasets.Features({
         "A": datasets.Array3D(shape=tuple(A.shape[1:]), dtype="float32"),
         "B": datasets.Array3D(shape=tuple(B.shape[1:]), dtype="float32"),
