@@ -62,9 +62,12 @@ class HaBaOptions(TMOptions):
     lambda_likeli: float = option(0.1, "HaBa: adversary likelihood (cosine) weight")
     lambda_contrast: float = option(0.1, "HaBa: adversary supervised-contrastive weight")
     lr_adversary: float = option(1e-3, "HaBa: adversary SGD lr")
+    lr_hallucinator: float | None = option(
+        None, "HaBa: lr of the hallucinators (None = the set's lr); their code gives them their own optimiser")
 
     RULES = {**TMOptions.RULES, "hallucinators": POSITIVE, "lambda_club": _NONNEG, "lambda_cls": _NONNEG,
-             "lambda_likeli": _NONNEG, "lambda_contrast": _NONNEG, "lr_adversary": POSITIVE}
+             "lambda_likeli": _NONNEG, "lambda_contrast": _NONNEG, "lr_adversary": POSITIVE,
+             "lr_hallucinator": POSITIVE}
 
 
 def supervised_contrastive(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
@@ -165,6 +168,7 @@ class HaBaTrajectoryMatching(TrajectoryMatching):
         self.lr_opt.zero_grad(set_to_none=True)
         self.adv_opt.zero_grad(set_to_none=True)
         self.backward(loss)
+        self._scale_hallucinator_grads(synset, optimizer)
         optimizer.step()
         self.lr_opt.step()
         with torch.no_grad():
@@ -175,6 +179,20 @@ class HaBaTrajectoryMatching(TrajectoryMatching):
         return {"loss": value, "loss_per_class": value / K, "param_loss": float(param_loss.detach()),
                 "club_loss": float(club.detach()), "adversary_loss": adv, "syn_lr": float(self.syn_lr.detach()),
                 "expert": e, "start_epoch": t}
+
+    def _scale_hallucinator_grads(self, synset, optimizer) -> None:
+        """``lr_hallucinator``: the engine's one SGD (lr, momentum, no weight decay) is linear in the
+        gradient, so scaling the hallucinators' gradients by lr_hallucinator / lr is exactly an SGD
+        with that lr on them (momentum buffer included)."""
+        lr_h = self.options.lr_hallucinator
+        lr = optimizer.param_groups[0]["lr"]
+        if lr_h is None or lr_h == lr:
+            return
+        params = dict(synset.named_parameters())
+        for k in synset.shared_state_keys():
+            g = params[k].grad
+            if g is not None:
+                g.mul_(lr_h / lr)
 
     def _train_adversary(self, synset, y, generator) -> float:
         with torch.no_grad():
