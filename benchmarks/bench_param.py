@@ -129,14 +129,14 @@ def render(results: dict) -> str:
         f"{s['eval_epochs']} epochs (standard protocol: DSA, last epoch, full test split), seed {s['seed']}. "
         f"Hardware: {results['hardware']}. `haba*`: hallucinators NOT counted in the budget (shared_in_budget=false).",
         "",
-        "| dataset | row | units/class | decoded images/class | stored / budget numbers per class (+ shared) "
-        "| accuracy % (mean ± std) | paper Table 4 (full protocol) | s/iteration |",
+        "| dataset | row | units/class | decoded images/class | stored / budget numbers per class (+ shared, all classes) "
+        "| accuracy % (mean ± std) | paper, full protocol (Table 4; random: Table 1) | s/iteration |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results["rows"]:
         spi = f"{r['seconds_per_iteration']:.2f}" if r["seconds_per_iteration"] else "–"
         paper = f"{r['paper_full_protocol']}" if r.get("paper_full_protocol") else "–"
-        shared = f" (+{r['shared_numbers']} shared{'' if r.get('shared_in_budget', True) else ', not counted'})" \
+        shared = f" (+{r['shared_numbers']} shared in total{'' if r.get('shared_in_budget', True) else ', not counted'})" \
             if r.get("shared_numbers") else ""
         lines.append(
             f"| {r['dataset']} | {r['row']} | {r['images_per_class']} | {r.get('decoded_per_class', r['images_per_class'])} "
