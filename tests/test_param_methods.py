@@ -105,3 +105,29 @@ def test_hub_round_trip(method, hub_server, tmp_path_factory):
     card_rec = cd.artifact.results["evaluations"]["convnet"]
     rec = back.evaluate(models=["convnet"], runs=card_rec["runs"], epochs=card_rec["epochs"], uint8=False)["convnet"]
     assert rec.accuracies == card_rec["accuracies"]
+
+
+def test_lr_hallucinator_is_an_sgd_lr_on_the_hallucinators_only():
+    import copy
+
+    from hf_lodc.objectives.haba import HaBaOptions, HaBaTrajectoryMatching
+
+    s1 = hf_lodc.HaBaSet(2, 1, (1, 8, 8), hallucinators=2)
+    s1.init_noise(torch.Generator().manual_seed(0))
+    s2, start = copy.deepcopy(s1), s1.hal_enc_weight.detach().clone()
+    opt1 = torch.optim.SGD(s1.parameters(), lr=10.0, momentum=0.5)  # the engine's one optimiser
+    hal, p2 = set(s2.shared_state_keys()), dict(s2.named_parameters())
+    opt2 = torch.optim.SGD([{"params": [p for k, p in p2.items() if k not in hal]},
+                            {"params": [p2[k] for k in sorted(hal)], "lr": 0.5}], lr=10.0, momentum=0.5)
+    obj = HaBaTrajectoryMatching.__new__(HaBaTrajectoryMatching)  # only its options are used here
+    obj.options = HaBaOptions(lr_hallucinator=0.5)
+    for _ in range(3):
+        for s, o in ((s1, opt1), (s2, opt2)):
+            o.zero_grad()
+            s().pow(2).mean().backward()
+        obj._scale_hallucinator_grads(s1, opt1)
+        opt1.step()
+        opt2.step()
+    for k, v in s1.state_dict().items():
+        assert torch.allclose(v, s2.state_dict()[k], rtol=1e-5, atol=1e-6), k
+    assert not torch.equal(s1.hal_enc_weight, start)  # the hallucinators did move
