@@ -18,7 +18,9 @@ What their public code (``distill_fac.py``) does per iteration, and what is kept
 
 The hallucinators are parameters of the synthetic set, so the engine's optimiser updates them with
 the bases (their code gives them a separate SGD with lr 100, momentum 0.95, equal to the image lr in
-their IPC-1 script). Whether the paper's numbers depend on the constraints: their paper reports the
+their IPC-1 script); ``lr_hallucinator`` gives them their own lr (exactly, by scaling their gradients
+before the engine's SGD step). The haba/lohaba rows set it to 1.0: with 100 our hallucinators (no
+normalisation layers) diverged within 3 iterations on MNIST. Whether the paper's numbers depend on the constraints: their paper reports the
 constraints as a gain in its ablation; with ``lambda_club = 0`` this objective is plain trajectory
 matching on (basis, hallucinator) images, for measuring that.
 
