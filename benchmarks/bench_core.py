@@ -71,6 +71,8 @@ def run_row(data, dataset: str, row: str, args) -> dict:
         "dataset": dataset, "row": row, "method": method, "init": res.config.init,
         "ipc": args.ipc, "rank": res.budget.rank, "images_per_class": res.budget.images_per_class,
         "stored_numbers_per_class": res.budget.used_numel_per_class,
+        "decoded_per_class": res.budget.decoded_per_class or res.budget.images_per_class,
+        "shared_numbers": res.budget.shared_numel, "shared_in_budget": res.budget.shared_in_budget,
         "budget_numbers_per_class": res.budget.budget_numel_per_class,
         "iterations": res.config.iterations, "batch_real": args.batch_real,
         "seconds_per_iteration": (1.0 / res.iterations_per_s) if res.iterations_per_s else None,

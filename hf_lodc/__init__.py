@@ -26,7 +26,9 @@ from .foreign import evaluate_condensed_set
 from .errors import __all__ as _errors_all
 from .methods import METHODS, MethodSpec
 from .synset.budget import Budget, plan_budget
+from .synset.haba import HaBaSet
 from .synset.lowrank import LowRankSet, PixelSet, SyntheticSet
+from .synset.multiformation import MultiFormationSet
 
 __version__ = "0.1.0"
 
@@ -35,5 +37,5 @@ __all__ = [
     "load_image_classification", "ImageClassificationData", "LabeledImages", "SourceInfo",
     "condense", "CondenseConfig", "CondenseResult", "DataConfig", "EvalConfig", "EvalRecord", "RunConfig",
     "evaluate_synthetic", "evaluate_condensed_set", "METHODS", "MethodSpec", "Budget", "plan_budget",
-    "LowRankSet", "PixelSet", "SyntheticSet", "__version__", *_errors_all,
+    "LowRankSet", "PixelSet", "SyntheticSet", "MultiFormationSet", "HaBaSet", "__version__", *_errors_all,
 ]

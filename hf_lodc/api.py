@@ -166,11 +166,18 @@ class CondensedDataset:
 
     @property
     def factors(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(A (N, C, H, r), B (N, C, r, W)) for low-rank sets, None for pixel sets."""
-        s = self.artifact.synset
-        if s.kind != "lowrank":
+        """(A (N, C, H, r), B (N, C, r, W)) when the stored units are rank-r factors (low-rank sets, and
+        LoIDC/LoHaBa units), else None; the general accessor is ``export_tables``."""
+        units = self.export_tables().get("units", {})
+        if "A" not in units or "B" not in units:
             return None
-        return s.A.detach().clone(), s.B.detach().clone()
+        return units["A"].clone(), units["B"].clone()
+
+    def export_tables(self) -> dict[str, dict[str, torch.Tensor]]:
+        """The stored parameters as the parameterisation exports them: table ("units": one row per
+        stored unit, class-major; "shared": one row per shared module, e.g. HaBa's hallucinators) ->
+        column -> tensor. ``artifact.synset.how_to_decode()`` says how they become the images."""
+        return self.artifact.synset.export_tables()
 
     @property
     def mean(self) -> torch.Tensor:
@@ -368,9 +375,12 @@ class CondensedDataset:
         if self._artifact is None:
             return f"CondensedDataset(source={self.data_config.dataset!r}, not condensed)"
         a = self._artifact
-        rank = f", rank={a.synset.rank}" if a.synset.rank else ""
+        s = a.synset
+        opts = "".join(f", {k}={v}" for k, v in s.options.items() if v is not None)
+        units = "" if s.decoded_per_unit == 1 and not s.numel_shared else f"units={s.per_class}/class, "
+        shared = f", shared_numbers={s.numel_shared}" if s.numel_shared else ""
         return (f"CondensedDataset(source={self.data_config.dataset!r}, method={a.method!r}, ipc={a.budget.ipc}"
-                f"{rank}, images={len(a.synset)} ({a.synset.per_class}/class), classes={a.synset.num_classes})")
+                f"{opts}, {units}images={len(s)} ({s.decoded_per_class}/class){shared}, classes={s.num_classes})")
 
 
 def _data_config_of(art: Artifact) -> DataConfig:

@@ -64,3 +64,6 @@ _add(MethodSpec("lorandom", "coreset", "lowrank", coreset="random", init="svd",
 
 def get_method(name: str) -> MethodSpec:
     return METHODS.get(name)
+
+
+from . import methods_param as _methods_param  # noqa: E402,F401  (registers idc, idc-i, loidc, haba, lohaba)

@@ -1,14 +1,13 @@
 """Method rows of the parameterisation methods (issue 13): IDC, IDC-I, LoIDC, HaBa, LoHaBa.
 
-Kept apart from ``methods.py`` until the engine passes parameterisation options through; merge by
-``from . import methods_param as _methods_param  # noqa: F401`` at the end of ``methods.py`` (or by
-moving these rows there). ``ParamMethodSpec`` adds what the rows need beyond ``MethodSpec``:
+Registered in the one ``METHODS`` registry by the import at the end of ``methods.py``. ``ParamMethodSpec`` adds what the rows need beyond ``MethodSpec``:
 
 * ``param_options``: constructor options of the parameterisation (IDC ``factor``, HaBa
   ``hallucinators``/``affine``), passed to ``plan_budget(..., parameterisation=, num_classes=, **options)``
   and to the class;
 * ``needs_rank``: the row is a low-rank composition (LoIDC, LoHaBa) and takes the config's rank;
-* ``objective_options``: the paper's defaults for the objective's typed options.
+* ``objective_options``: the paper's defaults for the objective's typed options, applied by
+  ``engine/condenser.py: method_config`` to options the config leaves at their generic default.
 
 Settings: IDC's ``misc/reproduce.py`` for CIFAR (ConvNet-3, 2000 outer iterations of 100 matching
 rounds, metric mse, n_data 2000, image lr 5e-3 x ipc/10 in [0, 1] pixel space, momentum 0.5, DSA
@@ -41,7 +40,10 @@ class ParamMethodSpec(MethodSpec):
 
 _IDC = {"match_steps": 100, "metric": "mse", "n_data": 2000, "net_update": True}
 _HABA_TM = {"syn_steps": 50, "expert_epochs": 2, "max_start_epoch": 2, "lr_lr": 1e-7, "lr_teacher": 0.01,
-            "lambda_club": 0.1, "lambda_cls": 1.0, "lambda_likeli": 0.1, "lambda_contrast": 0.1}
+            "lambda_club": 0.1, "lambda_cls": 1.0, "lambda_likeli": 0.1, "lambda_contrast": 0.1,
+            # deviation: their hallucinator lr (100, = the image lr) made ours (no normalisation layers) diverge
+            # within 3 iterations on MNIST (weights x100, images |x| ~ 1e5, 10 % accuracy); 1.0 is untuned
+            "lr_hallucinator": 1.0}
 
 PARAM_METHODS = [
     ParamMethodSpec("idc", "matching", "multiformation", "idc", dsa=True, lr=5e-4, iterations=2000, init="real",

@@ -93,7 +93,8 @@ def validate_eval(ec: EvalConfig, image_shape=None, num_classes: int = 2) -> Non
         check_eval_models(ec.eval_models, image_shape, num_classes)
 
 
-def validate(cfg: RunConfig, image_shape=None, num_classes: int = 0, num_real: int = 0, num_test: int = 0) -> None:
+def validate(cfg: RunConfig, image_shape=None, num_classes: int | None = None, num_real: int = 0,
+             num_test: int = 0) -> None:
     """Checks before any work. Without ``image_shape`` (data not read yet): names and the budget's
     own arguments; with it: the full budget at that size, and every network built once."""
     if image_shape is None:
@@ -115,8 +116,8 @@ def validate(cfg: RunConfig, image_shape=None, num_classes: int = 0, num_real: i
                 check_config_name(cfg.hub_config_name)
             check_token(None)
         return
-    spec, resolved, budget = resolve_config(cfg.condense, image_shape)
-    validate_eval(cfg.eval, image_shape, num_classes)
+    spec, resolved, budget = resolve_config(cfg.condense, image_shape, num_classes)  # classes: for shared numbers (HaBa)
+    validate_eval(cfg.eval, image_shape, num_classes or 2)
     c, h, w = image_shape
     try:
         create_eval_model(resolved.matching_model, num_classes=2, in_chans=c, img_size=(h, w))

@@ -11,6 +11,7 @@ from tests.conftest import REPO_ROOT
 
 SHAPES = {"ylecun/mnist": (1, 28, 28), "uoft-cs/cifar10": (3, 32, 32), "uoft-cs/cifar100": (3, 32, 32),
           "zh-plus/tiny-imagenet": (3, 64, 64)}
+CLASSES = {"ylecun/mnist": 10, "uoft-cs/cifar10": 10, "uoft-cs/cifar100": 100, "zh-plus/tiny-imagenet": 200}
 CONFIGS = sorted((REPO_ROOT / "recipes" / "configs").glob("*.yaml"))
 
 
@@ -25,7 +26,7 @@ def test_there_is_a_config_per_paper_row():
 @pytest.mark.parametrize("path", [p for p in CONFIGS if not p.stem.startswith("continual")], ids=lambda p: p.stem)
 def test_config_validates(path: Path):
     cfg = RunConfig.from_dict(load_yaml_config(path), source=str(path))
-    validate(cfg, SHAPES[cfg.data.dataset])
+    validate(cfg, SHAPES[cfg.data.dataset], CLASSES[cfg.data.dataset])
 
 
 def test_paper_rows_store_the_expected_counts():

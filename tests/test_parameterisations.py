@@ -12,7 +12,7 @@ from hf_lodc.data.augment import DSAugment
 from hf_lodc.data.types import ImageClassificationData, LabeledImages
 from hf_lodc.errors import BudgetError, ConfigError
 from hf_lodc.objectives import MatchContext, RealSampler
-from hf_lodc.objectives.idc import IDCGradientMatching
+from hf_lodc.objectives.idc import IDCGradientMatching, IDCOptions
 from hf_lodc.synset.base import PARAMETERISATIONS
 from hf_lodc.synset.budget import plan_budget
 from hf_lodc.synset.contrast import CONTRASTS, class_image_std
@@ -260,7 +260,7 @@ def test_idc_step_lowers_its_loss_on_mnist(mnist):
         augment=DSAugment("none"), sampler=RealSampler(data.train, torch.arange(10), data.mean, data.std,
                                                        torch.device("cpu"), 10),
         batch_real=8, seed=0, device=torch.device("cpu"),
-        options={"match_steps": 2, "n_data": 40, "metric": "l1", "batch_syn_max": 4},
+        options=IDCOptions(match_steps=2, n_data=40, metric="l1", batch_syn_max=4),
     )
     obj = IDCGradientMatching(ctx)
     s = MultiFormationSet(10, 1, data.image_shape, rank=2, factor=2)  # LoIDC, 4 decoded images per class
@@ -283,16 +283,16 @@ def test_idc_step_lowers_its_loss_on_mnist(mnist):
 
 
 def test_idc_options_are_checked():
-    with pytest.raises(ConfigError, match="metric must be one of"):
-        from hf_lodc.objectives.idc import IDCOptions
-        IDCOptions(metric="l3").check()
+    from hf_lodc.objectives.idc import IDCOptions
+    with pytest.raises(ConfigError, match="'metric' must be one of"):  # checked when built (typed options)
+        IDCOptions(metric="l3")
 
 
 # -- HaBa's trajectory matching on real MNIST ---------------------------------------------------
 
 def test_haba_objective_updates_bases_hallucinators_and_adversary(mnist, tmp_path):
     from hf_lodc.objectives.experts import ExpertConfig, train_experts
-    from hf_lodc.objectives.haba import HaBaTrajectoryMatching, supervised_contrastive
+    from hf_lodc.objectives.haba import HaBaOptions, HaBaTrajectoryMatching, supervised_contrastive
 
     data = _small(mnist, per_class=10)
     data = ImageClassificationData(data.train, data.test.subset(torch.arange(50)), data.info)  # experts test fast
@@ -304,8 +304,8 @@ def test_haba_objective_updates_bases_hallucinators_and_adversary(mnist, tmp_pat
         augment=DSAugment("none"), sampler=RealSampler(data.train, torch.arange(10), data.mean, data.std,
                                                        torch.device("cpu"), 10),
         batch_real=8, seed=0, device=torch.device("cpu"),
-        options={"expert_dir": str(tmp_path), "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 1,
-                 "batch_syn": 10, "lr_teacher": 0.01},
+        options=HaBaOptions(expert_dir=str(tmp_path), syn_steps=2, expert_epochs=1, max_start_epoch=1,
+                            batch_syn=10, lr_teacher=0.01),
     )
     obj = HaBaTrajectoryMatching(ctx)
     s = HaBaSet(10, 2, data.image_shape, rank=2, hallucinators=3)  # LoHaBa

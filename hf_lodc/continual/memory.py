@@ -39,7 +39,7 @@ class TaskMemory:
 
     @property
     def stored_numel(self) -> int:
-        return self.budget.used_numel_per_class * len(self.classes)
+        return self.budget.used_numel_per_class * len(self.classes) + self.budget.shared_numel
 
 
 def condense_task(

@@ -42,7 +42,7 @@ def _stats(values: list[float]) -> dict[str, float]:
 def _storage(memories) -> dict[str, Any]:
     b = memories[0].budget
     return {"images_per_class": b.images_per_class, "rank": b.rank, "numbers_per_class": b.used_numel_per_class,
-            "budget_numbers_per_class": b.budget_numel_per_class}
+            "budget_numbers_per_class": b.budget_numel_per_class, "shared_numbers": b.shared_numel}
 
 
 def summarise(result, data: ImageClassificationData) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import signal
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,7 +45,7 @@ from ..seeding import generator
 from ..synset.budget import Budget, plan_budget
 from ..synset.contrast import CONTRASTS, apply_contrast
 from ..synset.init import INITS, initialise
-from ..synset.lowrank import PARAMETERISATIONS, SyntheticSet
+from ..synset.base import PARAMETERISATIONS, SyntheticSet
 from .checkpoint import (STATE_FILE, check_resumable, latest_checkpoint, read_checkpoint, resume_command,
                          save_checkpoint)
 from .config import CondenseConfig
@@ -89,15 +89,42 @@ def matching_model_for(image_shape: tuple[int, int, int], name: str = "auto") ->
     return "lodc_convnet_d4_w128" if min(image_shape[1:]) >= 64 else "lodc_convnet_d3_w128"
 
 
-def resolve_config(cfg: CondenseConfig, image_shape) -> tuple[MethodSpec, CondenseConfig, Budget]:
-    """Validate ``cfg`` and fill method defaults; never mutates the caller's config."""
+def _field_defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in fields(CondenseConfig) if f.default is not MISSING}
+
+
+def method_config(spec: MethodSpec, cfg: CondenseConfig) -> tuple[CondenseConfig, dict[str, Any]]:
+    """``cfg`` with the method row's objective defaults (``objective_options``: the paper's values,
+    applied to options the config leaves at their generic default) and the parameterisation options
+    (the row's ``param_options``, overridden by the objective's ``PARAM_OPTIONS`` fields that are set,
+    e.g. ``factor``, ``hallucinators``, ``shared_in_budget``). Returns (config copy, param options)."""
+    out = CondenseConfig(**{**cfg.__dict__})
+    defaults = _field_defaults()
+    for k, v in dict(getattr(spec, "objective_options", {}) or {}).items():
+        if k in defaults and getattr(out, k) == defaults[k]:
+            setattr(out, k, v)
+    params = dict(getattr(spec, "param_options", {}) or {})
+    if spec.objective:
+        opts = options_for(spec.objective, out)
+        for k in getattr(type(opts), "PARAM_OPTIONS", ()):
+            if getattr(opts, k) is not None:
+                params[k] = getattr(opts, k)
+    return out, params
+
+
+def resolve_config(cfg: CondenseConfig, image_shape, num_classes: int | None = None
+                   ) -> tuple[MethodSpec, CondenseConfig, Budget]:
+    """Validate ``cfg`` and fill method defaults; never mutates the caller's config. ``num_classes``
+    (the classes condensed) is needed by parameterisations with shared numbers (HaBa)."""
     spec = get_method(cfg.method)
     INITS.get(cfg.init or spec.init)
     CONTRASTS.get(cfg.contrast)
     rank = cfg.rank if spec.lowrank else None
     if spec.lowrank and rank is None:
         raise ConfigError(f"method {spec.name!r} is low-rank: set rank (e.g. 2)")
-    budget = plan_budget(image_shape, ipc=cfg.ipc, rank=rank, images_per_class=cfg.images_per_class)
+    cfg, param_options = method_config(spec, cfg)
+    budget = plan_budget(image_shape, ipc=cfg.ipc, rank=rank, images_per_class=cfg.images_per_class,
+                         parameterisation=spec.parameterisation, num_classes=num_classes, **param_options)
     iterations = cfg.iterations if cfg.iterations is not None else spec.iterations
     if spec.kind == "coreset":
         iterations = 0
@@ -116,6 +143,8 @@ def resolve_config(cfg: CondenseConfig, image_shape) -> tuple[MethodSpec, Conden
     if options is not None:  # the objective's defaults, resolved by the objective
         for k, v in asdict(options).items():
             setattr(resolved, k, v)
+        for k in getattr(type(options), "PARAM_OPTIONS", ()):  # the parameterisation options in force
+            setattr(resolved, k, budget.options.get(k, getattr(resolved, k)))
     resolved.matching_model = matching_model_for(image_shape, cfg.matching_model)
     resolved.mixed_precision = cfg.mixed_precision or "no"  # the Condenser records an Accelerator's instead
     resolved.images_per_class = budget.images_per_class
@@ -124,7 +153,7 @@ def resolve_config(cfg: CondenseConfig, image_shape) -> tuple[MethodSpec, Conden
 
 def build_synset(spec: MethodSpec, num_classes: int, budget: Budget) -> SyntheticSet:
     cls = PARAMETERISATIONS.get(spec.parameterisation)
-    return cls(num_classes, budget.images_per_class, budget.image_shape, rank=budget.rank)
+    return cls(num_classes, budget.images_per_class, budget.image_shape, rank=budget.rank, **budget.options)
 
 
 @contextlib.contextmanager
@@ -178,8 +207,8 @@ class Condenser:
         if not isinstance(cfg, CondenseConfig):
             raise ConfigError(f"cfg must be a CondenseConfig, got {type(cfg).__name__}")
         self.data = data
-        self.spec, self.cfg, self.budget = resolve_config(cfg, data.image_shape)
         n_classes = len(classes) if classes is not None else data.num_classes
+        self.spec, self.cfg, self.budget = resolve_config(cfg, data.image_shape, n_classes)
         check_memory(estimate_memory_bytes(n_classes, self.budget.images_per_class, data.image_shape,
                                            self.budget.rank, len(data.train)),
                      f"{n_classes} classes x {self.budget.images_per_class} synthetic images of "
@@ -202,6 +231,7 @@ class Condenser:
         self.sharded = self.comm.world > 1 and self.spec.kind == "matching" and self.cfg.iterations > 0
         positions = torch.arange(len(self.classes))
         if self.sharded:
+            build_synset(self.spec, 1, self.budget).check_class_shardable()  # shared modules: refused up front
             check_shardable(self.spec.objective)
             positions = shard_classes(positions, self.comm.rank, self.comm.world)
         self.local_positions = positions  # positions in ``classes`` this process condenses
@@ -289,7 +319,8 @@ class Condenser:
     def _keep_own_classes(self, full_state: dict[str, torch.Tensor]) -> None:
         """Load this process's class rows of a full class-major synset state."""
         n = self.synset.per_class
-        own = {k: class_rows(v, n, self.local_positions) for k, v in full_state.items() if k != "labels"}
+        own = {k: class_rows(full_state[k], n, self.local_positions) for k in self.synset.class_state_keys()}
+        own.update({k: full_state[k] for k in self.synset.shared_state_keys()})  # shared: whole
         own["labels"] = self.synset.labels
         self.synset.load_state_dict(own)
 
@@ -304,8 +335,8 @@ class Condenser:
         except (RuntimeError, KeyError) as e:
             raise ConfigError(
                 f"cannot continue from the given synthetic set: it does not match method {self.spec.name!r} with "
-                f"{self.budget.images_per_class} image(s)/class at rank {self.budget.rank} ({e}); use the same "
-                "method, ipc and rank, or start afresh"
+                f"{self.budget.images_per_class} unit(s)/class at rank {self.budget.rank} with options "
+                f"{self.budget.options} ({e}); use the same method, ipc, rank and parameterisation options, or start afresh"
             ) from None
         self._keep_own_classes(full.state_dict())
         self.start_iteration = int(st.get("iteration", 0))
@@ -315,17 +346,19 @@ class Condenser:
     def _gather_state(self, opt: torch.optim.Optimizer) -> dict[str, Any]:
         """The full, class-major state of the run (collective under several processes)."""
         K, n = len(self.classes), self.synset.per_class
+        shared = set(self.synset.shared_state_keys())
 
-        def full(t: torch.Tensor) -> torch.Tensor:
-            if self.sharded:
+        def full(name: str, t: torch.Tensor) -> torch.Tensor:
+            if self.sharded and name not in shared:  # class rows; shared tensors are whole everywhere
                 return gather_class_rows(self.comm, t.detach(), n, K).cpu()
             return t.detach().cpu().clone()
 
-        synset = {k: full(v) for k, v in self.synset.state_dict().items() if k != "labels"}
+        state = self.synset.state_dict()
+        synset = {k: full(k, state[k]) for k in [*self.synset.class_state_keys(), *shared]}
         momentum = {}
         for name, p in self.synset.named_parameters():
             buf = opt.state.get(p, {}).get("momentum_buffer")  # same presence on every process
-            momentum[name] = full(buf) if buf is not None else None
+            momentum[name] = full(name, buf) if buf is not None else None
         objective = self.objective.state_dict() if self.objective is not None else {}
         return {
             "iteration": None, "synset": synset, "momentum": momentum, "history": list(self.history),
@@ -358,10 +391,12 @@ class Condenser:
             self.accelerator.load_state(str(p))  # RNG states (a process without a saved one keeps its own)
         self._keep_own_classes(ck["synset"])
         n = self.synset.per_class
+        shared = set(self.synset.shared_state_keys())
         for name, param in self.synset.named_parameters():
             buf = ck["momentum"].get(name)
             if buf is not None:
-                opt.state[param]["momentum_buffer"] = class_rows(buf, n, self.local_positions).to(param.device).clone()
+                own = buf if name in shared else class_rows(buf, n, self.local_positions)
+                opt.state[param]["momentum_buffer"] = own.to(param.device).clone()
         self.history = list(ck["history"])
         self._objective_state = ck.get("objective") or {}
         self.start_iteration = int(ck["iteration"])

@@ -104,6 +104,10 @@ def objective_option_owners() -> dict[str, tuple[str, Any, Any]]:
         opts = OBJECTIVES.get(name).Options
         hints = typing.get_type_hints(opts)
         for f in fields(opts):
+            if f.name in out and out[f.name][2] is f:  # inherited (haba's options extend tm's): one flat option,
+                if issubclass(OBJECTIVES.get(out[f.name][0]).Options, opts):  # owned by the base objective
+                    out[f.name] = (name, hints[f.name], f)
+                continue
             if f.name in core or f.name in out:
                 other = "the engine" if f.name in core else f"objective {out[f.name][0]!r}"
                 raise TypeError(f"objective {name!r} option {f.name!r} clashes with {other}'s; rename it")

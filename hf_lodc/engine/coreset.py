@@ -50,9 +50,9 @@ def herding_coreset(synset, data, mean, std, generator, model: str) -> None:
         for cls in range(synset.num_classes):  # once per class at set-up, not an iteration loop
             idx = torch.nonzero(labels == cls).flatten()
             feats = torch.cat([net.embed(normalize(data.train.images[b], mean, std)) for b in idx.split(512)])
-            sel = herding_select(feats, synset.per_class)
-            if len(sel) < synset.per_class:  # fewer images than slots: repeat
-                sel = sel[torch.arange(synset.per_class) % len(sel)]
+            sel = herding_select(feats, synset.real_per_class)  # real images the set is fitted to per class
+            if len(sel) < synset.real_per_class:  # fewer images than slots: repeat
+                sel = sel[torch.arange(synset.real_per_class) % len(sel)]
             picks.append(idx[sel])
     order = torch.cat(picks)
     synset.set_images(normalize(data.train.images[order], mean, std))

@@ -45,7 +45,7 @@ from ..objectives.base import Objective
 from ..objectives.gm import GradientMatching
 from ..registry import Registry
 from ..seeding import generator
-from ..synset.lowrank import SyntheticSet
+from ..synset.base import SyntheticSet
 
 __all__ = ["Collective", "shard_classes", "class_rows", "gather_class_rows", "gather_synset_state",
            "ShardedGradientMatching", "SHARDABLE", "check_shardable", "sharded_objective"]
@@ -122,11 +122,10 @@ def gather_class_rows(comm: Collective, local: torch.Tensor, per_class: int, num
 def gather_synset_state(comm: Collective, synset: SyntheticSet, num_classes: int) -> dict[str, torch.Tensor]:
     """The full class-major state of a sharded synthetic set (every process gets it), on the CPU."""
     n = synset.per_class
-    out = {}
-    for name, t in synset.state_dict().items():
-        if name == "labels":
-            continue  # rebuilt for the full set by its constructor
-        out[name] = gather_class_rows(comm, t.detach(), n, num_classes).cpu()
+    state = synset.state_dict()
+    out = {name: gather_class_rows(comm, state[name].detach(), n, num_classes).cpu()
+           for name in synset.class_state_keys()}  # labels are rebuilt by the full set's constructor
+    out.update({name: state[name].detach().cpu().clone() for name in synset.shared_state_keys()})
     return out
 
 
@@ -155,7 +154,7 @@ class ShardedGradientMatching(GradientMatching):
 
     def inner_data(self, synset) -> tuple[torch.Tensor, torch.Tensor]:
         x_local, y_local = super().inner_data(synset)  # (k*n, C, H, W), (k*n,) global labels
-        n = synset.per_class
+        n = synset.decoded_per_class
         x = gather_class_rows(self.comm, x_local, n, self.total_classes)  # (K*n, C, H, W)
         y = gather_class_rows(self.comm, y_local, n, self.total_classes)  # (K*n,)
         return x, y

@@ -2,7 +2,8 @@
 
 Layout (format version 1)::
 
-    synset.safetensors   the parameters (A, B for low-rank; images for pixel) + labels
+    synset.safetensors   the parameters (the parameterisation's state dict: A, B for low-rank; images for
+                         pixel; bases + hallucinators for HaBa) + labels
     images.safetensors   reconstructed images (N, C, H, W) float32, normalised, + labels
     config.json          run config, resolved condensation config, budget, source info, versions
     results.json         evaluation records + timing + storage
@@ -36,7 +37,7 @@ from safetensors.torch import load_file, save_file
 from ..data.types import SourceInfo
 from ..errors import ArtifactError, IncompatibleArtifactError
 from ..synset.budget import Budget
-from ..synset.lowrank import PARAMETERISATIONS, SyntheticSet
+from ..synset.base import PARAMETERISATIONS, SyntheticSet
 
 __all__ = ["Artifact", "build_artifact", "results_record", "save_artifact", "save_artifact_or_rescue",
            "check_writable", "load_artifact", "artifact_from_record", "FORMAT_VERSION", "environment_info",
@@ -105,8 +106,12 @@ class Artifact:
             "method": self.method,
             "parameterisation": self.synset.kind,
             "rank": self.synset.rank,
+            "param_options": {k: v for k, v in self.synset.options.items() if k != "rank"},
             "num_classes": self.synset.num_classes,
             "images_per_class": self.synset.per_class,
+            "decoded_per_class": self.synset.decoded_per_class,
+            "shared_numel": self.synset.numel_shared,
+            "how_to_decode": self.synset.how_to_decode(),
             "image_shape": list(self.synset.image_shape),
             "budget": self.budget.to_dict(),
             "condense": self.condense_config,
@@ -135,6 +140,11 @@ def results_record(result, records: dict, num_classes: int) -> dict[str, Any]:
             "pixel_ipc_budget": result.budget.ipc,
             "images_per_class": result.budget.images_per_class,
             "rank": result.budget.rank,
+            "parameterisation": result.budget.parameterisation,
+            "param_options": dict(result.budget.options),
+            "decoded_per_class": result.budget.decoded_per_class,
+            "shared_numel": result.budget.shared_numel,
+            "shared_in_budget": result.budget.shared_in_budget,
             "dtype": "float32",
         },
     }
@@ -483,7 +493,12 @@ def artifact_from_record(
             raise IncompatibleArtifactError(f"{where!r}: the config record lacks the field {key!r}")
     _check_record(cfg, where)
     cls = PARAMETERISATIONS.get(cfg["parameterisation"])
-    synset = cls(cfg["num_classes"], cfg["images_per_class"], tuple(cfg["image_shape"]), rank=cfg.get("rank"))
+    try:
+        synset = cls(cfg["num_classes"], cfg["images_per_class"], tuple(cfg["image_shape"]), rank=cfg.get("rank"),
+                     **(cfg.get("param_options") or {}))
+    except (TypeError, ValueError) as e:
+        raise IncompatibleArtifactError(f"{where!r}: the config record's param_options {cfg.get('param_options')!r} "
+                                        f"do not build parameterisation {cfg['parameterisation']!r} ({e})") from None
     try:
         synset.load_state_dict(state)
     except RuntimeError as e:

@@ -79,7 +79,8 @@ def condensation_entry(name: str, meta: dict[str, Any], is_default: bool) -> dic
     storage = res.get("storage", {})
     stored, pixel = storage.get("stored_bytes"), storage.get("budget_bytes")
     shape = list(art.get("image_shape", []))
-    n_images = (art.get("images_per_class") or 0) * (art.get("num_classes") or 0)
+    per_class = art.get("decoded_per_class") or art.get("images_per_class") or 0  # decoded training images
+    n_images = per_class * (art.get("num_classes") or 0)
     as_pixels = n_images * _prod(shape) * 4 if shape else None  # the same images stored as float32 pixels
     return {
         "config_name": name,
@@ -90,6 +91,11 @@ def condensation_entry(name: str, meta: dict[str, Any], is_default: bool) -> dic
         "rank": art.get("rank"),
         "pixel_budget_ipc": budget.get("ipc"),
         "images_per_class": art.get("images_per_class"),
+        "decoded_per_class": art.get("decoded_per_class") or art.get("images_per_class"),
+        "param_options": art.get("param_options") or {},
+        "shared_numel": art.get("shared_numel") or 0,
+        "shared_in_budget": budget.get("shared_in_budget", True),
+        "how_to_decode": art.get("how_to_decode"),
         "num_classes": art.get("num_classes"),
         "image_shape": list(art.get("image_shape", [])),
         "iterations": cond.get("iterations"),
@@ -202,7 +208,7 @@ def card_metadata(records: dict[str, dict], default: str | None) -> dict[str, An
             sources.append(s)
     methods = sorted({c["method"] for c in conds if c["method"]})
     tags = ["dataset-condensation", "hf_lodc", *methods]
-    if any(c["parameterisation"] == "lowrank" for c in conds):
+    if any(c.get("rank") for c in conds):  # low-rank units (LoDM, LoIDC, LoHaBa, ...)
         tags.insert(1, "low-rank")
     lead = records.get(default) or (records[names[0]] if names else None)
     license_ = (lead or {}).get("artifact", {}).get("source", {}).get("license")
@@ -418,6 +424,13 @@ def render_body(records: dict[str, dict], default: str | None, repo_id: str) -> 
             f"augmentation while condensing: {c['augmentation']}; {versions}. "
             f"Preview: `condensations/{name}/preview.png`.",
         ]
+        if c.get("how_to_decode") and c.get("parameterisation") not in (None, "pixel"):
+            opts = ", ".join(f"{k}={v}" for k, v in c["param_options"].items())
+            lines += [f"  - How to decode `{name}` ({c['parameterisation']}{'; ' + opts if opts else ''}; "
+                      f"{c['decoded_per_class']} training images per class): {c['how_to_decode']}"]
+        if not c.get("shared_in_budget", True):
+            lines += [f"  - `{name}`: hallucinators NOT counted: its {c['shared_numel']} shared numbers were stored "
+                      "but not paid from the pixel budget (shared_in_budget=false), so it stores more than its IPC."]
     lines += [
         "",
         "## Citation",

@@ -16,7 +16,8 @@ from ..errors import DatasetNotFoundError, HubError, IncompatibleArtifactError
 from .artifact import Artifact, artifact_from_record
 from .card import read_card_data
 from .hub_http import classify, read_remote
-from .views import LAYOUT_VERSION, META_FILE, ROOT, condensation_of, ordered_views, quiet_datasets, reserved_names
+from .views import (LAYOUT_VERSION, META_FILE, ROOT, VIEWS, condensation_of, has_exact_view, ordered_views,
+                    quiet_datasets, reserved_names)
 
 __all__ = ["LoadedCondensation", "load_condensation"]
 
@@ -164,6 +165,8 @@ def _state_from_views(repo, meta: dict, art_rec: dict, meta_path: str) -> dict[s
     import numpy as np
 
     kind = art_rec.get("parameterisation")
+    if not has_exact_view(kind) and "units" in meta["views"]:
+        return _state_from_tables(repo, meta, art_rec, meta_path)
     exact = [v for v in ordered_views() if v.restores == kind]
     view = exact[0] if exact else next(v for v in ordered_views() if v.restores == "pixel")
     if view.name not in meta["views"]:
@@ -186,3 +189,37 @@ def _state_from_views(repo, meta: dict, art_rec: dict, meta_path: str) -> dict[s
     state = {"labels": torch.from_numpy(np.asarray(batch["label"], dtype=np.int64))}
     state.update(view.to_state(batch))
     return state
+
+
+def _state_from_tables(repo, meta: dict, art_rec: dict, meta_path: str) -> dict[str, torch.Tensor]:
+    """Synset state_dict of a parameterisation published as its export tables (``units`` + ``shared``
+    views): the set is built from the record and filled by ``load_export_tables``."""
+    import numpy as np
+
+    from ..synset.base import PARAMETERISATIONS
+
+    tables: dict[str, dict[str, torch.Tensor]] = {}
+    for name, rec in meta["views"].items():
+        view = VIEWS.get(name) if name in VIEWS.names() else None
+        if view is None or view.table is None:
+            continue
+        try:
+            with quiet_datasets():
+                ds = repo.load(rec.get("config_name")).with_format("numpy")
+        except ValueError as e:
+            raise IncompatibleArtifactError(
+                f"{repo.where!r}: the config {rec.get('config_name')!r} ({name}) cannot be loaded "
+                f"({str(e).splitlines()[0]}); the card's `configs:` must list it") from None
+        batch = ds[:]
+        tables[view.table] = {c: torch.from_numpy(np.asarray(batch[c], dtype=np.float32))
+                              for c in ds.column_names if c != "label"}
+    try:
+        cls = PARAMETERISATIONS.get(art_rec["parameterisation"])
+        synset = cls(art_rec["num_classes"], art_rec["images_per_class"], tuple(art_rec["image_shape"]),
+                     rank=art_rec.get("rank"), **(art_rec.get("param_options") or {}))
+        synset.load_export_tables(tables)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise IncompatibleArtifactError(
+            f"{repo.where!r}: {meta_path}'s units/shared tables do not rebuild a {art_rec.get('parameterisation')!r} "
+            f"set ({type(e).__name__}: {e}); re-push the set with this hf_lodc") from None
+    return {k: v.detach().clone() for k, v in synset.state_dict().items()}

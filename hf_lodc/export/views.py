@@ -8,6 +8,14 @@ accuracy is measured on, and under which results key)::
     images          0    N             default               uint8 PNG (evaluations_uint8)  -
     pixel_values    1    N-pixel_values pixel_values          float32 (evaluations)          pixel sets
     factors         2    N-factors     factors               -                              low-rank sets
+    units           3    N-units       units                 -                              other sets (with shared)
+    shared          4    N-shared      shared                -                              (HaBa hallucinators)
+
+``units``/``shared`` are the parameterisation's own export tables (``SyntheticSet.export_tables``,
+features from ``export_columns``; ``table`` names which): one row per stored unit with its label
+(class-major), and one row per shared module (label -1: no class). They are published for every
+parameterisation no other view rebuilds (IDC multi-formation, HaBa; pixel and low-rank sets keep
+``pixel_values``/``factors``), and the pull rebuilds such a set with ``load_export_tables``.
 
 Repo layout (``LAYOUT_VERSION`` 1) of condensation ``N``: ``condensations/N/<view>/train-00000-of-00001.parquet``
 per view, plus ``condensations/N/preview.png`` and ``condensations/N/hf_lodc.json`` (the record).
@@ -36,7 +44,7 @@ __all__ = [
     "LAYOUT_VERSION", "ROOT", "META_FILE", "PREVIEW_FILE", "SHARD", "View", "VIEWS", "ordered_views",
     "evaluated_views", "view_datasets", "png_images", "check_config_name", "default_config_name",
     "condensation_of", "reserved_names", "quiet_datasets", "EVAL_SHARD", "EVAL_DIR", "EVAL_SPLITS",
-    "eval_split_datasets", "eval_split_folder",
+    "eval_split_datasets", "eval_split_folder", "has_exact_view",
 ]
 
 LAYOUT_VERSION = 1
@@ -66,6 +74,7 @@ class View:
     restores: str | None = None  # the parameterisation this view rebuilds exactly (pull)
     to_state: Callable[[dict], dict[str, torch.Tensor]] | None = None  # columns (numpy) -> synset tensors
     build_eval: Callable[[Any, Artifact], Any] | None = None  # (real test LabeledImages, art) -> Dataset or none
+    table: str | None = None  # the export table (``SyntheticSet.export_tables``) this view publishes
 
 
 VIEWS: Registry[View] = Registry("view")
@@ -123,10 +132,11 @@ def _pixel_values_view(art: Artifact):
 def _factors_view(art: Artifact):
     import datasets
 
-    if art.synset.kind != "lowrank":
+    if art.synset.kind != VIEWS.get("factors").restores:  # the view that rebuilds this parameterisation
         return None
-    A = art.synset.A.detach().float().cpu().contiguous()  # (N, C, H, r)
-    B = art.synset.B.detach().float().cpu().contiguous()  # (N, C, r, W)
+    units = art.synset.export_tables()["units"]
+    A = units["A"].contiguous()  # (N, C, H, r)
+    B = units["B"].contiguous()  # (N, C, r, W)
     features = datasets.Features({
         "A": datasets.Array3D(shape=tuple(A.shape[1:]), dtype="float32"),
         "B": datasets.Array3D(shape=tuple(B.shape[1:]), dtype="float32"),
@@ -175,6 +185,44 @@ def eval_split_datasets(test, art: Artifact) -> dict[str, Any]:
         return {v.name: v.build_eval(test, art) for v in ordered_views() if v.build_eval is not None}
 
 
+def _feature(shape: tuple[int, ...], dtype: str):
+    import datasets
+
+    if len(shape) == 1:
+        return datasets.Sequence(datasets.Value(dtype), length=shape[0])
+    arrays = {2: datasets.Array2D, 3: datasets.Array3D, 4: datasets.Array4D, 5: datasets.Array5D}
+    return arrays[len(shape)](shape=tuple(shape), dtype=dtype)
+
+
+def has_exact_view(kind: str) -> bool:
+    """Whether a view other than the export tables' rebuilds parameterisation ``kind`` (pixel, low-rank)."""
+    return any(v.restores == kind for v in ordered_views() if v.table is None)
+
+
+def _table_view(table: str):
+    def build(art: Artifact):
+        import datasets
+
+        if has_exact_view(art.synset.kind):
+            return None
+        tables = art.synset.export_tables()
+        if table not in tables:
+            return None
+        cols = {c.name: c for c in art.synset.export_columns() if c.table == table}
+        data = {k: v.detach().float().cpu().contiguous().numpy() for k, v in tables[table].items()}
+        rows = len(next(iter(data.values())))
+        if table == "units":  # class-major, per_class rows per class
+            labels = torch.arange(art.synset.num_classes).repeat_interleave(art.synset.per_class).tolist()
+            label_feature = _class_label(art)
+        else:  # shared modules belong to no class
+            labels, label_feature = [-1] * rows, datasets.Value("int64")
+        features = datasets.Features({**{k: _feature(cols[k].shape, cols[k].dtype) for k in data},
+                                      "label": label_feature})
+        return datasets.Dataset.from_dict({**data, "label": labels}, features=features)
+
+    return build
+
+
 def png_images(art: Artifact) -> torch.Tensor:
     """The published ``image`` column, PNG-encoded then decoded again: (N, C, H, W) uint8."""
     import numpy as np
@@ -207,6 +255,14 @@ VIEWS.add("pixel_values", View(
 VIEWS.add("factors", View(
     "factors", 2, "-factors", "factors", _factors_view, ("A", "B"), ("fa", "low-rank factors A, B + label"),
     restores="lowrank", to_state=lambda batch: _columns(batch, "A", "B"),
+))
+VIEWS.add("units", View(
+    "units", 3, "-units", "units", _table_view("units"), (), ("un", "stored units (the parameterisation's columns) + label"),
+    restores="*", table="units",
+))
+VIEWS.add("shared", View(
+    "shared", 4, "-shared", "shared", _table_view("shared"), (), ("sh", "shared modules, e.g. HaBa hallucinators"),
+    restores="*", table="shared",
 ))
 
 

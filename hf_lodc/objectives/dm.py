@@ -49,7 +49,7 @@ class DistributionMatching(Objective):
 
     def step(self, iteration, synset, optimizer, generator):
         ctx = self.ctx
-        K, n, b = len(ctx.classes), synset.per_class, ctx.batch_real
+        K, n, b = len(ctx.classes), synset.decoded_per_class, ctx.batch_real
         dev = torch.device(ctx.device)
         cl = device_settings.settings(dev)["channels_last"]
         fmt = torch.channels_last if cl else torch.contiguous_format

@@ -92,7 +92,7 @@ class GradientMatching(Objective):
 
     def step(self, iteration, synset, optimizer, generator):
         ctx = self.ctx
-        K, n, b = len(ctx.classes), synset.per_class, ctx.batch_real
+        K, n, b = len(ctx.classes), synset.decoded_per_class, ctx.batch_real
         c, h, w = ctx.image_shape
         net = ctx.make_net("gm", iteration)
         self._check_net(net)

@@ -37,7 +37,8 @@ inner loop with zero epochs), not IDC-I.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -45,7 +46,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from ..errors import ConfigError
-from .base import OBJECTIVES, Objective
+from .base import OBJECTIVES, POSITIVE, Objective, ObjectiveOptions, option
 from .gm import gradient_distance
 
 __all__ = ["IDCOptions", "IDCGradientMatching", "idc_distance", "METRICS"]
@@ -54,34 +55,29 @@ METRICS = ("mse", "l1", "cos")
 
 
 @dataclass
-class IDCOptions:
-    match_steps: int = 100  # matching rounds per fresh network (IDC --inner_loop)
-    net_update: bool = True  # train the network on real data between rounds (IDC n_data > 0)
-    n_data: int = 500  # real images per network update (IDC --n_data; 2000 in their CIFAR runs)
-    lr_net: float = 0.01  # IDC --lr
-    momentum_net: float = 0.9  # IDC --momentum
-    weight_decay_net: float = 5e-4  # IDC --weight-decay
-    metric: str = "mse"  # mse | l1 | cos (IDC --metric; mse on CIFAR, l1 on MNIST)
-    match_bias: bool = False  # IDC --bias
-    match_fc: bool = False  # IDC --fc
-    batch_syn_max: int = 128  # decoded synthetic images per class per round (IDC --batch_syn_max)
-    cutmix_p: float = 0.5  # CutMix probability in the network updates (IDC --mix_p with mixup_net="cut")
+class IDCOptions(ObjectiveOptions):
+    """IDC's options (their command-line names in the help). ``factor`` is the multi-formation factor
+    of the parameterisation (``PARAM_OPTIONS``: passed to the budget and the synthetic set; None =
+    the method's, 2 for idc/loidc); the others drive the matching."""
 
-    @classmethod
-    def from_options(cls, options: dict) -> "IDCOptions":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in options.items() if k in known})
+    PARAM_OPTIONS: ClassVar[tuple[str, ...]] = ("factor",)
 
-    def check(self) -> None:
-        for name in ("match_steps", "batch_syn_max"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"idc: {name} must be >= 1, got {getattr(self, name)}")
-        if self.net_update and self.n_data < 1:
-            raise ConfigError(f"idc: n_data must be >= 1 when net_update is on, got {self.n_data}")
-        if self.metric not in METRICS:
-            raise ConfigError(f"idc: metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
-        if not 0.0 <= self.cutmix_p <= 1.0:
-            raise ConfigError(f"idc: cutmix_p must be in [0, 1], got {self.cutmix_p}")
+    factor: int | None = option(None, "IDC multi-formation factor f (f*f tiles per stored image); None = the method's (2)")
+    match_steps: int = option(100, "IDC matching rounds per fresh network (IDC --inner_loop)")
+    net_update: bool = option(True, "train the IDC network on real data between rounds (IDC n_data > 0)")
+    n_data: int = option(500, "real images per IDC network update (IDC --n_data; 2000 in their CIFAR runs)")
+    idc_lr_net: float = option(0.01, "lr of the IDC network updates (IDC --lr)")
+    momentum_net: float = option(0.9, "momentum of the IDC network updates (IDC --momentum)")
+    weight_decay_net: float = option(5e-4, "weight decay of the IDC network updates (IDC --weight-decay)")
+    metric: str = option("mse", "IDC gradient distance: mse | l1 | cos (mse on CIFAR, l1 on MNIST)")
+    match_bias: bool = option(False, "IDC: also match bias/norm gradients (IDC --bias)")
+    match_fc: bool = option(False, "IDC: also match the classifier's gradients (IDC --fc)")
+    batch_syn_max: int = option(128, "IDC: decoded synthetic images per class per round (IDC --batch_syn_max)")
+    cutmix_p: float = option(0.5, "IDC: CutMix probability in the network updates (IDC --mix_p)")
+
+    RULES = {"factor": POSITIVE, "match_steps": POSITIVE, "batch_syn_max": POSITIVE, "idc_lr_net": POSITIVE,
+             "metric": (lambda v: v in METRICS, "one of " + ", ".join(METRICS)),
+             "cutmix_p": (lambda v: 0.0 <= v <= 1.0, "in [0, 1]"), "n_data": POSITIVE}
 
 
 def idc_distance(g_real: dict[str, torch.Tensor], g_syn: dict[str, torch.Tensor], metric: str) -> torch.Tensor:
@@ -114,10 +110,11 @@ def _cutmix(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
 
 @OBJECTIVES.register("idc")
 class IDCGradientMatching(Objective):
+    Options = IDCOptions
+
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.opt = IDCOptions.from_options(ctx.options)
-        self.opt.check()
+        self.opt = self.options
 
     def _check_net(self, net: nn.Module) -> None:
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
@@ -142,7 +139,7 @@ class IDCGradientMatching(Objective):
         self._check_net(net)
         net.train()
         names = self.matched_names(net)
-        net_opt = torch.optim.SGD(net.parameters(), lr=o.lr_net, momentum=o.momentum_net,
+        net_opt = torch.optim.SGD(net.parameters(), lr=o.idc_lr_net, momentum=o.momentum_net,
                                   weight_decay=o.weight_decay_net)
         classes = ctx.classes.to(ctx.device)
         d = synset.decoded_per_class

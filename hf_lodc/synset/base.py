@@ -105,6 +105,12 @@ class SyntheticSet(nn.Module):
         return 0
 
     @classmethod
+    def budget_shared_numel(cls, image_shape: tuple[int, int, int], **options: Any) -> int:
+        """Shared numbers the storage budget pays (``shared_numel`` unless an option says they are
+        not counted, e.g. HaBa's ``shared_in_budget=False``; then results and cards say so)."""
+        return cls.shared_numel(image_shape, **options)
+
+    @classmethod
     def decoded_per_unit_for(cls, **options: Any) -> int:
         return 1
 
@@ -113,7 +119,7 @@ class SyntheticSet(nn.Module):
         """How many units per class fit a budget of ``ipc`` pixel images per class (all classes' budget
         pays the shared elements once)."""
         c, h, w = image_shape
-        return units_for_budget(cls.unit_numel(image_shape, **options), cls.shared_numel(image_shape, **options),
+        return units_for_budget(cls.unit_numel(image_shape, **options), cls.budget_shared_numel(image_shape, **options),
                                 ipc, c * h * w, num_classes)
 
     # -- instance view of the same --------------------------------------------------------------

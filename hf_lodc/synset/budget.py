@@ -44,6 +44,7 @@ class Budget:
     shared_numel: int = 0  # numbers stored once for all classes (HaBa's hallucinators)
     num_classes: int | None = None  # classes the shared numbers were planned for
     decoded_per_class: int | None = None  # training images per class after decoding
+    shared_in_budget: bool = True  # False: the shared numbers were stored but not paid from the budget
 
     def bytes(self, num_classes: int, itemsize: int = 4) -> dict[str, int]:
         return {
@@ -107,12 +108,14 @@ def plan_budget(
     opts = {k: v for k, v in options.items() if v is not None}
     cls.check_options((c, h, w), rank=rank, **opts)
     per_unit = cls.unit_numel((c, h, w), rank=rank, **opts)
-    shared = cls.shared_numel((c, h, w), rank=rank, **opts)
+    stored_shared = cls.shared_numel((c, h, w), rank=rank, **opts)
+    shared = cls.budget_shared_numel((c, h, w), rank=rank, **opts)  # what the budget pays (0 if not counted)
     decoded = cls.decoded_per_unit_for(rank=rank, **opts)
     pixel = c * h * w
     rank_txt = f" at rank {rank}" if rank else ""
     common = dict(rank=rank, image_shape=(c, h, w), numel_per_image=per_unit, parameterisation=name,
-                  options=opts, shared_numel=shared, num_classes=num_classes)
+                  options=opts, shared_numel=stored_shared, num_classes=num_classes,
+                  shared_in_budget=shared == stored_shared)
     if shared and num_classes is None:
         raise BudgetError(f"parameterisation {name!r} stores {shared} numbers shared by all classes, paid from the "
                           "budget of all classes together: give num_classes")
@@ -145,7 +148,8 @@ def plan_budget(
                 f"a budget of {ipc} pixel image(s) per class for {num_classes} classes ({num_classes * budget} numbers) "
                 f"pays the {shared} numbers parameterisation {name!r} shares between classes and leaves less than "
                 f"one unit ({per_unit} numbers) per class (with pixel units the shared numbers cost a whole unit per "
-                f"class); use low-rank units (a rank), raise ipc, or use fewer/smaller shared modules"
+                f"class); use low-rank units (a rank), raise ipc, use fewer/smaller shared modules, or set "
+                f"shared_in_budget=false (shared numbers stored but not counted; marked in results and the card)"
             )
         raise BudgetError(
             f"a budget of {ipc} pixel image(s) per class ({budget} numbers) buys no rank-{rank} factor image "

@@ -62,18 +62,20 @@ class HaBaSet(SyntheticSet):
     """``per_class`` bases per class (pixels or rank-r factors) x ``hallucinators`` shared networks."""
 
     kind = "haba"
-    OPTIONS = ("rank", "hallucinators", "affine")
+    OPTIONS = ("rank", "hallucinators", "affine", "shared_in_budget")
     rescale_passes = 4  # the hallucinators' biases make scaling a basis only roughly scale its images
     shardable = False
 
     def __init__(self, num_classes: int, per_class: int, image_shape: tuple[int, int, int], rank: int | None = None,
-                 hallucinators: int = 5, affine: str = "channel", *, persistent_labels: bool = True):
+                 hallucinators: int = 5, affine: str = "channel", shared_in_budget: bool = True, *,
+                 persistent_labels: bool = True):
         self.check_options(image_shape, rank=rank, hallucinators=hallucinators, affine=affine)
         super().__init__(num_classes, per_class, image_shape, decoded_per_unit=hallucinators,
                          persistent_labels=persistent_labels)
         self._rank = None if rank is None else int(rank)
         self.hallucinators = int(hallucinators)
         self.affine = affine
+        self.shared_in_budget = bool(shared_in_budget)  # False: the hallucinators were not paid from the budget
         if self._rank is None:
             self.bases = PixelSet(num_classes, per_class, image_shape, persistent_labels=False)
         else:
@@ -90,8 +92,11 @@ class HaBaSet(SyntheticSet):
 
     # -- storage ------------------------------------------------------------------------------
     @classmethod
-    def check_options(cls, image_shape, rank=None, hallucinators=5, affine="channel", **options) -> None:
+    def check_options(cls, image_shape, rank=None, hallucinators=5, affine="channel", shared_in_budget=True,
+                      **options) -> None:
         check_positive_int("hallucinators", hallucinators)
+        if not isinstance(shared_in_budget, bool):
+            raise BudgetError(f"HaBa shared_in_budget must be true or false, got {shared_in_budget!r}")
         if affine not in AFFINES:
             raise BudgetError(f"HaBa affine must be one of {', '.join(AFFINES)}, got {affine!r}")
         c, h, w = image_shape
@@ -108,6 +113,10 @@ class HaBaSet(SyntheticSet):
     @classmethod
     def shared_numel(cls, image_shape, hallucinators=5, affine="channel", **options) -> int:
         return hallucinators * hallucinator_numel(image_shape, affine)
+
+    @classmethod
+    def budget_shared_numel(cls, image_shape, shared_in_budget=True, **options) -> int:
+        return cls.shared_numel(image_shape, **options) if shared_in_budget else 0
 
     @classmethod
     def decoded_per_unit_for(cls, hallucinators=5, **options) -> int:
@@ -207,4 +216,6 @@ class HaBaSet(SyntheticSet):
                 f"The shared table has {self.hallucinators} rows, one hallucinator each; hallucinator m maps a basis "
                 "x (1, C, H, W) to `conv_transpose2d(scale * conv2d(x, enc_weight, enc_bias) + shift, dec_weight, "
                 "dec_bias)` (torch.nn.functional, 3x3 kernels, no padding). Every (basis, hallucinator) pair is one "
-                "training image with the basis's label, normalised with the source data's mean and std.")
+                "training image with the basis's label, normalised with the source data's mean and std."
+                + ("" if self.shared_in_budget else " NOTE: the hallucinators' numbers were NOT counted in the storage "
+                   "budget (shared_in_budget=false), so this set stores more than its ipc says."))
