@@ -32,7 +32,7 @@ def _load_recipe():
 
 condense_recipe = _load_recipe()
 
-METHOD_LIST = "dc, dm, dsa, herding, lodc, lodm, lodsa, lomtt, lorandom, mtt, random"
+METHOD_LIST = "dc, dm, dsa, haba, herding, idc, idc-i, lodc, lodm, lodsa, lohaba, loidc, lomtt, lorandom, mtt, random"
 
 
 @pytest.fixture(autouse=True)
