@@ -104,7 +104,9 @@ class CondensedDataset:
         from pathlib import Path
 
         p = Path(path)
-        own = (p / "synset.safetensors").is_file() and (p / "config.json").is_file()
+        # hf_lodc's own files present (even some: a damaged artefact is refused by load_artifact, naming
+        # what is missing) -> the artefact; none of them -> a local copy of a Hub repo
+        own = any((p / f).is_file() for f in ("synset.safetensors", "config.json", "results.json"))
         if not own and (p / "README.md").is_file() and (p / "condensations").is_dir():
             return cls.from_hub(str(p))  # a local copy of a Hub repo
         art = load_artifact(p)

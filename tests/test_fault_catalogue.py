@@ -46,6 +46,7 @@ SUBSET = [
     "artefact-truncated",         # 5. truncated safetensors: ArtifactError from the reader
     "artefact-config-list",       # 5. config.json of the wrong type
     "artefact-labels-out-of-range",  # 5. labels outside the classes
+    "artefact-no-synset",         # 5. an artefact missing synset.safetensors is refused, not read as a bare repo copy
     "msg-eval-runs-zero",         # 6. --eval-runs 0 saves an un-evaluated artefact
     "msg-rank-pixel-method",      # 6. --rank with a pixel method is refused
     "api-eval-label-count",       # 7. evaluate_synthetic with a wrong label count names the argument
