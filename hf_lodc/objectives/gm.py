@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..engine.train import TrainSchedule, train_network
 from .base import OBJECTIVES, POSITIVE, Objective, ObjectiveOptions, option
 
-__all__ = ["GradientMatching", "GMOptions", "gradient_distance", "DEFAULT_LOOPS", "default_loops"]
+__all__ = ["GradientMatching", "GMOptions", "gradient_distance", "per_class_gradients", "DEFAULT_LOOPS", "default_loops"]
 
 # (outer_loop, inner_loop) by pixel IPC, as in the DC/DSA papers' code
 DEFAULT_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -48,6 +48,19 @@ def gradient_distance(g_real: dict[str, torch.Tensor], g_syn: dict[str, torch.Te
         cos = (gr * gs).sum(-1) / (gr.norm(dim=-1) * gs.norm(dim=-1) + 1e-6)  # (K, out)
         total = total + (1.0 - cos).sum()
     return total
+
+
+def per_class_gradients(net: nn.Module, autocast):
+    """``f(params, x (K, m, C, H, W), y (K, m)) -> {name: (K, *param_shape)}``: the gradient of each
+    class's cross-entropy w.r.t. ``params`` (a name -> tensor dict of ``net``), all classes in one
+    ``vmap(grad)`` call; the forward runs under ``autocast()``, the loss in float32."""
+
+    def class_loss(params, x, y):
+        with autocast():
+            logits = functional_call(net, params, (x,))
+        return F.cross_entropy(logits.float(), y)
+
+    return vmap(grad(class_loss), in_dims=(None, 0, 0))
 
 
 @dataclass
@@ -102,12 +115,7 @@ class GradientMatching(Objective):
         y_real = classes.view(K, 1).expand(K, b)  # (K, b) global labels
         y_syn = classes.view(K, 1).expand(K, n)  # (K, n)
 
-        def class_loss(params, x, y):
-            with ctx.autocast():
-                logits = functional_call(net, params, (x,))
-            return F.cross_entropy(logits.float(), y)
-
-        per_class_grad = vmap(grad(class_loss), in_dims=(None, 0, 0))
+        per_class_grad = per_class_gradients(net, ctx.autocast)
         net_opt = self.inner_schedule.optimizer(net.parameters())
         losses = []
         for ol in range(self.outer_loop):

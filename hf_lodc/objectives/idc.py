@@ -43,11 +43,10 @@ from typing import ClassVar
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.func import functional_call, grad, vmap
 
 from ..errors import ConfigError
 from .base import OBJECTIVES, POSITIVE, Objective, ObjectiveOptions, option
-from .gm import gradient_distance
+from .gm import gradient_distance, per_class_gradients
 
 __all__ = ["IDCOptions", "IDCGradientMatching", "idc_distance", "METRICS"]
 
@@ -147,12 +146,7 @@ class IDCGradientMatching(Objective):
         y_real = classes.view(K, 1).expand(K, b)  # (K, b) global labels
         y_syn = classes.view(K, 1).expand(K, m)  # (K, m)
 
-        def class_loss(params, x, y):
-            with ctx.autocast():
-                logits = functional_call(net, params, (x,))
-            return F.cross_entropy(logits.float(), y)
-
-        per_class_grad = vmap(grad(class_loss), in_dims=(None, 0, 0))
+        per_class_grad = per_class_gradients(net, ctx.autocast)
         losses = []
         for r in range(o.match_steps):
             params = {k: p.detach() for k, p in net.named_parameters()}
