@@ -6,14 +6,15 @@ the launcher's (``accelerate launch --mixed_precision bf16``, or ``accelerate co
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
-from typing import Callable
+from typing import Callable, Iterator
 
 from .errors import ConfigError, HfLodcError
 
-__all__ = ["make_accelerator", "exit_codes", "EXIT_ERROR", "EXIT_INTERRUPTED"]
+__all__ = ["make_accelerator", "accelerated", "exit_codes", "EXIT_ERROR", "EXIT_INTERRUPTED"]
 
 EXIT_ERROR = 2  # bad input / a clear HfLodcError
 EXIT_INTERRUPTED = 130  # SIGINT/SIGTERM (a checkpoint was saved when one could be)
@@ -54,6 +55,31 @@ def make_accelerator(mixed_precision: str | None = None, *, cpu: bool = False, l
         kw["project_config"] = ProjectConfiguration(project_dir=str(project_dir),
                                                     logging_dir=os.path.join(str(project_dir), "logs"))
     return Accelerator(mixed_precision=mixed_precision, cpu=cpu, **kw)
+
+
+@contextlib.contextmanager
+def accelerated(mixed_precision: str | None = None, **kwargs) -> Iterator:
+    """``make_accelerator(...)`` for the body of a recipe, shut down cleanly at the end.
+
+    On success every process waits for the others (so the main process can save and push while the
+    others stay alive: a worker that exits first makes ``accelerate launch`` kill the main process
+    mid-save), then the process group is destroyed and the trackers finished. A process that exits
+    with gloo's threads still running aborts ("terminate called without an active exception"),
+    which the launcher reports as a failed run. On an error the group is destroyed without waiting:
+    the other processes may never reach the barrier.
+    """
+    accelerator = make_accelerator(mixed_precision, **kwargs)
+    ok = False
+    try:
+        yield accelerator
+        ok = True
+    finally:
+        if ok and accelerator.num_processes > 1:
+            accelerator.wait_for_everyone()
+        if ok:
+            accelerator.end_training()  # finishes the trackers, destroys the process group
+        else:
+            accelerator.state.destroy_process_group()
 
 
 def exit_codes(main: Callable[..., int]) -> Callable[..., int]:

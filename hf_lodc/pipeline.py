@@ -371,6 +371,26 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
+@contextlib.contextmanager
+def _sigterm_deferred():
+    """SIGTERM during the block (the final save) waits until the block is done, then raises
+    KeyboardInterrupt: a launcher killing the process mid-save must not cost the finished run."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    old = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    if got:
+        raise KeyboardInterrupt(f"{signal.Signals(got[0]).name} (the artefact was saved first)")
+
+
 def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, log, is_main, nets=None) -> Artifact:
     ckpt = out / "checkpoints" if out else None  # created only when a checkpoint is written
     result = condense(data, cfg.condense, accelerator=accelerator, checkpoint_dir=ckpt, resume=cfg.resume,
@@ -406,9 +426,10 @@ def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, l
                                                 else "the source has no test split")
         log(f"[hf_lodc] no evaluation ({art.results['not_evaluated_because']})")
     if out is not None and is_main:
-        save_artifact_or_rescue(art, out, repo={  # the Hub repo layout too: load_dataset(out) works
-            "config_name": cfg.hub_config_name, "repo_id": cfg.push_to_hub or out.name,
-            "test": data.test if cfg.hub_test_split else None})
+        with _sigterm_deferred():
+            save_artifact_or_rescue(art, out, repo={  # the Hub repo layout too: load_dataset(out) works
+                "config_name": cfg.hub_config_name, "repo_id": cfg.push_to_hub or out.name,
+                "test": data.test if cfg.hub_test_split else None})
         log(f"[hf_lodc] wrote {out}")
     if cfg.push_to_hub and is_main:
         publish(art, cfg.push_to_hub, saved_in=str(out) if out else None, private=cfg.hub_private,

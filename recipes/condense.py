@@ -15,7 +15,7 @@ import sys
 
 from hf_lodc.engine.cli import add_options, base_parser, given, option_fields, yaml_base
 from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
-from hf_lodc.launch import exit_codes, make_accelerator
+from hf_lodc.launch import accelerated, exit_codes
 from hf_lodc.methods import METHODS
 
 _HELP = {
@@ -71,12 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg = cfg.replace(output_dir=str(out) if out else None)
 
     # mixed_precision None (not in the YAML / command line) = what `accelerate launch` says
-    accelerator = make_accelerator(cfg.condense.mixed_precision, cpu=args.cpu, log_with=args.log_with,
-                                   project_dir=out)
-    art = run_experiment(cfg, accelerator=accelerator, log=accelerator.print)  # ... save once, push
-    for name, rec in art.results.get("evaluations", {}).items():
-        accelerator.print(f"{name}: {rec['accuracy_mean']:.2f} +- {rec['accuracy_std']:.2f} % "
-                          f"({rec['runs']} runs x {rec['epochs']} epochs)")
+    with accelerated(cfg.condense.mixed_precision, cpu=args.cpu, log_with=args.log_with,
+                     project_dir=out) as accelerator:
+        art = run_experiment(cfg, accelerator=accelerator, log=accelerator.print)  # ... save once, push
+        for name, rec in art.results.get("evaluations", {}).items():
+            accelerator.print(f"{name}: {rec['accuracy_mean']:.2f} +- {rec['accuracy_std']:.2f} % "
+                              f"({rec['runs']} runs x {rec['epochs']} epochs)")
     return 0
 
 

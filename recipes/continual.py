@@ -22,7 +22,7 @@ from hf_lodc.continual.config import OWNED_OPTIONS, ContinualConfig
 from hf_lodc.engine.cli import add_options, base_parser, given, option_fields, yaml_base
 from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig
 from hf_lodc.errors import ConfigError
-from hf_lodc.launch import exit_codes, make_accelerator
+from hf_lodc.launch import accelerated, exit_codes
 from hf_lodc.methods import METHODS
 
 _HELP = {
@@ -66,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("set --output-dir: task memories and results are written there (and reused on rerun)")
     from hf_lodc.continual import markdown_table, run_continual
 
-    accelerator = make_accelerator(cfg.condense.mixed_precision, cpu=args.cpu)
-    result = run_continual(cfg, accelerator=accelerator, progress=args.progress, log=accelerator.print)
-    if accelerator.is_main_process:
-        print(markdown_table(result.summary))
+    with accelerated(cfg.condense.mixed_precision, cpu=args.cpu) as accelerator:
+        result = run_continual(cfg, accelerator=accelerator, progress=args.progress, log=accelerator.print)
+        if accelerator.is_main_process:
+            print(markdown_table(result.summary))
     return 0
 
 

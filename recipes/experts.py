@@ -19,7 +19,7 @@ from dataclasses import fields
 from hf_lodc.engine.cli import add_options, base_parser, given, option_fields, yaml_base
 from hf_lodc.engine.config import DataConfig
 from hf_lodc.errors import ConfigError
-from hf_lodc.launch import exit_codes, make_accelerator
+from hf_lodc.launch import accelerated, exit_codes
 from hf_lodc.objectives.experts import ExpertConfig, train_experts
 
 _HELP = {
@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
 
     check_strategy(cfg.dsa_strategy, "--dsa-strategy")
     out = resolve_output_dir(output_dir)  # ~ and relative paths resolved once
-    accelerator = make_accelerator(None, cpu=args.cpu)
-    with locked_output_dir(out if accelerator.is_main_process else None):  # one run per output dir
-        return run(data_cfg, cfg, str(out), accelerator)
+    with accelerated(None, cpu=args.cpu) as accelerator:
+        with locked_output_dir(out if accelerator.is_main_process else None):  # one run per output dir
+            return run(data_cfg, cfg, str(out), accelerator)
 
 
 def run(data_cfg: DataConfig, cfg: ExpertConfig, output_dir: str, accelerator) -> int:

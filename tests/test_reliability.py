@@ -163,6 +163,25 @@ def test_interrupt_during_evaluation_saves_the_set_unevaluated(tiny, tmp_path):
     assert not (tmp_path / f".{out.name}.hf_lodc.lock").exists()  # the lock is released
 
 
+def test_sigterm_during_the_final_save_waits_for_the_save(tiny, tmp_path, monkeypatch):
+    """A launcher's SIGTERM arriving while the finished run is written (a sibling process died): the
+    artefact is written whole first, then the run stops as interrupted."""
+    data, _, _, cfg = tiny
+    out = tmp_path / "o"
+    real_save = pipeline.save_artifact_or_rescue
+
+    def save_under_sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered now, mid-save
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "save_artifact_or_rescue", save_under_sigterm)
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        pipeline.run_experiment(cfg.replace(eval_runs=0, output_dir=str(out)), data=data, progress=False,
+                                log=lambda *_: None)
+    assert load_artifact(out).synset is not None  # whole and readable
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is restored
+
+
 def test_a_second_run_into_a_locked_output_dir_names_the_first(tiny, tmp_path):
     from hf_lodc.errors import OutputDirLockedError
     from hf_lodc.preflight import lock_output_dir
