@@ -67,6 +67,10 @@ def run_row(data, dataset: str, row: str, args) -> dict:
     ev = EvalConfig(eval_runs=args.eval_runs, eval_epochs=args.eval_epochs, eval_backend="sequential")
     art = build_artifact(res, data.info, run_config={})
     rec = pipeline.evaluate(art, data.test, ev, views=(pipeline.FLOAT32,), seed=args.seed)[pipeline.FLOAT32]["convnet"]
+    other = {}  # further evaluation protocols (e.g. IDC's own), same seeds: convnet@<protocol> -> record
+    for name in getattr(args, "extra_protocols", ()):
+        ev_p = EvalConfig(**{**ev.__dict__, "eval_protocol": name})
+        other.update(pipeline.evaluate(art, data.test, ev_p, views=(pipeline.FLOAT32,), seed=args.seed)[pipeline.FLOAT32])
     return {
         "dataset": dataset, "row": row, "method": method, "init": res.config.init,
         "ipc": args.ipc, "rank": res.budget.rank, "images_per_class": res.budget.images_per_class,
@@ -81,6 +85,9 @@ def run_row(data, dataset: str, row: str, args) -> dict:
         "accuracies": [round(a, 2) for a in rec.accuracies],
         "eval_runs": rec.runs, "eval_epochs": rec.epochs, "eval_wall_s": round(rec.wall_time_s, 1),
         "test_images": len(data.test), "protocol": rec.protocol,
+        **({"other_protocols": {k: {"accuracy_mean": round(r.accuracy_mean, 2), "accuracy_std": round(r.accuracy_std, 2),
+                                    "accuracies": [round(a, 2) for a in r.accuracies], "protocol": r.protocol}
+                                for k, r in other.items()}} if other else {}),
         "paper_full_protocol": PAPER.get((dataset, row)),
         "hardware": hardware(), "seed": args.seed,
     }

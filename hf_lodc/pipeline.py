@@ -32,7 +32,7 @@ from .data.hub import load_image_classification
 from .data.types import ImageClassificationData, LabeledImages
 from .engine.condenser import CondenseResult, Condenser, resolve_config
 from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
-from .engine.evaluate import EVAL_BACKENDS, EvalRecord, evaluate_synthetic, protocol_of
+from .engine.evaluate import EVAL_BACKENDS, EVAL_PROTOCOLS, EvalRecord, evaluate_synthetic, protocol_of, record_key
 from .engine.condenser import Interrupted
 from .errors import ConfigError, HfLodcError, HubError, UnknownNameError
 from .export.artifact import Artifact, build_artifact, check_writable, save_artifact_or_rescue
@@ -85,6 +85,7 @@ def validate_eval(ec: EvalConfig, image_shape=None, num_classes: int = 2) -> Non
         raise ConfigError(f"eval_epochs must be positive, got {ec.eval_epochs}")
     if ec.eval_backend != "auto":
         EVAL_BACKENDS.get(ec.eval_backend)
+    EVAL_PROTOCOLS.get(ec.eval_protocol)
     check_strategy(ec.eval_dsa_strategy, "eval_dsa_strategy")
     c, h, w = image_shape or (3, 32, 32)
     for m in ec.eval_models:
@@ -242,6 +243,7 @@ def evaluate(
         records = _evaluate_runs(images, art.labels, test, art.mean, art.std, art.synset.num_classes, ec, seed,
                                  accelerator, device, progress, keep_state=keep)
         stored = art.results.setdefault(view.results_key, {})
+        records = {record_key(m, ec): r for m, r in records.items()}  # "<model>@<protocol>" off the default
         for m, r in records.items():
             d = r.to_dict()
             d["protocol"] = {**d["protocol"], **({"test_data": test_data} if test_data else {}), "seed": seed}

@@ -31,6 +31,8 @@ _HELP = {
     "contrast": "contrast of finished matching sets: class_std or none",
     "dsa_strategy": "DSA families joined by _ (e.g. color_crop), or none",
     "eval_dsa_strategy": "DSA families of the evaluation training, or none",
+    "eval_protocol": "dc (the DC/DSA/DM literature's) or idc (IDC's own: batch 64, multistep lr, CutMix); "
+                     "non-default results are stored as <model>@<protocol>",
 }
 
 

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, help="models per architecture (0: no evaluation)")
     p.add_argument("--epochs", type=int, help="training epochs (protocol: 1000)")
     p.add_argument("--seed", type=int, help="evaluation seed (default: the recorded one)")
+    p.add_argument("--protocol", help="evaluation protocol: dc (the DC/DSA/DM literature's, default) or idc (IDC's "
+                                      "own: batch 64, multistep lr, CutMix); non-default results are stored as "
+                                      "<model>@<protocol> beside the others")
     p.add_argument("--no-uint8", dest="uint8", action="store_false",
                    help="skip evaluating the uint8 PNG images (the card then shows no rounding effect)")
     p.add_argument("--eval-max-per-class", type=int, help="test on the first k test images per class only")
@@ -140,8 +143,9 @@ def evaluate_condensed(args, device) -> dict:
         cd.eval_max_per_class = args.eval_max_per_class
     print(f"[hf_lodc] {cd!r}")
     if args.runs != 0:
+        protocol = {"eval_protocol": args.protocol} if args.protocol else {}
         cd.evaluate(models=args.models, runs=args.runs, epochs=args.epochs, seed=args.seed, uint8=args.uint8,
-                    device=device, progress=True, keep_models=args.push_models and bool(target_of(args)))
+                    device=device, progress=True, keep_models=args.push_models and bool(target_of(args)), **protocol)
     target = target_of(args)
     if args.update_card and Path(args.source).is_dir() and not args.push_to_hub:
         raise ConfigError("--update-card needs a Hub repo as source (or --push-to-hub REPO for a local set)")
@@ -174,6 +178,7 @@ def is_foreign(args) -> bool:
 
 def evaluate_foreign(args, device) -> dict:
     """Any condensed set (.pt, Image or Array3D dataset): hf_lodc.evaluate_condensed_set, with its report."""
+    from hf_lodc.engine.config import EvalConfig
     from hf_lodc.foreign import evaluate_condensed_set
 
     if not args.test_dataset:
@@ -188,6 +193,7 @@ def evaluate_foreign(args, device) -> dict:
         input_normalization=args.input_normalization, set_mean=args.set_mean, set_std=args.set_std,
         storage_bytes=args.storage_bytes, real_itemsize=args.real_itemsize, baseline=args.baseline,
         max_per_class=args.max_per_class, eval_max_per_class=args.eval_max_per_class, seed=args.seed or 0,
+        eval_config=EvalConfig(eval_protocol=args.protocol) if args.protocol else None,
         device=device, progress=True,
     )
     print(report.summary())

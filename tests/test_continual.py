@@ -183,6 +183,8 @@ def test_config_round_trips_and_sets_method_budget_and_seed_per_task():
     ({"methods": "random,nope"}, UnknownNameError, "nope"),
     ({"methods": "lodm", "rank": 20}, BudgetError, "rank 20"),
     ({"tasks": 11}, ConfigError, "tasks=11"),
+    # HaBa's shared hallucinators are budgeted over a task's classes (no "give num_classes"); it then needs experts
+    ({"methods": "lohaba"}, ConfigError, "set expert_dir"),
 ])
 def test_bad_runs_fail_before_anything_is_written(tiny_mnist, tmp_path, extra, error, match):
     cfg = ContinualConfig.from_flat({**TINY, **extra, "output_dir": str(tmp_path / "out")})

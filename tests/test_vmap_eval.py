@@ -15,7 +15,7 @@ import torch
 from hf_lodc.data.augment import DSAugment
 from hf_lodc.data.types import LabeledImages, normalize
 from hf_lodc.engine.config import EvalConfig
-from hf_lodc.engine.evaluate import EVAL_BACKENDS, evaluate_synthetic, train_one
+from hf_lodc.engine.evaluate import EVAL_BACKENDS, augment_of, evaluate_synthetic, train_one
 from hf_lodc.engine.vmap_eval import StackedNets, train_stacked
 from hf_lodc.models import create_eval_model
 from hf_lodc.seeding import derive_seed, generator
@@ -34,17 +34,19 @@ def small(mnist):
     return images, mnist.train.labels[train_idx], test, mnist.mean, mnist.std
 
 
-def _cfg(model: str, runs: int, epochs: int, dsa: bool = True) -> EvalConfig:
-    return EvalConfig(eval_models=[model], eval_runs=runs, eval_epochs=epochs, eval_batch=8, eval_dsa=dsa)
+def _cfg(model: str, runs: int, epochs: int, dsa: bool = True, protocol: str = "dc") -> EvalConfig:
+    return EvalConfig(eval_models=[model], eval_runs=runs, eval_epochs=epochs, eval_batch=8, eval_dsa=dsa,
+                      eval_protocol=protocol)
 
 
-@pytest.mark.parametrize("model", ["convnet", "convnet_bn"])
-def test_trained_weights_match_sequential(small, model):
-    """Weights after training (3 runs, DSA on, several batches per epoch) equal N sequential runs."""
+@pytest.mark.parametrize("model, protocol", [("convnet", "dc"), ("convnet_bn", "dc"), ("convnet", "idc")])
+def test_trained_weights_match_sequential(small, model, protocol):
+    """Weights after training (3 runs, DSA on, several batches per epoch; IDC's protocol: CutMix on
+    half the batches, each run drawing its own) equal N sequential runs."""
     images, labels, _, _, _ = small
     runs = [0, 1, 2]
-    cfg = _cfg(model, len(runs), epochs=2)
-    aug = DSAugment(cfg.eval_dsa_strategy)
+    cfg = _cfg(model, len(runs), epochs=2 if protocol == "dc" else 6, protocol=protocol)
+    aug = augment_of(cfg)
 
     def fresh():  # narrow versions (width 32) of the protocol's nets keep this fast
         nets = []
@@ -156,7 +158,7 @@ def test_one_seeded_constructor_and_one_schedule():
     assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG is never disturbed
     wa, wb, wc = (next(n.parameters()) for n in (a, b, c))
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)
-    protocol = TrainSchedule(lr=0.01, momentum=0.9, weight_decay=5e-4, epochs=10, decay_at_half=True)
+    protocol = TrainSchedule(lr=0.01, momentum=0.9, weight_decay=5e-4, epochs=10, lr_schedule="step_half")
     assert [protocol.lr_at(e) for e in (0, 4, 5, 9)] == [0.01, 0.01, 0.01 * 0.1, 0.01 * 0.1]
     assert TrainSchedule(lr=0.01, epochs=10).lr_at(9) == 0.01  # gradient matching / experts: no decay
     opt = protocol.optimizer(a.parameters()).param_groups[0]

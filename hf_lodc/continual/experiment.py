@@ -81,13 +81,14 @@ def validate_continual(cfg: ContinualConfig, data: ImageClassificationData | Non
     """Everything checkable before work starts (the core checks, per memory type); with ``data``,
     the budgets at its image size and the class split too."""
     shape = data.image_shape if data is not None else None
-    for m in cfg.methods:
-        validate(RunConfig(data=cfg.data, condense=cfg.task_condense_config(m, cfg.first_seed, 0), eval=cfg.eval),
-                 shape)
+    task_classes = None  # the fewest classes of a task: the tightest budget where classes share numbers (HaBa)
     if data is not None:
         if data.test is None or len(data.test) == 0:
             raise ConfigError(f"dataset {data.info.dataset!r} has no test split; set eval_split or holdout_fraction")
-        split_classes(data.num_classes, cfg.tasks, cfg.first_seed)
+        task_classes = min(len(t) for t in split_classes(data.num_classes, cfg.tasks, cfg.first_seed).tasks)
+    for m in cfg.methods:
+        validate(RunConfig(data=cfg.data, condense=cfg.task_condense_config(m, cfg.first_seed, 0), eval=cfg.eval),
+                 shape, task_classes)
 
 
 def _step_settings(cfg: ContinualConfig, seed: int, task: int) -> dict[str, Any]:

@@ -78,7 +78,7 @@ def condense_task(
 def load_task_memory(path: str | os.PathLike, subset: ClassSubset, cfg: CondenseConfig, *, task: int) -> TaskMemory:
     """Load a saved task memory, refusing one made with other settings or other classes."""
     art = load_artifact(path)
-    _, want, _ = resolve_config(cfg, subset.data.image_shape)
+    _, want, _ = resolve_config(cfg, subset.data.image_shape, len(subset.classes))  # classes: HaBa shares numbers
     # the same finished set: every result-changing setting, its iterations and contrast (engine/identity.py);
     # keys an older artefact did not record are not compared
     check_identity(finished_identity(want), finished_identity(art.condense_config),

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ..errors import UnknownNameError
 
-__all__ = ["FAMILIES", "MODES", "DSAParams", "DSAugment", "identity_augment"]
+__all__ = ["FAMILIES", "MODES", "DSAParams", "DSAugment", "identity_augment", "cutmix"]
 
 FAMILIES: tuple[str, ...] = ("color", "crop", "cutout", "flip", "scale", "rotate")
 MODES: tuple[str, ...] = ("single", "all")
@@ -258,3 +258,25 @@ _APPLY = {
     "scale": DSAugment._scale,
     "rotate": DSAugment._rotate,
 }
+
+
+def cutmix(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """CutMix (Yun et al., 2019) of one batch x (n, C, H, W), labels y (n,): a box of area about (1 - lam),
+    lam ~ Beta(1, 1) = U(0, 1), pasted from a random partner (a permutation of the batch).
+
+    Returns the mixed copy, the partner labels (n,) and the kept-area ratio; the loss is
+    ``ratio * CE(out, y) + (1 - ratio) * CE(out, y_partner)``. Draws, in order: lam, the box centre
+    (row, column), the permutation, all from ``generator``.
+    """
+    n, _, h, w = x.shape
+    lam = float(torch.rand((), generator=generator))
+    cut = (1.0 - lam) ** 0.5
+    ch, cw = int(h * cut), int(w * cut)
+    cy, cx = int(torch.randint(h, (), generator=generator)), int(torch.randint(w, (), generator=generator))
+    y1, y2 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
+    x1, x2 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    perm = torch.randperm(n, generator=generator).to(x.device)
+    x = x.clone()
+    x[:, :, y1:y2, x1:x2] = x[perm, :, y1:y2, x1:x2]
+    ratio = 1.0 - (y2 - y1) * (x2 - x1) / (h * w)
+    return x, y[perm], ratio

@@ -145,6 +145,7 @@ class EvalConfig(_Checked):
     eval_dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
     eval_seed: int | None = None  # condense seed when None
     eval_backend: str = "auto"  # auto | sequential | vmap (train the runs together)
+    eval_protocol: str = "dc"  # dc (DC/DSA/DM literature) | idc (IDC's own: batch 64, multistep lr, CutMix)
 
 
 class Sectioned:
@@ -321,6 +322,12 @@ def _eval_backend(value: str) -> None:
                                f"{', '.join(backends.names())}")
 
 
+def _eval_protocols():
+    from .evaluate import EVAL_PROTOCOLS  # evaluate imports this module: looked up at check time
+
+    return EVAL_PROTOCOLS
+
+
 def _methods():
     from ..methods import METHODS
 
@@ -347,6 +354,7 @@ _NAME_CHECKS: dict[str, Callable[[Any], None]] = {
     "dsa_strategy": _dsa_strategy,
     "eval_dsa_strategy": _dsa_strategy,
     "eval_backend": lambda v: _eval_backend(v),
+    "eval_protocol": _registry_check(_eval_protocols),
 }
 
 

@@ -3,7 +3,8 @@
 Who trains what here:
 
 * evaluation (``evaluate.py``): a fresh network per run on the synthetic set, SGD with momentum
-  and weight decay, lr x 0.1 after half the epochs (``TrainSchedule(..., decay_at_half=True)``);
+  and weight decay, the protocol's lr schedule (``LR_SCHEDULES``: the DC protocol's "step_half",
+  IDC's "idc_multistep") and, in IDC's protocol, CutMix (``TrainSchedule.cutmix_p``);
 * the ``vmap`` evaluation backend (``vmap_eval.py``): N of those at once (``train_stacked``);
 * gradient matching's inner loop (``objectives/gm.py``): the matching network on the detached
   synthetic set, plain SGD at ``lr_net``;
@@ -13,11 +14,11 @@ Who trains what here:
 
 Both variants run the same epoch/batch skeleton (:func:`_run`): per epoch the schedule sets the lr,
 every model draws ONE ``randperm`` from its generator, then per batch every model draws its DSA
-parameters (one family per batch, values per image) from the same generator, one loss, one SGD
-step. That draw order is what makes a run reproducible from (seed, purpose) and what makes a
+parameters (one family per batch, values per image) from the same generator, then (only when
+``cutmix_p > 0``) whether to CutMix and the CutMix box and partners, one loss, one SGD step. That draw order is what makes a run reproducible from (seed, purpose) and what makes a
 stacked run equal to N single ones.
 
-This module imports only data/models/seeding, so objectives (below the engine) may use it.
+This module imports only data/models/seeding/registry, so objectives (below the engine) may use it.
 """
 
 from __future__ import annotations
@@ -30,12 +31,33 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data.augment import DSAParams, DSAugment
+from ..data.augment import DSAParams, DSAugment, cutmix
 from ..data.types import LabeledImages, normalize
 from ..models import create_eval_model
+from ..registry import Registry
 from ..seeding import derive_seed
 
-__all__ = ["TrainSchedule", "seeded_net", "train_network", "train_stacked", "test_accuracy"]
+__all__ = ["TrainSchedule", "LR_SCHEDULES", "LRSchedule", "seeded_net", "train_network", "train_stacked",
+           "test_accuracy"]
+
+
+@dataclass(frozen=True)
+class LRSchedule:
+    """An lr schedule: (lr multiplier at ``epoch`` of ``epochs``), and its words for records and cards."""
+
+    factor: Callable[[int, int], float]
+    describe: Callable[[int], str]
+
+
+LR_SCHEDULES: Registry[LRSchedule] = Registry("lr schedule")
+LR_SCHEDULES.add("constant", LRSchedule(lambda ep, E: 1.0, lambda E: "constant"))
+# the DC/DSA/DM evaluation protocol: x 0.1 from epoch E // 2 on
+LR_SCHEDULES.add("step_half", LRSchedule(lambda ep, E: 0.1 if ep >= E // 2 else 1.0,
+                                         lambda E: f"x0.1 after epoch {E // 2}"))
+# IDC's evaluation (MultiStepLR, milestones 2E/3 and 5E/6, gamma 0.2)
+LR_SCHEDULES.add("idc_multistep", LRSchedule(
+    lambda ep, E: 0.04 if ep >= 5 * E // 6 else (0.2 if ep >= 2 * E // 3 else 1.0),
+    lambda E: f"x0.2 after epoch {2 * E // 3}, x0.04 after epoch {5 * E // 6}"))
 
 
 @dataclass(frozen=True)
@@ -47,12 +69,24 @@ class TrainSchedule:
     weight_decay: float = 0.0
     batch: int = 256
     epochs: int = 1
-    decay_at_half: bool = False  # evaluation protocol: lr x 0.1 from epoch epochs // 2 on
+    lr_schedule: str = "constant"  # a name in LR_SCHEDULES
+    cutmix_p: float = 0.0  # probability that a batch is CutMixed (IDC's evaluation: 0.5)
+
+    def __post_init__(self) -> None:
+        LR_SCHEDULES.get(self.lr_schedule)  # an unknown name fails here, listing the valid ones
+        if not 0.0 <= self.cutmix_p <= 1.0:
+            raise ValueError(f"cutmix_p must be in [0, 1], got {self.cutmix_p}")
 
     def lr_at(self, epoch: int) -> float:
-        if not self.decay_at_half:
-            return self.lr
-        return self.lr * (0.1 if epoch >= self.epochs // 2 else 1.0)
+        return self.lr * LR_SCHEDULES.get(self.lr_schedule).factor(epoch, self.epochs)
+
+    def describe_lr(self) -> str:
+        return LR_SCHEDULES.get(self.lr_schedule).describe(self.epochs)
+
+    def draw_cutmix(self, g: torch.Generator) -> bool:
+        """Whether this batch is CutMixed: one draw from ``g``, and none at all when CutMix is off
+        (so trainings without it draw exactly what they drew before it existed)."""
+        return self.cutmix_p > 0 and float(torch.rand((), generator=g)) < self.cutmix_p
 
     def optimizer(self, params) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
@@ -121,6 +155,11 @@ def train_network(
         if augment.enabled:
             x = augment(x, g, shared_family=True)  # one family per batch, values per image
         y = labels[i].to(x.device)
+        if sched.draw_cutmix(g):
+            x, y_b, ratio = cutmix(x, y, g)
+            with autocast():
+                logits = net(x).float()
+            return F.cross_entropy(logits, y) * ratio + F.cross_entropy(logits, y_b) * (1.0 - ratio)
         with autocast():
             return F.cross_entropy(net(x).float(), y)
 
@@ -154,11 +193,27 @@ def train_stacked(stack, images: torch.Tensor, labels: torch.Tensor, sched: Trai
             h, w = x.shape[-2:]
             params = _cat_params([augment.draw(b, (h, w), g, shared_family=True) for g in gens])
             x = augment.apply(x, torch.arange(N * b, device=x.device), params)
-        x = x.view(N, b, *x.shape[1:]).transpose(0, 1).contiguous()  # (b, N, C, H, W): batch-major
         y = labels[i]  # (N, b)
+        mixed = None
+        if sched.cutmix_p > 0:  # each model decides and draws its own box from its own generator
+            xs, ys_b, ratios = list(x.view(N, b, *x.shape[1:])), [], []
+            for n, g in enumerate(gens):
+                if sched.draw_cutmix(g):
+                    xs[n], y_b, r = cutmix(xs[n], y[n], g)
+                else:
+                    y_b, r = y[n], 1.0
+                ys_b.append(y_b)
+                ratios.append(r)
+            x = torch.stack(xs).flatten(0, 1)  # (N*b, C, H, W)
+            mixed = (torch.stack(ys_b), torch.tensor(ratios, device=x.device))  # (N, b), (N,)
+        x = x.view(N, b, *x.shape[1:]).transpose(0, 1).contiguous()  # (b, N, C, H, W): batch-major
         logits = stack.forward(x)  # (N, b, classes)
         per_model = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")  # (N*b,)
-        return per_model.view(y.shape).mean(1).sum()  # sum over models of each model's mean
+        if mixed is None:
+            return per_model.view(y.shape).mean(1).sum()  # sum over models of each model's mean
+        y_b, ratio = mixed
+        per_model_b = F.cross_entropy(logits.flatten(0, 1), y_b.flatten(), reduction="none")  # (N*b,)
+        return (per_model.view(y.shape).mean(1) * ratio + per_model_b.view(y.shape).mean(1) * (1 - ratio)).sum()
 
     _run(opt, sched, images.shape[0], gens, batch_loss)
     return stack

@@ -48,7 +48,7 @@ from ..data.augment import DSAugment
 from ..data.types import LabeledImages, normalize
 from ..seeding import generator
 from .config import EvalConfig
-from .evaluate import EVAL_BACKENDS, schedule_of
+from .evaluate import EVAL_BACKENDS, augment_of, schedule_of
 from .train import seeded_net
 from .train import train_stacked as train_models_stacked
 
@@ -164,8 +164,8 @@ def _vmap_backend(model, images, labels, test, mean, std, num_classes, cfg, seed
     if not runs:
         return []
     shape = tuple(images.shape[1:])
-    aug = DSAugment(cfg.eval_dsa_strategy if cfg.eval_dsa else "none")
-    group = max(1, MAX_IMAGES_PER_STEP // max(1, min(cfg.eval_batch, images.shape[0])))
+    aug = augment_of(cfg)
+    group = max(1, MAX_IMAGES_PER_STEP // max(1, min(schedule_of(cfg).batch, images.shape[0])))
     accs: list[float] = []
     for start in range(0, len(runs), group):
         chunk = runs[start : start + group]

@@ -237,10 +237,13 @@ def _fmt_acc(r: dict | None) -> str:
 def _protocol_words(p: dict[str, Any], runs: int) -> str:
     aug = p.get("augmentation", "none")
     aug = f"DSA ({aug.split(':', 1)[1]}, one family per batch)" if aug.startswith("dsa:") else aug
+    sched = p.get("lr_schedule") or f"x0.1 after epoch {int(p.get('epochs', 0)) // 2}"
+    sched = sched.replace("x", "× ").replace(", × ", ", then × ")
+    mix = f", CutMix on a batch with probability {p['cutmix_p']}" if p.get("cutmix_p") else ""
     return (
         f"each evaluation model is trained from scratch on the synthetic set only with SGD (lr {p.get('lr')}, "
         f"momentum {p.get('momentum')}, weight decay {p.get('weight_decay')}), batch {p.get('batch_size')}, "
-        f"{p.get('epochs')} epochs, lr × 0.1 after epoch {int(p.get('epochs', 0)) // 2}, augmentation: {aug}, "
+        f"{p.get('epochs')} epochs, lr {sched}, augmentation: {aug}{mix}, "
         f"ZCA {'on' if p.get('zca') else 'off'}; accuracy is measured once, after the last epoch (not the best "
         f"epoch), on the real test split; mean ± std (population) over {runs} independently initialised model(s)"
     )
@@ -388,8 +391,15 @@ def render_body(records: dict[str, dict], default: str | None, repo_id: str) -> 
     ]
     protocols = [(r["protocol"], r["runs"]) for r in meta["results"] if r.get("protocol")]
     if protocols:
-        p, runs = protocols[0]
-        lines += [f"Protocol (DC/DSA/DM literature): {_protocol_words(p, runs)}."]
+        firsts: dict[str, tuple[dict, int]] = {}  # protocol name -> its first record
+        for p, runs in protocols:
+            firsts.setdefault(p.get("name", "dc"), (p, runs))
+        for name, (p, runs) in firsts.items():
+            if name == "dc":
+                lines += [f"Protocol (DC/DSA/DM literature): {_protocol_words(p, runs)}."]
+            else:
+                lines += ["", f"Protocol `{name}` ({p.get('description', name)}; rows `<model>@{name}`): "
+                          f"{_protocol_words(p, runs)}."]
         tests = sorted({r["protocol"].get("test_data") for r in meta["results"] if r["protocol"].get("test_data")})
         if tests:
             lines += ["", f"Test data: {'; '.join(tests)}."]

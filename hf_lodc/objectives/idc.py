@@ -44,6 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data.augment import cutmix
 from ..errors import ConfigError
 from .base import OBJECTIVES, POSITIVE, Objective, ObjectiveOptions, option
 from .gm import gradient_distance, per_class_gradients
@@ -88,23 +89,6 @@ def idc_distance(g_real: dict[str, torch.Tensor], g_syn: dict[str, torch.Tensor]
         d = gr - g_syn[name]
         total = total + (d.pow(2).sum() if metric == "mse" else d.abs().sum())
     return total
-
-
-def _cutmix(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
-    """CutMix one batch: a box of area ~(1 - lam), lam ~ Beta(1, 1) = U(0, 1), pasted from a random partner.
-    Returns the mixed batch, the partner labels and the kept-area ratio."""
-    n, _, h, w = x.shape
-    lam = float(torch.rand((), generator=generator))
-    cut = (1.0 - lam) ** 0.5
-    ch, cw = int(h * cut), int(w * cut)
-    cy, cx = int(torch.randint(h, (), generator=generator)), int(torch.randint(w, (), generator=generator))
-    y1, y2 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
-    x1, x2 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
-    perm = torch.randperm(n, generator=generator).to(x.device)
-    x = x.clone()
-    x[:, :, y1:y2, x1:x2] = x[perm, :, y1:y2, x1:x2]
-    ratio = 1.0 - (y2 - y1) * (x2 - x1) / (h * w)
-    return x, y[perm], ratio
 
 
 @OBJECTIVES.register("idc")
@@ -188,7 +172,7 @@ class IDCGradientMatching(Objective):
                 x = ctx.augment(x, generator, shared_family=True)
             with ctx.autocast():
                 if float(torch.rand((), generator=generator)) < o.cutmix_p:
-                    x, y_b, ratio = _cutmix(x, y, generator)
+                    x, y_b, ratio = cutmix(x, y, generator)
                     logits = net(x).float()
                     loss = F.cross_entropy(logits, y) * ratio + F.cross_entropy(logits, y_b) * (1.0 - ratio)
                 else:
