@@ -163,3 +163,31 @@ def test_one_seeded_constructor_and_one_schedule():
     assert TrainSchedule(lr=0.01, epochs=10).lr_at(9) == 0.01  # gradient matching / experts: no decay
     opt = protocol.optimizer(a.parameters()).param_groups[0]
     assert (opt["momentum"], opt["weight_decay"]) == (0.9, 5e-4)
+
+
+def test_kept_networks_under_vmap_are_the_trained_runs(small):
+    """``keep_state`` under vmap gets each run's trained weights in its own network: testing the kept
+    network reproduces the recorded accuracy, and the runs are the same networks the sequential
+    backend keeps (within the float tolerance of batched convolutions)."""
+    from hf_lodc.engine.train import test_accuracy
+
+    images, labels, test, mean, std = small
+    test = LabeledImages(test.images[:100], test.labels[:100])
+    kept = {}
+
+    def keep(backend):
+        return lambda model, r, acc, net: kept.setdefault(backend, {}).__setitem__(
+            r, (acc, {k: v.detach().clone() for k, v in net.state_dict().items()}))
+
+    for backend in ("vmap", "sequential"):
+        cfg = EvalConfig(**{**_cfg("convnet_d1", 2, epochs=2).__dict__, "eval_backend": backend})
+        rec = evaluate_synthetic(images, labels, test, mean, std, 10, cfg, seed=SEED, keep_state=keep(backend))
+        assert sorted(kept[backend]) == [0, 1]
+        assert [kept[backend][r][0] for r in (0, 1)] == rec["convnet_d1"].accuracies
+    for r in (0, 1):
+        net = create_eval_model("convnet_d1", num_classes=10, in_chans=1, img_size=28)
+        net.load_state_dict(kept["vmap"][r][1])
+        assert test_accuracy(net, test, mean, std, "cpu") == kept["vmap"][r][0]
+        for name, t in kept["sequential"][r][1].items():
+            if t.is_floating_point():
+                torch.testing.assert_close(kept["vmap"][r][1][name], t, rtol=1e-2, atol=1e-3)

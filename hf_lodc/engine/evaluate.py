@@ -186,7 +186,8 @@ def evaluate_synthetic(
     ``images`` are normalised like ``test`` will be (with ``mean``/``std``). Run r of a model is
     seeded by (seed, model, r) only, so any subset of runs (``runs``) can be computed anywhere.
     ``keep_state(model, run, accuracy, net)`` is called with each trained network after its test (to
-    keep its weights, e.g. ``net.state_dict()``); it needs the ``sequential`` backend ("auto" picks it).
+    keep its weights, e.g. ``net.state_dict()``); both backends call it (vmap with the run's weights
+    loaded into its own network), so keeping the networks never changes which backend trains them.
     """
     from ..preflight import check_eval_inputs, check_eval_models, check_strategy
 
@@ -208,11 +209,6 @@ def evaluate_synthetic(
     if backend == "auto":  # vmap pays off on accelerators; on CPU it measured slower (benchmarks/results/speed_eval.md)
         vectorise = "vmap" in EVAL_BACKENDS and len(run_ids) > 1 and device.type != "cpu"
         backend = "vmap" if vectorise else "sequential"
-    if keep_state is not None:
-        if cfg.eval_backend not in ("auto", "sequential"):
-            raise ConfigError(f"keeping the trained networks needs eval_backend 'sequential' (or 'auto'), "
-                              f"got {cfg.eval_backend!r}")
-        backend = "sequential"
     fn = EVAL_BACKENDS.get(backend)
     extra = {"keep_state": keep_state} if keep_state is not None else {}
     out = {}

@@ -159,7 +159,10 @@ def _one_fallback_warning(model: str):
 
 
 @EVAL_BACKENDS.register("vmap")
-def _vmap_backend(model, images, labels, test, mean, std, num_classes, cfg, seed, device, runs) -> list[float]:
+def _vmap_backend(model, images, labels, test, mean, std, num_classes, cfg, seed, device, runs,
+                  keep_state=None) -> list[float]:
+    """The runs trained together; ``keep_state(model, run, accuracy, net)`` (see evaluate_synthetic) gets
+    each run's trained weights loaded into its own network, after the test."""
     runs = list(runs)
     if not runs:
         return []
@@ -178,7 +181,7 @@ def _vmap_backend(model, images, labels, test, mean, std, num_classes, cfg, seed
             warnings.warn(f"eval model {model!r} cannot be trained under vmap ({reason}); "
                           f"evaluating its {len(runs)} runs sequentially instead", stacklevel=2)
             return EVAL_BACKENDS.get("sequential")(model, images, labels, test, mean, std, num_classes, cfg,
-                                                   seed, device, runs)
+                                                   seed, device, runs, keep_state=keep_state)
         if _has_active_dropout(nets[0]):
             warnings.warn(f"eval model {model!r} uses dropout: under vmap its masks are drawn per model but "
                           "differ from the sequential backend's (same distribution, not the same draws)",
@@ -186,6 +189,11 @@ def _vmap_backend(model, images, labels, test, mean, std, num_classes, cfg, seed
         gens = [generator(seed, "eval-data", model, r) for r in chunk]
         with _one_fallback_warning(model):
             train_stacked(stack, images, labels, cfg, gens, aug)
-            accs.extend(stacked_accuracies(stack, test, mean, std, device))
+            chunk_accs = stacked_accuracies(stack, test, mean, std, device)
+        accs.extend(chunk_accs)
+        if keep_state is not None:  # after the test: nothing the callback does can change an accuracy
+            for i, (r, acc) in enumerate(zip(chunk, chunk_accs)):
+                nets[i].load_state_dict(stack.unstack(i))  # the stack trained copies of these networks
+                keep_state(model, r, acc, nets[i])
     return accs
 
