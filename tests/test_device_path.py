@@ -95,3 +95,14 @@ def test_device_settings_are_explicit_and_recorded():
     assert dev.settings("cpu")["channels_last"] is False
     assert dataclasses.asdict(dev.configure("cpu"))["channels_last"] is False  # not measured faster: off
     assert isinstance(dev.cpu_bf16(), bool) and set(dev.settings("cpu")) >= {"tf32", "cudnn_benchmark", "torch"}
+
+
+def test_compile_is_in_the_run_identity_only_when_on():
+    """Off (the default), the identity is the one earlier versions recorded (their checkpoints still resume);
+    on, it is part of it (compiled kernels are not bit-identical to eager: no silent mixing on resume)."""
+    from hf_lodc.engine.config import CondenseConfig
+    from hf_lodc.engine.identity import identity_diff, run_identity
+
+    off, on = run_identity(CondenseConfig()), run_identity(CondenseConfig(compile=True))
+    assert "compile" not in off and on["compile"] is True
+    assert identity_diff(off, on) == {"compile": ("<not recorded>", True)}
