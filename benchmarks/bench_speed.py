@@ -16,6 +16,8 @@ Three parts, each written to ``benchmarks/results/speed_<part>.json`` + ``.md``:
   the two interleaved A B A B (child processes, ``benchmarks/_time_iterations.py``), so machine
   drift hits both alike; the ratio is base / this (> 1: this tree faster), with the analytic FLOPs
   of one iteration (``hf_lodc.engine.flops``) and the achieved GFLOP/s.
+  ``--this-options '{"compile": true}'`` (flat run options) and ``--this-channels-last on|off`` vary
+  this tree only; ``--name`` picks the results file (default ``speed_iteration``).
 * ``bf16``: the effect of ``mixed_precision=bf16`` (network passes in bf16 through Accelerate,
   factors fp32) on a small LoDM MNIST IPC 1 run: seconds/iteration and the accuracy of the result.
 
@@ -23,6 +25,8 @@ Three parts, each written to ``benchmarks/results/speed_<part>.json`` + ``.md``:
     HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py eval
     HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py bf16
     HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py iteration --base /tmp/base-speed
+    HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py iteration --base /tmp/base-speed \
+        --name speed_iteration_compile --this-options '{"compile": true}'
 
 Every JSON records the exact command, the hardware, the niceness and the load average before and
 after (the benchmark machine may be shared with other jobs: compare ratios taken in one run).
@@ -255,6 +259,7 @@ def bench_iteration(args) -> None:
             cb = sorted(p[3] for p in pairs)[len(pairs) // 2]
             first = [sorted(p[k] for p in pairs)[len(pairs) // 2] for k in (4, 5, 6, 7)]
             rows.append({"cell": cell, "precision_this": mp, "variant_this": variant, "extra_this": extra, "pairs": pairs,
+                         "command": " ".join(["python", *sys.argv]), "load_average_start": hw["load_average"],
                          "base_first_log_s": round(first[0], 2), "this_first_log_s": round(first[1], 2),
                          "base_first_log_cpu_s": round(first[2], 2), "this_first_log_cpu_s": round(first[3], 2), "load_average": os.getloadavg(), "base_s_per_it": round(sa, 3),
                          "this_s_per_it": round(sb, 3), "ratio_median": round(ratios[len(ratios) // 2], 3),
@@ -287,7 +292,9 @@ def bench_iteration(args) -> None:
             "'To first log' is the wall time from the start of the run to the first logged iteration (set-up, the "
             "warm-up iteration and any one-off torch.compile; the inductor cache may already hold kernels from "
             "earlier runs).",
-        "", "Per-row commands and load averages are in the JSON (rows' load_average is taken when the row ends)."]
+        "", "The JSON's top-level command and the load average above are the last call's (--append merges calls); rows "
+            "carry their own command and load averages (load_average_start, and load_average when the row ended) "
+            "where recorded."]
     write(args.name, {"part": "iteration", "hardware": hw, "rows": rows, "base": args.base_label,
                               "device_settings": dev.settings("cpu"),
                               "settings": {"iterations": args.iterations, "warmup": args.warmup,
