@@ -4,7 +4,11 @@ PYTHONPATH (this tree, or a worktree of an older commit), printing one JSON line
 
 Uses only APIs every version since the base commit has (RunConfig.from_flat, Condenser(on_log=)),
 and times from the first logged iteration after the warm-up to the last one: each log reads the loss
-(a device sync), so the window holds whole iterations.
+(a device sync), so the window holds whole iterations. ``first_*`` is the time from the start of the run
+to the first log (set-up, warm-up iterations and any one-off compile).
+
+An optional 8th argument, a JSON object, varies this tree only: ``{"options": {...}}`` adds flat run
+options (e.g. ``{"compile": true}``), ``{"channels_last": true}`` configures the device passes so.
 """
 
 import json
@@ -16,6 +20,7 @@ import torch
 
 def main() -> int:
     dataset, ipc, rank, batch, warm, timed, mp = sys.argv[1:8]
+    extra = json.loads(sys.argv[8]) if len(sys.argv) > 8 else {}
     ipc, rank, batch, warm, timed = int(ipc), int(rank), int(batch), int(warm), int(timed)
     from hf_lodc.engine.condenser import Condenser
     from hf_lodc.engine.config import RunConfig
@@ -23,17 +28,24 @@ def main() -> int:
 
     flat = {"dataset": dataset, "method": "lodm", "ipc": ipc, "rank": rank, "batch_real": batch,
             "iterations": warm + timed + 1, "log_every": warm, "eval_runs": 0, "max_per_class": max(batch, 300),
-            "mixed_precision": mp}
+            "mixed_precision": mp, **extra.get("options", {})}
+    if "channels_last" in extra:
+        from hf_lodc.engine import device as dev
+
+        dev.configure("cpu", channels_last=bool(extra["channels_last"]))
     cfg = RunConfig.from_flat(flat)
     data = load_data(cfg.data)
     marks = []
     cond = Condenser(data, cfg.condense, progress=False, on_log=lambda r: marks.append((r["iteration"], time.perf_counter(), time.process_time())))
+    start = (time.perf_counter(), time.process_time())
     cond.run()
     (i0, t0, c0), (i1, t1, c1) = marks[1], marks[-1]
     # wall time, and this process's CPU time (all threads): on a shared machine the CPU time is the
     # less disturbed figure (waiting for a core costs wall time, not CPU time)
     print(json.dumps({"seconds_per_iteration": (t1 - t0) / (i1 - i0), "timed_iterations": i1 - i0,
                       "cpu_seconds_per_iteration": (c1 - c0) / (i1 - i0),
+                      "first_log_s": marks[0][1] - start[0], "first_log_cpu_s": marks[0][2] - start[1],
+                      "first_log_iteration": marks[0][0], "extra": extra,
                       "final_loss": cond.history[-1]["loss"], "threads": torch.get_num_threads(),
                       "images_per_class": cond.budget.images_per_class, "image_shape": list(data.image_shape),
                       "num_classes": data.num_classes, "hf_lodc": sys.modules["hf_lodc"].__file__}))

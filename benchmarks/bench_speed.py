@@ -16,6 +16,8 @@ Three parts, each written to ``benchmarks/results/speed_<part>.json`` + ``.md``:
   the two interleaved A B A B (child processes, ``benchmarks/_time_iterations.py``), so machine
   drift hits both alike; the ratio is base / this (> 1: this tree faster), with the analytic FLOPs
   of one iteration (``hf_lodc.engine.flops``) and the achieved GFLOP/s.
+  ``--this-options '{"compile": true}'`` (flat run options) and ``--this-channels-last on|off`` vary
+  this tree only; ``--name`` picks the results file (default ``speed_iteration``).
 * ``bf16``: the effect of ``mixed_precision=bf16`` (network passes in bf16 through Accelerate,
   factors fp32) on a small LoDM MNIST IPC 1 run: seconds/iteration and the accuracy of the result.
 
@@ -23,6 +25,8 @@ Three parts, each written to ``benchmarks/results/speed_<part>.json`` + ``.md``:
     HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py eval
     HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py bf16
     HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py iteration --base /tmp/base-speed
+    HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py iteration --base /tmp/base-speed \
+        --name speed_iteration_compile --this-options '{"compile": true}'
 
 Every JSON records the exact command, the hardware, the niceness and the load average before and
 after (the benchmark machine may be shared with other jobs: compare ratios taken in one run).
@@ -211,11 +215,11 @@ def bench_bf16(args) -> None:
 ITER_CELLS = {"cifar10-ipc10": (CIFAR, 10, 2), "mnist-ipc1": (MNIST, 1, 2)}
 
 
-def _iteration_child(tree: Path, cell: str, args, mp: str) -> dict:
+def _iteration_child(tree: Path, cell: str, args, mp: str, extra: dict | None = None) -> dict:
     dataset, ipc, rank = ITER_CELLS[cell]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     cmd = [sys.executable, str(HERE / "_time_iterations.py"), dataset, str(ipc), str(rank), str(args.batch_real),
-           str(args.warmup), str(args.iterations), mp]
+           str(args.warmup), str(args.iterations), mp] + ([json.dumps(extra)] if extra else [])
     done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} (PYTHONPATH={tree}) failed:\n{done.stderr[-3000:]}")
@@ -228,15 +232,23 @@ def bench_iteration(args) -> None:
 
     hw = machine()
     base, this = Path(args.base).resolve(), ROOT
+    extra = {}
+    if args.this_options:
+        extra["options"] = json.loads(args.this_options)
+    if args.this_channels_last is not None:
+        extra["channels_last"] = args.this_channels_last == "on"
+    variant = ", ".join([f"{k}={v}" for k, v in extra.get("options", {}).items()]
+                        + ([f"channels_last={args.this_channels_last}"] if "channels_last" in extra else [])) or "default"
     rows = []
     for cell in args.cells:
         for mp in args.precisions:
             pairs = []
             for _ in range(args.pairs):  # A B A B: base then this tree, alternately
                 a = _iteration_child(base, cell, args, "no")  # the base commit, as it ran (fp32)
-                b = _iteration_child(this, cell, args, mp)
+                b = _iteration_child(this, cell, args, mp, extra)
                 pairs.append((a["seconds_per_iteration"], b["seconds_per_iteration"],
-                              a["cpu_seconds_per_iteration"], b["cpu_seconds_per_iteration"]))
+                              a["cpu_seconds_per_iteration"], b["cpu_seconds_per_iteration"],
+                              a["first_log_s"], b["first_log_s"], a["first_log_cpu_s"], b["first_log_cpu_s"]))
                 print(cell, mp, pairs[-1], flush=True)
             f = dm_iteration_flops(tuple(b["image_shape"]), b["num_classes"], args.batch_real, b["images_per_class"])
             sa = sorted(p[0] for p in pairs)[len(pairs) // 2]
@@ -245,16 +257,21 @@ def bench_iteration(args) -> None:
             cpu_ratios = sorted(p[2] / p[3] for p in pairs)
             ca = sorted(p[2] for p in pairs)[len(pairs) // 2]
             cb = sorted(p[3] for p in pairs)[len(pairs) // 2]
-            rows.append({"cell": cell, "precision_this": mp, "pairs": pairs, "load_average": os.getloadavg(), "base_s_per_it": round(sa, 3),
+            first = [sorted(p[k] for p in pairs)[len(pairs) // 2] for k in (4, 5, 6, 7)]
+            rows.append({"cell": cell, "precision_this": mp, "variant_this": variant, "extra_this": extra, "pairs": pairs,
+                         "command": " ".join(["python", *sys.argv]), "load_average_start": hw["load_average"],
+                         "base_first_log_s": round(first[0], 2), "this_first_log_s": round(first[1], 2),
+                         "base_first_log_cpu_s": round(first[2], 2), "this_first_log_cpu_s": round(first[3], 2), "load_average": os.getloadavg(), "base_s_per_it": round(sa, 3),
                          "this_s_per_it": round(sb, 3), "ratio_median": round(ratios[len(ratios) // 2], 3),
                          "base_cpu_s_per_it": round(ca, 3), "this_cpu_s_per_it": round(cb, 3),
                          "cpu_ratio_median": round(cpu_ratios[len(cpu_ratios) // 2], 3),
                          "flops_per_iteration": f.total, "base_gflops": round(f.total / sa / 1e9, 1),
                          "this_gflops": round(f.total / sb / 1e9, 1), "final_loss_this": b["final_loss"]})
-    out = HERE / "results" / "speed_iteration.json"
+    out = HERE / "results" / f"{args.name}.json"
     if args.append and out.is_file():  # runs split over several calls: one table
-        mine = {(r["cell"], r["precision_this"]) for r in rows}
-        rows = [r for r in json.loads(out.read_text())["rows"] if (r["cell"], r["precision_this"]) not in mine] + rows
+        key = lambda r: (r["cell"], r["precision_this"], r.get("variant_this", "default"))  # noqa: E731
+        mine = {key(r) for r in rows}
+        rows = [r for r in json.loads(out.read_text())["rows"] if key(r) not in mine] + rows
     table = [
         f"LoDM s/iteration, this tree against the base commit ({args.base_label}), {args.pairs} interleaved pairs "
         f"(base, this, base, this ...) of {args.iterations} timed iterations after {args.warmup} warm-up, "
@@ -262,15 +279,23 @@ def bench_iteration(args) -> None:
         f"(load average {hw['load_average'][0]:.1f} at start): absolute times are inflated, the paired ratio is the "
         f"figure to read. CPU bf16 units: {dev.cpu_bf16()}.",
         "",
-        "| cell | this tree's precision | base s/it (wall) | this s/it (wall) | speed-up, wall | base CPU s/it | "
-        "this CPU s/it | speed-up, CPU time | base GFLOP/s | this GFLOP/s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ] + [f"| {r['cell']} | {r['precision_this']} | {r['base_s_per_it']} | {r['this_s_per_it']} | "
-         f"{r['ratio_median']:.2f}x | {r['base_cpu_s_per_it']} | {r['this_cpu_s_per_it']} | {r['cpu_ratio_median']:.2f}x | "
-         f"{r['base_gflops']} | {r['this_gflops']} |" for r in rows] + [
+        "| cell | this tree's precision | this tree's options | base s/it (wall) | this s/it (wall) | speed-up, wall | "
+        "base CPU s/it | this CPU s/it | speed-up, CPU time | base GFLOP/s | this GFLOP/s | to first log, base / this "
+        "(wall s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ] + [f"| {r['cell']} | {r['precision_this']} | {r.get('variant_this', 'default')} | {r['base_s_per_it']} | "
+         f"{r['this_s_per_it']} | {r['ratio_median']:.2f}x | {r['base_cpu_s_per_it']} | {r['this_cpu_s_per_it']} | "
+         f"{r['cpu_ratio_median']:.2f}x | {r['base_gflops']} | {r['this_gflops']} | "
+         f"{r.get('base_first_log_s', '-')} / {r.get('this_first_log_s', '-')} |" for r in rows] + [
         "", "CPU s/it is the process's CPU time (both threads) per iteration: waiting for a core on the shared machine "
-            "costs wall time but not CPU time, so the CPU-time ratio is the steadier figure. GFLOP/s use wall time."]
-    write("speed_iteration", {"part": "iteration", "hardware": hw, "rows": rows, "base": args.base_label,
+            "costs wall time but not CPU time, so the CPU-time ratio is the steadier figure. GFLOP/s use wall time. "
+            "'To first log' is the wall time from the start of the run to the first logged iteration (set-up, the "
+            "warm-up iteration and any one-off torch.compile; the inductor cache may already hold kernels from "
+            "earlier runs).",
+        "", "The JSON's top-level command and the load average above are the last call's (--append merges calls); rows "
+            "carry their own command and load averages (load_average_start, and load_average when the row ended) "
+            "where recorded."]
+    write(args.name, {"part": "iteration", "hardware": hw, "rows": rows, "base": args.base_label,
                               "device_settings": dev.settings("cpu"),
                               "settings": {"iterations": args.iterations, "warmup": args.warmup,
                                            "pairs": args.pairs, "batch_real": args.batch_real}}, table)
@@ -301,6 +326,11 @@ def main(argv=None) -> int:
     i.add_argument("--iterations", type=int, default=2)
     i.add_argument("--pairs", type=int, default=2)
     i.add_argument("--append", action="store_true", help="merge into the existing speed_iteration table")
+    i.add_argument("--name", default="speed_iteration", help="results file stem under benchmarks/results/")
+    i.add_argument("--this-options", default=None,
+                   help='JSON object of flat run options for this tree only, e.g. \'{"compile": true}\'')
+    i.add_argument("--this-channels-last", choices=("on", "off"), default=None,
+                   help="configure this tree's ConvNet passes in channels_last (on) or not (off) before the run")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))
     {"condense": bench_condense, "eval": bench_eval, "bf16": bench_bf16, "iteration": bench_iteration}[args.part](args)

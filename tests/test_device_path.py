@@ -1,6 +1,9 @@
-"""The fast device path of DM (issue 11): chunked real forward, channels_last, device settings."""
+"""The fast device path of DM (issue 11): chunked real forward, channels_last, torch.compile, device settings."""
 
 import dataclasses
+import time
+
+import pytest
 
 import torch
 
@@ -19,18 +22,18 @@ def _small(mnist, per_class=20):
     return ImageClassificationData(mnist.train.subset(idx), mnist.test, mnist.info)
 
 
-def _step(data, chunk, channels_last):
+def _step(data, chunk, channels_last, compile=False, model="lodc_convnet_d3_w128", iteration=2):
     ctx = MatchContext(
-        num_classes=10, classes=torch.arange(10), image_shape=data.image_shape, model="lodc_convnet_d3_w128",
+        num_classes=10, classes=torch.arange(10), image_shape=data.image_shape, model=model,
         augment=DSAugment("color_crop_cutout_flip_scale_rotate"),
         sampler=RealSampler(data.train, torch.arange(10), data.mean, data.std, torch.device("cpu"), 10),
-        batch_real=6, seed=0, device=torch.device("cpu"), options=DMOptions(real_chunk=chunk))
+        batch_real=6, seed=0, device=torch.device("cpu"), options=DMOptions(real_chunk=chunk, compile=compile))
     dev.configure("cpu", channels_last=channels_last)
     cond = Condenser(data, hf_lodc.CondenseConfig(method="lodm", ipc=1, iterations=1, batch_real=6), progress=False)
     cond.initialise()
     syn = cond.synset
     opt = torch.optim.SGD(syn.parameters(), lr=0.0)
-    loss = DistributionMatching(ctx).step(2, syn, opt, generator(0, "chunks"))["loss"]
+    loss = DistributionMatching(ctx).step(iteration, syn, opt, generator(0, "chunks"))["loss"]
     return float(loss), [p.grad.clone() for p in syn.parameters()]
 
 
@@ -51,6 +54,32 @@ def test_chunked_real_forward_equals_one_pass_with_dsa(mnist):
         dev.configure("cpu")
 
 
+def test_compiled_passes_match_eager_and_do_not_recompile_for_a_fresh_network(mnist):
+    """``compile=True``: same loss as eager within float tolerance, gradients reach the synthetic set, and the
+    network drawn afresh each iteration reuses the compiled code (ConvNet-1 keeps the compile short)."""
+    if not hasattr(torch, "compile"):
+        pytest.skip("this torch has no torch.compile")
+    from torch._dynamo.utils import counters
+
+    data = _small(mnist)
+    model = "lodc_convnet_d1_w128"
+    counters.clear()
+    for it in (2, 3):  # two iterations: two different network draws
+        ref_loss, ref_grads = _step(data, 0, False, model=model, iteration=it)
+        t0 = time.perf_counter()
+        loss, grads = _step(data, 0, False, compile=True, model=model, iteration=it)
+        rels = [float((g - r).norm() / r.norm()) for g, r in zip(grads, ref_grads)]
+        print(f"iteration {it}: compiled step {time.perf_counter() - t0:.1f} s, loss {loss} vs {ref_loss}, "
+              f"gradient relative differences {rels}")
+        assert abs(loss - ref_loss) <= 1e-5 * ref_loss, (it, loss, ref_loss)
+        for rel in rels:
+            assert rel <= 5e-3, (it, rel)  # other (fused) kernels: the same amplification as channels_last
+    # one graph for the no-grad real pass and one for the synthetic pass with grad, compiled at the first
+    # iteration; the second network (new weights, same shapes) reuses them
+    assert counters["stats"]["unique_graphs"] == 2, dict(counters["stats"])
+    assert not counters["recompiles"], dict(counters["recompiles"])
+
+
 def test_sampler_keeps_uint8_images_on_its_device_and_normalises_there(mnist):
     data = _small(mnist, per_class=5)
     s = RealSampler(data.train, torch.arange(10), data.mean, data.std, torch.device("cpu"), 10)
@@ -66,3 +95,14 @@ def test_device_settings_are_explicit_and_recorded():
     assert dev.settings("cpu")["channels_last"] is False
     assert dataclasses.asdict(dev.configure("cpu"))["channels_last"] is False  # not measured faster: off
     assert isinstance(dev.cpu_bf16(), bool) and set(dev.settings("cpu")) >= {"tf32", "cudnn_benchmark", "torch"}
+
+
+def test_compile_is_in_the_run_identity_only_when_on():
+    """Off (the default), the identity is the one earlier versions recorded (their checkpoints still resume);
+    on, it is part of it (compiled kernels are not bit-identical to eager: no silent mixing on resume)."""
+    from hf_lodc.engine.config import CondenseConfig
+    from hf_lodc.engine.identity import identity_diff, run_identity
+
+    off, on = run_identity(CondenseConfig()), run_identity(CondenseConfig(compile=True))
+    assert "compile" not in off and on["compile"] is True
+    assert identity_diff(off, on) == {"compile": ("<not recorded>", True)}

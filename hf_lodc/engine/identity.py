@@ -21,6 +21,11 @@ than already done is refused by the loader, with its own message), ``log_every``
 ``checkpoint_every`` (bookkeeping), ``contrast`` (applied to the finished set only, after the
 loop) and everything about evaluation. The local path the data was read from is not compared:
 the fingerprint already says whether the content is the same, and a moved folder may resume.
+
+Left out at their default (``OMIT_AT_DEFAULT``): options added after identities were first recorded
+whose default computes exactly what the code did before them (``compile``, off: the eager passes). At
+the default the identity is the one earlier versions recorded, so their checkpoints, finished sets and
+task memories still match; any other value is in the identity and differs from those.
 """
 
 from __future__ import annotations
@@ -35,10 +40,11 @@ import torch
 from ..data.types import ImageClassificationData
 from ..errors import ConfigError
 
-__all__ = ["NOT_IDENTITY", "FINISHED_SET_KEYS", "run_identity", "finished_identity", "identity_diff",
+__all__ = ["NOT_IDENTITY", "OMIT_AT_DEFAULT", "FINISHED_SET_KEYS", "run_identity", "finished_identity", "identity_diff",
            "check_identity", "dataset_fingerprint"]
 
 NOT_IDENTITY = frozenset({"iterations", "log_every", "checkpoint_every", "contrast"})
+OMIT_AT_DEFAULT: dict[str, Any] = {"compile": False}
 # A FINISHED set (reused instead of condensed again, e.g. a continual task memory) is also defined by
 # how many iterations it ran and the contrast applied after them.
 FINISHED_SET_KEYS = ("iterations", "contrast")
@@ -86,7 +92,8 @@ def run_identity(cfg: Any, data: ImageClassificationData | None = None, classes:
     if classes is not None:
         out["classes"] = [int(c) for c in torch.as_tensor(classes).tolist()]
     values = cfg if isinstance(cfg, Mapping) else {f.name: getattr(cfg, f.name) for f in fields(cfg)}
-    out.update({k: v for k, v in values.items() if k not in NOT_IDENTITY})
+    out.update({k: v for k, v in values.items()
+                if k not in NOT_IDENTITY and not (k in OMIT_AT_DEFAULT and v == OMIT_AT_DEFAULT[k])})
     return json.loads(json.dumps(out))  # plain JSON values (tuples -> lists), comparable after a round trip
 
 
