@@ -61,6 +61,7 @@ def run_row(data, dataset: str, row: str, args) -> dict:
               seed=args.seed)
     if init:
         kw["init"] = init
+    kw.update(getattr(args, "options", None) or {})  # --options: e.g. {"compile": true} for every row
     t0 = time.perf_counter()
     res = pipeline.condense(data, CondenseConfig(**kw))
     cond_s = time.perf_counter() - t0
@@ -94,8 +95,11 @@ def run_row(data, dataset: str, row: str, args) -> dict:
 
 
 def settings_key(args) -> dict:
-    return {"ipc": args.ipc, "rank": args.rank, "iterations": args.iterations, "batch_real": args.batch_real,
-            "eval_runs": args.eval_runs, "eval_epochs": args.eval_epochs, "seed": args.seed}
+    key = {"ipc": args.ipc, "rank": args.rank, "iterations": args.iterations, "batch_real": args.batch_real,
+           "eval_runs": args.eval_runs, "eval_epochs": args.eval_epochs, "seed": args.seed}
+    if getattr(args, "options", None):  # only when given: older results files keep matching
+        key["options"] = args.options
+    return key
 
 
 def render(results: dict) -> str:
@@ -103,7 +107,9 @@ def render(results: dict) -> str:
     lines = [
         f"CPU benchmark (`benchmarks/bench_core.py`): IPC {s['ipc']}, rank {s['rank']}, {s['iterations']} iterations, "
         f"batch_real {s['batch_real']}/class, eval {s['eval_runs']} ConvNet-3 x {s['eval_epochs']} epochs "
-        f"(DSA, last epoch, full test split), seed {s['seed']}. Hardware: {results['hardware']}.",
+        f"(DSA, last epoch, full test split), seed {s['seed']}"
+        + (f", condense options {json.dumps(s['options'])}" if s.get("options") else "")
+        + f". Hardware: {results['hardware']}.",
         "",
         "| dataset | row | images/class | stored / budget numbers per class | accuracy % (mean ± std) | paper (full protocol) | s/iteration |",
         "|---|---|---|---|---|---|---|",
@@ -129,6 +135,8 @@ def main(argv=None) -> int:
     p.add_argument("--eval-runs", type=int, default=2)
     p.add_argument("--eval-epochs", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--options", type=json.loads, default={},
+                   help="extra condense options for every row, as JSON (e.g. '{\"compile\": true}'); recorded")
     p.add_argument("--out", default=str(HERE / "results" / "core_cpu"))
     args = p.parse_args(argv)
     os.environ.setdefault("HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))
