@@ -282,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only these cells (default: the whole priority queue)")
     p.add_argument("--no-speed", dest="speed", action="store_false", help="skip the speed part")
     p.add_argument("--precisions", type=lambda s: s.split(","), default=["fp32", "tf32", "bf16", "bf16+cl"],
-                   help="speed variants, one child each (fp32 | tf32 | bf16, '+cl' = channels_last)")
+                   help="speed variants, one child each (fp32 | tf32 | bf16, '+cl' = channels_last, "
+                        "'+compile' = torch.compile of LoDM's passes, e.g. tf32+compile)")
     p.add_argument("--speed-iterations", type=int, default=20)
     p.add_argument("--speed-s-each", type=float, default=45, help="time allowed for one precision's speed child")
     p.add_argument("--checkpoint-every", type=int, default=500)

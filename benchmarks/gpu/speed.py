@@ -11,7 +11,9 @@ Run by lease.py once per precision (an Accelerator's precision is fixed for its 
   IPC 1 size, with the sequential and the vmap backend, seconds per model-epoch.
 
 Precisions: ``fp32`` (TF32 off everywhere), ``tf32`` (TF32 matmul + cuDNN), ``bf16`` (autocast bf16
-network passes, TF32 off); ``+cl`` appended: channels_last. Writes a JSON list of rows to ``--out``.
+network passes, TF32 off); ``+cl`` appended: channels_last; ``+compile`` appended: LoDM's embedding passes
+through torch.compile (``--compile``; its one-off compile falls in the warm-up iterations). Writes a JSON
+list of rows to ``--out``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def condense_speed(key: str, precision: str, iterations: int, smoke: bool, accelerator) -> dict:
+def condense_speed(key: str, precision: str, iterations: int, smoke: bool, accelerator, compile: bool = False) -> dict:
     from hf_lodc.engine.condenser import Condenser
     from hf_lodc.engine.config import RunConfig
     from hf_lodc.engine.flops import dm_iteration_flops
@@ -51,6 +53,8 @@ def condense_speed(key: str, precision: str, iterations: int, smoke: bool, accel
             "iterations": warm + iterations + 1, "log_every": warm, "eval_runs": 0}
     if smoke:
         flat["max_per_class"] = 12
+    if compile:
+        flat["compile"] = True
     cfg = RunConfig.from_flat(flat)
     t_load = time.perf_counter()
     data = load_data(cfg.data)
@@ -110,10 +114,18 @@ def eval_speed(key: str, precision: str, models: int, epochs: int, smoke: bool, 
     return rows
 
 
+def _precision(value: str) -> str:
+    base, *extras = value.split("+")
+    if base not in ("fp32", "tf32", "bf16") or any(e not in ("cl", "compile") for e in extras):
+        raise argparse.ArgumentTypeError(f"{value!r}: fp32 | tf32 | bf16, optionally +cl and/or +compile")
+    return value
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--precision", choices=("fp32", "tf32", "bf16", "fp32+cl", "tf32+cl", "bf16+cl"), required=True,
-                   help="'+cl': the ConvNet passes in channels_last")
+    p.add_argument("--precision", required=True, type=_precision,
+                   help="fp32 | tf32 | bf16, then optionally '+cl' (the ConvNet passes in channels_last) and/or "
+                        "'+compile' (torch.compile of LoDM's embedding passes), e.g. tf32+compile")
     p.add_argument("--datasets", default="mnist,cifar10")
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--eval-models", type=int, default=20)
@@ -124,16 +136,17 @@ def main(argv=None) -> int:
     from hf_lodc.engine import device as dev
     from hf_lodc.launch import make_accelerator
 
-    base, cl = args.precision.split("+")[0], args.precision.endswith("+cl")
+    base, *extras = args.precision.split("+")
+    cl, compile_ = "cl" in extras, "compile" in extras
     acc = make_accelerator("bf16" if base == "bf16" else "no", cpu=args.smoke)
     settings = dev.configure(acc.device, tf32=(base == "tf32"), channels_last=cl)
     rows = []
     its = 2 if args.smoke else args.iterations
     for key in [k for k in args.datasets.split(",") if k]:
-        r = condense_speed(key, args.precision, its, args.smoke, acc)
+        r = condense_speed(key, args.precision, its, args.smoke, acc, compile=compile_)
         rows.append({**r, "device_settings": settings.__dict__})
         print(json.dumps(r), flush=True)
-    if base != "bf16" and not cl:  # evaluation training has no autocast: fp32 vs tf32 only
+    if base != "bf16" and not extras:  # evaluation training has no autocast: fp32 vs tf32 only
         key = [k for k in args.datasets.split(",") if k][-1]
         for r in eval_speed(key, args.precision, 2 if args.smoke else args.eval_models,
                             1 if args.smoke else args.eval_epochs, args.smoke, acc.device):
