@@ -19,13 +19,8 @@ from hf_lodc.errors import ConfigError  # noqa: E402
 from hf_lodc.export.model_repo import median_run  # noqa: E402
 from tests.test_export import tiny_condensed  # noqa: E402
 
-REPO = "alice/mnist-lodm"
-NAME = "lodm-ipc1-r2"
-FAST = dict(retry_wait=0.01, log=None)
-
-
-def _card(server, repo=REPO) -> dict:
-    return yaml.safe_load(server.read_file(repo, "README.md").decode().split("---\n")[1])
+from tests.hub_helpers import FAST, NAME, REPO  # noqa: E402
+from tests.hub_helpers import card_front_matter as _card  # noqa: E402
 
 
 def test_pushed_repo_has_real_validation_and_test_splits_stored_once(hub_server):

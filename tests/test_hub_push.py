@@ -23,13 +23,8 @@ from hf_lodc.errors import DatasetNotFoundError, HubAuthError, HubPushError, Inc
 from hf_lodc.export.artifact import load_artifact  # noqa: E402
 from tests.test_export import tiny_condensed  # noqa: E402
 
-REPO = "alice/mnist-lodm"
-NAME = "lodm-ipc1-r2"
-FAST = dict(retry_wait=0.01, log=None)
-
-
-def _card(server, repo=REPO) -> dict:
-    return yaml.safe_load(server.read_file(repo, "README.md").decode().split("---\n")[1])
+from tests.hub_helpers import FAST, NAME, REPO  # noqa: E402
+from tests.hub_helpers import card_front_matter as _card  # noqa: E402
 
 
 def _tree_digest(path: Path) -> dict[str, str]:
