@@ -110,3 +110,16 @@ def test_both_protocols_side_by_side_in_results_and_card(tmp_path):
     card = (tmp_path / "both" / "README.md").read_text()
     assert "convnet@idc" in card and "Protocol `idc` (IDC's own evaluation" in card
     assert "Protocol (DC/DSA/DM literature)" in card and "CutMix on a batch with probability 0.5" in card
+
+
+def test_evaluate_recipe_refuses_an_unknown_protocol_before_reading_the_set(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "evaluate_recipe", Path(__file__).resolve().parents[1] / "recipes" / "evaluate.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    (tmp_path / "set").mkdir()  # exists, but is no artefact: the protocol must fail first
+    assert recipe.main([str(tmp_path / "set"), "--protocol", "kip"]) == 2
+    assert "unknown evaluation protocol 'kip'; valid evaluation protocols: dc, idc" in capsys.readouterr().err
