@@ -191,3 +191,40 @@ def test_kept_networks_under_vmap_are_the_trained_runs(small):
         for name, t in kept["sequential"][r][1].items():
             if t.is_floating_point():
                 torch.testing.assert_close(kept["vmap"][r][1][name], t, rtol=1e-2, atol=1e-3)
+
+
+def test_compiled_evaluation_matches_eager_and_does_not_recompile(small):
+    """``eval_compile``: the sequential backend through torch.compile gives the eager accuracies within
+    one or two test images; the second run (a fresh network, same shapes) reuses the compiled code."""
+    if not hasattr(torch, "compile"):
+        pytest.skip("this torch has no torch.compile")
+    from torch._dynamo.utils import counters
+
+    images, labels, test, mean, std = small
+    # ConvNet-1 keeps the compile short; batch 20 = the whole set: one training shape
+    cfg = EvalConfig(eval_models=["convnet_d1"], eval_runs=2, eval_epochs=3, eval_batch=20, eval_backend="sequential")
+    eager = evaluate_synthetic(images, labels, test, mean, std, 10, cfg, seed=SEED)["convnet_d1"]
+    counters.clear()
+    comp = evaluate_synthetic(images, labels, test, mean, std, 10, EvalConfig(**{**cfg.__dict__, "eval_compile": True}),
+                              seed=SEED)["convnet_d1"]
+    for a, b in zip(eager.accuracies, comp.accuracies):
+        assert abs(a - b) <= 2 * 100.0 / len(test) + 1e-9, (eager.accuracies, comp.accuracies)
+    # one graph for training (forward + AOTAutograd backward), one for the no-grad test pass, both compiled
+    # by run 0; run 1's fresh network reuses them
+    assert counters["stats"]["unique_graphs"] == 2, dict(counters["stats"])
+    assert not counters["recompiles"], dict(counters["recompiles"])
+    assert comp.protocol["compile"] and "compile" not in eager.protocol
+
+
+def test_eval_compile_is_recorded_only_when_on_and_refused_with_vmap(small):
+    from hf_lodc.engine.evaluate import protocol_of
+    from hf_lodc.errors import ConfigError
+
+    assert "compile" not in protocol_of(EvalConfig())
+    assert protocol_of(EvalConfig(eval_compile=True)) == {**protocol_of(EvalConfig()),
+                                                          "compile": protocol_of(EvalConfig(eval_compile=True))["compile"]}
+    images, labels, test, mean, std = small
+    with pytest.raises(ConfigError, match="sequential"):
+        evaluate_synthetic(images, labels, test, mean, std, 10,
+                           EvalConfig(eval_models=["convnet_d1"], eval_runs=1, eval_epochs=1, eval_backend="vmap",
+                                      eval_compile=True), seed=SEED)

@@ -146,6 +146,9 @@ class EvalConfig(_Checked):
     eval_seed: int | None = None  # condense seed when None
     eval_backend: str = "auto"  # auto | sequential | vmap (train the runs together)
     eval_protocol: str = "dc"  # dc (DC/DSA/DM literature) | idc (IDC's own: batch 64, multistep lr, CutMix)
+    # torch.compile the evaluation network's forward (training and test pass; sequential backend only):
+    # less CPU per epoch, a one-off compile, not bit-identical to eager; off by default
+    eval_compile: bool = False
 
 
 class Sectioned:

@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from ..registry import Registry
 from ..seeding import generator
 from .config import EvalConfig
-from .train import TrainSchedule, seeded_net, test_accuracy, train_network
+from .train import TrainSchedule, forward_fn, seeded_net, test_accuracy, train_network
 
 __all__ = ["EvalRecord", "evaluate_synthetic", "train_one", "test_accuracy", "protocol_of", "schedule_of",
            "augment_of", "record_key", "EvalProtocol", "EVAL_PROTOCOLS", "EVAL_BACKENDS"]
@@ -132,6 +132,8 @@ def protocol_of(cfg: EvalConfig) -> dict[str, Any]:
         out["name"] = cfg.eval_protocol
         out["description"] = EVAL_PROTOCOLS.get(cfg.eval_protocol).description
         out["cutmix_p"] = sched.cutmix_p
+    if cfg.eval_compile:  # only when on: default records stay what they were
+        out["compile"] = "torch.compile (inductor), not bit-identical to eager"
     return out
 
 
@@ -147,20 +149,22 @@ def train_one(
     net: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: EvalConfig, g: torch.Generator,
     augment: DSAugment,
 ) -> nn.Module:
-    """Train ``net`` on (images (M, C, H, W) normalised, labels (M,)) with the protocol."""
-    return train_network(net, images, labels, schedule_of(cfg), g, augment)
+    """Train ``net`` on (images (M, C, H, W) normalised, labels (M,)) with the protocol (through
+    ``torch.compile`` when ``cfg.eval_compile``)."""
+    return train_network(net, images, labels, schedule_of(cfg), g, augment, forward=forward_fn(cfg.eval_compile))
 
 
 @EVAL_BACKENDS.register("sequential")
 def _sequential(model, images, labels, test, mean, std, num_classes, cfg, seed, device, runs,
                 keep_state=None) -> list[float]:
     aug = augment_of(cfg)
+    forward = forward_fn(cfg.eval_compile)
     accs = []
     for r in runs:
         net = seeded_net(model, num_classes, tuple(images.shape[1:]), seed, "eval-net", model, r, device=device)
         g = generator(seed, "eval-data", model, r)
         train_one(net, images, labels, cfg, g, aug)
-        accs.append(test_accuracy(net, test, mean, std, device))
+        accs.append(test_accuracy(net, test, mean, std, device, forward=forward))
         if keep_state is not None:  # after the test: nothing the callback does can change an accuracy
             keep_state(model, r, accs[-1], net)
     return accs
@@ -206,8 +210,12 @@ def evaluate_synthetic(
     labels = labels.long().to(device)
     run_ids = list(range(cfg.eval_runs)) if runs is None else list(runs)
     backend = cfg.eval_backend
+    if cfg.eval_compile and backend not in ("auto", "sequential"):
+        raise ConfigError(f"eval_compile runs through the sequential evaluation backend only; eval_backend="
+                          f"{backend!r} does not compile (set eval_backend='sequential' or 'auto', or drop eval_compile)")
     if backend == "auto":  # vmap pays off on accelerators; on CPU it measured slower (benchmarks/results/speed_eval.md)
-        vectorise = "vmap" in EVAL_BACKENDS and len(run_ids) > 1 and device.type != "cpu"
+        vectorise = ("vmap" in EVAL_BACKENDS and len(run_ids) > 1 and device.type != "cpu"
+                     and not cfg.eval_compile)  # compiling is the sequential backend's
         backend = "vmap" if vectorise else "sequential"
     fn = EVAL_BACKENDS.get(backend)
     extra = {"keep_state": keep_state} if keep_state is not None else {}

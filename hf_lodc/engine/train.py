@@ -38,7 +38,34 @@ from ..registry import Registry
 from ..seeding import derive_seed
 
 __all__ = ["TrainSchedule", "LR_SCHEDULES", "LRSchedule", "seeded_net", "train_network", "train_stacked",
-           "test_accuracy"]
+           "test_accuracy", "forward_fn"]
+
+Forward = Callable[[nn.Module, torch.Tensor], torch.Tensor]  # (net, x) -> logits
+
+
+def _forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return net(x)
+
+
+def _forward_compiled(net: nn.Module, x: torch.Tensor) -> torch.Tensor:  # its own code object: compile's cache
+    return net(x)
+
+
+_COMPILED: dict[str, Forward] = {}
+
+
+def forward_fn(compile: bool) -> Forward | None:
+    """The evaluation forward: None (call the network, eager) or a ``torch.compile``'d ``(net, x) -> net(x)``
+    built once per process. The network is an ARGUMENT of the compiled function (as in
+    ``objectives/dm.embed_fn``), so a fresh network of the same architecture reuses the compiled code;
+    ``dynamic=False`` compiles once per input shape (full batch, the last partial batch, the test batch)
+    and per mode (train / eval, grad / no-grad); the backward goes through AOTAutograd."""
+    if not compile:
+        return None
+    fn = _COMPILED.get("forward")
+    if fn is None:
+        fn = _COMPILED["forward"] = torch.compile(_forward_compiled, dynamic=False)
+    return fn
 
 
 @dataclass(frozen=True)
@@ -137,15 +164,18 @@ def train_network(
     autocast: Callable[[], ContextManager] = contextlib.nullcontext,
     prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
     on_epoch: Callable[[int, torch.Tensor], None] | None = None,
+    forward: Forward | None = None,
 ) -> nn.Module:
     """Train ``net`` on (images (M, C, H, W), labels (M,)) with ``sched``, drawing from ``g``.
 
     ``prepare`` maps a batch of ``images`` to network input (e.g. uint8 -> normalised on the
     device); without it the images are used as they are (already normalised, on the device).
     ``optimizer`` continues an existing one (its lr is set by the schedule); by default a new one.
+    ``forward(net, x)`` replaces ``net(x)`` (e.g. :func:`forward_fn`'s compiled one); draws are unchanged.
     """
     opt = optimizer if optimizer is not None else sched.optimizer(net.parameters())
     net.train()
+    run = net if forward is None else (lambda x: forward(net, x))
 
     def batch_loss(idx: list[torch.Tensor]) -> torch.Tensor:
         i = idx[0].to(images.device)
@@ -158,10 +188,10 @@ def train_network(
         if sched.draw_cutmix(g):
             x, y_b, ratio = cutmix(x, y, g)
             with autocast():
-                logits = net(x).float()
+                logits = run(x).float()
             return F.cross_entropy(logits, y) * ratio + F.cross_entropy(logits, y_b) * (1.0 - ratio)
         with autocast():
-            return F.cross_entropy(net(x).float(), y)
+            return F.cross_entropy(run(x).float(), y)
 
     _run(opt, sched, images.shape[0], [g], batch_loss, on_epoch)
     return net
@@ -220,11 +250,14 @@ def train_stacked(stack, images: torch.Tensor, labels: torch.Tensor, sched: Trai
 
 
 @torch.no_grad()
-def test_accuracy(net: nn.Module, test: LabeledImages, mean, std, device, batch: int = 500) -> float:
-    """Top-1 accuracy (%) of ``net`` on ``test`` (uint8 images, normalised here batch by batch)."""
+def test_accuracy(net: nn.Module, test: LabeledImages, mean, std, device, batch: int = 500,
+                  forward: Forward | None = None) -> float:
+    """Top-1 accuracy (%) of ``net`` on ``test`` (uint8 images, normalised here batch by batch);
+    ``forward(net, x)`` replaces ``net(x)`` when given."""
     net.eval()
+    run = net if forward is None else (lambda x: forward(net, x))
     correct = 0
     for s in range(0, len(test), batch):
         x = normalize(test.images[s : s + batch], mean, std).to(device)  # (b, C, H, W)
-        correct += int((net(x).argmax(1).cpu() == test.labels[s : s + batch]).sum())
+        correct += int((run(x).argmax(1).cpu() == test.labels[s : s + batch]).sum())
     return 100.0 * correct / max(len(test), 1)
