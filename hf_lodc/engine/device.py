@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-__all__ = ["DeviceSettings", "configure", "settings", "cpu_bf16", "cpu_flags"]
+__all__ = ["DeviceSettings", "configure", "settings", "cpu_bf16", "cpu_flags", "compile_once"]
 
 
 @dataclass(frozen=True)
@@ -91,3 +92,17 @@ def settings(device: torch.device | str = "cpu") -> dict:
     if _CURRENT is not None and _CURRENT.device == str(device):
         return asdict(_CURRENT)
     return asdict(_snapshot(device, _channels_last_default(device)))
+
+
+_COMPILED: dict[Callable, Callable] = {}
+
+
+def compile_once(fn: Callable) -> Callable:
+    """``torch.compile(fn, dynamic=False)``, built once per process per function. ``fn`` takes the network
+    as an ARGUMENT, so a fresh network of the same architecture reuses the compiled code (one graph per
+    input shape and mode); give each use its own function (its own code object: torch.compile's cache
+    lives on it)."""
+    compiled = _COMPILED.get(fn)
+    if compiled is None:
+        compiled = _COMPILED[fn] = torch.compile(fn, dynamic=False)
+    return compiled

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from ..data.augment import DSAParams, DSAugment, cutmix
 from ..data.types import LabeledImages, normalize
+from . import device as device_settings
 from ..models import create_eval_model
 from ..registry import Registry
 from ..seeding import derive_seed
@@ -51,21 +52,12 @@ def _forward_compiled(net: nn.Module, x: torch.Tensor) -> torch.Tensor:  # its o
     return net(x)
 
 
-_COMPILED: dict[str, Forward] = {}
-
-
 def forward_fn(compile: bool) -> Forward | None:
-    """The evaluation forward: None (call the network, eager) or a ``torch.compile``'d ``(net, x) -> net(x)``
-    built once per process. The network is an ARGUMENT of the compiled function (as in
-    ``objectives/dm.embed_fn``), so a fresh network of the same architecture reuses the compiled code;
-    ``dynamic=False`` compiles once per input shape (full batch, the last partial batch, the test batch)
-    and per mode (train / eval, grad / no-grad); the backward goes through AOTAutograd."""
-    if not compile:
-        return None
-    fn = _COMPILED.get("forward")
-    if fn is None:
-        fn = _COMPILED["forward"] = torch.compile(_forward_compiled, dynamic=False)
-    return fn
+    """The evaluation forward: None (call the network, eager) or the ``torch.compile``'d
+    ``(net, x) -> net(x)`` (``device.compile_once``: built once per process; a fresh network reuses it;
+    one graph per input shape (full batch, last partial batch, test batch) and mode (train / eval,
+    grad / no-grad); the backward goes through AOTAutograd)."""
+    return device_settings.compile_once(_forward_compiled) if compile else None
 
 
 @dataclass(frozen=True)

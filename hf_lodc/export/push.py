@@ -226,16 +226,10 @@ def push_artifact(
     art: Artifact,
     repo_id: str,
     *,
-    private: bool = False,
     config_name: str | None = None,
-    token: str | None = None,
-    set_default: bool | None = None,
-    commit_message: str | None = None,
-    max_retries: int = 4,
-    retry_wait: float = 2.0,
-    log: Callable[[str], None] | None = print,
     test=None,
     models: list[dict] | None = None,
+    **options: Any,
 ) -> PushResult:
     """Publish ``art`` as condensation ``config_name`` of dataset repo ``repo_id`` in one commit.
 
@@ -244,14 +238,12 @@ def push_artifact(
     files, both split names); None: the repo has only ``train``. ``models``: model repos trained on the
     set (``export.model_repo``), linked from the card.
 
-    ``set_default``: None = becomes the default condensation only if the repo has none yet;
-    True = becomes it; False = never. Raises :class:`HubAuthError` (token missing/invalid, no
-    write access) or :class:`HubPushError` (the remote is unchanged; the message says so).
+    ``options``: as :func:`push_files` (``private``, ``token``, ``set_default``, ``commit_message``,
+    ``max_retries``, ``retry_wait``, ``log``).
     """
     name = check_config_name(config_name or default_config_name(art.method, art.budget.ipc, art.budget.rank))
     files, meta = condensation_files(art, name, test, models)  # all local work first: a bad artefact fails offline
-    return push_files(files, meta, name, repo_id, private=private, token=token, set_default=set_default,
-                      commit_message=commit_message, max_retries=max_retries, retry_wait=retry_wait, log=log)
+    return push_files(files, meta, name, repo_id, **options)
 
 
 def push_folder(path, repo_id: str, **options: Any) -> PushResult:
@@ -276,7 +268,12 @@ def push_files(
     retry_wait: float = 2.0,
     log: Callable[[str], None] | None = print,
 ) -> PushResult:
-    """Commit the files of condensation ``name`` (record ``meta``) to ``repo_id`` with the card, in one commit."""
+    """Commit the files of condensation ``name`` (record ``meta``) to ``repo_id`` with the card, in one commit.
+
+    ``set_default``: None = becomes the default condensation only if the repo has none yet;
+    True = becomes it; False = never. Raises :class:`HubAuthError` (token missing/invalid, no
+    write access) or :class:`HubPushError` (the remote is unchanged; the message says so).
+    """
     from huggingface_hub import HfApi
     from huggingface_hub.errors import RepositoryNotFoundError
 

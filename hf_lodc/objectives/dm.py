@@ -37,21 +37,13 @@ def _embed(net, x):
     return net.embed(x) if hasattr(net, "embed") else net.forward_head(net.forward_features(x), pre_logits=True)
 
 
-_COMPILED: dict[str, object] = {}
-
-
 def _embed_compiled(net, x):  # its own code object: torch.compile's cache lives on it, not on _embed
     return _embed(net, x)
 
 
 def embed_fn(compile: bool):
     """The embedding function of the passes: ``_embed``, or its ``torch.compile``'d twin (built once)."""
-    if not compile:
-        return _embed
-    fn = _COMPILED.get("embed")
-    if fn is None:
-        fn = _COMPILED["embed"] = torch.compile(_embed_compiled, dynamic=False)
-    return fn
+    return device_settings.compile_once(_embed_compiled) if compile else _embed
 
 
 def real_chunk_default(device: torch.device) -> int:
