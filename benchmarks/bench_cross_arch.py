@@ -26,8 +26,11 @@ and ViT (the full 10 000-image test pass alone is 50-130 CPU-s per run for them)
     python benchmarks/bench_cross_arch.py --datasets mnist --methods lodm --iterations 2 --eval-runs 1 \
         --eval-epochs 1 --test-images 100 --out /tmp/cross_arch_smoke
 
-Rows are appended to ``benchmarks/results/cross_arch.json`` as they finish (a re-run with the same
-settings skips them, so an interrupted run resumes) and rendered to ``cross_arch.md``.
+Cells are written to ``benchmarks/results/cross_arch.json`` as each architecture finishes (a re-run
+with the same settings re-makes the row's condensed set, which is deterministic, and measures only the
+architectures still missing, so an interrupted table resumes cell by cell) and rendered to
+``cross_arch.md``, where cells not measured yet say so. ``--eval-compile`` compiles each evaluation
+network's forward (about a third less CPU per run; recorded in the settings).
 """
 
 from __future__ import annotations
@@ -89,34 +92,43 @@ def stratified_test(test, per_class: int, seed: int = 0):
     return LabeledImages(test.images[keep], test.labels[keep])
 
 
-def run_row(data, test, dataset: str, method: str, args) -> dict:
+def condense_row(data, dataset: str, method: str, args):
+    """The row's condensed set (seed ``args.seed``: the same set on every resume) and the row's header."""
     from hf_lodc import pipeline
-    from hf_lodc.engine.config import CondenseConfig, EvalConfig
+    from hf_lodc.engine.config import CondenseConfig
     from hf_lodc.export.artifact import build_artifact
 
     t0 = time.perf_counter()
     res = pipeline.condense(data, CondenseConfig(method=method, ipc=1, rank=2, iterations=args.iterations,
                                                  batch_real=args.batch_real, seed=args.seed))
-    condense_s = time.perf_counter() - t0
-    ev = EvalConfig(eval_models=list(args.models), eval_runs=args.eval_runs, eval_epochs=args.eval_epochs)
-    art = build_artifact(res, data.info, run_config={})
-    records = pipeline.evaluate(art, test, ev, views=(pipeline.FLOAT32,), seed=args.seed)[pipeline.FLOAT32]
-    return {
+    head = {
         "dataset": dataset, "method": method, "init": res.config.init, "rank": res.budget.rank,
         "images_per_class": res.budget.images_per_class, "iterations": res.config.iterations,
-        "condense_s": round(condense_s, 1),
+        "condense_s": round(time.perf_counter() - t0, 1),
         "synthetic_std": round(float(res.images().std()), 3),  # normalised real data: 1.0
-        "accuracy": {m: {"mean": round(r.accuracy_mean, 2), "std": round(r.accuracy_std, 2),
-                         "runs": [round(a, 2) for a in r.accuracies], "wall_s": round(r.wall_time_s, 1)}
-                     for m, r in records.items()},
-        "protocol": next(iter(records.values())).protocol,
+        "accuracy": {},
     }
+    return build_artifact(res, data.info, run_config={}), head
+
+
+def evaluate_cell(art, test, model: str, args) -> tuple[dict, str]:
+    """One architecture on the row's set: its accuracy record and the protocol's words. Each
+    (model, run) is seeded by itself, so a cell measured alone equals the cell of a whole row."""
+    from hf_lodc import pipeline
+    from hf_lodc.engine.config import EvalConfig
+
+    ev = EvalConfig(eval_models=[model], eval_runs=args.eval_runs, eval_epochs=args.eval_epochs,
+                    eval_compile=args.eval_compile)
+    r = pipeline.evaluate(art, test, ev, views=(pipeline.FLOAT32,), seed=args.seed)[pipeline.FLOAT32][model]
+    return ({"mean": round(r.accuracy_mean, 2), "std": round(r.accuracy_std, 2),
+             "runs": [round(a, 2) for a in r.accuracies], "wall_s": round(r.wall_time_s, 1)}, r.protocol)
 
 
 def settings(args) -> dict:
     return {"ipc": 1, "rank": 2, "iterations": args.iterations, "batch_real": args.batch_real,
             "eval_runs": args.eval_runs, "eval_epochs": args.eval_epochs, "test_images": args.test_images,
-            "models": list(args.models), "seed": args.seed, "matching_model": "ConvNet-3 (lodc_convnet_d3_w128)"}
+            "models": list(args.models), "seed": args.seed, "matching_model": "ConvNet-3 (lodc_convnet_d3_w128)",
+            **({"eval_compile": True} if args.eval_compile else {})}  # in the key only when on: older tables resume
 
 
 def render(results: dict) -> str:
@@ -137,11 +149,11 @@ def render(results: dict) -> str:
     ]
     order = {(d, m): i for i, (d, m) in enumerate((d, m) for d in DATASETS for m in METHODS)}
     for r in sorted(results["rows"], key=lambda r: order.get((r["dataset"], r["method"]), len(order))):
-        accs = [r["accuracy"][m]["mean"] for m in models]
-        cells = [f"{r['accuracy'][m]['mean']:.1f} ± {r['accuracy'][m]['std']:.1f}" if s["eval_runs"] > 1
-                 else f"{r['accuracy'][m]['mean']:.1f}" for m in models]
-        lines.append(f"| {r['dataset']} | {r['method']} | {r['images_per_class']} | "
-                     + " | ".join(cells) + f" | {sum(accs) / len(accs):.1f} |")
+        got = [r["accuracy"].get(m) for m in models]
+        cells = ["not yet measured" if a is None else f"{a['mean']:.1f} ± {a['std']:.1f}" if s["eval_runs"] > 1
+                 else f"{a['mean']:.1f}" for a in got]
+        mean = f"{sum(a['mean'] for a in got) / len(got):.1f}" if all(got) else "–"
+        lines.append(f"| {r['dataset']} | {r['method']} | {r['images_per_class']} | " + " | ".join(cells) + f" | {mean} |")
     total = sum(r["condense_s"] + sum(v["wall_s"] for v in r["accuracy"].values()) for r in results["rows"])
     lines += ["", f"Total compute time of the rows: {total / 60:.1f} min.", "", BN_NOTE]
     return "\n".join(lines) + "\n"
@@ -210,6 +222,8 @@ def main(argv=None) -> int:
     p.add_argument("--eval-epochs", type=int, default=150)
     p.add_argument("--test-images", type=int, default=0, help="0: the full test split; N: N class-stratified images")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-compile", action="store_true",
+                   help="torch.compile each evaluation network's forward (about a third less CPU; not bit-identical)")
     p.add_argument("--out", default=str(HERE / "results" / "cross_arch"))
     p.add_argument("--estimate", action="store_true", help="only time each model briefly and print the run time")
     args = p.parse_args(argv)
@@ -227,22 +241,30 @@ def main(argv=None) -> int:
         results = {"settings": settings(args), "hardware": hardware(), "commands": [], "rows": []}
     if command not in results.setdefault("commands", []):  # an interrupted or partial table is completed by re-runs
         results["commands"].append(command)
-    done = {(r["dataset"], r["method"]) for r in results["rows"]}
+    rows = {(r["dataset"], r["method"]): r for r in results["rows"]}
     for dataset in args.datasets.split(","):
-        data = pipeline.load_data(DataConfig(dataset=DATASETS[dataset]))
-        test = stratified_test(data.test, args.test_images // data.num_classes if args.test_images > 0 else 0,
-                               args.seed)
+        data = test = None
         for method in args.methods.split(","):
-            if (dataset, method) in done:
+            row = rows.get((dataset, method))
+            missing = [m for m in args.models if row is None or m not in row["accuracy"]]
+            if not missing:
                 continue
-            row = run_row(data, test, dataset, method, args)
-            print(json.dumps({k: row[k] for k in ("dataset", "method", "images_per_class", "condense_s")})
-                  + " " + ", ".join(f"{m} {v['mean']:.1f}" for m, v in row["accuracy"].items()), flush=True)
-            results["rows"].append(row)
-            results["hardware"]["load_average_at_end"] = os.getloadavg()
-            out_json.parent.mkdir(parents=True, exist_ok=True)
-            out_json.write_text(json.dumps(results, indent=2) + "\n")
-            out_md.write_text(render(results))
+            if data is None:
+                data = pipeline.load_data(DataConfig(dataset=DATASETS[dataset]))
+                test = stratified_test(data.test, args.test_images // data.num_classes if args.test_images > 0
+                                       else 0, args.seed)
+            art, head = condense_row(data, dataset, method, args)  # deterministic: a resumed row re-makes its set
+            if row is None:
+                row = rows[(dataset, method)] = head
+                results["rows"].append(row)
+            for model in missing:  # saved after every cell: an interrupted row resumes at its next architecture
+                row["accuracy"][model], row["protocol"] = evaluate_cell(art, test, model, args)
+                print(f"{dataset} {method} {model}: {row['accuracy'][model]['mean']:.1f} "
+                      f"({row['accuracy'][model]['wall_s']:.0f} s)", flush=True)
+                results["hardware"]["load_average_at_end"] = os.getloadavg()
+                out_json.parent.mkdir(parents=True, exist_ok=True)
+                out_json.write_text(json.dumps(results, indent=2) + "\n")
+                out_md.write_text(render(results))
     out_md.write_text(render(results))
     print(render(results))
     return 0

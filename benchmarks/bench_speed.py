@@ -18,12 +18,20 @@ Three parts, each written to ``benchmarks/results/speed_<part>.json`` + ``.md``:
   of one iteration (``hf_lodc.engine.flops``) and the achieved GFLOP/s.
   ``--this-options '{"compile": true}'`` (flat run options) and ``--this-channels-last on|off`` vary
   this tree only; ``--name`` picks the results file (default ``speed_iteration``).
+* ``floor`` (issue 11): the convolutions of one LoDM iteration alone, timed in isolation (each
+  ConvNet-3 layer's forward and input-gradient convolution at the iteration's shapes, batch 256, scaled
+  to the iteration's image counts) in process CPU seconds at ``--threads`` (default 1: no thread
+  barriers, so the figure is a per-core lower bound that 2 perfectly scaling threads would also pay),
+  per memory format and dtype. It is the least CPU time an iteration can take on this machine while
+  its convolutions stay at that precision, so ``base CPU s/it / floor`` bounds the speed-up any
+  change to the rest (fusion, chunking, compile) can reach.
 * ``bf16``: the effect of ``mixed_precision=bf16`` (network passes in bf16 through Accelerate,
   factors fp32) on a small LoDM MNIST IPC 1 run: seconds/iteration and the accuracy of the result.
 
     HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py condense
     HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py eval
     HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py bf16
+    python benchmarks/bench_speed.py floor --base-cpu-s '{"cifar10-ipc10": 12.5}' --this-cpu-s '{"cifar10-ipc10": 7.37}'
     HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py iteration --base /tmp/base-speed
     HF_LODC_LOCAL_HUB=../shared/hub nice -n 10 python benchmarks/bench_speed.py iteration --base /tmp/base-speed \
         --name speed_iteration_compile --this-options '{"compile": true}'
@@ -215,11 +223,16 @@ def bench_bf16(args) -> None:
 ITER_CELLS = {"cifar10-ipc10": (CIFAR, 10, 2), "mnist-ipc1": (MNIST, 1, 2)}
 
 
-def _iteration_child(tree: Path, cell: str, args, mp: str, extra: dict | None = None) -> dict:
+def _iteration_child(tree: Path, cell: str, args, mp: str, extra: dict | None = None, processes: int = 1) -> dict:
     dataset, ipc, rank = ITER_CELLS[cell]
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    cmd = [sys.executable, str(HERE / "_time_iterations.py"), dataset, str(ipc), str(rank), str(args.batch_real),
-           str(args.warmup), str(args.iterations), mp] + ([json.dumps(extra)] if extra else [])
+    launch = [sys.executable]
+    if processes > 1:  # classes sharded over N processes of one thread each (torchrun's default), gloo
+        launch += ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                   "--main_process_port", str(_free_port())]
+    cmd = launch + [str(HERE / "_time_iterations.py"), dataset, str(ipc), str(rank), str(args.batch_real),
+                    str(args.warmup), str(args.iterations), mp] + ([json.dumps(extra)] if extra else [])
     done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} (PYTHONPATH={tree}) failed:\n{done.stderr[-3000:]}")
@@ -238,14 +251,16 @@ def bench_iteration(args) -> None:
     if args.this_channels_last is not None:
         extra["channels_last"] = args.this_channels_last == "on"
     variant = ", ".join([f"{k}={v}" for k, v in extra.get("options", {}).items()]
-                        + ([f"channels_last={args.this_channels_last}"] if "channels_last" in extra else [])) or "default"
+                        + ([f"channels_last={args.this_channels_last}"] if "channels_last" in extra else [])
+                        + ([f"{args.this_processes} processes x 1 thread"] if args.this_processes > 1 else [])
+                        ) or "default"
     rows = []
     for cell in args.cells:
         for mp in args.precisions:
             pairs = []
             for _ in range(args.pairs):  # A B A B: base then this tree, alternately
                 a = _iteration_child(base, cell, args, "no")  # the base commit, as it ran (fp32)
-                b = _iteration_child(this, cell, args, mp, extra)
+                b = _iteration_child(this, cell, args, mp, extra, args.this_processes)
                 pairs.append((a["seconds_per_iteration"], b["seconds_per_iteration"],
                               a["cpu_seconds_per_iteration"], b["cpu_seconds_per_iteration"],
                               a["first_log_s"], b["first_log_s"], a["first_log_cpu_s"], b["first_log_cpu_s"]))
@@ -288,7 +303,8 @@ def bench_iteration(args) -> None:
          f"{r['cpu_ratio_median']:.2f}x | {r['base_gflops']} | {r['this_gflops']} | "
          f"{r.get('base_first_log_s', '-')} / {r.get('this_first_log_s', '-')} |" for r in rows] + [
         "", "CPU s/it is the process's CPU time (both threads) per iteration: waiting for a core on the shared machine "
-            "costs wall time but not CPU time, so the CPU-time ratio is the steadier figure. GFLOP/s use wall time. "
+            "costs wall time but not CPU time, so the CPU-time ratio is the steadier figure (with N processes it is "
+            "the main process's share only, so read the wall columns there). GFLOP/s use wall time. "
             "'To first log' is the wall time from the start of the run to the first logged iteration (set-up, the "
             "warm-up iteration and any one-off torch.compile; the inductor cache may already hold kernels from "
             "earlier runs).",
@@ -299,6 +315,88 @@ def bench_iteration(args) -> None:
                               "device_settings": dev.settings("cpu"),
                               "settings": {"iterations": args.iterations, "warmup": args.warmup,
                                            "pairs": args.pairs, "batch_real": args.batch_real}}, table)
+
+# ------------------------------------------------------------------------------------ floor
+FLOOR_CELLS = {  # cell -> (image shape, classes, real images/class, synthetic images/class at rank 2)
+    "cifar10-ipc10": ((3, 32, 32), 10, 256, 80),
+    "mnist-ipc1": ((1, 28, 28), 10, 256, 7),
+}
+FLOOR_VARIANTS = {  # name -> (memory format, dtype)
+    "fp32": (torch.contiguous_format, torch.float32),
+    "fp32 channels_last": (torch.channels_last, torch.float32),
+    "bf16 channels_last": (torch.channels_last, torch.bfloat16),
+}
+
+
+def _conv_cpu_s(n: int, cin: int, cout: int, hw: int, fmt, dtype, grad_input: bool, reps: int) -> float:
+    """Process CPU seconds of one 3x3 (padding 1) convolution over ``n`` images of (cin, hw, hw): the
+    forward, or (``grad_input``) the input-gradient pass of the backward."""
+    import torch.nn.functional as F
+
+    x = torch.randn(n, cin, hw, hw).to(memory_format=fmt, dtype=dtype)  # (n, cin, hw, hw)
+    w = torch.randn(cout, cin, 3, 3).to(memory_format=fmt, dtype=dtype)  # (cout, cin, 3, 3)
+    gy = torch.randn(n, cout, hw, hw).to(memory_format=fmt, dtype=dtype)  # (n, cout, hw, hw)
+
+    def once():
+        if grad_input:
+            return torch.nn.grad.conv2d_input(x.shape, w, gy, padding=1)
+        return F.conv2d(x, w, padding=1)
+
+    with torch.no_grad():
+        once()  # warm-up: oneDNN primitive creation, weight reorder
+        c0 = time.process_time()
+        for _ in range(reps):
+            once()
+        return (time.process_time() - c0) / reps
+
+
+def bench_floor(args) -> None:
+    from hf_lodc.engine import flops
+
+    torch.set_num_threads(args.threads)
+    rows = []
+    for cell in args.cells:
+        (c, h, _w), k, real, syn = FLOOR_CELLS[cell]
+        layers, cin, hw = [], c, h
+        for _ in range(3):  # ConvNet-3, width 128, avg-pool 2 after each block
+            layers.append((cin, 128, hw))
+            cin, hw = 128, hw // 2
+        count = flops.dm_iteration_flops((c, h, _w), k, real, syn)
+        for variant in args.variants:
+            fmt, dtype = FLOOR_VARIANTS[variant]
+            per_image_fwd = per_image_bwd = 0.0
+            for cin_, cout, hw_ in layers:
+                per_image_fwd += _conv_cpu_s(args.batch, cin_, cout, hw_, fmt, dtype, False, args.reps) / args.batch
+                per_image_bwd += _conv_cpu_s(args.batch, cin_, cout, hw_, fmt, dtype, True, args.reps) / args.batch
+            floor = k * real * per_image_fwd + k * syn * (per_image_fwd + per_image_bwd)
+            row = {"cell": cell, "variant": variant, "threads": args.threads,
+                   "conv_tflop": round(count.matmul / 1e12, 4), "floor_cpu_s": round(floor, 3),
+                   "gflop_per_cpu_s": round(count.matmul / floor / 1e9, 1)}
+            if args.base_cpu_s.get(cell):
+                row["base_cpu_s"] = args.base_cpu_s[cell]
+                row["max_speedup"] = round(args.base_cpu_s[cell] / floor, 2)
+            if args.this_cpu_s.get(cell):
+                row["this_cpu_s"] = args.this_cpu_s[cell]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    hw = {**machine(), "load_average": os.getloadavg()}
+    table = [
+        f"Convolution floor of one LoDM iteration (batch_real 256, ConvNet-3 width 128; real forward + synthetic "
+        f"forward and input-gradient backward): each layer's convolutions timed alone at batch {args.batch}, "
+        f"{args.reps} repetitions, {args.threads} thread(s), in process CPU seconds, scaled to the iteration's "
+        f"image counts. {hw['cpu']}, {hw['cores']} cores, torch {torch.__version__}, load average "
+        f"{hw['load_average'][0]:.1f} at the end (other jobs beside it compete for cache and memory bandwidth). "
+        "`max speed-up` = base CPU s/it / floor: no change that keeps the convolutions at that precision can go "
+        "faster on this CPU.",
+        "",
+        "| cell | convolutions | conv TFLOP/it | floor, CPU s/it | GFLOP per CPU-s | base CPU s/it | best measured "
+        "CPU s/it | max speed-up over base |",
+        "|---|---|---|---|---|---|---|---|",
+    ] + [f"| {r['cell']} | {r['variant']} | {r['conv_tflop']} | {r['floor_cpu_s']} | {r['gflop_per_cpu_s']} | "
+         f"{r.get('base_cpu_s', '–')} | {r.get('this_cpu_s', '–')} | "
+         f"{str(r['max_speedup']) + 'x' if 'max_speedup' in r else '–'} |" for r in rows]
+    write(args.name, {"part": "floor", "hardware": hw, "rows": rows,
+                      "settings": {"batch": args.batch, "reps": args.reps, "threads": args.threads}}, table)
 
 
 def main(argv=None) -> int:
@@ -329,11 +427,24 @@ def main(argv=None) -> int:
     i.add_argument("--name", default="speed_iteration", help="results file stem under benchmarks/results/")
     i.add_argument("--this-options", default=None,
                    help='JSON object of flat run options for this tree only, e.g. \'{"compile": true}\'')
+    i.add_argument("--this-processes", type=int, default=1,
+                   help="run this tree under accelerate launch with N processes (classes sharded, 1 thread each)")
     i.add_argument("--this-channels-last", choices=("on", "off"), default=None,
                    help="configure this tree's ConvNet passes in channels_last (on) or not (off) before the run")
+    f = sub.add_parser("floor")
+    f.add_argument("--cells", type=lambda s: s.split(","), default=list(FLOOR_CELLS))
+    f.add_argument("--variants", type=lambda s: s.split(","), default=list(FLOOR_VARIANTS))
+    f.add_argument("--batch", type=int, default=256)
+    f.add_argument("--reps", type=int, default=3)
+    f.add_argument("--threads", type=int, default=1)
+    f.add_argument("--base-cpu-s", type=json.loads, default={},
+                   help='measured CPU s/it of the base per cell, e.g. \'{"cifar10-ipc10": 12.5}\'')
+    f.add_argument("--this-cpu-s", type=json.loads, default={}, help="the best measured CPU s/it per cell")
+    f.add_argument("--name", default="speed_floor")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))
-    {"condense": bench_condense, "eval": bench_eval, "bf16": bench_bf16, "iteration": bench_iteration}[args.part](args)
+    {"condense": bench_condense, "eval": bench_eval, "bf16": bench_bf16, "iteration": bench_iteration,
+     "floor": bench_floor}[args.part](args)
     return 0
 
 

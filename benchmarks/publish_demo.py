@@ -11,12 +11,16 @@ What it does, end to end, with the real huggingface_hub / datasets clients:
 2. ``CondensedDataset("ylecun/mnist").condense(method="lodm", ipc=1, rank=2, ...)`` on the offline
    mirror (``HF_LODC_LOCAL_HUB``, default ``../shared/hub``), then ``.evaluate(...)`` on the full real
    test split: float32 tensors and the uint8 PNG images, same seeds;
-3. ``.push_to_hub("alice/mnist-lodm-ipc1")`` (one commit), plus the no-matching low-rank baseline
-   (``lorandom``: rank-2 SVD of random real images, same budget and evaluation) as a second config;
+3. ``.push_to_hub("alice/mnist-lodm-ipc1", push_models=True)``: the dataset (one commit; ``train`` = the
+   condensed set, ``validation``/``test`` = the real test split) and the ConvNet-3 of the median run as
+   model repo ``alice/mnist-lodm-ipc1-convnet`` (safetensors + timm config + a model card carrying the
+   accuracy), plus the no-matching low-rank baseline (``lorandom``: rank-2 SVD of random real images,
+   same budget and evaluation) as a second config;
 4. in a fresh process with its own empty HF_HOME, plain ``datasets.load_dataset(repo)`` (hf_lodc not
    imported) and checks rows, features, class names; reads the accuracies back from the card;
-5. copies the pushed card, previews and records to ``docs/example_card/`` (same layout as the repo)
-   and writes the numbers to ``benchmarks/results/publish_demo.json``.
+5. copies the pushed card, previews and records to ``docs/example_card/`` (same layout as the repo), the
+   model card to ``docs/example_card/model_card/README.md``, and writes the numbers to
+   ``benchmarks/results/publish_demo.json``.
 """
 
 from __future__ import annotations
@@ -105,9 +109,11 @@ def run(args, server, env, tmp: Path) -> int:
     timings["condense_s"] = round(time.perf_counter() - t0, 1)
     print(f"[demo] {cd!r} in {timings['condense_s']} s", flush=True)
     t0 = time.perf_counter()
-    cd.evaluate(**evaluation)
+    cd.evaluate(**evaluation, keep_models=True)
     timings["evaluate_s"] = round(time.perf_counter() - t0, 1)
-    pushed = cd.push_to_hub(args.repo, config_name="lodm-ipc1-r2")
+    model_repo = f"{args.repo}-convnet"
+    pushed = cd.push_to_hub(args.repo, config_name="lodm-ipc1-r2", push_models=True,
+                            model_repos={"convnet": model_repo})
     if args.baseline:
         base = CondensedDataset("ylecun/mnist")
         base.condense(method="lorandom", ipc=1, rank=2, seed=args.seed)
@@ -136,11 +142,15 @@ def run(args, server, env, tmp: Path) -> int:
         if path == "README.md" or path.endswith(("/preview.png", "/hf_lodc.json")):
             (card_dir / path).parent.mkdir(parents=True, exist_ok=True)
             (card_dir / path).write_bytes(server.read_file(args.repo, path))
+    model_card = server.read_file(model_repo, "README.md", repo_type="model").decode()
+    (card_dir / "model_card").mkdir(parents=True, exist_ok=True)
+    (card_dir / "model_card" / "README.md").write_text(model_card)
 
     summary = {
         "repo": args.repo,
         "commit": server.repo_state(args.repo).head,
         "first_push": {"config": pushed.config_name, "configs": list(pushed.configs)},
+        "model_repo": model_repo,
         "settings": {k: getattr(args, k) for k in ("iterations", "batch_real", "eval_runs", "eval_epochs", "seed")},
         "timings": timings,
         "card_results": card_data.get("results", []),

@@ -28,8 +28,9 @@ def _step(data, chunk, channels_last, compile=False, model="lodc_convnet_d3_w128
         augment=DSAugment("color_crop_cutout_flip_scale_rotate"),
         sampler=RealSampler(data.train, torch.arange(10), data.mean, data.std, torch.device("cpu"), 10),
         batch_real=6, seed=0, device=torch.device("cpu"), options=DMOptions(real_chunk=chunk, compile=compile))
-    dev.configure("cpu", channels_last=channels_last)
-    cond = Condenser(data, hf_lodc.CondenseConfig(method="lodm", ipc=1, iterations=1, batch_real=6), progress=False)
+    cond = Condenser(data, hf_lodc.CondenseConfig(method="lodm", ipc=1, iterations=1, batch_real=6,
+                                                  channels_last=channels_last), progress=False)
+    assert dev.settings("cpu")["channels_last"] is channels_last  # the Condenser configured the passes
     cond.initialise()
     syn = cond.synset
     opt = torch.optim.SGD(syn.parameters(), lr=0.0)
@@ -95,6 +96,27 @@ def test_device_settings_are_explicit_and_recorded():
     assert dev.settings("cpu")["channels_last"] is False
     assert dataclasses.asdict(dev.configure("cpu"))["channels_last"] is False  # not measured faster: off
     assert isinstance(dev.cpu_bf16(), bool) and set(dev.settings("cpu")) >= {"tf32", "cudnn_benchmark", "torch"}
+
+
+def test_condenser_sets_and_records_the_device_settings(mnist):
+    """tf32 / channels_last are run options: the Condenser configures them, records them in results.json
+    (``condensation.device``), and they join the run identity only when on (older checkpoints resume)."""
+    from hf_lodc.engine.config import CondenseConfig
+    from hf_lodc.engine.identity import identity_diff, run_identity
+    from hf_lodc.export.artifact import results_record
+
+    data = _small(mnist, 8)
+    res = Condenser(data, CondenseConfig(method="lodm", ipc=1, iterations=2, batch_real=4, channels_last=True),
+                    progress=False).run()
+    rec = results_record(res, {}, 10)["condensation"]["device"]
+    assert rec["channels_last"] is True and rec["tf32"] is False and rec["device"] == "cpu"
+    assert rec["torch"] == torch.__version__
+    off = run_identity(CondenseConfig())
+    assert "tf32" not in off and "channels_last" not in off
+    assert identity_diff(off, run_identity(CondenseConfig(channels_last=True, tf32=True))) == {
+        "channels_last": ("<not recorded>", True), "tf32": ("<not recorded>", True)}
+    Condenser(data, CondenseConfig(method="lodm", ipc=1, iterations=0), progress=False)
+    assert dev.settings("cpu")["channels_last"] is False  # the next run's own settings, not the last run's
 
 
 def test_compile_is_in_the_run_identity_only_when_on():

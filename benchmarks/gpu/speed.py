@@ -40,7 +40,8 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def condense_speed(key: str, precision: str, iterations: int, smoke: bool, accelerator, compile: bool = False) -> dict:
+def condense_speed(key: str, precision: str, iterations: int, smoke: bool, accelerator, compile: bool = False,
+                   tf32: bool = False, channels_last: bool = False) -> dict:
     from hf_lodc.engine.condenser import Condenser
     from hf_lodc.engine.config import RunConfig
     from hf_lodc.engine.flops import dm_iteration_flops
@@ -55,7 +56,11 @@ def condense_speed(key: str, precision: str, iterations: int, smoke: bool, accel
         flat["max_per_class"] = 12
     if compile:
         flat["compile"] = True
-    cfg = RunConfig.from_flat(flat)
+    if tf32:
+        flat["tf32"] = True
+    if channels_last:
+        flat["channels_last"] = True
+    cfg = RunConfig.from_flat(flat)  # the Condenser configures (and records) TF32 and the memory format
     t_load = time.perf_counter()
     data = load_data(cfg.data)
     t_load = time.perf_counter() - t_load
@@ -143,7 +148,8 @@ def main(argv=None) -> int:
     rows = []
     its = 2 if args.smoke else args.iterations
     for key in [k for k in args.datasets.split(",") if k]:
-        r = condense_speed(key, args.precision, its, args.smoke, acc, compile=compile_)
+        r = condense_speed(key, args.precision, its, args.smoke, acc, compile=compile_, tf32=(base == "tf32"),
+                           channels_last=cl)
         rows.append({**r, "device_settings": settings.__dict__})
         print(json.dumps(r), flush=True)
     if base != "bf16" and not extras:  # evaluation training has no autocast: fp32 vs tf32 only

@@ -48,6 +48,7 @@ from ..synset.init import INITS, initialise
 from ..synset.base import PARAMETERISATIONS, SyntheticSet
 from .checkpoint import (STATE_FILE, check_resumable, latest_checkpoint, read_checkpoint, resume_command,
                          save_checkpoint)
+from . import device as device_settings
 from .config import CondenseConfig
 from .coreset import CORESETS
 from .distributed import (Collective, check_shardable, class_rows, gather_class_rows, gather_synset_state,
@@ -73,6 +74,7 @@ class CondenseResult:
     iterations_per_s: float | None = None
     init_indices: torch.Tensor | None = None  # real train rows used by real/svd init
     processes: int = 1  # processes the classes were sharded over
+    device_settings: dict | None = None  # engine.device settings in force (TF32, cudnn.benchmark, memory format)
 
     def images(self) -> torch.Tensor:
         with torch.no_grad():
@@ -222,6 +224,9 @@ class Condenser:
                               f"{accelerator.mixed_precision!r}: using (and recording) the Accelerator's", stacklevel=2)
             self.cfg.mixed_precision = str(accelerator.mixed_precision)
         self.device = accelerator.device if accelerator is not None else torch.device("cpu")
+        # numeric settings of the passes, set explicitly (TF32, cudnn.benchmark, memory format) and recorded
+        self.device_config = device_settings.configure(self.device, tf32=bool(self.cfg.tf32),
+                                                       channels_last=bool(self.cfg.channels_last))
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.progress = progress
         self.on_log = on_log
@@ -462,6 +467,7 @@ class Condenser:
             iterations_per_s=(timed_its / timed_s) if timed_its else None,
             init_indices=self.init_indices,
             processes=self.comm.world if self.sharded else 1,
+            device_settings=asdict(self.device_config),
         )
 
     def _loop(self, opt: torch.optim.Optimizer) -> tuple[int, float]:

@@ -93,6 +93,10 @@ class _CondenseCore(_Checked):
     # no | bf16 | fp16 for the network passes (factors stay fp32); None = the launcher's choice
     # (`accelerate launch --mixed_precision bf16`, accelerate config), "no" without an Accelerator
     mixed_precision: str | None = None
+    # float32 matmuls and convolutions through TF32 tensor cores (CUDA only; off: float32 stays float32,
+    # which torch's own default does NOT guarantee for cuDNN convolutions); recorded in results.json
+    tf32: bool = False
+    channels_last: bool = False  # the matching network's passes in channels_last memory format (recorded)
     contrast: str = "class_std"  # finished matching sets: a CONTRASTS name (class_std: real per-class std; none)
 
 

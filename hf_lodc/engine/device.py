@@ -3,8 +3,10 @@
 ``configure(device)`` decides, once per run: TF32 for float32 matrix products and convolutions on
 CUDA (off by default: float32 stays float32 unless asked), ``cudnn.benchmark`` (on: the condensation
 and evaluation shapes are fixed, so the autotuned kernels are reused), and the memory format the
-ConvNet passes use (channels_last only where asked: not measured faster yet). ``settings()`` returns what is in
-force, for results.json and the benchmark JSONs. ``cpu_bf16()`` says whether this CPU has bfloat16
+ConvNet passes use (channels_last only where asked). The ``Condenser`` configures from its config
+(``tf32``, ``channels_last``: ``--tf32``, ``--channels-last``) and records the result in results.json
+(``condensation.device``); evaluation configures the defaults when nothing was (``ensure``).
+``settings()`` returns what is in force, for results.json and the benchmark JSONs. ``cpu_bf16()`` says whether this CPU has bfloat16
 units (AVX512-BF16 or AMX), where ``mixed_precision='bf16'`` can pay off on a CPU.
 """
 
@@ -16,7 +18,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["DeviceSettings", "configure", "settings", "cpu_bf16", "cpu_flags", "compile_once"]
+__all__ = ["DeviceSettings", "configure", "ensure", "settings", "cpu_bf16", "cpu_flags", "compile_once"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,15 @@ def _snapshot(device: torch.device, cl: bool) -> DeviceSettings:
 
 
 _CURRENT: DeviceSettings | None = None
+
+
+def ensure(device: torch.device | str) -> DeviceSettings:
+    """The settings in force for ``device``, configuring the defaults first when nothing was configured
+    for it (so torch's own defaults, e.g. cuDNN convolutions in TF32, never run unrecorded)."""
+    device = torch.device(device)
+    if _CURRENT is None or _CURRENT.device != str(device):
+        return configure(device)
+    return _CURRENT
 
 
 def settings(device: torch.device | str = "cpu") -> dict:

@@ -29,6 +29,7 @@ from ..errors import ConfigError
 from ..registry import Registry
 from ..seeding import generator
 from .config import EvalConfig
+from . import device as device_settings
 from .train import TrainSchedule, forward_fn, seeded_net, test_accuracy, train_network
 
 __all__ = ["EvalRecord", "evaluate_synthetic", "train_one", "test_accuracy", "protocol_of", "schedule_of",
@@ -206,6 +207,7 @@ def evaluate_synthetic(
     check_strategy(cfg.eval_dsa_strategy, "eval_dsa_strategy")
     check_eval_models(cfg.eval_models, tuple(images.shape[1:]), num_classes)
     device = torch.device(device)
+    device_settings.ensure(device)  # TF32 / cudnn.benchmark set explicitly (a condensation's, else the defaults)
     images = images.detach().float().to(device)
     labels = labels.long().to(device)
     run_ids = list(range(cfg.eval_runs)) if runs is None else list(runs)

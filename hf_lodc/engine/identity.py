@@ -23,7 +23,8 @@ loop) and everything about evaluation. The local path the data was read from is 
 the fingerprint already says whether the content is the same, and a moved folder may resume.
 
 Left out at their default (``OMIT_AT_DEFAULT``): options added after identities were first recorded
-whose default computes exactly what the code did before them (``compile``, off: the eager passes). At
+whose default computes exactly what the code did before them (``compile``, off: the eager passes;
+``tf32`` and ``channels_last``, off: float32 contiguous passes). At
 the default the identity is the one earlier versions recorded, so their checkpoints, finished sets and
 task memories still match; any other value is in the identity and differs from those.
 """
@@ -44,7 +45,7 @@ __all__ = ["NOT_IDENTITY", "OMIT_AT_DEFAULT", "FINISHED_SET_KEYS", "run_identity
            "check_identity", "dataset_fingerprint"]
 
 NOT_IDENTITY = frozenset({"iterations", "log_every", "checkpoint_every", "contrast"})
-OMIT_AT_DEFAULT: dict[str, Any] = {"compile": False}
+OMIT_AT_DEFAULT: dict[str, Any] = {"compile": False, "tf32": False, "channels_last": False}
 # A FINISHED set (reused instead of condensed again, e.g. a continual task memory) is also defined by
 # how many iterations it ran and the contrast applied after them.
 FINISHED_SET_KEYS = ("iterations", "contrast")

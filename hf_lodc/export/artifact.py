@@ -134,6 +134,7 @@ def results_record(result, records: dict, num_classes: int) -> dict[str, Any]:
             "iterations_per_s": round(result.iterations_per_s, 4) if result.iterations_per_s else None,
             "final_loss": result.history[-1]["loss"] if result.history else None,
             "processes": result.processes,
+            "device": result.device_settings,
         },
         "storage": {
             **storage,
