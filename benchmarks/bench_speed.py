@@ -46,6 +46,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -239,9 +240,34 @@ def _iteration_child(tree: Path, cell: str, args, mp: str, extra: dict | None = 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _rerender(name: str) -> None:
+    """Recompute every row's medians from its stored pairs and rewrite the markdown (nothing re-measured;
+    the record's own command stays)."""
+    path = HERE / "results" / f"{name}.json"
+    record = json.loads(path.read_text())
+    med = statistics.median
+    for r in record["rows"]:
+        p = r["pairs"]
+        r["base_s_per_it"], r["this_s_per_it"] = round(med(x[0] for x in p), 3), round(med(x[1] for x in p), 3)
+        r["base_cpu_s_per_it"], r["this_cpu_s_per_it"] = round(med(x[2] for x in p), 3), round(med(x[3] for x in p), 3)
+        r["ratio_median"] = round(med(x[0] / x[1] for x in p), 3)
+        r["cpu_ratio_median"] = round(med(x[2] / x[3] for x in p), 3)
+        r["base_gflops"] = round(r["flops_per_iteration"] / r["base_s_per_it"] / 1e9, 1)
+        r["this_gflops"] = round(r["flops_per_iteration"] / r["this_s_per_it"] / 1e9, 1)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    table = iteration_table(record)
+    path.with_suffix(".md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))
+
+
 def bench_iteration(args) -> None:
     from hf_lodc.engine import device as dev
     from hf_lodc.engine.flops import dm_iteration_flops
+
+    if args.render_only:
+        return _rerender(args.name)
+    if not args.base:
+        raise SystemExit("iteration: --base DIR (a worktree of the commit to compare against) is required")
 
     hw = machine()
     base, this = Path(args.base).resolve(), ROOT
@@ -266,20 +292,18 @@ def bench_iteration(args) -> None:
                               a["first_log_s"], b["first_log_s"], a["first_log_cpu_s"], b["first_log_cpu_s"]))
                 print(cell, mp, pairs[-1], flush=True)
             f = dm_iteration_flops(tuple(b["image_shape"]), b["num_classes"], args.batch_real, b["images_per_class"])
-            sa = sorted(p[0] for p in pairs)[len(pairs) // 2]
-            sb = sorted(p[1] for p in pairs)[len(pairs) // 2]
-            ratios = sorted(p[0] / p[1] for p in pairs)
-            cpu_ratios = sorted(p[2] / p[3] for p in pairs)
-            ca = sorted(p[2] for p in pairs)[len(pairs) // 2]
-            cb = sorted(p[3] for p in pairs)[len(pairs) // 2]
-            first = [sorted(p[k] for p in pairs)[len(pairs) // 2] for k in (4, 5, 6, 7)]
+            med = statistics.median
+            sa, sb = med(p[0] for p in pairs), med(p[1] for p in pairs)
+            ratios, cpu_ratios = [p[0] / p[1] for p in pairs], [p[2] / p[3] for p in pairs]
+            ca, cb = med(p[2] for p in pairs), med(p[3] for p in pairs)
+            first = [med(p[k] for p in pairs) for k in (4, 5, 6, 7)]
             rows.append({"cell": cell, "precision_this": mp, "variant_this": variant, "extra_this": extra, "pairs": pairs,
                          "command": " ".join(["python", *sys.argv]), "load_average_start": hw["load_average"],
                          "base_first_log_s": round(first[0], 2), "this_first_log_s": round(first[1], 2),
                          "base_first_log_cpu_s": round(first[2], 2), "this_first_log_cpu_s": round(first[3], 2), "load_average": os.getloadavg(), "base_s_per_it": round(sa, 3),
-                         "this_s_per_it": round(sb, 3), "ratio_median": round(ratios[len(ratios) // 2], 3),
+                         "this_s_per_it": round(sb, 3), "ratio_median": round(med(ratios), 3),
                          "base_cpu_s_per_it": round(ca, 3), "this_cpu_s_per_it": round(cb, 3),
-                         "cpu_ratio_median": round(cpu_ratios[len(cpu_ratios) // 2], 3),
+                         "cpu_ratio_median": round(med(cpu_ratios), 3),
                          "flops_per_iteration": f.total, "base_gflops": round(f.total / sa / 1e9, 1),
                          "this_gflops": round(f.total / sb / 1e9, 1), "final_loss_this": b["final_loss"]})
     out = HERE / "results" / f"{args.name}.json"
@@ -287,21 +311,37 @@ def bench_iteration(args) -> None:
         key = lambda r: (r["cell"], r["precision_this"], r.get("variant_this", "default"))  # noqa: E731
         mine = {key(r) for r in rows}
         rows = [r for r in json.loads(out.read_text())["rows"] if key(r) not in mine] + rows
-    table = [
-        f"LoDM s/iteration, this tree against the base commit ({args.base_label}), {args.pairs} interleaved pairs "
-        f"(base, this, base, this ...) of {args.iterations} timed iterations after {args.warmup} warm-up, "
-        f"batch_real {args.batch_real}, DSA; medians. {hw['cpu']}, {hw['cores']} cores, shared with other jobs "
-        f"(load average {hw['load_average'][0]:.1f} at start): absolute times are inflated, the paired ratio is the "
-        f"figure to read. CPU bf16 units: {dev.cpu_bf16()}.",
+    record = {"part": "iteration", "hardware": hw, "rows": rows, "base": args.base_label,
+              "device_settings": dev.settings("cpu"),
+              "settings": {"iterations": args.iterations, "warmup": args.warmup, "pairs": args.pairs,
+                           "batch_real": args.batch_real}}
+    write(args.name, record, iteration_table(record))
+
+
+def _pair_ratios(r: dict, a: int, b: int) -> str:
+    return ", ".join(f"{p[a] / p[b]:.2f}x" for p in r["pairs"])
+
+
+def iteration_table(record: dict) -> list[str]:
+    """The markdown of an ``iteration`` record (also ``--render-only``: from the JSON, nothing re-measured)."""
+    from hf_lodc.engine import device as dev
+
+    hw, st, rows = record["hardware"], record["settings"], record["rows"]
+    return [
+        f"LoDM s/iteration, this tree against the base commit ({record['base']}), {st['pairs']} interleaved pairs "
+        f"(base, this, base, this ...) of {st['iterations']} timed iterations after {st['warmup']} warm-up, "
+        f"batch_real {st['batch_real']}, DSA; medians, and the ratio of every pair. {hw['cpu']}, {hw['cores']} cores, "
+        f"shared with other jobs (load average {hw['load_average'][0]:.1f} at start): absolute times are inflated, "
+        f"the paired ratio is the figure to read. CPU bf16 units: {dev.cpu_bf16()}.",
         "",
-        "| cell | this tree's precision | this tree's options | base s/it (wall) | this s/it (wall) | speed-up, wall | "
-        "base CPU s/it | this CPU s/it | speed-up, CPU time | base GFLOP/s | this GFLOP/s | to first log, base / this "
-        "(wall s) |",
+        "| cell | this tree's precision | this tree's options | base s/it (wall) | this s/it (wall) | speed-up, wall "
+        "(median; each pair) | base CPU s/it | this CPU s/it | speed-up, CPU time (median; each pair) | base GFLOP/s | "
+        "this GFLOP/s | to first log, base / this (wall s) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ] + [f"| {r['cell']} | {r['precision_this']} | {r.get('variant_this', 'default')} | {r['base_s_per_it']} | "
-         f"{r['this_s_per_it']} | {r['ratio_median']:.2f}x | {r['base_cpu_s_per_it']} | {r['this_cpu_s_per_it']} | "
-         f"{r['cpu_ratio_median']:.2f}x | {r['base_gflops']} | {r['this_gflops']} | "
-         f"{r.get('base_first_log_s', '-')} / {r.get('this_first_log_s', '-')} |" for r in rows] + [
+         f"{r['this_s_per_it']} | {r['ratio_median']:.2f}x ({_pair_ratios(r, 0, 1)}) | {r['base_cpu_s_per_it']} | "
+         f"{r['this_cpu_s_per_it']} | {r['cpu_ratio_median']:.2f}x ({_pair_ratios(r, 2, 3)}) | {r['base_gflops']} | "
+         f"{r['this_gflops']} | {r.get('base_first_log_s', '-')} / {r.get('this_first_log_s', '-')} |" for r in rows] + [
         "", "CPU s/it is the process's CPU time (both threads) per iteration: waiting for a core on the shared machine "
             "costs wall time but not CPU time, so the CPU-time ratio is the steadier figure (with N processes it is "
             "the main process's share only, so read the wall columns there). GFLOP/s use wall time. "
@@ -311,10 +351,7 @@ def bench_iteration(args) -> None:
         "", "The JSON's top-level command and the load average above are the last call's (--append merges calls); rows "
             "carry their own command and load averages (load_average_start, and load_average when the row ended) "
             "where recorded."]
-    write(args.name, {"part": "iteration", "hardware": hw, "rows": rows, "base": args.base_label,
-                              "device_settings": dev.settings("cpu"),
-                              "settings": {"iterations": args.iterations, "warmup": args.warmup,
-                                           "pairs": args.pairs, "batch_real": args.batch_real}}, table)
+
 
 # ------------------------------------------------------------------------------------ floor
 FLOOR_CELLS = {  # cell -> (image shape, classes, real images/class, synthetic images/class at rank 2)
@@ -415,7 +452,9 @@ def main(argv=None) -> int:
     b.add_argument("--eval-runs", type=int, default=2)
     b.add_argument("--eval-epochs", type=int, default=50)
     i = sub.add_parser("iteration")
-    i.add_argument("--base", required=True, help="a worktree (or git archive) of the commit to compare against")
+    i.add_argument("--base", help="a worktree (or git archive) of the commit to compare against")
+    i.add_argument("--render-only", action="store_true",
+                   help="rewrite results/<name>.md from its JSON (medians recomputed from the stored pairs)")
     i.add_argument("--base-label", default="37f64cd")
     i.add_argument("--cells", type=lambda s: s.split(","), default=["cifar10-ipc10", "mnist-ipc1"])
     i.add_argument("--precisions", type=lambda s: s.split(","), default=["no"])
