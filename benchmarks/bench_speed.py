@@ -365,9 +365,10 @@ FLOOR_VARIANTS = {  # name -> (memory format, dtype)
 }
 
 
-def _conv_cpu_s(n: int, cin: int, cout: int, hw: int, fmt, dtype, grad_input: bool, reps: int) -> float:
+def _conv_cpu_s(n: int, cin: int, cout: int, hw: int, fmt, dtype, grad_input: bool, reps: int,
+                grad_weight: bool = False) -> float:
     """Process CPU seconds of one 3x3 (padding 1) convolution over ``n`` images of (cin, hw, hw): the
-    forward, or (``grad_input``) the input-gradient pass of the backward."""
+    forward, or the input-gradient (``grad_input``) or weight-gradient (``grad_weight``) pass of the backward."""
     import torch.nn.functional as F
 
     x = torch.randn(n, cin, hw, hw).to(memory_format=fmt, dtype=dtype)  # (n, cin, hw, hw)
@@ -375,6 +376,8 @@ def _conv_cpu_s(n: int, cin: int, cout: int, hw: int, fmt, dtype, grad_input: bo
     gy = torch.randn(n, cout, hw, hw).to(memory_format=fmt, dtype=dtype)  # (n, cout, hw, hw)
 
     def once():
+        if grad_weight:
+            return torch.nn.grad.conv2d_weight(x, w.shape, gy, padding=1)
         if grad_input:
             return torch.nn.grad.conv2d_input(x.shape, w, gy, padding=1)
         return F.conv2d(x, w, padding=1)
@@ -385,6 +388,52 @@ def _conv_cpu_s(n: int, cin: int, cout: int, hw: int, fmt, dtype, grad_input: bo
         for _ in range(reps):
             once()
         return (time.process_time() - c0) / reps
+
+
+EVAL_FLOOR = {"cifar10": ((3, 32, 32), 80), "mnist": ((1, 28, 28), 70)}  # LoDM IPC 1 rank 2 set sizes
+
+
+def _eval_epoch_floor(key: str, args) -> dict:
+    """Convolutions of one evaluation training epoch timed alone, against the real step (eager, compiled)."""
+    import torch.nn.functional as F
+
+    from hf_lodc.engine.train import forward_fn, seeded_net
+
+    (c, h, w), n = EVAL_FLOOR[key]
+    fmt, f32 = torch.contiguous_format, torch.float32
+    floor, gflop, cin, hw = 0.0, 0.0, c, h
+    for block in range(3):
+        floor += _conv_cpu_s(n, cin, 128, hw, fmt, f32, False, args.reps)  # forward
+        floor += _conv_cpu_s(n, cin, 128, hw, fmt, f32, False, args.reps, grad_weight=True)
+        gflop += 2 * 2.0 * 9 * cin * 128 * hw * hw * n / 1e9
+        if block:  # the first block's input is the data: no input gradient
+            floor += _conv_cpu_s(n, cin, 128, hw, fmt, f32, True, args.reps)
+            gflop += 2.0 * 9 * cin * 128 * hw * hw * n / 1e9
+        cin, hw = 128, hw // 2
+    x, y = torch.randn(n, c, h, w), torch.randint(0, 10, (n,))  # (n, C, H, W), (n,)
+
+    def step_cpu_s(compile: bool) -> float:
+        net = seeded_net("convnet", 10, (c, h, w), 0, device="cpu")
+        fwd = forward_fn(compile) or (lambda m, v: m(v))
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+
+        def step():
+            loss = F.cross_entropy(fwd(net, x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        for _ in range(3):  # warm-up (and the one-off compile)
+            step()
+        c0 = time.process_time()
+        for _ in range(args.eval_steps):
+            step()
+        return (time.process_time() - c0) / args.eval_steps
+
+    row = {"set": key, "images": n, "conv_gflop": round(gflop, 1), "floor_cpu_s": round(floor, 4),
+           "eager_cpu_s": round(step_cpu_s(False), 4), "compiled_cpu_s": round(step_cpu_s(True), 4)}
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def bench_floor(args) -> None:
@@ -416,6 +465,7 @@ def bench_floor(args) -> None:
                 row["this_cpu_s"] = args.this_cpu_s[cell]
             rows.append(row)
             print(json.dumps(row), flush=True)
+    eval_rows = [_eval_epoch_floor(key, args) for key in args.eval_cells]
     hw = {**machine(), "load_average": os.getloadavg()}
     table = [
         f"Convolution floor of one LoDM iteration (batch_real 256, ConvNet-3 width 128; real forward + synthetic "
@@ -432,7 +482,18 @@ def bench_floor(args) -> None:
     ] + [f"| {r['cell']} | {r['variant']} | {r['conv_tflop']} | {r['floor_cpu_s']} | {r['gflop_per_cpu_s']} | "
          f"{r.get('base_cpu_s', '–')} | {r.get('this_cpu_s', '–')} | "
          f"{str(r['max_speedup']) + 'x' if 'max_speedup' in r else '–'} |" for r in rows]
-    write(args.name, {"part": "floor", "hardware": hw, "rows": rows,
+    if eval_rows:
+        table += [
+            "", "One evaluation training epoch (ConvNet-3 on the synthetic set as one batch: forward, input gradients "
+                "of blocks 2-3, weight gradients of all, SGD step; no DSA), fp32 contiguous as evaluation runs, same "
+                "thread count: the convolutions alone against the measured step, eager and with `--eval-compile`.",
+            "",
+            "| set | images | conv GFLOP/epoch | convolutions alone, CPU s | eager step, CPU s | compiled step, CPU s | "
+            "compiled / floor |",
+            "|---|---|---|---|---|---|---|",
+        ] + [f"| {r['set']} | {r['images']} | {r['conv_gflop']} | {r['floor_cpu_s']} | {r['eager_cpu_s']} | "
+             f"{r['compiled_cpu_s']} | {r['compiled_cpu_s'] / r['floor_cpu_s']:.2f} |" for r in eval_rows]
+    write(args.name, {"part": "floor", "hardware": hw, "rows": rows, "eval_rows": eval_rows,
                       "settings": {"batch": args.batch, "reps": args.reps, "threads": args.threads}}, table)
 
 
@@ -479,6 +540,9 @@ def main(argv=None) -> int:
     f.add_argument("--base-cpu-s", type=json.loads, default={},
                    help='measured CPU s/it of the base per cell, e.g. \'{"cifar10-ipc10": 12.5}\'')
     f.add_argument("--this-cpu-s", type=json.loads, default={}, help="the best measured CPU s/it per cell")
+    f.add_argument("--eval-cells", type=lambda s: [v for v in s.split(",") if v], default=list(EVAL_FLOOR),
+                   help="evaluation-epoch rows (empty: none)")
+    f.add_argument("--eval-steps", type=int, default=20)
     f.add_argument("--name", default="speed_floor")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))
