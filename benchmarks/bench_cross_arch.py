@@ -28,7 +28,9 @@ and ViT (the full 10 000-image test pass alone is 50-130 CPU-s per run for them)
 
 Cells are written to ``benchmarks/results/cross_arch.json`` as each architecture finishes (a re-run
 with the same settings re-makes the row's condensed set, which is deterministic, and measures only the
-architectures still missing, so an interrupted table resumes cell by cell) and rendered to
+architectures still missing, so an interrupted table resumes cell by cell; a run with other ``--models``
+or ``--methods`` but the same protocol adds its cells to the same table, so the cells that matter most
+can go first) and rendered to
 ``cross_arch.md``, where cells not measured yet say so. ``--eval-compile`` compiles each evaluation
 network's forward (about a third less CPU per run; recorded in the settings).
 """
@@ -237,8 +239,15 @@ def main(argv=None) -> int:
     out_json, out_md = Path(args.out + ".json"), Path(args.out + ".md")
     results = json.loads(out_json.read_text()) if out_json.is_file() else {}
     command = " ".join(["python", *sys.argv])
-    if results.get("settings") != settings(args):
-        results = {"settings": settings(args), "hardware": hardware(), "commands": [], "rows": []}
+    want = settings(args)
+    same = {k: v for k, v in results.get("settings", {}).items() if k != "models"} == \
+        {k: v for k, v in want.items() if k != "models"}
+    if not same:
+        results = {"settings": want, "hardware": hardware(), "commands": [], "rows": []}
+    else:  # same protocol: a run over other architectures (or an order of priority) adds to the same table
+        have = results["settings"]["models"]
+        results["settings"]["models"] = [m for m in MODELS if m in have or m in args.models] + \
+            [m for m in [*have, *args.models] if m not in MODELS and m not in results["settings"]["models"]]
     if command not in results.setdefault("commands", []):  # an interrupted or partial table is completed by re-runs
         results["commands"].append(command)
     rows = {(r["dataset"], r["method"]): r for r in results["rows"]}
