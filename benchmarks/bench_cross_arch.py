@@ -30,7 +30,8 @@ Cells are written to ``benchmarks/results/cross_arch.json`` as each architecture
 with the same settings re-makes the row's condensed set, which is deterministic, and measures only the
 architectures still missing, so an interrupted table resumes cell by cell; a run with other ``--models``
 or ``--methods`` but the same protocol adds its cells to the same table, so the cells that matter most
-can go first) and rendered to
+can go first; several processes, say one per dataset, may fill one table at once: each cell is merged into
+the file under a lock) and rendered to
 ``cross_arch.md``, where cells not measured yet say so. ``--eval-compile`` compiles each evaluation
 network's forward (about a third less CPU per run; recorded in the settings).
 """
@@ -38,6 +39,8 @@ network's forward (about a third less CPU per run; recorded in the settings).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import sys
@@ -267,16 +270,59 @@ def main(argv=None) -> int:
                 row = rows[(dataset, method)] = head
                 results["rows"].append(row)
             for model in missing:  # saved after every cell: an interrupted row resumes at its next architecture
-                row["accuracy"][model], row["protocol"] = evaluate_cell(art, test, model, args)
-                print(f"{dataset} {method} {model}: {row['accuracy'][model]['mean']:.1f} "
-                      f"({row['accuracy'][model]['wall_s']:.0f} s)", flush=True)
-                results["hardware"]["load_average_at_end"] = os.getloadavg()
-                out_json.parent.mkdir(parents=True, exist_ok=True)
-                out_json.write_text(json.dumps(results, indent=2) + "\n")
-                out_md.write_text(render(results))
-    out_md.write_text(render(results))
+                record, protocol = evaluate_cell(art, test, model, args)
+                row["accuracy"][model], row["protocol"] = record, protocol
+                print(f"{dataset} {method} {model}: {record['mean']:.1f} ({record['wall_s']:.0f} s)", flush=True)
+                results = save_cell(out_json, out_md, results, head, model, record, protocol)
+                rows = {(r["dataset"], r["method"]): r for r in results["rows"]}
+                row = rows[(dataset, method)]
+    with _locked(out_json):
+        if out_json.is_file():
+            results = json.loads(out_json.read_text())
+        out_md.write_text(render(results))
     print(render(results))
     return 0
+
+
+@contextlib.contextmanager
+def _locked(out_json: Path):
+    """An exclusive lock beside the table: several processes (say, one per dataset) fill one table."""
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_json.with_suffix(".json.lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def save_cell(out_json: Path, out_md: Path, results: dict, head: dict, model: str, record: dict,
+              protocol: str) -> dict:
+    """Merge one measured cell into the table on disk (re-read under the lock, so cells another process wrote
+    meanwhile stay) and write it atomically; returns the merged table."""
+    with _locked(out_json):
+        disk = json.loads(out_json.read_text()) if out_json.is_file() else None
+        if disk is not None and disk.get("settings", {}).get("ipc") is not None and \
+                {k: v for k, v in disk["settings"].items() if k != "models"} == \
+                {k: v for k, v in results["settings"].items() if k != "models"}:
+            disk["settings"]["models"] = [m for m in MODELS if m in disk["settings"]["models"] or
+                                          m in results["settings"]["models"]] + \
+                [m for m in [*disk["settings"]["models"], *results["settings"]["models"]]
+                 if m not in MODELS and m not in disk["settings"]["models"]]
+            disk["commands"] += [c for c in results["commands"] if c not in disk["commands"]]
+            results = disk
+        rows = {(r["dataset"], r["method"]): r for r in results["rows"]}
+        row = rows.get((head["dataset"], head["method"]))
+        if row is None:
+            row = {**head, "accuracy": {}}
+            results["rows"].append(row)
+        row["accuracy"][model], row["protocol"] = record, protocol
+        results["hardware"]["load_average_at_end"] = os.getloadavg()
+        tmp = out_json.with_suffix(f".json.tmp{os.getpid()}")
+        tmp.write_text(json.dumps(results, indent=2) + "\n")
+        os.replace(tmp, out_json)
+        out_md.write_text(render(results))
+    return results
 
 
 if __name__ == "__main__":

@@ -1,0 +1,61 @@
+"""The cross-architecture table is filled by several processes at once (one per dataset): each saves
+its cells by re-reading the table under a lock, so no process overwrites another's cells."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("bench_cross_arch", ROOT / "benchmarks" / "bench_cross_arch.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _table(command: str) -> dict:
+    settings = {"ipc": 1, "rank": 2, "iterations": 2, "batch_real": 8, "eval_runs": 1, "eval_epochs": 1,
+                "test_images": 0, "models": ["convnet"], "seed": 0, "matching_model": "ConvNet-3"}
+    return {"settings": settings, "hardware": {"cpu": "x", "cores": 2, "torch": "t", "torch_threads": 1,
+                                               "device": "CPU only", "niceness": 0},
+            "commands": [command], "rows": []}
+
+
+def _head(dataset: str, method: str) -> dict:
+    return {"dataset": dataset, "method": method, "init": "svd", "rank": 2, "images_per_class": 7,
+            "iterations": 2, "condense_s": 1.0, "synthetic_std": 1.0, "accuracy": {}}
+
+
+def test_two_processes_with_stale_views_keep_each_others_cells(tmp_path):
+    bench = _bench()
+    out_json, out_md = tmp_path / "t.json", tmp_path / "t.md"
+    rec = {"mean": 50.0, "std": 0.0, "runs": [50.0], "wall_s": 1.0}
+    # both processes started from an empty table; each saves its own cells in turn
+    a, b = _table("run a"), _table("run b")
+    a = bench.save_cell(out_json, out_md, a, _head("mnist", "lodm"), "convnet", rec, "p")
+    b = bench.save_cell(out_json, out_md, b, _head("cifar10", "lodm"), "convnet", {**rec, "mean": 30.0}, "p")
+    b["settings"]["models"].append("vgg11_bn")
+    a = bench.save_cell(out_json, out_md, a, _head("mnist", "lodm"), "convnet_bn", {**rec, "mean": 40.0}, "p")
+    disk = json.loads(out_json.read_text())
+    cells = {(r["dataset"], m): v["mean"] for r in disk["rows"] for m, v in r["accuracy"].items()}
+    assert cells == {("mnist", "convnet"): 50.0, ("cifar10", "convnet"): 30.0, ("mnist", "convnet_bn"): 40.0}
+    assert disk["commands"] == ["run a", "run b"]
+    assert "| cifar10 | lodm |" in out_md.read_text() and "| mnist | lodm |" in out_md.read_text()
+    assert not list(tmp_path.glob("*.tmp*"))  # written atomically: no temporary file is left
+
+
+def test_a_table_of_another_protocol_is_replaced_not_merged(tmp_path):
+    bench = _bench()
+    out_json, out_md = tmp_path / "t.json", tmp_path / "t.md"
+    rec = {"mean": 50.0, "std": 0.0, "runs": [50.0], "wall_s": 1.0}
+    old = _table("old")
+    old["settings"]["eval_epochs"] = 25
+    bench.save_cell(out_json, out_md, old, _head("mnist", "lodm"), "convnet", rec, "p")
+    new = bench.save_cell(out_json, out_md, _table("new"), _head("mnist", "dm"), "convnet", rec, "p")
+    disk = json.loads(out_json.read_text())
+    assert disk["settings"] == new["settings"] and disk["settings"]["eval_epochs"] == 1
+    assert [(r["dataset"], r["method"]) for r in disk["rows"]] == [("mnist", "dm")]
