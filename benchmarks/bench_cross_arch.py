@@ -270,6 +270,8 @@ def main(argv=None) -> int:
                 row = rows[(dataset, method)] = head
                 results["rows"].append(row)
             for model in missing:  # saved after every cell: an interrupted row resumes at its next architecture
+                if measured(out_json, results, dataset, method, model):
+                    continue  # another process measured it meanwhile
                 record, protocol = evaluate_cell(art, test, model, args)
                 row["accuracy"][model], row["protocol"] = record, protocol
                 print(f"{dataset} {method} {model}: {record['mean']:.1f} ({record['wall_s']:.0f} s)", flush=True)
@@ -294,6 +296,16 @@ def _locked(out_json: Path):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def measured(out_json: Path, results: dict, dataset: str, method: str, model: str) -> bool:
+    """Whether the table on disk (same protocol) already holds this cell."""
+    with _locked(out_json):
+        disk = json.loads(out_json.read_text()) if out_json.is_file() else {}
+    if {k: v for k, v in disk.get("settings", {}).items() if k != "models"} != \
+            {k: v for k, v in results["settings"].items() if k != "models"}:
+        return False
+    return any(r["dataset"] == dataset and r["method"] == method and model in r["accuracy"] for r in disk["rows"])
 
 
 def save_cell(out_json: Path, out_md: Path, results: dict, head: dict, model: str, record: dict,

@@ -59,3 +59,18 @@ def test_a_table_of_another_protocol_is_replaced_not_merged(tmp_path):
     disk = json.loads(out_json.read_text())
     assert disk["settings"] == new["settings"] and disk["settings"]["eval_epochs"] == 1
     assert [(r["dataset"], r["method"]) for r in disk["rows"]] == [("mnist", "dm")]
+
+
+def test_a_cell_another_process_saved_counts_as_measured(tmp_path):
+    bench = _bench()
+    out_json, out_md = tmp_path / "t.json", tmp_path / "t.md"
+    rec = {"mean": 50.0, "std": 0.0, "runs": [50.0], "wall_s": 1.0}
+    mine = _table("mine")
+    assert not bench.measured(out_json, mine, "mnist", "lodm", "convnet")  # no table yet
+    bench.save_cell(out_json, out_md, _table("other"), _head("mnist", "lodm"), "convnet", rec, "p")
+    assert bench.measured(out_json, mine, "mnist", "lodm", "convnet")
+    assert not bench.measured(out_json, mine, "mnist", "lodm", "vgg11_bn")
+    assert not bench.measured(out_json, mine, "cifar10", "lodm", "convnet")
+    other_protocol = _table("x")
+    other_protocol["settings"]["eval_runs"] = 3
+    assert not bench.measured(out_json, other_protocol, "mnist", "lodm", "convnet")
