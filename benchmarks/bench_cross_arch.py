@@ -53,6 +53,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from hf_lodc.continual.report import write_json  # noqa: E402
 from _machine import machine  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 DATASETS = {"mnist": "ylecun/mnist", "cifar10": "uoft-cs/cifar10"}
@@ -243,14 +244,10 @@ def main(argv=None) -> int:
     results = json.loads(out_json.read_text()) if out_json.is_file() else {}
     command = " ".join(["python", *sys.argv])
     want = settings(args)
-    same = {k: v for k, v in results.get("settings", {}).items() if k != "models"} == \
-        {k: v for k, v in want.items() if k != "models"}
-    if not same:
+    if not same_protocol(results, {"settings": want}):
         results = {"settings": want, "hardware": hardware(), "commands": [], "rows": []}
     else:  # same protocol: a run over other architectures (or an order of priority) adds to the same table
-        have = results["settings"]["models"]
-        results["settings"]["models"] = [m for m in MODELS if m in have or m in args.models] + \
-            [m for m in [*have, *args.models] if m not in MODELS and m not in results["settings"]["models"]]
+        results["settings"]["models"] = merged_models(results["settings"]["models"], args.models)
     if command not in results.setdefault("commands", []):  # an interrupted or partial table is completed by re-runs
         results["commands"].append(command)
     rows = {(r["dataset"], r["method"]): r for r in results["rows"]}
@@ -273,11 +270,8 @@ def main(argv=None) -> int:
                 if measured(out_json, results, dataset, method, model):
                     continue  # another process measured it meanwhile
                 record, protocol = evaluate_cell(art, test, model, args)
-                row["accuracy"][model], row["protocol"] = record, protocol
                 print(f"{dataset} {method} {model}: {record['mean']:.1f} ({record['wall_s']:.0f} s)", flush=True)
                 results = save_cell(out_json, out_md, results, head, model, record, protocol)
-                rows = {(r["dataset"], r["method"]): r for r in results["rows"]}
-                row = rows[(dataset, method)]
     with _locked(out_json):
         if out_json.is_file():
             results = json.loads(out_json.read_text())
@@ -298,12 +292,23 @@ def _locked(out_json: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def same_protocol(a: dict, b: dict) -> bool:
+    """Whether two tables were measured with the same settings (the architectures may differ)."""
+    return {k: v for k, v in a.get("settings", {}).items() if k != "models"} == \
+        {k: v for k, v in b.get("settings", {}).items() if k != "models"}
+
+
+def merged_models(have, new) -> list:
+    """The columns of a table holding ``have`` and ``new``: :data:`MODELS` order first, then others."""
+    return [m for m in MODELS if m in have or m in new] + \
+        list(dict.fromkeys(m for m in [*have, *new] if m not in MODELS))
+
+
 def measured(out_json: Path, results: dict, dataset: str, method: str, model: str) -> bool:
     """Whether the table on disk (same protocol) already holds this cell."""
     with _locked(out_json):
         disk = json.loads(out_json.read_text()) if out_json.is_file() else {}
-    if {k: v for k, v in disk.get("settings", {}).items() if k != "models"} != \
-            {k: v for k, v in results["settings"].items() if k != "models"}:
+    if not same_protocol(disk, results):
         return False
     return any(r["dataset"] == dataset and r["method"] == method and model in r["accuracy"] for r in disk["rows"])
 
@@ -314,13 +319,8 @@ def save_cell(out_json: Path, out_md: Path, results: dict, head: dict, model: st
     meanwhile stay) and write it atomically; returns the merged table."""
     with _locked(out_json):
         disk = json.loads(out_json.read_text()) if out_json.is_file() else None
-        if disk is not None and disk.get("settings", {}).get("ipc") is not None and \
-                {k: v for k, v in disk["settings"].items() if k != "models"} == \
-                {k: v for k, v in results["settings"].items() if k != "models"}:
-            disk["settings"]["models"] = [m for m in MODELS if m in disk["settings"]["models"] or
-                                          m in results["settings"]["models"]] + \
-                [m for m in [*disk["settings"]["models"], *results["settings"]["models"]]
-                 if m not in MODELS and m not in disk["settings"]["models"]]
+        if disk is not None and same_protocol(disk, results):
+            disk["settings"]["models"] = merged_models(disk["settings"]["models"], results["settings"]["models"])
             disk["commands"] += [c for c in results["commands"] if c not in disk["commands"]]
             results = disk
         rows = {(r["dataset"], r["method"]): r for r in results["rows"]}
@@ -330,9 +330,7 @@ def save_cell(out_json: Path, out_md: Path, results: dict, head: dict, model: st
             results["rows"].append(row)
         row["accuracy"][model], row["protocol"] = record, protocol
         results["hardware"]["load_average_at_end"] = os.getloadavg()
-        tmp = out_json.with_suffix(f".json.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
-        os.replace(tmp, out_json)
+        write_json(out_json, results)  # atomic: a temporary sibling, then a rename
         out_md.write_text(render(results))
     return results
 
