@@ -72,6 +72,16 @@ def run_row(data, dataset: str, row: str, args) -> dict:
     for name in getattr(args, "extra_protocols", ()):
         ev_p = EvalConfig(**{**ev.__dict__, "eval_protocol": name})
         other.update(pipeline.evaluate(art, data.test, ev_p, views=(pipeline.FLOAT32,), seed=args.seed)[pipeline.FLOAT32])
+    variants = {}  # the same set under other evaluation settings (e.g. bf16), same seeds: per-run pairs
+    for name, overrides in (getattr(args, "eval_variants", None) or {}).items():
+        ev_v = EvalConfig(**{**ev.__dict__, **overrides})
+        v = pipeline.evaluate(art, data.test, ev_v, views=(pipeline.FLOAT32,), seed=args.seed)[pipeline.FLOAT32]["convnet"]
+        variants[name] = {"options": overrides, "accuracy_mean": round(v.accuracy_mean, 2),
+                          "accuracy_std": round(v.accuracy_std, 2), "accuracies": [round(a, 2) for a in v.accuracies],
+                          "drift_pp": [round(b - a, 2) for a, b in zip(rec.accuracies, v.accuracies)],
+                          "eval_wall_s": round(v.wall_time_s, 1), "protocol": v.protocol}
+        print(f"{dataset:8s} {row:11s} eval {name}: {v.accuracy_mean:.2f} ± {v.accuracy_std:.2f} "
+              f"(fp32 {rec.accuracy_mean:.2f}; {v.wall_time_s:.0f} s vs {rec.wall_time_s:.0f} s)", flush=True)
     return {
         "dataset": dataset, "row": row, "method": method, "init": res.config.init,
         "ipc": args.ipc, "rank": res.budget.rank, "images_per_class": res.budget.images_per_class,
@@ -89,6 +99,7 @@ def run_row(data, dataset: str, row: str, args) -> dict:
         **({"other_protocols": {k: {"accuracy_mean": round(r.accuracy_mean, 2), "accuracy_std": round(r.accuracy_std, 2),
                                     "accuracies": [round(a, 2) for a in r.accuracies], "protocol": r.protocol}
                                 for k, r in other.items()}} if other else {}),
+        **({"eval_variants": variants} if variants else {}),
         "paper_full_protocol": PAPER.get((dataset, row)),
         "hardware": hardware(), "seed": args.seed,
     }
@@ -99,6 +110,8 @@ def settings_key(args) -> dict:
            "eval_runs": args.eval_runs, "eval_epochs": args.eval_epochs, "seed": args.seed}
     if getattr(args, "options", None):  # only when given: older results files keep matching
         key["options"] = args.options
+    if getattr(args, "eval_variants", None):
+        key["eval_variants"] = args.eval_variants
     return key
 
 
@@ -121,6 +134,20 @@ def render(results: dict) -> str:
             f"| {r['dataset']} | {r['row']} | {r['images_per_class']} | {r['stored_numbers_per_class']} / "
             f"{r['budget_numbers_per_class']} | {r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f} | {paper} | {spi} |"
         )
+    variants = [(r, name, v) for r in results["rows"] for name, v in r.get("eval_variants", {}).items()]
+    if variants:
+        lines += ["", "The same condensed sets evaluated again under other evaluation settings, same seeds (run i of "
+                      "each column starts from the same network and draws the same batches and DSA): per-run "
+                      "differences are the variant's drift; wall times are for all runs, on the machine as shared.", "",
+                  "| dataset | row | evaluation | options | accuracy % (fp32 eager) | accuracy % (variant) | drift per run (pp) "
+                  "| mean drift (pp) | eval wall s, fp32 / variant |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r, name, v in variants:
+            drift = sum(v["drift_pp"]) / len(v["drift_pp"])
+            lines.append(f"| {r['dataset']} | {r['row']} | {name} | {json.dumps(v['options'])} | "
+                         f"{r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f} | {v['accuracy_mean']:.2f} ± "
+                         f"{v['accuracy_std']:.2f} | {', '.join(f'{d:+.2f}' for d in v['drift_pp'])} | {drift:+.2f} | "
+                         f"{r['eval_wall_s']} / {v['eval_wall_s']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -137,6 +164,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--options", type=json.loads, default={},
                    help="extra condense options for every row, as JSON (e.g. '{\"compile\": true}'); recorded")
+    p.add_argument("--eval-variants", type=json.loads, default={},
+                   help="evaluate each set again under other EvalConfig settings, same seeds, as JSON "
+                        "name -> options (e.g. '{\"bf16\": {\"eval_mixed_precision\": \"bf16\"}}'); recorded")
     p.add_argument("--out", default=str(HERE / "results" / "core_cpu"))
     args = p.parse_args(argv)
     os.environ.setdefault("HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))

@@ -18,6 +18,10 @@ Three parts, each written to ``benchmarks/results/speed_<part>.json`` + ``.md``:
   of one iteration (``hf_lodc.engine.flops``) and the achieved GFLOP/s.
   ``--this-options '{"compile": true}'`` (flat run options) and ``--this-channels-last on|off`` vary
   this tree only; ``--name`` picks the results file (default ``speed_iteration``).
+* ``epoch`` (issue 11): s/epoch of evaluation training (one ConvNet-3, the protocol, the LoDM IPC 1 set size)
+  with this tree's ``--this-options`` (EvalConfig fields, e.g. ``eval_mixed_precision``, ``eval_channels_last``,
+  ``eval_compile``) against a worktree of an older commit running its default (``--base DIR``), interleaved
+  A B A B (child processes, ``benchmarks/_time_eval_epochs.py``); ``--append`` adds variants to one table.
 * ``floor`` (issue 11): the convolutions of one LoDM iteration alone, timed in isolation (each
   ConvNet-3 layer's forward and input-gradient convolution at the iteration's shapes, batch 256, scaled
   to the iteration's image counts) in process CPU seconds at ``--threads`` (default 1: no thread
@@ -353,6 +357,72 @@ def iteration_table(record: dict) -> list[str]:
             "where recorded."]
 
 
+# ---------------------------------------------------------------------------------------- epoch
+EPOCH_CELLS = {"cifar10": (CIFAR, 8), "mnist": (MNIST, 7)}  # the LoDM IPC 1 rank-2 set sizes per class
+
+
+def _epoch_child(tree: Path, cell: str, args, extra: dict | None = None) -> dict:
+    dataset, per_class = EPOCH_CELLS[cell]
+    cmd = [sys.executable, str(HERE / "_time_eval_epochs.py"), dataset, str(per_class), str(args.epochs)]
+    done = subprocess.run(cmd + ([json.dumps(extra)] if extra else []), cwd=tree,
+                          env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} (PYTHONPATH={tree}) failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_epoch(args) -> None:
+    """Evaluation training epochs (ConvNet-3, the protocol: batch 256, DSA, SGD) of this tree with
+    ``--this-options`` (EvalConfig fields) against the base commit's default, interleaved A B A B."""
+    from hf_lodc.engine.flops import eval_epoch_flops
+
+    if not args.base:
+        raise SystemExit("epoch: --base DIR (a worktree of the commit to compare against) is required")
+    hw, base = machine(), Path(args.base).resolve()
+    extra = json.loads(args.this_options) if args.this_options else {}
+    variant = ", ".join(f"{k}={v}" for k, v in extra.items()) or "default"
+    rows = []
+    for cell in args.cells:
+        pairs = []
+        for _ in range(args.pairs):
+            a, b = _epoch_child(base, cell, args), _epoch_child(ROOT, cell, args, extra)
+            pairs.append((a["seconds_per_epoch"], b["seconds_per_epoch"],
+                          a["cpu_seconds_per_epoch"], b["cpu_seconds_per_epoch"]))
+            print(cell, variant, pairs[-1], flush=True)
+        med = statistics.median
+        f = eval_epoch_flops(tuple(b["image_shape"]), b["images"], b["num_classes"]).total
+        sa, sb = med(p[0] for p in pairs), med(p[1] for p in pairs)
+        rows.append({"set": cell, "images": b["images"], "variant_this": variant, "extra_this": extra, "pairs": pairs,
+                     "command": " ".join(["python", *sys.argv]), "load_average_start": hw["load_average"],
+                     "load_average": os.getloadavg(), "base_s_per_epoch": round(sa, 4), "this_s_per_epoch": round(sb, 4),
+                     "ratio_median": round(med(p[0] / p[1] for p in pairs), 3),
+                     "base_cpu_s_per_epoch": round(med(p[2] for p in pairs), 4),
+                     "this_cpu_s_per_epoch": round(med(p[3] for p in pairs), 4),
+                     "cpu_ratio_median": round(med(p[2] / p[3] for p in pairs), 3),
+                     "flops_per_epoch": f, "base_gflops": round(f / sa / 1e9, 1), "this_gflops": round(f / sb / 1e9, 1)})
+    out = HERE / "results" / f"{args.name}.json"
+    if args.append and out.is_file():  # variants measured in several calls: one table
+        key = lambda r: (r["set"], r["variant_this"])  # noqa: E731
+        mine = {key(r) for r in rows}
+        rows = [r for r in json.loads(out.read_text())["rows"] if key(r) not in mine] + rows
+    record = {"part": "epoch", "hardware": hw, "rows": rows, "base": args.base_label,
+              "settings": {"epochs": args.epochs, "pairs": args.pairs}}
+    st = record["settings"]
+    table = [
+        f"Evaluation training epoch (one ConvNet-3, the protocol: batch 256, DSA, SGD; the LoDM IPC 1 rank-2 set "
+        f"size) of this tree against the base commit ({args.base_label}, fp32 eager as evaluation ran), "
+        f"{st['pairs']} interleaved pairs of {st['epochs']} timed epochs; medians and the ratio of every pair. "
+        f"{hw['cpu']}, {hw['cores']} cores, torch {torch.__version__}, load average {hw['load_average'][0]:.1f} at start.",
+        "",
+        "| set | images | this tree's options | base s/epoch | this s/epoch | speed-up, wall (median; each pair) | "
+        "speed-up, CPU time (median; each pair) | base GFLOP/s | this GFLOP/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ] + [f"| {r['set']} | {r['images']} | {r['variant_this']} | {r['base_s_per_epoch']} | {r['this_s_per_epoch']} | "
+         f"{r['ratio_median']:.2f}x ({_pair_ratios(r, 0, 1)}) | {r['cpu_ratio_median']:.2f}x ({_pair_ratios(r, 2, 3)}) | "
+         f"{r['base_gflops']} | {r['this_gflops']} |" for r in rows]
+    write(args.name, record, table)
+
+
 # ------------------------------------------------------------------------------------ floor
 FLOOR_CELLS = {  # cell -> (image shape, classes, real images/class, synthetic images/class at rank 2)
     "cifar10-ipc10": ((3, 32, 32), 10, 256, 80),
@@ -531,6 +601,16 @@ def main(argv=None) -> int:
                    help="run this tree under accelerate launch with N processes (classes sharded, 1 thread each)")
     i.add_argument("--this-channels-last", choices=("on", "off"), default=None,
                    help="configure this tree's ConvNet passes in channels_last (on) or not (off) before the run")
+    ep = sub.add_parser("epoch")
+    ep.add_argument("--base", help="a worktree (or git archive) of the commit to compare against")
+    ep.add_argument("--base-label", default="cc32760")
+    ep.add_argument("--cells", type=lambda s: s.split(","), default=list(EPOCH_CELLS))
+    ep.add_argument("--epochs", type=int, default=30)
+    ep.add_argument("--pairs", type=int, default=2)
+    ep.add_argument("--this-options", default=None, help='EvalConfig fields for this tree, e.g. '
+                    '\'{"eval_mixed_precision": "bf16", "eval_channels_last": true}\'')
+    ep.add_argument("--append", action="store_true", help="merge into the existing table")
+    ep.add_argument("--name", default="speed_epoch", help="results file stem under benchmarks/results/")
     f = sub.add_parser("floor")
     f.add_argument("--cells", type=lambda s: s.split(","), default=list(FLOOR_CELLS))
     f.add_argument("--variants", type=lambda s: s.split(","), default=list(FLOOR_VARIANTS))
@@ -547,7 +627,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))
     {"condense": bench_condense, "eval": bench_eval, "bf16": bench_bf16, "iteration": bench_iteration,
-     "floor": bench_floor}[args.part](args)
+     "epoch": bench_epoch, "floor": bench_floor}[args.part](args)
     return 0
 
 

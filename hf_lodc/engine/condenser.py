@@ -262,10 +262,7 @@ class Condenser:
         mp = self.cfg.mixed_precision
         if self.accelerator is not None:
             return self.accelerator.autocast()
-        if mp == "no":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if mp == "bf16" else torch.float16
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+        return device_settings.autocast(mp, self.device)()
 
     def _context(self) -> MatchContext:
         d, cfg = self.data, self.cfg

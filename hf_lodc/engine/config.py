@@ -153,6 +153,14 @@ class EvalConfig(_Checked):
     # torch.compile the evaluation network's forward (training and test pass; sequential backend only):
     # less CPU per epoch, a one-off compile, not bit-identical to eager; off by default
     eval_compile: bool = False
+    # the evaluation networks' passes (training and test) under autocast: "no" (float32, the literature's
+    # protocol and the default) or "bf16" (weights, gradients and SGD stay float32). On CPUs with AMX and on
+    # GPUs it is much faster; its accuracy drift is measured in benchmarks/results/eval_bf16.md. Recorded in
+    # every accuracy's protocol when on.
+    eval_mixed_precision: str = "no"
+    # evaluation networks (and their inputs) in channels_last memory format (sequential backend only;
+    # recorded when on): with bf16 on AMX oneDNN's fast convolutions want it
+    eval_channels_last: bool = False
 
 
 class Sectioned:
@@ -303,6 +311,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval_momentum": _MOMENTUM,
     "eval_weight_decay": _NON_NEGATIVE,
     "eval_batch": _POSITIVE,
+    "eval_mixed_precision": _one_of("no", "bf16"),
 }
 
 

@@ -33,7 +33,7 @@ from . import device as device_settings
 from .train import TrainSchedule, forward_fn, seeded_net, test_accuracy, train_network
 
 __all__ = ["EvalRecord", "evaluate_synthetic", "train_one", "test_accuracy", "protocol_of", "schedule_of",
-           "augment_of", "record_key", "EvalProtocol", "EVAL_PROTOCOLS", "EVAL_BACKENDS"]
+           "augment_of", "autocast_of", "record_key", "EvalProtocol", "EVAL_PROTOCOLS", "EVAL_BACKENDS"]
 
 EVAL_BACKENDS: Registry = Registry("evaluation backend")
 
@@ -135,7 +135,29 @@ def protocol_of(cfg: EvalConfig) -> dict[str, Any]:
         out["cutmix_p"] = sched.cutmix_p
     if cfg.eval_compile:  # only when on: default records stay what they were
         out["compile"] = "torch.compile (inductor), not bit-identical to eager"
+    if cfg.eval_mixed_precision != "no":
+        out["precision"] = f"{cfg.eval_mixed_precision} autocast (network passes; weights, gradients and SGD in float32)"
+    if cfg.eval_channels_last:
+        out["memory_format"] = "channels_last"
     return out
+
+
+def autocast_of(cfg: EvalConfig, device: torch.device | str) -> Callable:
+    """The context factory evaluation's network passes (training and test) run under."""
+    return device_settings.autocast(cfg.eval_mixed_precision, device)
+
+
+def _sequential_only(cfg: EvalConfig) -> list[str]:
+    """The options set in ``cfg`` that only the sequential backend runs: torch.compile of one network's
+    forward; channels_last weights (vmap stacks them); autocast, which torch does not apply inside
+    ``vmap`` (the stacked passes would silently stay float32)."""
+    on = {"eval_compile": cfg.eval_compile, "eval_channels_last": cfg.eval_channels_last,
+          "eval_mixed_precision": cfg.eval_mixed_precision != "no"}
+    return [name for name, v in on.items() if v]
+
+
+def _memory_format(net: nn.Module, cfg: EvalConfig) -> nn.Module:
+    return net.to(memory_format=torch.channels_last) if cfg.eval_channels_last else net
 
 
 def schedule_of(cfg: EvalConfig) -> TrainSchedule:
@@ -151,8 +173,9 @@ def train_one(
     augment: DSAugment,
 ) -> nn.Module:
     """Train ``net`` on (images (M, C, H, W) normalised, labels (M,)) with the protocol (through
-    ``torch.compile`` when ``cfg.eval_compile``)."""
-    return train_network(net, images, labels, schedule_of(cfg), g, augment, forward=forward_fn(cfg.eval_compile))
+    ``torch.compile`` when ``cfg.eval_compile``, under ``cfg.eval_mixed_precision``'s autocast)."""
+    return train_network(net, images, labels, schedule_of(cfg), g, augment, forward=forward_fn(cfg.eval_compile),
+                         autocast=autocast_of(cfg, images.device))
 
 
 @EVAL_BACKENDS.register("sequential")
@@ -163,11 +186,12 @@ def _sequential(model, images, labels, test, mean, std, num_classes, cfg, seed, 
     accs = []
     for r in runs:
         net = seeded_net(model, num_classes, tuple(images.shape[1:]), seed, "eval-net", model, r, device=device)
+        net = _memory_format(net, cfg)  # the same values in another layout
         g = generator(seed, "eval-data", model, r)
         train_one(net, images, labels, cfg, g, aug)
-        accs.append(test_accuracy(net, test, mean, std, device, forward=forward))
+        accs.append(test_accuracy(net, test, mean, std, device, forward=forward, autocast=autocast_of(cfg, device)))
         if keep_state is not None:  # after the test: nothing the callback does can change an accuracy
-            keep_state(model, r, accs[-1], net)
+            keep_state(model, r, accs[-1], net.to(memory_format=torch.contiguous_format))  # savable as it is
     return accs
 
 
@@ -212,12 +236,14 @@ def evaluate_synthetic(
     labels = labels.long().to(device)
     run_ids = list(range(cfg.eval_runs)) if runs is None else list(runs)
     backend = cfg.eval_backend
-    if cfg.eval_compile and backend not in ("auto", "sequential"):
-        raise ConfigError(f"eval_compile runs through the sequential evaluation backend only; eval_backend="
-                          f"{backend!r} does not compile (set eval_backend='sequential' or 'auto', or drop eval_compile)")
+    sequential_only = _sequential_only(cfg)
+    if sequential_only and backend not in ("auto", "sequential"):
+        raise ConfigError(f"{', '.join(sequential_only)} run(s) through the sequential evaluation backend only; "
+                          f"eval_backend={backend!r} cannot (set eval_backend='sequential' or 'auto', or drop "
+                          f"{' and '.join(sequential_only)})")
     if backend == "auto":  # vmap pays off on accelerators; on CPU it measured slower (benchmarks/results/speed_eval.md)
         vectorise = ("vmap" in EVAL_BACKENDS and len(run_ids) > 1 and device.type != "cpu"
-                     and not cfg.eval_compile)  # compiling is the sequential backend's
+                     and not sequential_only)
         backend = "vmap" if vectorise else "sequential"
     fn = EVAL_BACKENDS.get(backend)
     extra = {"keep_state": keep_state} if keep_state is not None else {}

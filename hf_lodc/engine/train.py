@@ -243,13 +243,16 @@ def train_stacked(stack, images: torch.Tensor, labels: torch.Tensor, sched: Trai
 
 @torch.no_grad()
 def test_accuracy(net: nn.Module, test: LabeledImages, mean, std, device, batch: int = 500,
-                  forward: Forward | None = None) -> float:
+                  forward: Forward | None = None,
+                  autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> float:
     """Top-1 accuracy (%) of ``net`` on ``test`` (uint8 images, normalised here batch by batch);
-    ``forward(net, x)`` replaces ``net(x)`` when given."""
+    ``forward(net, x)`` replaces ``net(x)`` when given; the forward runs under ``autocast()``."""
     net.eval()
     run = net if forward is None else (lambda x: forward(net, x))
     correct = 0
     for s in range(0, len(test), batch):
         x = normalize(test.images[s : s + batch], mean, std).to(device)  # (b, C, H, W)
-        correct += int((run(x).argmax(1).cpu() == test.labels[s : s + batch]).sum())
+        with autocast():
+            pred = run(x).argmax(1)  # (b,)
+        correct += int((pred.cpu() == test.labels[s : s + batch]).sum())
     return 100.0 * correct / max(len(test), 1)

@@ -30,8 +30,10 @@ Speed: on GPUs one batched step replaces N small ones. On a CPU there is nothing
 convolutions are already compute-bound and oneDNN's grouped convolutions are slower than N plain
 ones: 0.56-0.84x the sequential speed on 2 EPYC cores, ``benchmarks/results/speed_eval.md``), so
 ``eval_backend="auto"`` picks ``vmap`` only off the CPU; ask for it by name to use it anyway.
-``eval_compile`` (torch.compile of the forward) is the sequential backend's only: ``auto`` then picks
-sequential, and asking for ``vmap`` by name with it is a ConfigError.
+``eval_compile`` (torch.compile of the forward), ``eval_channels_last`` and ``eval_mixed_precision``
+are the sequential backend's only (torch applies no autocast inside ``vmap``: the stacked passes would
+silently stay float32): ``auto`` then picks sequential, and asking for ``vmap`` by name with any of
+them is a ConfigError.
 
 Memory: a step holds N x batch images of activations; models are processed in groups of at most
 ``max(1, MAX_IMAGES_PER_STEP // batch)`` so N = 20 on 500-image sets stays within CPU memory.
