@@ -128,3 +128,25 @@ def test_compile_is_in_the_run_identity_only_when_on():
     off, on = run_identity(CondenseConfig()), run_identity(CondenseConfig(compile=True))
     assert "compile" not in off and on["compile"] is True
     assert identity_diff(off, on) == {"compile": ("<not recorded>", True)}
+
+
+def test_one_channel_images_really_enter_channels_last():
+    """torch keeps contiguous strides for a one-channel ``.contiguous(channels_last)``, and the convolution
+    then runs oneDNN's contiguous kernel (slow for MNIST in bf16 on AMX, plus a copy of its output);
+    ``as_memory_format`` sets the channels_last strides itself: same values, same memory."""
+    import torch.nn.functional as F
+
+    x = torch.randn(4, 1, 6, 5)  # (N, 1, H, W)
+    assert x.contiguous(memory_format=torch.channels_last).stride() == x.stride()  # torch's own: unchanged
+    cl = dev.as_memory_format(x, True)
+    assert cl.stride() == (30, 1, 5, 1) and cl.data_ptr() == x.data_ptr() and torch.equal(cl, x)
+    w = torch.randn(8, 1, 3, 3)
+    y = F.conv2d(cl, w, padding=1)
+    assert y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous()
+    torch.testing.assert_close(y, F.conv2d(x, w, padding=1))
+    assert dev.as_memory_format(cl, False).is_contiguous()
+    rgb = torch.randn(2, 3, 4, 4)
+    assert dev.as_memory_format(rgb, True).is_contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # cast outside the network: the layout survives the cast
+        b = dev.as_memory_format(x, True)
+    assert b.dtype == torch.bfloat16 and b.stride() == (30, 1, 5, 1) and torch.equal(b, x.bfloat16())

@@ -156,6 +156,17 @@ def _sequential_only(cfg: EvalConfig) -> list[str]:
     return [name for name, v in on.items() if v]
 
 
+def forward_of(cfg: EvalConfig):
+    """The evaluation forward ``(net, x) -> logits`` for ``cfg`` (None: ``net(x)``): compiled when
+    ``eval_compile``; with ``eval_channels_last`` the batch enters in channels_last strides (one-channel
+    images included, cast to the autocast dtype first: ``device.as_memory_format``)."""
+    fwd = forward_fn(cfg.eval_compile)
+    if not cfg.eval_channels_last:
+        return fwd
+    call = fwd or (lambda net, x: net(x))
+    return lambda net, x: call(net, device_settings.as_memory_format(x, True))
+
+
 def _memory_format(net: nn.Module, cfg: EvalConfig) -> nn.Module:
     return net.to(memory_format=torch.channels_last) if cfg.eval_channels_last else net
 
@@ -174,7 +185,7 @@ def train_one(
 ) -> nn.Module:
     """Train ``net`` on (images (M, C, H, W) normalised, labels (M,)) with the protocol (through
     ``torch.compile`` when ``cfg.eval_compile``, under ``cfg.eval_mixed_precision``'s autocast)."""
-    return train_network(net, images, labels, schedule_of(cfg), g, augment, forward=forward_fn(cfg.eval_compile),
+    return train_network(net, images, labels, schedule_of(cfg), g, augment, forward=forward_of(cfg),
                          autocast=autocast_of(cfg, images.device))
 
 
@@ -182,7 +193,7 @@ def train_one(
 def _sequential(model, images, labels, test, mean, std, num_classes, cfg, seed, device, runs,
                 keep_state=None) -> list[float]:
     aug = augment_of(cfg)
-    forward = forward_fn(cfg.eval_compile)
+    forward = forward_of(cfg)
     accs = []
     for r in runs:
         net = seeded_net(model, num_classes, tuple(images.shape[1:]), seed, "eval-net", model, r, device=device)

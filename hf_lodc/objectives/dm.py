@@ -97,14 +97,14 @@ class DistributionMatching(Objective):
                 if params is not None:
                     x = ctx.augment.apply(x, y, params)
                 with ctx.autocast():
-                    e = embed(net, x.contiguous(memory_format=fmt)).float()  # (m, D)
+                    e = embed(net, device_settings.as_memory_format(x, cl)).float()  # (m, D)
                 sums.index_add_(0, y.to(dev, non_blocking=True), e)
         m_real = sums / b  # (K, D)
         if params is not None:
             y_syn = torch.arange(K).repeat_interleave(n)  # (K*n,) host
             x_syn = ctx.augment.apply(x_syn, y_syn, params)
         with ctx.autocast():
-            e_syn = embed(net, x_syn.contiguous(memory_format=fmt)).float()  # (K*n, D)
+            e_syn = embed(net, device_settings.as_memory_format(x_syn, cl)).float()  # (K*n, D)
         m_syn = e_syn.view(K, n, -1).mean(1)  # (K, D)
         loss = ((m_real - m_syn) ** 2).sum()
         optimizer.zero_grad(set_to_none=True)
