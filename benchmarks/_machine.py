@@ -18,12 +18,15 @@ def machine() -> dict:
     except (OSError, StopIteration):
         pass
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+    from hf_lodc.engine.device import cpu_amx, cpu_bf16
+
+    return {"cpu": cpu, "cpu_bf16": cpu_bf16(), "cpu_amx": cpu_amx(), "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "niceness": os.nice(0), "load_average": os.getloadavg(), "device": device,
             "note": "shared machine: other jobs may run at the same time; see load_average"}
 
 
 def machine_line(hw: dict | None = None) -> str:
     hw = hw or machine()
-    return (f"{hw['cpu']}, {hw['cores']} cores, torch {hw['torch']}, {hw['torch_threads']} threads, "
+    amx = " (AMX)" if hw.get("cpu_amx") else (" (AVX512-BF16, no AMX)" if hw.get("cpu_bf16") else "")
+    return (f"{hw['cpu']}{amx}, {hw['cores']} cores, torch {hw['torch']}, {hw['torch_threads']} threads, "
             f"{hw['device']}, nice {hw['niceness']}")

@@ -336,7 +336,7 @@ def iteration_table(record: dict) -> list[str]:
         f"(base, this, base, this ...) of {st['iterations']} timed iterations after {st['warmup']} warm-up, "
         f"batch_real {st['batch_real']}, DSA; medians, and the ratio of every pair. {hw['cpu']}, {hw['cores']} cores, "
         f"shared with other jobs (load average {hw['load_average'][0]:.1f} at start): absolute times are inflated, "
-        f"the paired ratio is the figure to read. CPU bf16 units: {dev.cpu_bf16()}.",
+        f"the paired ratio is the figure to read. CPU bf16 units: {dev.cpu_bf16()}; AMX tiles: {dev.cpu_amx()}.",
         "",
         "| cell | this tree's precision | this tree's options | base s/it (wall) | this s/it (wall) | speed-up, wall "
         "(median; each pair) | base CPU s/it | this CPU s/it | speed-up, CPU time (median; each pair) | base GFLOP/s | "
@@ -412,7 +412,8 @@ def bench_epoch(args) -> None:
         f"Evaluation training epoch (one ConvNet-3, the protocol: batch 256, DSA, SGD; the LoDM IPC 1 rank-2 set "
         f"size) of this tree against the base commit ({args.base_label}, fp32 eager as evaluation ran), "
         f"{st['pairs']} interleaved pairs of {st['epochs']} timed epochs; medians and the ratio of every pair. "
-        f"{hw['cpu']}, {hw['cores']} cores, torch {torch.__version__}, load average {hw['load_average'][0]:.1f} at start.",
+        f"{hw['cpu']} (AMX tiles: {hw.get('cpu_amx')}), {hw['cores']} cores, torch {torch.__version__}, load average "
+        f"{hw['load_average'][0]:.1f} at start.",
         "",
         "| set | images | this tree's options | base s/epoch | this s/epoch | speed-up, wall (median; each pair) | "
         "speed-up, CPU time (median; each pair) | base GFLOP/s | this GFLOP/s |",
@@ -541,7 +542,7 @@ def bench_floor(args) -> None:
         f"Convolution floor of one LoDM iteration (batch_real 256, ConvNet-3 width 128; real forward + synthetic "
         f"forward and input-gradient backward): each layer's convolutions timed alone at batch {args.batch}, "
         f"{args.reps} repetitions, {args.threads} thread(s), in process CPU seconds, scaled to the iteration's "
-        f"image counts. {hw['cpu']}, {hw['cores']} cores, torch {torch.__version__}, load average "
+        f"image counts. {hw['cpu']} (AMX tiles: {hw.get('cpu_amx')}), {hw['cores']} cores, torch {torch.__version__}, load average "
         f"{hw['load_average'][0]:.1f} at the end (other jobs beside it compete for cache and memory bandwidth). "
         "`max speed-up` = base CPU s/it / floor: no change that keeps the convolutions at that precision can go "
         "faster on this CPU.",

@@ -7,8 +7,10 @@ Run by lease.py once per precision (an Accelerator's precision is fixed for its 
   iterations and then ``--iterations`` timed ones (the loop reads the loss once at the end of the
   timed window, which synchronises the device); FLOPs per iteration from hf_lodc.engine.flops, so
   achieved TFLOP/s = FLOPs / (s/iteration);
-* evaluation: ``--models`` ConvNet-3 models trained together for a few epochs on a set of the LoDM
-  IPC 1 size, with the sequential and the vmap backend, seconds per model-epoch.
+* evaluation: ``--models`` ConvNet-3 models trained for a few epochs on a set of the LoDM IPC 1 size,
+  seconds per model-epoch: fp32 / TF32 with the sequential and the vmap backend; bf16, ``+cl`` and
+  ``+compile`` as evaluation options (``eval_mixed_precision``, ``eval_channels_last``, ``eval_compile``)
+  through the sequential backend, the only one that runs them.
 
 Precisions: ``fp32`` (TF32 off everywhere), ``tf32`` (TF32 matmul + cuDNN), ``bf16`` (autocast bf16
 network passes, TF32 off); ``+cl`` appended: channels_last; ``+compile`` appended: LoDM's embedding passes
@@ -83,7 +85,11 @@ def condense_speed(key: str, precision: str, iterations: int, smoke: bool, accel
             "projected_20000_iterations_s": round(20000 * s_it, 1)}
 
 
-def eval_speed(key: str, precision: str, models: int, epochs: int, smoke: bool, device) -> list[dict]:
+def eval_speed(key: str, precision: str, models: int, epochs: int, smoke: bool, device,
+               options: dict | None = None) -> list[dict]:
+    """s/model-epoch of evaluation; ``options`` (EvalConfig fields: bf16 autocast, channels_last, compile)
+    run through the sequential backend only (torch applies no autocast inside vmap), plain fp32/TF32
+    through both backends."""
     import hf_lodc.engine  # noqa: F401  (registers the backends)
     from hf_lodc.data.types import LabeledImages, normalize
     from hf_lodc.engine.config import DataConfig, EvalConfig
@@ -100,11 +106,12 @@ def eval_speed(key: str, precision: str, models: int, epochs: int, smoke: bool, 
     x = normalize(train.images, data.mean, data.std)
     rows = []
     f = eval_epoch_flops(data.image_shape, x.shape[0], data.num_classes)
-    for backend in ("sequential", "vmap"):
-        cfg = EvalConfig(eval_models=["convnet"], eval_runs=models, eval_epochs=epochs)
+    options = options or {}
+    for backend in ("sequential",) if options else ("sequential", "vmap"):
+        cfg = EvalConfig(eval_models=["convnet"], eval_runs=models, eval_epochs=epochs, **options)
         fn = EVAL_BACKENDS.get(backend)
         fn("convnet", x, train.labels, test, data.mean, data.std, data.num_classes,
-           EvalConfig(eval_models=["convnet"], eval_runs=1, eval_epochs=1), 0, device, [0])  # warm-up
+           EvalConfig(eval_models=["convnet"], eval_runs=1, eval_epochs=1, **options), 0, device, [0])  # warm-up
         _sync(device)
         t0 = time.perf_counter()
         accs = fn("convnet", x, train.labels, test, data.mean, data.std, data.num_classes, cfg, 0, device,
@@ -112,6 +119,7 @@ def eval_speed(key: str, precision: str, models: int, epochs: int, smoke: bool, 
         _sync(device)
         t = time.perf_counter() - t0
         rows.append({"part": "eval", "dataset": key, "backend": backend, "precision": precision, "models": models,
+                     "eval_options": options,
                      "epochs": epochs, "images": int(x.shape[0]), "seconds": round(t, 3),
                      "seconds_per_model_epoch": t / (models * epochs),
                      "achieved_tflops": f.total * models * epochs / t / 1e12,
@@ -152,10 +160,12 @@ def main(argv=None) -> int:
                            channels_last=cl)
         rows.append({**r, "device_settings": settings.__dict__})
         print(json.dumps(r), flush=True)
-    if base != "bf16" and not extras:  # evaluation training has no autocast: fp32 vs tf32 only
+    if not (args.smoke and compile_):  # evaluation under the same precision and layout (compile: not in smoke runs)
         key = [k for k in args.datasets.split(",") if k][-1]
+        options = {k: v for k, v in (("eval_mixed_precision", "bf16" if base == "bf16" else "no"),
+                                     ("eval_channels_last", cl), ("eval_compile", compile_)) if v not in ("no", False)}
         for r in eval_speed(key, args.precision, 2 if args.smoke else args.eval_models,
-                            1 if args.smoke else args.eval_epochs, args.smoke, acc.device):
+                            1 if args.smoke else args.eval_epochs, args.smoke, acc.device, options):
             rows.append({**r, "device_settings": settings.__dict__})
             print(json.dumps({k: v for k, v in r.items() if k != "accuracies"}), flush=True)
     Path(args.out).write_text(json.dumps(rows, indent=2))
