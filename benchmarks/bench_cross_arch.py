@@ -26,13 +26,14 @@ and ViT (the full 10 000-image test pass alone is 50-130 CPU-s per run for them)
     python benchmarks/bench_cross_arch.py --datasets mnist --methods lodm --iterations 2 --eval-runs 1 \
         --eval-epochs 1 --test-images 100 --out /tmp/cross_arch_smoke
 
-Cells are written to ``benchmarks/results/cross_arch.json`` as each architecture finishes (a re-run
+Cells are written to ``benchmarks/results/cross_arch_150.json`` (``--out``) as each architecture finishes (a re-run
 with the same settings re-makes the row's condensed set, which is deterministic, and measures only the
 architectures still missing, so an interrupted table resumes cell by cell; a run with other ``--models``
 or ``--methods`` but the same protocol adds its cells to the same table, so the cells that matter most
 can go first; several processes, say one per dataset, may fill one table at once: each cell is merged into
 the file under a lock) and rendered to
-``cross_arch.md``, where cells not measured yet say so. ``--eval-compile`` compiles each evaluation
+``cross_arch_150.md``, where cells not measured yet say so (``cross_arch.md``: the old 1 run x 25 epochs on
+500 test images table, kept for the record of the contrast fix beside ``cross_arch_contrast_none.md``). ``--eval-compile`` compiles each evaluation
 network's forward (about a third less CPU per run; recorded in the settings).
 """
 
@@ -230,7 +231,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-compile", action="store_true",
                    help="torch.compile each evaluation network's forward (about a third less CPU; not bit-identical)")
-    p.add_argument("--out", default=str(HERE / "results" / "cross_arch"))
+    p.add_argument("--out", default=str(HERE / "results" / "cross_arch_150"))
     p.add_argument("--estimate", action="store_true", help="only time each model briefly and print the run time")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))
