@@ -42,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", help="evaluation protocol: dc (the DC/DSA/DM literature's, default) or idc (IDC's "
                                       "own: batch 64, multistep lr, CutMix); non-default results are stored as "
                                       "<model>@<protocol> beside the others")
+    p.add_argument("--compile", dest="eval_compile", action="store_true",
+                   help="torch.compile each network's forward (less CPU per epoch after a one-off compile; recorded)")
+    p.add_argument("--channels-last", dest="eval_channels_last", action="store_true",
+                   help="networks and batches in channels_last memory format (recorded)")
+    p.add_argument("--mixed-precision", dest="eval_mixed_precision", choices=("no", "bf16"), default="no",
+                   help="bf16: network passes under bf16 autocast, weights and SGD in float32 (recorded); with "
+                        "--compile --channels-last 3-5x faster per epoch on CPUs with AMX, accuracy within the runs' std")
     p.add_argument("--no-uint8", dest="uint8", action="store_false",
                    help="skip evaluating the uint8 PNG images (the card then shows no rounding effect)")
     p.add_argument("--eval-max-per-class", type=int, help="test on the first k test images per class only")
@@ -147,9 +154,9 @@ def evaluate_condensed(args, device) -> dict:
         cd.eval_max_per_class = args.eval_max_per_class
     print(f"[hf_lodc] {cd!r}")
     if args.runs != 0:
-        protocol = {"eval_protocol": args.protocol} if args.protocol else {}
         cd.evaluate(models=args.models, runs=args.runs, epochs=args.epochs, seed=args.seed, uint8=args.uint8,
-                    device=device, progress=True, keep_models=args.push_models and bool(target_of(args)), **protocol)
+                    device=device, progress=True, keep_models=args.push_models and bool(target_of(args)),
+                    **eval_options(args))
     target = target_of(args)
     if args.update_card and Path(args.source).is_dir() and not args.push_to_hub:
         raise ConfigError("--update-card needs a Hub repo as source (or --push-to-hub REPO for a local set)")
@@ -164,6 +171,15 @@ def evaluate_condensed(args, device) -> dict:
         cd.push_to_hub(target, private=args.hub_private, token=args.token, config_name=cd.name,
                        test_split=args.test_split, push_models=args.push_models)
     return {v.results_key: cd.results.get(v.results_key, {}) for v in evaluated_views()}
+
+
+def eval_options(args) -> dict:
+    """The EvalConfig fields this command sets beyond models/runs/epochs: the protocol and the speed options
+    (only those given, so a default run records exactly what it always did)."""
+    opts = {"eval_protocol": args.protocol, "eval_compile": args.eval_compile or None,
+            "eval_channels_last": args.eval_channels_last or None,
+            "eval_mixed_precision": None if args.eval_mixed_precision == "no" else args.eval_mixed_precision}
+    return {k: v for k, v in opts.items() if v is not None}
 
 
 def target_of(args) -> str | None:
@@ -197,7 +213,7 @@ def evaluate_foreign(args, device) -> dict:
         input_normalization=args.input_normalization, set_mean=args.set_mean, set_std=args.set_std,
         storage_bytes=args.storage_bytes, real_itemsize=args.real_itemsize, baseline=args.baseline,
         max_per_class=args.max_per_class, eval_max_per_class=args.eval_max_per_class, seed=args.seed or 0,
-        eval_config=EvalConfig(eval_protocol=args.protocol) if args.protocol else None,
+        eval_config=EvalConfig(**eval_options(args)) if eval_options(args) else None,
         device=device, progress=True,
     )
     print(report.summary())

@@ -195,7 +195,12 @@ def test_recipe_evaluates_a_pt_file(mnist_small, tmp_path, capsys):
     assert res["evaluations_uint8"]["convnet"]["runs"] == 1
     printed = capsys.readouterr().out
     assert "values read as 'uint8'" in printed and "improvement" in printed
+    assert "precision" not in res["evaluations_uint8"]["convnet"]["protocol"]  # fp32 unless asked
     assert main([str(tmp_path / "set.pt"), "--runs", "1"]) == 2  # no --test-dataset: a clear error
+    # the speed options reach the evaluation and are recorded with its accuracy
+    assert main(argv + ["--mixed-precision", "bf16", "--channels-last"]) == 0
+    proto = json.loads(out.read_text())["evaluations_uint8"]["convnet"]["protocol"]
+    assert proto["precision"].startswith("bf16 autocast") and proto["memory_format"] == "channels_last"
 
 
 def test_recipe_on_an_array3d_hub_repo_by_id(hub_server, mnist_small, tmp_path):
