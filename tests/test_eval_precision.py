@@ -97,3 +97,12 @@ def test_precision_options_are_recorded_only_when_on_checked_and_refused_with_vm
     for opt in ({"eval_channels_last": True}, {"eval_mixed_precision": "bf16"}):
         with pytest.raises(ConfigError, match=f"{next(iter(opt))}.*sequential evaluation backend only"):
             evaluate_synthetic(images, labels, test, mean, std, 10, _cfg(eval_backend="vmap", **opt), seed=SEED)
+
+
+def test_the_card_says_how_an_accuracy_was_computed():
+    from hf_lodc.export.card import _protocol_words
+
+    plain = _protocol_words(protocol_of(EvalConfig()), 2)
+    fast = _protocol_words(protocol_of(EvalConfig(eval_mixed_precision="bf16", eval_channels_last=True)), 2)
+    assert "run with" not in plain and fast.startswith(plain)
+    assert "run with bf16 autocast" in fast and "channels_last" in fast

@@ -246,7 +246,14 @@ def _protocol_words(p: dict[str, Any], runs: int) -> str:
         f"{p.get('epochs')} epochs, lr {sched}, augmentation: {aug}{mix}, "
         f"ZCA {'on' if p.get('zca') else 'off'}; accuracy is measured once, after the last epoch (not the best "
         f"epoch), on the real test split; mean ± std (population) over {runs} independently initialised model(s)"
+        + _speed_words(p)
     )
+
+
+def _speed_words(p: dict[str, Any]) -> str:
+    """The speed options an evaluation ran with (bf16 autocast, channels_last, torch.compile), when any."""
+    used = [str(p[k]) for k in ("precision", "memory_format", "compile") if p.get(k)]
+    return f"; run with {', '.join(used)}" if used else ''
 
 
 def _results_table(records: dict[str, dict]) -> list[str]:
