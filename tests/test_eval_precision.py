@@ -4,7 +4,7 @@ Both are opt-in speed options (CPUs with AMX, GPUs): the network passes really r
 weights, gradients and SGD stay float32, only the sequential backend runs them (torch applies no
 autocast inside ``vmap``, so the stacked backend refuses bf16 rather than silently stay fp32), channels_last gives the
 contiguous run's accuracies, a kept network is saved contiguous, and each is recorded in the protocol
-only when on. The accuracy drift at the protocol's length is a benchmark (benchmarks/results/eval_bf16.md),
+only when on. The accuracy drift at the protocol's length is a benchmark (benchmarks/results/core_cpu_bf16.md),
 not a test.
 """
 
