@@ -1,9 +1,12 @@
-"""The cross-architecture table is filled by several processes at once (one per dataset): each saves
-its cells by re-reading the table under a lock, so no process overwrites another's cells."""
+"""Benchmark tables. The cross-architecture table is filled by several processes at once (one per
+dataset): each saves its cells by re-reading the table under a lock, so no process overwrites another's
+cells. cpu_protocol.py records only runs whose config is its command's."""
 
 import importlib.util
 import json
 import sys
+
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,3 +77,36 @@ def test_a_cell_another_process_saved_counts_as_measured(tmp_path):
     other_protocol = _table("x")
     other_protocol["settings"]["eval_runs"] = 3
     assert not bench.measured(out_json, other_protocol, "mnist", "lodm", "convnet")
+
+
+def test_cpu_protocol_records_only_runs_made_by_its_command(tmp_path):
+    """benchmarks/cpu_protocol.py --from-run: a run folder whose config is the cell's YAML with the stated
+    changes is recorded beside the paper's figure; any other config is refused, naming what differs."""
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("cpu_protocol", ROOT / "benchmarks" / "cpu_protocol.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cell = next(c for c in mod.CELLS if c.name == "mnist-lodm-ipc1")
+    flat = {**yaml.safe_load((ROOT / "recipes" / "configs" / cell.config).read_text()), "iterations": 30,
+            **mod.FAST_CONFIG}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"run": {"data": {"dataset": flat.pop("dataset")}, "condense": flat}}))
+    rec = {"accuracy_mean": 90.0, "accuracy_std": 0.5, "runs": 20, "epochs": 1000, "wall_time_s": 600.0}
+    (run / "results.json").write_text(json.dumps({
+        "evaluations": {"convnet": rec}, "evaluations_uint8": {"convnet": {**rec, "accuracy_mean": 89.5}},
+        "condensation": {"iterations_per_s": 2.0, "wall_time_s": 15.0, "device": {}}}))
+    row = mod.row_of(cell, 30, True, mod.check_run(run, cell, 30, True), mod.command(cell, 30, True, str(run)))
+    assert row["gap"] == round(90.0 - cell.paper_mean, 2) and row["seconds_per_iteration"] == 0.5
+    assert row["eval_wall_s"] == 1200.0 and "--mixed-precision bf16" in row["command"]
+    table = "\n".join(mod.render([row]))
+    assert "| mnist-lodm-ipc1 | 30 (20000) | yes | 90.00 ± 0.50 (20 × 1000 ep) | 89.50 ± 0.50" in table
+    with pytest.raises(SystemExit, match="'iterations': \\(30, 31\\)"):
+        mod.check_run(run, cell, 31, True)
+    cfg = json.loads((run / "config.json").read_text())  # a plain run recorded as the fast one: refused
+    cfg["run"]["condense"]["mixed_precision"] = "no"
+    (run / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(SystemExit, match="mixed_precision"):
+        mod.check_run(run, cell, 30, True)
