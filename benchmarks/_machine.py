@@ -20,7 +20,8 @@ def machine() -> dict:
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
     from hf_lodc.engine.device import cpu_amx, cpu_bf16
 
-    return {"cpu": cpu, "cpu_bf16": cpu_bf16(), "cpu_amx": cpu_amx(), "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu, "cpu_bf16": cpu_bf16(), "cpu_amx": cpu_amx(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
             "niceness": os.nice(0), "load_average": os.getloadavg(), "device": device,
             "note": "shared machine: other jobs may run at the same time; see load_average"}
 

@@ -79,6 +79,22 @@ def write(name: str, record: dict, table: list[str]) -> None:
     print("\n".join(table))
 
 
+def _tree_child(cmd: list[str], tree: Path) -> dict:
+    """Run ``cmd`` (a timing child) with ``tree``'s hf_lodc on PYTHONPATH; its last stdout line, as JSON."""
+    done = subprocess.run(cmd, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} (PYTHONPATH={tree}) failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _merged_rows(name: str, rows: list[dict], key) -> list[dict]:
+    """``rows`` added to the stored table ``name`` (``--append``: variants measured in several calls make one
+    table); a stored row with the same ``key(row)`` is replaced."""
+    mine = {key(r) for r in rows}
+    out = HERE / "results" / f"{name}.json"
+    return [r for r in json.loads(out.read_text())["rows"] if key(r) not in mine] + rows if out.is_file() else rows
+
+
 # ------------------------------------------------------------------------------------ condense
 def _free_port() -> int:
     with socket.socket() as s:
@@ -230,7 +246,6 @@ ITER_CELLS = {"cifar10-ipc10": (CIFAR, 10, 2), "mnist-ipc1": (MNIST, 1, 2)}
 
 def _iteration_child(tree: Path, cell: str, args, mp: str, extra: dict | None = None, processes: int = 1) -> dict:
     dataset, ipc, rank = ITER_CELLS[cell]
-    env = {**os.environ, "PYTHONPATH": str(tree)}
     launch = [sys.executable]
     if processes > 1:  # classes sharded over N processes of one thread each (torchrun's default), gloo
         launch += ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
@@ -238,10 +253,7 @@ def _iteration_child(tree: Path, cell: str, args, mp: str, extra: dict | None = 
                    "--main_process_port", str(_free_port())]
     cmd = launch + [str(HERE / "_time_iterations.py"), dataset, str(ipc), str(rank), str(args.batch_real),
                     str(args.warmup), str(args.iterations), mp] + ([json.dumps(extra)] if extra else [])
-    done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} (PYTHONPATH={tree}) failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return _tree_child(cmd, tree)
 
 
 def _rerender(name: str) -> None:
@@ -310,11 +322,8 @@ def bench_iteration(args) -> None:
                          "cpu_ratio_median": round(med(cpu_ratios), 3),
                          "flops_per_iteration": f.total, "base_gflops": round(f.total / sa / 1e9, 1),
                          "this_gflops": round(f.total / sb / 1e9, 1), "final_loss_this": b["final_loss"]})
-    out = HERE / "results" / f"{args.name}.json"
-    if args.append and out.is_file():  # runs split over several calls: one table
-        key = lambda r: (r["cell"], r["precision_this"], r.get("variant_this", "default"))  # noqa: E731
-        mine = {key(r) for r in rows}
-        rows = [r for r in json.loads(out.read_text())["rows"] if key(r) not in mine] + rows
+    if args.append:  # runs split over several calls: one table
+        rows = _merged_rows(args.name, rows, lambda r: (r["cell"], r["precision_this"], r.get("variant_this", "default")))
     record = {"part": "iteration", "hardware": hw, "rows": rows, "base": args.base_label,
               "device_settings": dev.settings("cpu"),
               "settings": {"iterations": args.iterations, "warmup": args.warmup, "pairs": args.pairs,
@@ -364,11 +373,7 @@ EPOCH_CELLS = {"cifar10": (CIFAR, 8), "mnist": (MNIST, 7)}  # the LoDM IPC 1 ran
 def _epoch_child(tree: Path, cell: str, args, extra: dict | None = None) -> dict:
     dataset, per_class = EPOCH_CELLS[cell]
     cmd = [sys.executable, str(HERE / "_time_eval_epochs.py"), dataset, str(per_class), str(args.epochs)]
-    done = subprocess.run(cmd + ([json.dumps(extra)] if extra else []), cwd=tree,
-                          env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} (PYTHONPATH={tree}) failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return _tree_child(cmd + ([json.dumps(extra)] if extra else []), tree)
 
 
 def bench_epoch(args) -> None:
@@ -400,11 +405,8 @@ def bench_epoch(args) -> None:
                      "this_cpu_s_per_epoch": round(med(p[3] for p in pairs), 4),
                      "cpu_ratio_median": round(med(p[2] / p[3] for p in pairs), 3),
                      "flops_per_epoch": f, "base_gflops": round(f / sa / 1e9, 1), "this_gflops": round(f / sb / 1e9, 1)})
-    out = HERE / "results" / f"{args.name}.json"
-    if args.append and out.is_file():  # variants measured in several calls: one table
-        key = lambda r: (r["set"], r["variant_this"])  # noqa: E731
-        mine = {key(r) for r in rows}
-        rows = [r for r in json.loads(out.read_text())["rows"] if key(r) not in mine] + rows
+    if args.append:  # variants measured in several calls: one table
+        rows = _merged_rows(args.name, rows, lambda r: (r["set"], r["variant_this"]))
     record = {"part": "epoch", "hardware": hw, "rows": rows, "base": args.base_label,
               "settings": {"epochs": args.epochs, "pairs": args.pairs}}
     st = record["settings"]

@@ -33,6 +33,7 @@ sys.path.insert(0, str(HERE / "gpu"))
 
 from _machine import machine_line  # noqa: E402
 from cells import CELLS  # noqa: E402
+from hf_lodc.engine.config import RunConfig  # noqa: E402
 
 OUT = HERE / "results" / "cpu_protocol"
 FAST = ["--compile", "--real-chunk", "256", "--channels-last", "--mixed-precision", "bf16",
@@ -47,16 +48,9 @@ def command(cell, iterations: int, fast: bool, out_dir: str) -> list[str]:
              "--iterations", str(iterations)] + (FAST if fast else []) + ["--output-dir", out_dir, "--cpu"])
 
 
-def _flat(config: dict) -> dict:
-    flat = {}
-    for k, v in config.items():
-        flat.update(v if isinstance(v, dict) and k in ("data", "condense", "eval") else {k: v})
-    return flat
-
-
 def check_run(run: Path, cell, iterations: int, fast: bool) -> dict:
     """The run's results, after checking that its config is the cell's YAML with these changes only."""
-    cfg = _flat(json.loads((run / "config.json").read_text())["run"])
+    cfg = RunConfig.from_dict(json.loads((run / "config.json").read_text())["run"], str(run)).to_flat()
     want = {**yaml.safe_load((ROOT / "recipes" / "configs" / cell.config).read_text()), "iterations": iterations,
             **(FAST_CONFIG if fast else {})}
     want.pop("output_dir", None)
@@ -129,8 +123,7 @@ def main(argv=None) -> int:
                 "HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))}
             if subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, env=env).returncode != 0:
                 raise SystemExit(f"{' '.join(cmd)} failed")
-        row = row_of(cell, args.iterations, args.fast, check_run(ROOT / run if not run.is_absolute() else run, cell,
-                                                                 args.iterations, args.fast), cmd)
+        row = row_of(cell, args.iterations, args.fast, check_run(ROOT / run, cell, args.iterations, args.fast), cmd)
         key = (row["cell"], row["iterations"], row["fast"])
         record["rows"] = [r for r in record["rows"] if (r["cell"], r["iterations"], r["fast"]) != key] + [row]
     lines = render(record["rows"])

@@ -206,6 +206,7 @@ def evaluate_foreign(args, device) -> dict:
                           f"condensed from, e.g. ylecun/mnist)")
     if args.update_card or args.push_to_hub:
         raise ConfigError("--update-card / --push-to-hub only work for sets made by hf_lodc")
+    options = eval_options(args)
     report = evaluate_condensed_set(
         args.source, args.test_dataset, models=args.models, runs=args.runs, epochs=args.epochs,
         split=args.split, config_name=args.config_name, revision=args.revision, image_column=args.image_column,
@@ -213,7 +214,7 @@ def evaluate_foreign(args, device) -> dict:
         input_normalization=args.input_normalization, set_mean=args.set_mean, set_std=args.set_std,
         storage_bytes=args.storage_bytes, real_itemsize=args.real_itemsize, baseline=args.baseline,
         max_per_class=args.max_per_class, eval_max_per_class=args.eval_max_per_class, seed=args.seed or 0,
-        eval_config=EvalConfig(**eval_options(args)) if eval_options(args) else None,
+        eval_config=EvalConfig(**options) if options else None,
         device=device, progress=True,
     )
     print(report.summary())

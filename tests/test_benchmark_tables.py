@@ -93,7 +93,10 @@ def test_cpu_protocol_records_only_runs_made_by_its_command(tmp_path):
             **mod.FAST_CONFIG}
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"run": {"data": {"dataset": flat.pop("dataset")}, "condense": flat}}))
+    from hf_lodc.engine.config import RunConfig
+
+    flat.pop("output_dir", None)  # written as a run writes it: the nested RunConfig
+    (run / "config.json").write_text(json.dumps({"run": RunConfig.from_flat(flat).to_dict()}))
     rec = {"accuracy_mean": 90.0, "accuracy_std": 0.5, "runs": 20, "epochs": 1000, "wall_time_s": 600.0}
     (run / "results.json").write_text(json.dumps({
         "evaluations": {"convnet": rec}, "evaluations_uint8": {"convnet": {**rec, "accuracy_mean": 89.5}},

@@ -86,7 +86,7 @@ def as_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     With one channel (MNIST) both layouts describe the same memory, and torch keeps the contiguous
     strides (N*.., H*W, W, 1) for ``.contiguous(memory_format=torch.channels_last)``; a convolution then
     picks oneDNN's contiguous kernel and the compiled graph copies its (N, 128, H, W) output into
-    channels_last afterwards (3.6x slower for MNIST's first layer in bf16 on an AMX CPU, plus the copy).
+    channels_last afterwards (for MNIST's first layer in bf16 on an AMX CPU: a slower kernel plus the copy).
     Here a one-channel tensor gets the channels_last strides (H*W, 1, W, 1) explicitly: the same values
     at the same addresses, no copy."""
     if not channels_last:
