@@ -113,3 +113,38 @@ def test_cpu_protocol_records_only_runs_made_by_its_command(tmp_path):
     (run / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(SystemExit, match="mixed_precision"):
         mod.check_run(run, cell, 30, True)
+
+
+def _update_readme():
+    spec = importlib.util.spec_from_file_location("update_readme", ROOT / "benchmarks" / "update_readme.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_result_pages_hold_the_latest_tables():
+    """docs/results.md and docs/speed.md carry the tables of benchmarks/results/*.md, as update_readme.py
+    writes them (its --check is what this asserts); README.md only links to them."""
+    mod = _update_readme()
+    assert mod.main(["--check"]) == 0
+    results = (ROOT / "docs" / "results.md").read_text()
+    assert {"core_cpu", "cpu_protocol", "gpu_table1", "cross_arch_150"} <= set(mod.blocks(results))
+    assert "speed_iteration_amx" in mod.blocks((ROOT / "docs" / "speed.md").read_text())
+    assert mod.blocks((ROOT / "README.md").read_text()) == []
+
+
+def test_update_readme_check_fails_on_a_stale_page_and_the_rewrite_fixes_it(tmp_path, capsys):
+    mod = _update_readme()
+    (tmp_path / "docs").mkdir()
+    page = tmp_path / "docs" / "results.md"
+    page.write_text("# R\n\n<!-- results:core_cpu -->\nold numbers\n<!-- /results:core_cpu -->\n\nafter\n")
+    assert mod.main(["--check", "--root", str(tmp_path)]) == 1
+    assert "docs/results.md out of date" in capsys.readouterr().err
+    assert mod.main(["--root", str(tmp_path)]) == 0
+    text = page.read_text()
+    assert "old numbers" not in text and (ROOT / "benchmarks" / "results" / "core_cpu.md").read_text().strip() in text
+    assert text.endswith("<!-- /results:core_cpu -->\n\nafter\n")
+    assert mod.main(["--check", "--root", str(tmp_path)]) == 0
+    (tmp_path / "README.md").write_text("<!-- results:core_cpu -->\n<!-- /results:core_cpu -->\n")
+    with pytest.raises(SystemExit, match="results:core_cpu is on both docs/results.md and README.md"):
+        mod.main(["--check", "--root", str(tmp_path)])
