@@ -3,7 +3,7 @@
 protocol a CPU session reaches. The YAML of ``recipes/configs/`` runs unchanged (batch_real 256, the
 evaluation's 20 ConvNet-3 x 1000 epochs on the full test split) but
 for ``--iterations`` (the paper: 20 000) and, with ``--fast``, the fastest measured CPU path (bf16 on
-CPUs with AMX: README, Speed).
+CPUs with AMX: docs/speed.md).
 
     HF_LODC_LOCAL_HUB=../shared/hub python benchmarks/cpu_protocol.py --cell mnist-lodm-ipc1 --iterations 3000 --fast
     python benchmarks/cpu_protocol.py --cell mnist-lodm-ipc1 --iterations 3000 --fast --from-run runs/x  # record a run

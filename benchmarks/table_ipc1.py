@@ -2,7 +2,7 @@
 """One IPC-1 table of every method measured on the CPU, pixel and low-rank side by side (issue 13).
 
 Reads the benchmark JSONs (nothing is re-measured) and writes ``benchmarks/results/ipc1_all.json`` and
-``.md``; README.md copies the markdown (``python benchmarks/update_readme.py``). Rows come from three
+``.md``; docs/results.md copies the markdown (``python benchmarks/update_readme.py``). Rows come from three
 benchmarks whose settings differ, so each row names its setting and rows compare within a setting:
 
 * ``core``: ``bench_core.py`` (random, lorandom, DM, LoDM, DC, LoDC): 100 iterations, batch_real 64/class,

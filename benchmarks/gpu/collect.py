@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Merge what GPU leases returned into benchmarks/results/gpu_*.json + .md and the README.
+"""Merge what GPU leases returned into benchmarks/results/gpu_*.json + .md and docs/results.md.
 
     python benchmarks/gpu/collect.py /work/.device/<files_at>      # a lease's returned folder (or JSON files)
     python benchmarks/gpu/collect.py                               # only re-render the tables
@@ -10,7 +10,7 @@
 * ``gpu_speed.json/.md``: the speed rows of the latest lease that measured speed.
 
 It also puts a returned ``state.tar.gz`` into ``.lease/`` (the next lease resumes from it; a lease
-that returned none leaves nothing to resume) and refreshes README.md through
+that returned none leaves nothing to resume) and refreshes docs/results.md through
 benchmarks/update_readme.py (blocks ``results:gpu_table1`` and ``results:gpu_speed``).
 Smoke records (``--smoke`` runs on a CPU) are refused unless ``--include-smoke``.
 """

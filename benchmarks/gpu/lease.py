@@ -25,7 +25,7 @@ What comes back in $OUT (at most 8 files): ``lease-<UTC time>.json`` (hardware, 
 command, speed rows, cell results), ``lease.log`` (everything the children printed) and
 ``state.tar.gz`` (checkpoints of a cut cell and condensed sets awaiting evaluation, which the next
 lease resumes). On this machine: ``python benchmarks/gpu/collect.py <files_at folder>`` merges the
-JSON into benchmarks/results/gpu_*.json/.md, refreshes README.md, and puts state.tar.gz back into
+JSON into benchmarks/results/gpu_*.json/.md, refreshes docs/results.md, and puts state.tar.gz back into
 ``.lease/`` for the next lease.
 
 The runner never starts work that cannot end inside ``--budget-s``: speed first (a fixed, small
