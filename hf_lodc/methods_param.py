@@ -1,4 +1,4 @@
-"""Method rows of the parameterisation methods (issue 13): IDC, IDC-I, LoIDC, HaBa, LoHaBa.
+"""Method rows of the parameterisation methods: IDC, IDC-I, LoIDC, HaBa, LoHaBa.
 
 Registered in the one ``METHODS`` registry by the import at the end of ``methods.py``. ``ParamMethodSpec`` adds what the rows need beyond ``MethodSpec``:
 
@@ -41,8 +41,9 @@ class ParamMethodSpec(MethodSpec):
 _IDC = {"match_steps": 100, "metric": "mse", "n_data": 2000, "net_update": True}
 _HABA_TM = {"syn_steps": 50, "expert_epochs": 2, "max_start_epoch": 2, "lr_lr": 1e-7, "lr_teacher": 0.01,
             "lambda_club": 0.1, "lambda_cls": 1.0, "lambda_likeli": 0.1, "lambda_contrast": 0.1,
-            # deviation: their hallucinator lr (100, = the image lr) made ours (no normalisation layers) diverge
-            # within 3 iterations on MNIST (weights x100, images |x| ~ 1e5, 10 % accuracy); 1.0 is untuned
+            # deviation: their hallucinator lr (100, = the image lr) makes ours diverge: they have no
+            # normalisation layers, so nothing bounds the weights' growth and the decoded images blow up
+            # within a few iterations; 1.0 keeps them stable and is untuned
             "lr_hallucinator": 1.0}
 
 PARAM_METHODS = [

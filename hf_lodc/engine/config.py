@@ -155,8 +155,8 @@ class EvalConfig(_Checked):
     eval_compile: bool = False
     # the evaluation networks' passes (training and test) under autocast: "no" (float32, the literature's
     # protocol and the default) or "bf16" (weights, gradients and SGD stay float32). With eval_compile and
-    # eval_channels_last it is several times faster on CPUs with AMX (benchmarks/results/speed_epoch_amx.md),
-    # its accuracy drift is in benchmarks/results/core_cpu_bf16.md. Recorded in every accuracy's protocol when on.
+    # eval_channels_last it is several times faster on CPUs with AMX, within the runs' std (docs/speed.md).
+    # Recorded in every accuracy's protocol when on.
     eval_mixed_precision: str = "no"
     # evaluation networks (and their inputs) in channels_last memory format (sequential backend only;
     # recorded when on): with bf16 on AMX oneDNN's fast convolutions want it

@@ -8,7 +8,7 @@ ConvNet passes use (channels_last only where asked). The ``Condenser`` configure
 (``condensation.device``); evaluation configures the defaults when nothing was (``ensure``).
 ``settings()`` returns what is in force, for results.json and the benchmark JSONs. ``cpu_bf16()`` says whether this CPU has bfloat16
 units (AVX512-BF16 or AMX), where ``mixed_precision='bf16'`` can pay off on a CPU; ``cpu_amx()`` whether it
-has AMX tiles, where bf16 convolutions run about 4x faster than fp32 ones (``benchmarks/results/speed_floor_amx.md``).
+has AMX tiles, where bf16 convolutions outrun fp32 ones by far (measured in docs/speed.md).
 ``autocast(precision, device)`` is the one factory of the autocast context for network passes, for
 condensation (``mixed_precision``) and evaluation (``eval_mixed_precision``) alike.
 """
@@ -36,7 +36,7 @@ class DeviceSettings:
     cpu_bf16: bool
     torch: str
     cuda: str | None
-    cpu_amx: bool = False  # AMX-BF16 tiles: where bf16 autocast measured several times faster on a CPU
+    cpu_amx: bool = False  # AMX-BF16 tiles: the CPUs where bf16 autocast pays (recorded: timings depend on it)
 
 
 def cpu_flags() -> set[str]:
@@ -59,7 +59,7 @@ def cpu_bf16() -> bool:
 
 def cpu_amx() -> bool:
     """True where the CPU has AMX-BF16 tiles (Sapphire Rapids and later): oneDNN's bf16 convolutions
-    then run several times faster than its fp32 ones."""
+    then outrun its fp32 ones by far, so bf16 autocast pays there and not on CPUs without them."""
     return "amx_bf16" in cpu_flags()
 
 
@@ -104,8 +104,9 @@ def as_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 def _channels_last_default(device: torch.device) -> bool:
-    # off until measured faster: on the 2-core Xeon it was CPU-time neutral and it moves DM's fp32
-    # gradients by up to 2e-3 relative (other oneDNN kernels); the GPU lease measures it on CUDA
+    # off by default: alone (without compile) it saves no CPU time on a CPU, and it changes DM's fp32
+    # gradients (oneDNN picks other kernels), so the default path stays bit-identical to eager
+    # contiguous; the GPU lease measures it on CUDA
     return False
 
 

@@ -28,7 +28,7 @@ draws (models with active dropout are equal in distribution only; a warning says
 
 Speed: on GPUs one batched step replaces N small ones. On a CPU there is nothing to gain (the
 convolutions are already compute-bound and oneDNN's grouped convolutions are slower than N plain
-ones: 0.56-0.84x the sequential speed on 2 EPYC cores, ``benchmarks/results/speed_eval.md``), so
+ones; measured in docs/speed.md), so
 ``eval_backend="auto"`` picks ``vmap`` only off the CPU; ask for it by name to use it anyway.
 ``eval_compile`` (torch.compile of the forward), ``eval_channels_last`` and ``eval_mixed_precision``
 are the sequential backend's only (torch applies no autocast inside ``vmap``: the stacked passes would
@@ -74,7 +74,7 @@ class StackedNets:
         self.params, self.buffers = stack_module_state(nets)  # name -> (N, *shape); params are leaves
         # per-model inputs arrive batch-major (B, N, C, H, W): vmap then folds N into the channels
         # without a copy, and oneDNN's grouped convolution gets a contiguous input (the model-major
-        # layout made the first layer's weight gradient ~10x slower on CPU)
+        # layout made the first layer's weight gradient far slower on CPU)
         self._per_model = vmap(self._call, in_dims=(0, 0, 1), randomness="different")
         self._shared = vmap(self._call, in_dims=(0, 0, None), randomness="different")
 

@@ -4,21 +4,22 @@ Every iteration draws a fresh, untrained ConvNet; for every class c the loss is
 ||mean phi(real_c) - mean phi(syn_c)||^2, summed over classes. Real and synthetic images of a class
 share one DSA draw (siamese).
 
-Speed (issue 11): the real images stay on the device as uint8; the real half needs no gradient, so
-it can be gathered, normalised, augmented and embedded in chunks of ``real_chunk`` images (0, the
-default: one pass; chunking is bit-identical). The passes run in channels_last where
-``hf_lodc.engine.device`` says so (off by default: not measured faster here). The synthetic half goes through the network in one pass.
-The loss stays a device tensor: the engine reads it when it logs.
+Speed: the real images stay on the device as uint8, so no image crosses the host-device link per
+iteration; the real half needs no gradient, so it can be gathered, normalised, augmented and embedded
+in chunks of ``real_chunk`` images (0, the default: one pass; chunking is bit-identical, and only pays
+where a chunk's activations then stay in cache). The passes run in channels_last where
+``hf_lodc.engine.device`` says so (off by default). The synthetic half goes through the network in one
+pass. The loss stays a device tensor: the engine reads it when it logs, so the loop does not wait on
+the device every iteration.
 
 ``compile`` (off by default) runs both embedding passes through ``torch.compile`` (inductor): on the CPU
 it fuses the memory-bound norm -> ReLU -> pool passes that dominate after the convolutions. The network
 is drawn afresh every iteration; it is an argument of the compiled function, so its parameters are graph
 inputs and a new draw of the same shapes reuses the compiled code (compiled once per process and input
-shape, ``dynamic=False``). Off, the passes are the eager ones, bit for bit. On the 2-core Xeon it cut
-the CPU time of a CIFAR-10 IPC 10 iteration by ~43 % and an MNIST IPC 1 one by ~30-40 %, for a one-off
-compile of ~20 s wall (``benchmarks/results/speed_iteration_compile.md``); it is off by default because
-the compiled kernels are not bit-identical to eager (gradients move by ~1e-4 relative) and the
-compile needs a C++ compiler (CPU) or Triton (CUDA, not measured yet).
+shape, ``dynamic=False``). Off, the passes are the eager ones, bit for bit. It is off by default because
+the compiled kernels are not bit-identical to eager (so, when on, it joins the run identity and a run
+cannot switch it on resume), the compile costs a one-off wait per process and needs a C++ compiler (CPU) or Triton (CUDA).
+What it saves is measured in docs/speed.md.
 """
 
 from __future__ import annotations
@@ -47,10 +48,10 @@ def embed_fn(compile: bool):
 
 
 def real_chunk_default(device: torch.device) -> int:
-    """Images per no-grad real chunk; 0 = one pass. Chunks of 256 measured CPU-time neutral on the
-    2-core Xeon (12.66 vs 12.64 CPU s/it at CIFAR-10 IPC 10) and slower in wall time when the cores
-    are shared (many more thread barriers), so one pass is the default everywhere; the option stays
-    (``real_chunk``) for machines where the cache effect shows."""
+    """Images per no-grad real chunk; 0 = one pass. Chunking alone saves no CPU time on a CPU (the
+    convolutions dominate) and costs wall time when the cores are shared (one thread barrier per chunk),
+    so one pass is the default everywhere; the option stays (``real_chunk``) because with ``compile``
+    the chunks' activations stay in cache (docs/speed.md)."""
     return 0
 
 

@@ -3,10 +3,10 @@
 Why: the matching networks (ConvNet-3 with instance norm) are blind to the scale of an input image:
 conv(s x) + b, instance-normalised, equals conv(x) + b instance-normalised for any s > 0 (the bias
 cancels in the mean subtraction; only the norm's eps differs). A loss with that invariance has
-gradients orthogonal to x, so every SGD step can only *grow* ||x||: after DM at lr 1 the MNIST
-LoDM images have a per-image std of about 3.9 where normalised real images have 1.0. Networks with
-instance norm do not care; BatchNorm networks do: their running statistics, collected on the
-synthetic set, misfit the real test images and they fall to chance (benchmarks/results/cross_arch.md
+gradients orthogonal to x, so every SGD step can only *grow* ||x||: after DM the images end with
+several times the per-image std of normalised real images. Networks with instance norm do not care;
+BatchNorm networks do: their running statistics, collected on the synthetic set, misfit the real test
+images and they fall to chance (docs/protocol.md, "Contrast of the finished set", has the figures
 before and after). The published pixels and uint8 PNGs also clip far less when the contrast is
 the real one.
 
