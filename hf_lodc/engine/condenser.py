@@ -149,6 +149,9 @@ def resolve_config(cfg: CondenseConfig, image_shape, num_classes: int | None = N
             setattr(resolved, k, budget.options.get(k, getattr(resolved, k)))
     resolved.matching_model = matching_model_for(image_shape, cfg.matching_model)
     resolved.mixed_precision = cfg.mixed_precision or "no"  # the Condenser records an Accelerator's instead
+    resolved.channels_last = bool(cfg.channels_last)  # None: speed chose nothing, contiguous
+    if hasattr(resolved, "compile"):
+        resolved.compile = bool(resolved.compile)
     resolved.images_per_class = budget.images_per_class
     return spec, resolved, budget
 
@@ -218,11 +221,13 @@ class Condenser:
                      + f" (ipc {cfg.ipc})")
         self.accelerator = accelerator
         self.comm = Collective(accelerator)
-        if accelerator is not None:  # the precision the passes will really use is the accelerator's
-            if cfg.mixed_precision is not None and str(accelerator.mixed_precision) != cfg.mixed_precision:
-                warnings.warn(f"mixed_precision={cfg.mixed_precision!r} in the config, but the Accelerator runs "
-                              f"{accelerator.mixed_precision!r}: using (and recording) the Accelerator's", stacklevel=2)
-            self.cfg.mixed_precision = str(accelerator.mixed_precision)
+        if accelerator is not None:  # an Accelerator that was asked for a precision decides it
+            launched = str(accelerator.mixed_precision)
+            if cfg.mixed_precision is None or launched != "no":
+                if cfg.mixed_precision is not None and launched != cfg.mixed_precision:
+                    warnings.warn(f"mixed_precision={cfg.mixed_precision!r} in the config, but the Accelerator runs "
+                                  f"{launched!r}: using (and recording) the Accelerator's", stacklevel=2)
+                self.cfg.mixed_precision = launched
         self.device = accelerator.device if accelerator is not None else torch.device("cpu")
         # numeric settings of the passes, set explicitly (TF32, cudnn.benchmark, memory format) and recorded
         self.device_config = device_settings.configure(self.device, tf32=bool(self.cfg.tf32),
@@ -260,7 +265,7 @@ class Condenser:
     # -- set-up --------------------------------------------------------------------------------
     def _autocast(self):
         mp = self.cfg.mixed_precision
-        if self.accelerator is not None:
+        if self.accelerator is not None and str(self.accelerator.mixed_precision) == mp:
             return self.accelerator.autocast()
         return device_settings.autocast(mp, self.device)()
 

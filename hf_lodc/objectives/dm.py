@@ -10,15 +10,15 @@ default: one pass; chunking is bit-identical). The passes run in channels_last w
 ``hf_lodc.engine.device`` says so (off by default: not measured faster here). The synthetic half goes through the network in one pass.
 The loss stays a device tensor: the engine reads it when it logs.
 
-``compile`` (off by default) runs both embedding passes through ``torch.compile`` (inductor): on the CPU
+``compile`` (off unless ``speed`` turns it on for a large run) runs both embedding passes through ``torch.compile`` (inductor): on the CPU
 it fuses the memory-bound norm -> ReLU -> pool passes that dominate after the convolutions. The network
 is drawn afresh every iteration; it is an argument of the compiled function, so its parameters are graph
 inputs and a new draw of the same shapes reuses the compiled code (compiled once per process and input
 shape, ``dynamic=False``). Off, the passes are the eager ones, bit for bit. On the 2-core Xeon it cut
 the CPU time of a CIFAR-10 IPC 10 iteration by ~43 % and an MNIST IPC 1 one by ~30-40 %, for a one-off
-compile of ~20 s wall (``benchmarks/results/speed_iteration_compile.md``); it is off by default because
-the compiled kernels are not bit-identical to eager (gradients move by ~1e-4 relative) and the
-compile needs a C++ compiler (CPU) or Triton (CUDA, not measured yet).
+compile of ~20 s wall (``benchmarks/results/speed_iteration_compile.md``). ``speed=exact`` keeps it off:
+the compiled kernels are not bit-identical to eager (gradients move by ~1e-4 relative), and the
+compile needs a C++ compiler (CPU) or Triton (CUDA), which ``engine/speed.py`` probes first.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ class DMOptions(ObjectiveOptions):
     real_chunk: int | None = option(
         None, "distribution matching: real images per no-grad chunk (0 or None: one pass; bit-identical either way)")
 
-    compile: bool = option(
-        False, "distribution matching: run the embedding passes through torch.compile (inductor; compiled once "
-        "per process, then reused for every freshly drawn network; not bit-identical to eager)")
+    compile: bool | None = option(
+        None, "distribution matching: run the embedding passes through torch.compile (inductor; compiled once "
+        "per process, then reused for every freshly drawn network; not bit-identical to eager); unset: speed decides")
 
     RULES = {"real_chunk": (lambda v: v >= 0, ">= 0")}
 
