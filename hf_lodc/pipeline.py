@@ -34,6 +34,7 @@ from .engine.condenser import CondenseResult, Condenser, resolve_config
 from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EVAL_BACKENDS, EVAL_PROTOCOLS, EvalRecord, evaluate_synthetic, protocol_of, record_key
 from .engine.condenser import Interrupted
+from .engine.curve import CURVE_PNG, SNAPSHOT_DIR, draw_curve, evaluate_curve, load_snapshots, save_snapshot
 from .engine.speed import Hardware, SpeedPlan, compiler_problem, default_speed, plan_speed, probe_hardware
 from .errors import ConfigError, HfLodcError, HubError, UnknownNameError
 from .export.artifact import Artifact, build_artifact, check_writable, save_artifact_or_rescue
@@ -150,10 +151,13 @@ def condense(
     initial_state: dict[str, Any] | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    snapshot_at: tuple[int, ...] = (),
+    on_snapshot: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
 ) -> CondenseResult:
-    """Condense ``data`` with ``cfg``; ``initial_state`` continues a held set, ``resume`` a checkpoint."""
+    """Condense ``data`` with ``cfg``; ``initial_state`` continues a held set, ``resume`` a checkpoint;
+    ``on_snapshot(iteration, state)`` sees the set after each iteration in ``snapshot_at``."""
     condenser = Condenser(data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir, progress=progress,
-                          initial_state=initial_state, log=log)
+                          initial_state=initial_state, log=log, snapshot_at=snapshot_at, on_snapshot=on_snapshot)
     if log is not None:
         b = condenser.budget
         log(f"[hf_lodc] {data.info.dataset}: {data.num_classes} classes, {data.info.num_train} train images "
@@ -457,8 +461,20 @@ def _sigterm_deferred():
 def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, log, is_main, nets=None,
                 plan: SpeedPlan | None = None) -> Artifact:
     ckpt = out / "checkpoints" if out else None  # created only when a checkpoint is written
+    curve_at = tuple(sorted(set(cfg.eval.eval_at or ())))
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+    snap_dir = ckpt / SNAPSHOT_DIR if ckpt is not None else None
+    if curve_at and snap_dir is not None and cfg.resume:
+        snapshots.update(load_snapshots(snap_dir))  # the points a stopped run had already passed
+
+    def keep_snapshot(iteration: int, state: dict[str, torch.Tensor]) -> None:
+        snapshots[iteration] = state
+        if snap_dir is not None and is_main:
+            save_snapshot(snap_dir, iteration, state)
+
     result = condense(data, cfg.condense, accelerator=accelerator, checkpoint_dir=ckpt, resume=cfg.resume,
-                      progress=progress, log=log)
+                      progress=progress, log=log, snapshot_at=curve_at,
+                      on_snapshot=keep_snapshot if curve_at else None)
     art = build_artifact(result, data.info, run_config=cfg.to_dict())
     if plan is not None:
         art.results["speed"] = plan.record()
@@ -486,6 +502,17 @@ def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, l
                 log(f"[hf_lodc] evaluation failed; {_save_unevaluated(art, out, cfg, 'evaluation failed', log)}")
             raise
         log(f"[hf_lodc] evaluation took {time.perf_counter() - t0:.1f} s")
+        if curve_at:
+            t0 = time.perf_counter()
+            device = accelerator.device if accelerator is not None else "cpu"
+            with _sigterm_as_interrupt():  # an interrupted curve leaves the finished record; save it anyway
+                try:
+                    art.results["curve"] = evaluate_curve(result, {i: snapshots[i] for i in curve_at if i in snapshots},
+                                                          data, cfg.eval, eval_seed(art, cfg.eval), device,
+                                                          progress=progress and is_main)
+                except KeyboardInterrupt:
+                    log("[hf_lodc] the accuracy curve was interrupted; saving the set without it")
+            log(f"[hf_lodc] accuracy curve took {time.perf_counter() - t0:.1f} s")
     else:
         art.results["evaluated"] = False
         art.results["not_evaluated_because"] = ("eval_runs is 0" if not cfg.eval.eval_runs
@@ -497,6 +524,12 @@ def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, l
                 "config_name": cfg.hub_config_name, "repo_id": cfg.push_to_hub or out.name,
                 "test": data.test if cfg.hub_test_split else None})
         log(f"[hf_lodc] wrote {out}")
+        if art.results.get("curve"):
+            final = (art.results.get("evaluations") or {}).get(art.results["curve"]["model"])
+            png = draw_curve(art.results["curve"], out / CURVE_PNG, final,
+                             title=f"{data.info.dataset} {art.method} ipc{art.budget.ipc}")
+            if png is not None:
+                log(f"[hf_lodc] accuracy against iterations: {png}")
     if cfg.push_to_hub and is_main:
         publish(art, cfg.push_to_hub, saved_in=str(out) if out else None, private=cfg.hub_private,
                 config_name=cfg.hub_config_name, test=data.test if cfg.hub_test_split else None, nets=nets)

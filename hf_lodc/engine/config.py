@@ -163,6 +163,12 @@ class EvalConfig(_Checked):
     # evaluation networks (and their inputs) in channels_last memory format (sequential backend only):
     # with bf16 on AMX oneDNN's fast convolutions want it
     eval_channels_last: bool | None = None
+    # accuracy against iterations: the set as it was after each of these iterations, evaluated with a
+    # short protocol (eval_at_runs x eval_at_epochs, the first eval model) after the condensation;
+    # recorded in results.json ("curve") and drawn to curve.png in the output folder
+    eval_at: list[int] | None = None
+    eval_at_runs: int = 2
+    eval_at_epochs: int = 300
 
 
 class Sectioned:
@@ -323,6 +329,9 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval_batch": _POSITIVE,
     "eval_mixed_precision": _one_of("no", "bf16"),
     "speed": _one_of("auto", "exact"),
+    "eval_at": (lambda v: all(i > 0 for i in v), "a list of iterations > 0"),
+    "eval_at_runs": _POSITIVE,
+    "eval_at_epochs": _POSITIVE,
 }
 
 
@@ -429,6 +438,8 @@ def _coerce(name: str, value: Any, ftype: Any, source: str) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise _type_error(source, name, "a list", value)
+        if args and args[0] is int:  # "500,1000" from the command line
+            value = [int(v) if isinstance(v, str) and v.strip().lstrip("-").isdigit() else v for v in value]
         return [_coerce(name, v, args[0] if args else str, source) for v in value]
     if ftype is bool:
         if isinstance(value, bool):
