@@ -47,7 +47,7 @@ from .synset.budget import check_budget_args
 from .synset.init import INITS
 
 __all__ = ["load_data", "validate", "validate_eval", "condense", "evaluate", "eval_seed", "publish",
-           "run_experiment", "choose_speed", "FLOAT32", "UINT8"]
+           "run_experiment", "choose_speed", "choose_eval_speed", "FLOAT32", "UINT8"]
 
 FLOAT32, UINT8 = "pixel_values", "images"  # the evaluated views (export.views): exact tensors, published PNGs
 
@@ -363,6 +363,24 @@ def choose_speed(cfg: RunConfig, data: ImageClassificationData, accelerator=None
         _follow_checkpoint(plan, Path(cfg.output_dir) / "checkpoints")
     chosen = plan.options()
     return (cfg.replace(**chosen) if chosen else cfg), plan
+
+
+def choose_eval_speed(ec: EvalConfig, art: Artifact, speed: str | None, device: torch.device | str = "cpu", *,
+                      hardware: Hardware | None = None, probe: Callable[[str], str | None] = compiler_problem,
+                      ) -> EvalConfig:
+    """``ec`` with the evaluation speed options it leaves unset filled by ``speed`` (None: the default),
+    for evaluating the set of ``art``."""
+    device = torch.device(device)
+    hw = hardware or probe_hardware(device)
+    shape = tuple(art.synset.image_shape)
+    n = int(art.labels.numel())
+    k = int(art.labels.max()) + 1 if n else 1
+    vmap = ec.eval_backend == "vmap" or (ec.eval_backend == "auto" and device.type != "cpu" and ec.eval_runs > 1)
+    plan = plan_speed(speed or default_speed(), hw, method_objective=None, matching_model="", image_shape=shape,
+                      num_classes=k, batch_real=0, syn_per_class=0, iterations=0, condense_cfg=None, eval_cfg=ec,
+                      eval_images=n, eval_backend_vmap=vmap, probe=probe)
+    chosen = plan.options()
+    return EvalConfig(**{**ec.__dict__, **chosen}) if chosen else ec
 
 
 _CONDENSE_SPEED_OPTIONS = ("mixed_precision", "channels_last", "compile", "real_chunk")

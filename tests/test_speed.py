@@ -144,3 +144,17 @@ def test_a_resumed_run_follows_its_checkpoint_path(tiny, tmp_path):
     cfg, plan = pipeline.choose_speed(longer, data, hardware=PLAIN, probe=_works)
     assert cfg.condense.compile is False and cfg.condense.real_chunk is None
     assert any("resuming iter_" in line for line in plan.lines())
+
+
+def test_the_api_chooses_the_evaluation_path_of_a_held_set(tiny):
+    path, data = tiny
+    res = hf_lodc.condense(data, method="lodm", ipc=1, rank=2, iterations=1, batch_real=4, progress=False)
+    from hf_lodc.export.artifact import build_artifact
+
+    art = build_artifact(res, data.info, run_config={})
+    ec = hf_lodc.EvalConfig(eval_runs=5, eval_epochs=10**7)
+    fast = pipeline.choose_eval_speed(ec, art, "auto", hardware=AMX, probe=_works)
+    assert (fast.eval_mixed_precision, fast.eval_channels_last, fast.eval_compile) == ("bf16", True, True)
+    assert pipeline.choose_eval_speed(ec, art, "exact", hardware=AMX, probe=_never) == ec
+    with pytest.raises(ConfigError, match="speed must be one of"):
+        pipeline.choose_eval_speed(ec, art, "fast", hardware=AMX, probe=_never)

@@ -175,7 +175,7 @@ def plan_speed(speed: str, hw: Hardware, *, method_objective: str | None, matchi
     """The options ``speed`` chooses for this run (see the module docstring). ``condense_cfg`` /
     ``eval_cfg`` are read for the options the user set; nothing is modified."""
     if speed not in SPEEDS:
-        raise ValueError(f"speed must be one of {', '.join(SPEEDS)}, got {speed!r}")
+        raise ConfigError(f"speed must be one of {', '.join(SPEEDS)}, got {speed!r}")
     cond, ev = PhasePlan("condense"), PhasePlan("eval")
     out = SpeedPlan(speed, hw, [cond, ev])
     if speed == "exact":
