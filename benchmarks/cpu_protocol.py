@@ -43,9 +43,21 @@ FAST_CONFIG = {"compile": True, "real_chunk": 256, "channels_last": True, "mixed
                "eval_compile": True, "eval_channels_last": True, "eval_mixed_precision": "bf16"}
 
 
-def command(cell, iterations: int, fast: bool, out_dir: str) -> list[str]:
+def command(cell, iterations: int, fast: bool, out_dir: str, flags: list[str] | None = None) -> list[str]:
     return (["python", "recipes/condense.py", "--config", f"recipes/configs/{cell.config}", *cell.overrides,
-             "--iterations", str(iterations)] + (FAST if fast else []) + ["--output-dir", out_dir, "--cpu"])
+             "--iterations", str(iterations)] + (FAST if fast else []) + list(flags or [])
+            + ["--output-dir", out_dir, "--cpu"])
+
+
+def path_of(cfg: dict) -> str:
+    """The numeric path a run took, from its config: precision, memory format, compile, per phase."""
+    def phase(mp, cl, comp):
+        parts = [f"{mp} autocast" if mp and mp != "no" else "fp32"]
+        parts += ["channels_last"] if cl else []
+        parts += ["compile"] if comp else []
+        return " + ".join(parts)
+    return (f"condense {phase(cfg.get('mixed_precision'), cfg.get('channels_last'), cfg.get('compile'))}; "
+            f"eval {phase(cfg.get('eval_mixed_precision'), cfg.get('eval_channels_last'), cfg.get('eval_compile'))}")
 
 
 def check_run(run: Path, cell, iterations: int, fast: bool) -> dict:
@@ -60,7 +72,8 @@ def check_run(run: Path, cell, iterations: int, fast: bool) -> dict:
     return json.loads((run / "results.json").read_text())
 
 
-def row_of(cell, iterations: int, fast: bool, results: dict, cmd: list[str]) -> dict:
+def row_of(cell, iterations: int, fast: bool, results: dict, cmd: list[str], path: str | None = None,
+           note: str | None = None) -> dict:
     paper_its = yaml.safe_load((ROOT / "recipes" / "configs" / cell.config).read_text()).get("iterations")
     views = {k: v.get("convnet") for k, v in results.items() if k.startswith("evaluations") and v.get("convnet")}
     f32 = views.get("evaluations")
@@ -73,6 +86,7 @@ def row_of(cell, iterations: int, fast: bool, results: dict, cmd: list[str]) -> 
         "seconds_per_iteration": round(1.0 / cond["iterations_per_s"], 4) if cond.get("iterations_per_s") else None,
         "condense_wall_s": cond.get("wall_time_s"), "eval_wall_s": round(sum(v["wall_time_s"] for v in views.values()), 1),
         "device": cond.get("device"), "hardware": machine_line(), "command": " ".join(cmd),
+        **({"path": path} if path else {}), **({"note": note} if note else {}),
     }
 
 
@@ -101,6 +115,10 @@ def render(rows: list[dict]) -> list[str]:
             f"{r['seconds_per_iteration']} | {r['condense_wall_s'] / 60:.1f} | {r['eval_wall_s'] / 60:.1f} | "
             f"{r['hardware']} |")
     lines += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in rows) + "."]
+    paths = [f"{r['cell']} at {r['iterations']}: {r['path']}" + (f" ({r['note']})" if r.get("note") else "")
+             for r in rows if r.get("path")]
+    if paths:
+        lines += ["", "Numeric path and notes: " + "; ".join(paths) + "."]
     return lines
 
 
@@ -111,19 +129,24 @@ def main(argv=None) -> int:
     p.add_argument("--fast", action="store_true", help="the fastest measured CPU path (bf16 needs AMX to pay)")
     p.add_argument("--output-dir", help="the run's folder (default runs/cpu-protocol/<cell>-<iterations>)")
     p.add_argument("--from-run", help="record this run folder, made by the same command, instead of running it")
+    p.add_argument("--flags", default="", help="extra speed flags the run used (recorded in the command), e.g. "
+                   "'--compile --real-chunk 256'; the path it took is read from its config either way")
+    p.add_argument("--note", help="a note for the row (e.g. how the run was interrupted and resumed)")
     p.add_argument("--render-only", action="store_true")
     args = p.parse_args(argv)
     record = json.loads(OUT.with_suffix(".json").read_text()) if OUT.with_suffix(".json").is_file() else {"rows": []}
     if not args.render_only:
         cell = next(c for c in CELLS if c.name == args.cell)
         run = Path(args.from_run or args.output_dir or f"runs/cpu-protocol/{cell.name}-{args.iterations}")
-        cmd = command(cell, args.iterations, args.fast, str(run))
+        cmd = command(cell, args.iterations, args.fast, str(run), args.flags.split())
         if not args.from_run:
             env = {**os.environ, "HF_LODC_LOCAL_HUB": os.environ.get(
                 "HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))}
             if subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, env=env).returncode != 0:
                 raise SystemExit(f"{' '.join(cmd)} failed")
-        row = row_of(cell, args.iterations, args.fast, check_run(ROOT / run, cell, args.iterations, args.fast), cmd)
+        results = check_run(ROOT / run, cell, args.iterations, args.fast)
+        cfg = RunConfig.from_dict(json.loads((ROOT / run / "config.json").read_text())["run"], str(run)).to_flat()
+        row = row_of(cell, args.iterations, args.fast, results, cmd, path_of(cfg), args.note)
         key = (row["cell"], row["iterations"], row["fast"])
         record["rows"] = [r for r in record["rows"] if (r["cell"], r["iterations"], r["fast"]) != key] + [row]
     lines = render(record["rows"])

@@ -222,9 +222,11 @@ class CondensedDataset:
         accelerator=None,
         checkpoint_dir: str | os.PathLike | None = None,
         progress: bool = False,
+        speed: str | None = None,
         **options: Any,
     ) -> "CondensedDataset":
-        """Condense the source (any ``CondenseConfig`` option as keyword).
+        """Condense the source (any ``CondenseConfig`` option as keyword); ``speed`` (auto, the default, or
+        exact) fills the speed options left unset (``hf_lodc.engine.speed``).
 
         If this object already holds a set (condensed or loaded) with the same method, ipc and rank,
         ``iterations`` MORE iterations continue from it (``continue_from_current=None``: when
@@ -236,6 +238,10 @@ class CondensedDataset:
         prev = self._artifact
         cfg, initial_state = self._condense_plan(given, continue_from_current)
         data = self.data
+        if initial_state is None:  # a continued set keeps the path it was condensed on
+            run, _ = pipeline.choose_speed(RunConfig(data=self.data_config, condense=cfg, eval=self.eval_config,
+                                                     speed=speed), data, accelerator)
+            cfg = run.condense
         result = pipeline.condense(data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir,
                                    initial_state=initial_state, progress=progress)
         run = RunConfig(data=self.data_config, condense=result.config, eval=self.eval_config)
@@ -283,6 +289,7 @@ class CondensedDataset:
         accelerator=None,
         progress: bool = False,
         keep_models: bool = False,
+        speed: str | None = None,
         **eval_options: Any,
     ) -> dict[str, EvalRecord]:
         """Train fresh models on the synthetic set, test on the real test split; records go into ``results``.
@@ -303,6 +310,7 @@ class CondensedDataset:
             raise ConfigError("nothing to evaluate: set float32=True and/or uint8=True")
         ec = EvalConfig(**{**asdict(self.eval_config), **{k: v for k, v in overrides.items() if v is not None}})
         pipeline.validate_eval(ec, tuple(art.synset.image_shape))
+        ec = pipeline.choose_eval_speed(ec, art, speed, accelerator.device if accelerator is not None else device)
         if test is None:
             test = self.test_split()
             split = self.data.info.eval_split

@@ -34,6 +34,8 @@ from .engine.condenser import CondenseResult, Condenser, resolve_config
 from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EVAL_BACKENDS, EVAL_PROTOCOLS, EvalRecord, evaluate_synthetic, protocol_of, record_key
 from .engine.condenser import Interrupted
+from .engine.curve import CURVE_PNG, SNAPSHOT_DIR, draw_curve, evaluate_curve, load_snapshots, save_snapshot
+from .engine.speed import Hardware, SpeedPlan, compiler_problem, default_speed, plan_speed, probe_hardware
 from .errors import ConfigError, HfLodcError, HubError, UnknownNameError
 from .export.artifact import Artifact, build_artifact, check_writable, save_artifact_or_rescue
 from .export.views import VIEWS, check_config_name, evaluated_views
@@ -45,7 +47,7 @@ from .synset.budget import check_budget_args
 from .synset.init import INITS
 
 __all__ = ["load_data", "validate", "validate_eval", "condense", "evaluate", "eval_seed", "publish",
-           "run_experiment", "FLOAT32", "UINT8"]
+           "run_experiment", "choose_speed", "choose_eval_speed", "FLOAT32", "UINT8"]
 
 FLOAT32, UINT8 = "pixel_values", "images"  # the evaluated views (export.views): exact tensors, published PNGs
 
@@ -149,10 +151,13 @@ def condense(
     initial_state: dict[str, Any] | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    snapshot_at: tuple[int, ...] = (),
+    on_snapshot: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
 ) -> CondenseResult:
-    """Condense ``data`` with ``cfg``; ``initial_state`` continues a held set, ``resume`` a checkpoint."""
+    """Condense ``data`` with ``cfg``; ``initial_state`` continues a held set, ``resume`` a checkpoint;
+    ``on_snapshot(iteration, state)`` sees the set after each iteration in ``snapshot_at``."""
     condenser = Condenser(data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir, progress=progress,
-                          initial_state=initial_state, log=log)
+                          initial_state=initial_state, log=log, snapshot_at=snapshot_at, on_snapshot=on_snapshot)
     if log is not None:
         b = condenser.budget
         log(f"[hf_lodc] {data.info.dataset}: {data.num_classes} classes, {data.info.num_train} train images "
@@ -315,6 +320,10 @@ def run_experiment(
     if data is None:
         data = load_data(cfg.data, accelerator)
     validate(cfg, data.image_shape, data.num_classes, len(data.train), len(data.test) if data.test is not None else 0)
+    cfg, plan = choose_speed(cfg, data, accelerator)
+    if is_main:
+        for line in plan.lines():
+            log(line)
     nets = None
     if cfg.hub_push_models and not (cfg.push_to_hub and cfg.eval.eval_runs and data.test is not None):
         raise ConfigError("push_models: needs push_to_hub, eval_runs > 0 and a test split (the models pushed are "
@@ -326,7 +335,81 @@ def run_experiment(
         nets = TrainedNets()
     # the lock (beside the output dir, so its parent is created) only once every check has passed
     with locked_output_dir(out if is_main else None):
-        return _run_locked(cfg, out, accelerator, data, progress, log, is_main, nets)
+        return _run_locked(cfg, out, accelerator, data, progress, log, is_main, nets, plan)
+
+
+def choose_speed(cfg: RunConfig, data: ImageClassificationData, accelerator=None, *,
+                 hardware: Hardware | None = None, probe: Callable[[str], str | None] = compiler_problem,
+                 ) -> tuple[RunConfig, SpeedPlan]:
+    """``cfg`` with the speed options it leaves unset filled by ``cfg.speed`` (engine/speed.py), and the
+    plan. ``hardware`` / ``probe`` replace the device and compiler probes (tests)."""
+    if cfg.speed is None:  # recorded as chosen, so the artefact says which path ran
+        cfg = cfg.replace(speed=default_speed())
+    device = accelerator.device if accelerator is not None else torch.device("cpu")
+    hw = hardware or probe_hardware(device)
+    spec, resolved, budget = resolve_config(cfg.condense, data.image_shape, data.num_classes)
+    condense_view = cfg.condense
+    launched = str(accelerator.mixed_precision) if accelerator is not None else "no"
+    if launched != "no":  # `accelerate launch --mixed_precision ...` counts as the user's choice
+        condense_view = CondenseConfig(**{**cfg.condense.__dict__, "mixed_precision": launched})
+    backend = cfg.eval.eval_backend
+    vmap = backend == "vmap" or (backend == "auto" and device.type != "cpu" and cfg.eval.eval_runs > 1)
+    plan = plan_speed(cfg.speed, hw, method_objective=spec.objective, matching_model=resolved.matching_model,
+                      image_shape=tuple(data.image_shape), num_classes=data.num_classes, batch_real=cfg.condense.batch_real,
+                      syn_per_class=budget.images_per_class, iterations=resolved.iterations, condense_cfg=condense_view,
+                      eval_cfg=cfg.eval, eval_images=data.num_classes * budget.images_per_class,
+                      eval_backend_vmap=vmap, probe=probe)
+    if cfg.resume and cfg.output_dir:
+        _follow_checkpoint(plan, Path(cfg.output_dir) / "checkpoints")
+    chosen = plan.options()
+    return (cfg.replace(**chosen) if chosen else cfg), plan
+
+
+def choose_eval_speed(ec: EvalConfig, art: Artifact, speed: str | None, device: torch.device | str = "cpu", *,
+                      hardware: Hardware | None = None, probe: Callable[[str], str | None] = compiler_problem,
+                      ) -> EvalConfig:
+    """``ec`` with the evaluation speed options it leaves unset filled by ``speed`` (None: the default),
+    for evaluating the set of ``art``."""
+    device = torch.device(device)
+    hw = hardware or probe_hardware(device)
+    shape = tuple(art.synset.image_shape)
+    n = int(art.labels.numel())
+    k = int(art.labels.max()) + 1 if n else 1
+    vmap = ec.eval_backend == "vmap" or (ec.eval_backend == "auto" and device.type != "cpu" and ec.eval_runs > 1)
+    plan = plan_speed(speed or default_speed(), hw, method_objective=None, matching_model="", image_shape=shape,
+                      num_classes=k, batch_real=0, syn_per_class=0, iterations=0, condense_cfg=None, eval_cfg=ec,
+                      eval_images=n, eval_backend_vmap=vmap, probe=probe)
+    chosen = plan.options()
+    return EvalConfig(**{**ec.__dict__, **chosen}) if chosen else ec
+
+
+_CONDENSE_SPEED_OPTIONS = ("mixed_precision", "channels_last", "compile", "real_chunk")
+
+
+def _follow_checkpoint(plan: SpeedPlan, checkpoint_dir: Path) -> None:
+    """Resuming: the condensation continues on the path its checkpoint was written under (a longer
+    run would otherwise cross the compile threshold and be refused for a different identity)."""
+    from .engine.checkpoint import latest_checkpoint, read_checkpoint
+    from .engine.identity import OMIT_AT_DEFAULT
+
+    path = latest_checkpoint(checkpoint_dir)
+    if path is None:
+        return
+    try:
+        theirs = read_checkpoint(path).get("identity") or {}
+    except HfLodcError:
+        return  # the condenser reports the damaged checkpoint with its remedy
+    cond = next(p for p in plan.phases if p.phase == "condense")
+    followed = []
+    for k in _CONDENSE_SPEED_OPTIONS:
+        if k in cond.kept or (k not in theirs and k not in OMIT_AT_DEFAULT):
+            continue
+        v = theirs.get(k, OMIT_AT_DEFAULT.get(k))
+        if cond.options.get(k) != v:
+            cond.options[k] = v
+            followed.append(f"{k}={v}")
+    if followed:
+        cond.reasons.append(f"resuming {path.name}: its path ({', '.join(followed)})")
 
 
 def _saved_hint(out: Path, cfg: RunConfig) -> str:
@@ -393,11 +476,26 @@ def _sigterm_deferred():
         raise KeyboardInterrupt(f"{signal.Signals(got[0]).name} (the artefact was saved first)")
 
 
-def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, log, is_main, nets=None) -> Artifact:
+def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, log, is_main, nets=None,
+                plan: SpeedPlan | None = None) -> Artifact:
     ckpt = out / "checkpoints" if out else None  # created only when a checkpoint is written
+    curve_at = tuple(sorted(set(cfg.eval.eval_at or ())))
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+    snap_dir = ckpt / SNAPSHOT_DIR if ckpt is not None else None
+    if curve_at and snap_dir is not None and cfg.resume:
+        snapshots.update(load_snapshots(snap_dir))  # the points a stopped run had already passed
+
+    def keep_snapshot(iteration: int, state: dict[str, torch.Tensor]) -> None:
+        snapshots[iteration] = state
+        if snap_dir is not None and is_main:
+            save_snapshot(snap_dir, iteration, state)
+
     result = condense(data, cfg.condense, accelerator=accelerator, checkpoint_dir=ckpt, resume=cfg.resume,
-                      progress=progress, log=log)
+                      progress=progress, log=log, snapshot_at=curve_at,
+                      on_snapshot=keep_snapshot if curve_at else None)
     art = build_artifact(result, data.info, run_config=cfg.to_dict())
+    if plan is not None:
+        art.results["speed"] = plan.record()
     if cfg.eval.eval_runs and data.test is not None:
         t0 = time.perf_counter()
         views = (FLOAT32, UINT8) if cfg.push_to_hub else (FLOAT32,)
@@ -422,6 +520,17 @@ def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, l
                 log(f"[hf_lodc] evaluation failed; {_save_unevaluated(art, out, cfg, 'evaluation failed', log)}")
             raise
         log(f"[hf_lodc] evaluation took {time.perf_counter() - t0:.1f} s")
+        if curve_at:
+            t0 = time.perf_counter()
+            device = accelerator.device if accelerator is not None else "cpu"
+            with _sigterm_as_interrupt():  # an interrupted curve leaves the finished record; save it anyway
+                try:
+                    art.results["curve"] = evaluate_curve(result, {i: snapshots[i] for i in curve_at if i in snapshots},
+                                                          data, cfg.eval, eval_seed(art, cfg.eval), device,
+                                                          progress=progress and is_main)
+                except KeyboardInterrupt:
+                    log("[hf_lodc] the accuracy curve was interrupted; saving the set without it")
+            log(f"[hf_lodc] accuracy curve took {time.perf_counter() - t0:.1f} s")
     else:
         art.results["evaluated"] = False
         art.results["not_evaluated_because"] = ("eval_runs is 0" if not cfg.eval.eval_runs
@@ -433,6 +542,12 @@ def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, l
                 "config_name": cfg.hub_config_name, "repo_id": cfg.push_to_hub or out.name,
                 "test": data.test if cfg.hub_test_split else None})
         log(f"[hf_lodc] wrote {out}")
+        if art.results.get("curve"):
+            final = (art.results.get("evaluations") or {}).get(art.results["curve"]["model"])
+            png = draw_curve(art.results["curve"], out / CURVE_PNG, final,
+                             title=f"{data.info.dataset} {art.method} ipc{art.budget.ipc}")
+            if png is not None:
+                log(f"[hf_lodc] accuracy against iterations: {png}")
     if cfg.push_to_hub and is_main:
         publish(art, cfg.push_to_hub, saved_in=str(out) if out else None, private=cfg.hub_private,
                 config_name=cfg.hub_config_name, test=data.test if cfg.hub_test_split else None, nets=nets)

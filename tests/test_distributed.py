@@ -54,6 +54,32 @@ def _launch_two(out: Path, options: dict) -> subprocess.CompletedProcess:
     return done
 
 
+def _launch_two_machines(out: Path, options: dict) -> list[str]:
+    """The same run as ``_launch_two``, as two MACHINES of one process each (machine ranks 0 and 1 on this
+    host, meeting at 127.0.0.1): what a multi-node launch runs on each node. Returns their outputs."""
+    port = _free_port()
+    procs = []
+    for rank in (0, 1):
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1",
+               "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
+               "recipes/condense.py", "--cpu", "--output-dir", str(out)]
+        for k, v in options.items():
+            cmd += ["--" + k.replace("_", "-"), "none" if v is None else str(v)]
+        procs.append(subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                      env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+    outs = []
+    for p in procs:
+        try:
+            outs.append(p.communicate(timeout=600)[0])
+        finally:
+            if p.poll() is None:
+                p.kill()
+    for p, o in zip(procs, outs):
+        assert p.returncode == 0, o[-4000:]
+    return outs
+
+
 def _config(options: dict) -> RunConfig:
     return RunConfig.from_flat({k: (v.split(",") if k == "eval_models" else v) for k, v in options.items()})
 
@@ -126,6 +152,15 @@ def test_two_processes_match_one_process_lodm(tmp_path, data):
                                _config(options).eval, seed=0)["convnet"]
     for a, b in zip(again.accuracies, e2["accuracies"]):
         assert abs(a - b) <= 100.0 / len(data.test) + 1e-3, (again.accuracies, e2["accuracies"])
+
+    # two machines of one process each compute what one machine of two processes does, bit for bit
+    _launch_two_machines(tmp_path / "machines", options)
+    tm = load_file(str(tmp_path / "machines" / "synset.safetensors"))
+    assert tm.keys() == t2.keys() and all(torch.equal(tm[k], t2[k]) for k in t2)
+    hm = json.loads((tmp_path / "machines" / "history.json").read_text())
+    assert _losses(hm) == _losses(h2)
+    rm = json.loads((tmp_path / "machines" / "results.json").read_text())
+    assert rm["evaluations"]["convnet"]["accuracies"] == e2["accuracies"]
 
 
 def test_two_processes_gradient_matching_trains_one_network_on_all_classes(tmp_path, data):

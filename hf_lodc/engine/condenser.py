@@ -149,6 +149,9 @@ def resolve_config(cfg: CondenseConfig, image_shape, num_classes: int | None = N
             setattr(resolved, k, budget.options.get(k, getattr(resolved, k)))
     resolved.matching_model = matching_model_for(image_shape, cfg.matching_model)
     resolved.mixed_precision = cfg.mixed_precision or "no"  # the Condenser records an Accelerator's instead
+    resolved.channels_last = bool(cfg.channels_last)  # None: speed chose nothing, contiguous
+    if hasattr(resolved, "compile"):
+        resolved.compile = bool(resolved.compile)
     resolved.images_per_class = budget.images_per_class
     return spec, resolved, budget
 
@@ -202,6 +205,8 @@ class Condenser:
         on_log: Callable[[dict[str, float]], None] | None = None,
         initial_state: dict[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
+        snapshot_at: tuple[int, ...] = (),
+        on_snapshot: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
     ):
         from ..preflight import check_data, check_memory, estimate_memory_bytes
 
@@ -218,11 +223,13 @@ class Condenser:
                      + f" (ipc {cfg.ipc})")
         self.accelerator = accelerator
         self.comm = Collective(accelerator)
-        if accelerator is not None:  # the precision the passes will really use is the accelerator's
-            if cfg.mixed_precision is not None and str(accelerator.mixed_precision) != cfg.mixed_precision:
-                warnings.warn(f"mixed_precision={cfg.mixed_precision!r} in the config, but the Accelerator runs "
-                              f"{accelerator.mixed_precision!r}: using (and recording) the Accelerator's", stacklevel=2)
-            self.cfg.mixed_precision = str(accelerator.mixed_precision)
+        if accelerator is not None:  # an Accelerator that was asked for a precision decides it
+            launched = str(accelerator.mixed_precision)
+            if cfg.mixed_precision is None or launched != "no":
+                if cfg.mixed_precision is not None and launched != cfg.mixed_precision:
+                    warnings.warn(f"mixed_precision={cfg.mixed_precision!r} in the config, but the Accelerator runs "
+                                  f"{launched!r}: using (and recording) the Accelerator's", stacklevel=2)
+                self.cfg.mixed_precision = launched
         self.device = accelerator.device if accelerator is not None else torch.device("cpu")
         # numeric settings of the passes, set explicitly (TF32, cudnn.benchmark, memory format) and recorded
         self.device_config = device_settings.configure(self.device, tf32=bool(self.cfg.tf32),
@@ -230,6 +237,10 @@ class Condenser:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.progress = progress
         self.on_log = on_log
+        # iterations after which ``on_snapshot(iteration, state)`` sees the whole set's state (CPU copies),
+        # e.g. to measure accuracy against iterations
+        self.snapshot_at = frozenset(int(i) for i in snapshot_at) if on_snapshot is not None else frozenset()
+        self.on_snapshot = on_snapshot
         self.log = log or (lambda msg: None)
         self.classes = (classes if classes is not None else torch.arange(data.num_classes)).long().cpu()
         # coresets and 0-iteration runs have nothing to share out: every process computes the same set
@@ -260,7 +271,7 @@ class Condenser:
     # -- set-up --------------------------------------------------------------------------------
     def _autocast(self):
         mp = self.cfg.mixed_precision
-        if self.accelerator is not None:
+        if self.accelerator is not None and str(self.accelerator.mixed_precision) == mp:
             return self.accelerator.autocast()
         return device_settings.autocast(mp, self.device)()
 
@@ -489,7 +500,7 @@ class Condenser:
                         # device until the next log / checkpoint / stop / last iteration reads them
                         pending.append((it, metrics, self._nonfinite_flag(metrics["loss"])))
                         stop = flag["sig"] is not None
-                        flush = (stop or done == total or it % cfg.log_every == 0
+                        flush = (stop or done == total or it % cfg.log_every == 0 or done in self.snapshot_at
                                  or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0))
                         timed_s += time.perf_counter() - t_it
                         timed_its += 1
@@ -522,6 +533,8 @@ class Condenser:
                         raise Interrupted(self._interrupt_message(flag["sig"], done, path))
                     if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < total:
                         self.save_checkpoint(done, opt)
+                    if done in self.snapshot_at:
+                        self.on_snapshot(done, self._snapshot_state())
         finally:
             bar.close()
         return timed_its, timed_s
@@ -561,6 +574,12 @@ class Condenser:
 
     def _finite(self) -> bool:
         return all(bool(torch.isfinite(p).all()) for p in self.synset.parameters())
+
+    def _snapshot_state(self) -> dict[str, torch.Tensor]:
+        """The whole set's state now, as CPU copies (a collective when sharded: every process calls it)."""
+        if not self.sharded:
+            return {k: v.detach().to("cpu", copy=True) for k, v in self.synset.state_dict().items()}
+        return {k: v.detach().clone() for k, v in self._full_synset().state_dict().items()}
 
     def _full_synset(self) -> SyntheticSet:
         """The whole condensed set on the CPU (gathered class-major from every process)."""

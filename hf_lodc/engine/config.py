@@ -91,12 +91,13 @@ class _CondenseCore(_Checked):
     log_every: int = 10  # record loss every N iterations
     checkpoint_every: int = 0  # 0 = no periodic checkpoints
     # no | bf16 | fp16 for the network passes (factors stay fp32); None = the launcher's choice
-    # (`accelerate launch --mixed_precision bf16`, accelerate config), "no" without an Accelerator
+    # (`accelerate launch --mixed_precision bf16`, accelerate config) or, when that is "no", speed's
     mixed_precision: str | None = None
     # float32 matmuls and convolutions through TF32 tensor cores (CUDA only; off: float32 stays float32,
     # which torch's own default does NOT guarantee for cuDNN convolutions); recorded in results.json
     tf32: bool = False
-    channels_last: bool = False  # the matching network's passes in channels_last memory format (recorded)
+    # the matching network's passes in channels_last memory format (recorded); None: speed decides
+    channels_last: bool | None = None
     contrast: str = "class_std"  # finished matching sets: a CONTRASTS name (class_std: real per-class std; none)
 
 
@@ -150,17 +151,24 @@ class EvalConfig(_Checked):
     eval_seed: int | None = None  # condense seed when None
     eval_backend: str = "auto"  # auto | sequential | vmap (train the runs together)
     eval_protocol: str = "dc"  # dc (DC/DSA/DM literature) | idc (IDC's own: batch 64, multistep lr, CutMix)
+    # The three speed options of evaluation; None: ``speed`` decides (engine/speed.py), which is float32
+    # eager unless the run is large enough and the hardware has the units. Each is recorded in every
+    # accuracy's protocol when on.
     # torch.compile the evaluation network's forward (training and test pass; sequential backend only):
-    # less CPU per epoch, a one-off compile, not bit-identical to eager; off by default
-    eval_compile: bool = False
+    # less CPU per epoch after a one-off compile, not bit-identical to eager
+    eval_compile: bool | None = None
     # the evaluation networks' passes (training and test) under autocast: "no" (float32, the literature's
-    # protocol and the default) or "bf16" (weights, gradients and SGD stay float32). With eval_compile and
-    # eval_channels_last it is several times faster on CPUs with AMX, within the runs' std (docs/speed.md).
-    # Recorded in every accuracy's protocol when on.
-    eval_mixed_precision: str = "no"
-    # evaluation networks (and their inputs) in channels_last memory format (sequential backend only;
-    # recorded when on): with bf16 on AMX oneDNN's fast convolutions want it
-    eval_channels_last: bool = False
+    # protocol) or "bf16" (weights, gradients and SGD stay float32); pays on bf16 matrix units (AMX, CUDA)
+    eval_mixed_precision: str | None = None
+    # evaluation networks (and their inputs) in channels_last memory format (sequential backend only):
+    # with bf16 on AMX oneDNN's fast convolutions want it
+    eval_channels_last: bool | None = None
+    # accuracy against iterations: the set as it was after each of these iterations, evaluated with a
+    # short protocol (eval_at_runs x eval_at_epochs, the first eval model) after the condensation;
+    # recorded in results.json ("curve") and drawn to curve.png in the output folder
+    eval_at: list[int] | None = None
+    eval_at_runs: int = 2
+    eval_at_epochs: int = 300
 
 
 class Sectioned:
@@ -234,6 +242,14 @@ class RunConfig(Sectioned, _Checked):
     hub_test_split: bool = True  # publish the real test split as the repo's validation / test splits
     hub_push_models: bool = False  # also push one trained network per eval model as a model repo
     resume: bool = False
+    # auto: the fastest path this hardware runs correctly for the options left unset (bf16 on matrix
+    # units, channels_last, torch.compile when the run repays it); exact: the literature's float32 eager
+    # path, bit for bit (engine/speed.py)
+    speed: str | None = field(default=None, metadata={"help": (
+        "auto (default; $HF_LODC_SPEED changes the default): for the speed options left unset, the fastest "
+        "path this hardware runs correctly (bf16 + channels_last on bf16 matrix units, torch.compile when the "
+        "run repays it), logged and recorded in results.json; exact: the literature's float32 eager path, "
+        "bit for bit")})
 
     @classmethod
     def option_owners(cls) -> dict[str, tuple[str, Any]]:
@@ -312,6 +328,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval_weight_decay": _NON_NEGATIVE,
     "eval_batch": _POSITIVE,
     "eval_mixed_precision": _one_of("no", "bf16"),
+    "speed": _one_of("auto", "exact"),
+    "eval_at": (lambda v: all(i > 0 for i in v), "a list of iterations > 0"),
+    "eval_at_runs": _POSITIVE,
+    "eval_at_epochs": _POSITIVE,
 }
 
 
@@ -418,6 +438,8 @@ def _coerce(name: str, value: Any, ftype: Any, source: str) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise _type_error(source, name, "a list", value)
+        if args and args[0] is int:  # "500,1000" from the command line
+            value = [int(v) if isinstance(v, str) and v.strip().lstrip("-").isdigit() else v for v in value]
         return [_coerce(name, v, args[0] if args else str, source) for v in value]
     if ftype is bool:
         if isinstance(value, bool):

@@ -135,7 +135,7 @@ def protocol_of(cfg: EvalConfig) -> dict[str, Any]:
         out["cutmix_p"] = sched.cutmix_p
     if cfg.eval_compile:  # only when on: default records stay what they were
         out["compile"] = "torch.compile (inductor), not bit-identical to eager"
-    if cfg.eval_mixed_precision != "no":
+    if (cfg.eval_mixed_precision or "no") != "no":
         out["precision"] = f"{cfg.eval_mixed_precision} autocast (network passes; weights, gradients and SGD in float32)"
     if cfg.eval_channels_last:
         out["memory_format"] = "channels_last"
@@ -144,7 +144,7 @@ def protocol_of(cfg: EvalConfig) -> dict[str, Any]:
 
 def autocast_of(cfg: EvalConfig, device: torch.device | str) -> Callable:
     """The context factory evaluation's network passes (training and test) run under."""
-    return device_settings.autocast(cfg.eval_mixed_precision, device)
+    return device_settings.autocast(cfg.eval_mixed_precision or "no", device)
 
 
 def _sequential_only(cfg: EvalConfig) -> list[str]:
@@ -152,7 +152,7 @@ def _sequential_only(cfg: EvalConfig) -> list[str]:
     forward; channels_last weights (vmap stacks them); autocast, which torch does not apply inside
     ``vmap`` (the stacked passes would silently stay float32)."""
     on = {"eval_compile": cfg.eval_compile, "eval_channels_last": cfg.eval_channels_last,
-          "eval_mixed_precision": cfg.eval_mixed_precision != "no"}
+          "eval_mixed_precision": (cfg.eval_mixed_precision or "no") != "no"}
     return [name for name, v in on.items() if v]
 
 
@@ -160,7 +160,7 @@ def forward_of(cfg: EvalConfig):
     """The evaluation forward ``(net, x) -> logits`` for ``cfg`` (None: ``net(x)``): compiled when
     ``eval_compile``; with ``eval_channels_last`` the batch enters in channels_last strides (one-channel
     images included, cast to the autocast dtype first: ``device.as_memory_format``)."""
-    fwd = forward_fn(cfg.eval_compile)
+    fwd = forward_fn(bool(cfg.eval_compile))
     if not cfg.eval_channels_last:
         return fwd
     call = fwd or (lambda net, x: net(x))

@@ -24,7 +24,7 @@ the fingerprint already says whether the content is the same, and a moved folder
 
 Left out at their default (``OMIT_AT_DEFAULT``): options added after identities were first recorded
 whose default computes exactly what the code did before them (``compile``, off: the eager passes;
-``tf32`` and ``channels_last``, off: float32 contiguous passes). At
+``tf32`` and ``channels_last``, off: float32 contiguous passes; None, not chosen, means off). At
 the default the identity is the one earlier versions recorded, so their checkpoints, finished sets and
 task memories still match; any other value is in the identity and differs from those.
 """
@@ -95,7 +95,7 @@ def run_identity(cfg: Any, data: ImageClassificationData | None = None, classes:
         out["classes"] = [int(c) for c in torch.as_tensor(classes).tolist()]
     values = cfg if isinstance(cfg, Mapping) else {f.name: getattr(cfg, f.name) for f in fields(cfg)}
     out.update({k: v for k, v in values.items()
-                if k not in NOT_IDENTITY and not (k in OMIT_AT_DEFAULT and v == OMIT_AT_DEFAULT[k])})
+                if k not in NOT_IDENTITY and not (k in OMIT_AT_DEFAULT and v in (None, OMIT_AT_DEFAULT[k]))})
     return json.loads(json.dumps(out))  # plain JSON values (tuples -> lists), comparable after a round trip
 
 

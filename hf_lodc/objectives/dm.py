@@ -12,14 +12,14 @@ where a chunk's activations then stay in cache). The passes run in channels_last
 pass. The loss stays a device tensor: the engine reads it when it logs, so the loop does not wait on
 the device every iteration.
 
-``compile`` (off by default) runs both embedding passes through ``torch.compile`` (inductor): on the CPU
+``compile`` (off unless ``speed`` turns it on for a large run) runs both embedding passes through ``torch.compile`` (inductor): on the CPU
 it fuses the memory-bound norm -> ReLU -> pool passes that dominate after the convolutions. The network
 is drawn afresh every iteration; it is an argument of the compiled function, so its parameters are graph
 inputs and a new draw of the same shapes reuses the compiled code (compiled once per process and input
-shape, ``dynamic=False``). Off, the passes are the eager ones, bit for bit. It is off by default because
-the compiled kernels are not bit-identical to eager (so, when on, it joins the run identity and a run
-cannot switch it on resume), the compile costs a one-off wait per process and needs a C++ compiler (CPU) or Triton (CUDA).
-What it saves is measured in docs/speed.md.
+shape, ``dynamic=False``). Off, the passes are the eager ones, bit for bit. ``speed=exact`` keeps it off:
+the compiled kernels are not bit-identical to eager (so, when on, it joins the run identity), the compile
+costs a one-off wait per process and needs a C++ compiler (CPU) or Triton (CUDA), which ``engine/speed.py``
+probes first. What it saves is measured in docs/speed.md.
 """
 
 from __future__ import annotations
@@ -60,9 +60,9 @@ class DMOptions(ObjectiveOptions):
     real_chunk: int | None = option(
         None, "distribution matching: real images per no-grad chunk (0 or None: one pass; bit-identical either way)")
 
-    compile: bool = option(
-        False, "distribution matching: run the embedding passes through torch.compile (inductor; compiled once "
-        "per process, then reused for every freshly drawn network; not bit-identical to eager)")
+    compile: bool | None = option(
+        None, "distribution matching: run the embedding passes through torch.compile (inductor; compiled once "
+        "per process, then reused for every freshly drawn network; not bit-identical to eager); unset: speed decides")
 
     RULES = {"real_chunk": (lambda v: v >= 0, ">= 0")}
 
