@@ -329,6 +329,8 @@ class CondensedDataset:
             nets = TrainedNets()
         records = pipeline.evaluate(art, test, ec, views=views, seed=seed, test_data=desc, device=device,
                                     accelerator=accelerator, progress=progress, keep_state=nets)
+        art.results.pop("not_evaluated_because", None)  # a set saved unevaluated is evaluated now
+        art.results["evaluated"] = True
         if nets is not None:
             nets.gather(accelerator)
             self._trained = nets

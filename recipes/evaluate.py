@@ -157,6 +157,9 @@ def evaluate_condensed(args, device) -> dict:
         cd.evaluate(models=args.models, runs=args.runs, epochs=args.epochs, seed=args.seed, uint8=args.uint8,
                     device=device, progress=True, keep_models=args.push_models and bool(target_of(args)),
                     **eval_options(args))
+    if args.runs != 0 and Path(args.source).is_dir() and (Path(args.source) / "config.json").is_file():
+        cd.save_to_disk(args.source)  # the records go into the artefact they measure (one atomic write)
+        print(f"[hf_lodc] wrote the new records to {args.source}")
     target = target_of(args)
     if args.update_card and Path(args.source).is_dir() and not args.push_to_hub:
         raise ConfigError("--update-card needs a Hub repo as source (or --push-to-hub REPO for a local set)")

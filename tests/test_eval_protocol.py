@@ -123,3 +123,25 @@ def test_evaluate_recipe_refuses_an_unknown_protocol_before_reading_the_set(tmp_
     (tmp_path / "set").mkdir()  # exists, but is no artefact: the protocol must fail first
     assert recipe.main([str(tmp_path / "set"), "--protocol", "kip"]) == 2
     assert "unknown evaluation protocol 'kip'; valid evaluation protocols: dc, idc" in capsys.readouterr().err
+
+
+def test_evaluating_a_set_saved_unevaluated_writes_its_records_into_it(tmp_path):
+    """The hint a run interrupted while evaluating prints (`recipes/evaluate.py DIR`) completes the artefact."""
+    import importlib.util
+    from pathlib import Path
+
+    path = make_dataset(tmp_path / "d", per_class={"train": 12, "test": 6})
+    data = hf_lodc.load_image_classification(str(path), cache=False)
+    cfg = RunConfig.from_flat({"dataset": str(path), "method": "dm", "ipc": 1, "iterations": 2, "batch_real": 4,
+                               "eval_runs": 0, "output_dir": str(tmp_path / "run")})
+    pipeline.run_experiment(cfg, data=data, progress=False, log=lambda s: None)
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["evaluated"] is False
+    spec = importlib.util.spec_from_file_location(
+        "evaluate_recipe", Path(__file__).resolve().parents[1] / "recipes" / "evaluate.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    assert recipe.main([str(tmp_path / "run"), "--runs", "2", "--epochs", "2", "--no-uint8", "--cpu"]) == 0
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["evaluated"] is True and "not_evaluated_because" not in saved
+    assert saved["evaluations"]["convnet"]["runs"] == 2
+    assert hf_lodc.CondensedDataset.from_disk(tmp_path / "run").results["evaluations"]["convnet"]["runs"] == 2
