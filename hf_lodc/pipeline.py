@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import torch
 
+from .data.cache import is_mapped
 from .data.hub import load_image_classification
 from .data.types import ImageClassificationData, LabeledImages
 from .engine.condenser import CondenseResult, Condenser, resolve_config
@@ -73,6 +74,7 @@ def load_data(dc: DataConfig, accelerator=None) -> ImageClassificationData:
             skip_corrupt=dc.skip_corrupt,
             drop_empty_classes=dc.drop_empty_classes,
             max_per_class=dc.max_per_class,
+            decoded_cache=dc.decoded_cache,
         )
 
 
@@ -314,7 +316,8 @@ def run_experiment(
         check_writable(out)  # a read-only or foreign output dir fails now, not after the condensation
     if data is None:
         data = load_data(cfg.data, accelerator)
-    validate(cfg, data.image_shape, data.num_classes, len(data.train), len(data.test) if data.test is not None else 0)
+    in_memory = [0 if s is None or is_mapped(s.images) else len(s) for s in (data.train, data.test)]  # a map: none
+    validate(cfg, data.image_shape, data.num_classes, *in_memory)
     nets = None
     if cfg.hub_push_models and not (cfg.push_to_hub and cfg.eval.eval_runs and data.test is not None):
         raise ConfigError("push_models: needs push_to_hub, eval_runs > 0 and a test split (the models pushed are "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -119,14 +119,20 @@ def convert_image(img, mode: str, size: tuple[int, int]):
 
 
 def decode_split(raw, image_column: str, scan: SplitScan, dataset: str, mode: str, size: tuple[int, int],
-                 skip_corrupt: bool) -> tuple[np.ndarray, np.ndarray, int]:
+                 skip_corrupt: bool, out: np.ndarray | None = None,
+                 progress: Callable[[int], Any] | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Decode pass. Returns ``(images (n_ok, H, W, C) uint8, keep (n,) bool, converted count)``.
 
-    Rows that fail now (header fine, pixels broken) are added to ``scan.corrupt``.
+    With ``out``, an (n, C, H, W) uint8 array (a memory map of the decoded cache), the images are
+    written into it channels first and ``out[:n_ok]`` is returned, so nothing of the split's size is
+    allocated. ``progress(m)`` is called after every ``m`` rows. Rows that fail now (header fine,
+    pixels broken) are added to ``scan.corrupt``.
     """
     n = len(scan.rows)
     channels = TARGET_MODES[mode]
-    out = np.empty((n, size[1], size[0], channels), dtype=np.uint8)  # (n, H, W, C)
+    channels_first = out is not None
+    if out is None:
+        out = np.empty((n, size[1], size[0], channels), dtype=np.uint8)  # (n, H, W, C)
     keep = np.zeros(n, dtype=bool)
     converted, pos, k = 0, 0, 0
     for batch in raw.iter(batch_size=1024):
@@ -137,7 +143,8 @@ def decode_split(raw, image_column: str, scan: SplitScan, dataset: str, mode: st
                     if img.mode != mode or img.size != size:
                         converted += 1
                     arr = np.asarray(convert_image(img, mode, size), dtype=np.uint8)
-                    out[k] = arr.reshape(size[1], size[0], channels)
+                    arr = arr.reshape(size[1], size[0], channels)  # (H, W, C)
+                    out[k] = arr.transpose(2, 0, 1) if channels_first else arr
                     keep[pos] = True
                     k += 1
                 except Exception as e:  # noqa: BLE001
@@ -145,4 +152,6 @@ def decode_split(raw, image_column: str, scan: SplitScan, dataset: str, mode: st
                         raise _decode_error(dataset, scan.split, int(scan.rows[pos]), e) from None
                     scan.corrupt[pos] = _reason(e)
             pos += 1
+        if progress is not None:
+            progress(len(batch[image_column]))
     return out[:k], keep, converted

@@ -10,6 +10,12 @@ default: one pass; chunking is bit-identical). The passes run in channels_last w
 ``hf_lodc.engine.device`` says so (off by default: not measured faster here). The synthetic half goes through the network in one pass.
 The loss stays a device tensor: the engine reads it when it logs.
 
+``classes_per_iteration`` (off by default) matches a random subset of the classes each iteration,
+drawn from the iteration's seeded generator: with 1 000 classes x ``batch_real`` 256 one full step
+would embed 256 000 real images. Each chosen class's term is the same as in the full loss, so the
+per-class gradient scale is unchanged; an unchosen class gets no gradient that iteration (its
+factors still move by the optimiser's momentum). With several processes each draws from its own classes.
+
 ``compile`` (off by default) runs both embedding passes through ``torch.compile`` (inductor): on the CPU
 it fuses the memory-bound norm -> ReLU -> pool passes that dominate after the convolutions. The network
 is drawn afresh every iteration; it is an argument of the compiled function, so its parameters are graph
@@ -63,7 +69,12 @@ class DMOptions(ObjectiveOptions):
         False, "distribution matching: run the embedding passes through torch.compile (inductor; compiled once "
         "per process, then reused for every freshly drawn network; not bit-identical to eager)")
 
-    RULES = {"real_chunk": (lambda v: v >= 0, ">= 0")}
+    classes_per_iteration: int | None = option(
+        None, "distribution matching: match a random subset of this many classes per iteration (drawn from the "
+        "iteration's seeded generator; None: every class, as the paper). With 1 000 classes it bounds the step: "
+        "the real batch is classes_per_iteration x batch_real images, not num_classes x batch_real")
+
+    RULES = {"real_chunk": (lambda v: v >= 0, ">= 0"), "classes_per_iteration": (lambda v: v > 0, "> 0")}
 
 
 @OBJECTIVES.register("dm")
@@ -73,6 +84,7 @@ class DistributionMatching(Objective):
     def step(self, iteration, synset, optimizer, generator):
         ctx = self.ctx
         K, n, b = len(ctx.classes), synset.decoded_per_class, ctx.batch_real
+        chosen = self._chosen_classes(K, generator)  # (k,) local class positions, or None: all
         dev = torch.device(ctx.device)
         cl = device_settings.settings(dev)["channels_last"]
         fmt = torch.channels_last if cl else torch.contiguous_format
@@ -82,8 +94,11 @@ class DistributionMatching(Objective):
         for p in net.parameters():
             p.requires_grad_(False)
         c, h, w = ctx.image_shape
-        idx = ctx.sampler.indices(b, generator)  # (K*b,) class-major rows of the real batch
+        idx = ctx.sampler.indices(b, generator, chosen)  # (K*b,) class-major rows of the real batch
         x_syn = synset()  # (K*n, C, H, W)
+        if chosen is not None:  # only the chosen classes' synthetic images enter the loss
+            K = len(chosen)
+            x_syn = x_syn.view(-1, n, c, h, w)[chosen.to(x_syn.device)].reshape(K * n, c, h, w)  # (k*n, C, H, W)
         params = ctx.augment.draw(K, (h, w), generator) if ctx.augment.enabled else None  # one per class
         chunk = self.options.real_chunk
         chunk = real_chunk_default(dev) if chunk is None else int(chunk)
@@ -112,6 +127,15 @@ class DistributionMatching(Objective):
         optimizer.step()
         loss = loss.detach()
         return {"loss": loss, "loss_per_class": loss / K}
+
+    def _chosen_classes(self, K: int, generator: torch.Generator) -> torch.Tensor | None:
+        """``classes_per_iteration`` distinct local classes, ascending (class-major order kept), drawn
+        first from the iteration's generator; None (every class, and no draw) when the option is off
+        or asks for all of them, so the default run draws exactly what it drew before the option."""
+        k = self.options.classes_per_iteration
+        if k is None or k >= K:
+            return None
+        return torch.randperm(K, generator=generator)[:k].sort().values  # (k,)
 
 
 def _feat_dim(net, image_shape) -> int:
