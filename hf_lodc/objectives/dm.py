@@ -14,7 +14,8 @@ The loss stays a device tensor: the engine reads it when it logs.
 drawn from the iteration's seeded generator: with 1 000 classes x ``batch_real`` 256 one full step
 would embed 256 000 real images. Each chosen class's term is the same as in the full loss, so the
 per-class gradient scale is unchanged; an unchosen class gets no gradient that iteration (its
-factors still move by the optimiser's momentum). With several processes each draws from its own classes.
+factors still move by the optimiser's momentum). The history records ``classes_matched``; its ``loss``
+is then the sum over those classes. With several processes each draws from its own classes.
 
 ``compile`` (off by default) runs both embedding passes through ``torch.compile`` (inductor): on the CPU
 it fuses the memory-bound norm -> ReLU -> pool passes that dominate after the convolutions. The network
@@ -126,7 +127,10 @@ class DistributionMatching(Objective):
         self.backward(loss)
         optimizer.step()
         loss = loss.detach()
-        return {"loss": loss, "loss_per_class": loss / K}
+        out = {"loss": loss, "loss_per_class": loss / K}
+        if chosen is not None:  # recorded in the run's history: its loss sums over these classes only
+            out["classes_matched"] = K
+        return out
 
     def _chosen_classes(self, K: int, generator: torch.Generator) -> torch.Tensor | None:
         """``classes_per_iteration`` distinct local classes, ascending (class-major order kept), drawn
