@@ -459,7 +459,7 @@ def _scan_all(splits: dict, dataset: str, image_column: str, label_column: str, 
                 f"dataset {dataset!r}: {msg}. Pass mixed='convert' to convert them all to {target} "
                 "(choose the target with image_mode= / image_size=)"
             )
-        warnings.warn(f"dataset {dataset!r}: {msg}; converting them to {target}", stacklevel=4)
+        warnings.warn(f"dataset {dataset!r}: {msg}; converting them to {target}", stacklevel=3)
     return _DecodePlan(scans, target_mode, target_size, modes, sizes)
 
 
