@@ -300,6 +300,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "image_mode": _one_of("L", "RGB"),
     "mixed": _one_of("convert", "error"),
     "max_per_class": _POSITIVE,
+    "decoded_cache": _one_of("auto", "on", "off"),
     "iterations": _NON_NEGATIVE,
     "batch_real": _POSITIVE,
     "lr": _POSITIVE,
