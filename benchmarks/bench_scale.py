@@ -218,7 +218,10 @@ def markdown(result: dict) -> str:
 
 def parent(args) -> None:
     sys.path.insert(0, str(HERE))
+    import torch
     from _machine import machine
+
+    torch.set_num_threads(args.threads)  # recorded by machine(): the children run with this many
 
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="hf_lodc_scale_"))
     result = {"iterations": args.iterations, "batch_real": args.batch_real, "cpi": args.cpi,

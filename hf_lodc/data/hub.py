@@ -697,7 +697,7 @@ def load_image_classification(
                      mixed, skip_corrupt, max_per_class)
     cache_file = Path(cache_dir or default_cache_dir()) / "tensors" / f"{sig}.pt"
     cached = _read_cache(cache_file) if cache and sig and decoded_cache != "on" else None
-    if cached is None and sig and decoded_cache != "off":
+    if cached is None and sig and (decoded_cache == "on" or (decoded_cache == "auto" and cache)):
         cached = _open_mapped(decoded_cache_dir(cache_dir), sig, decoded_cache)
     if cached is not None:
         tensors, meta = cached
@@ -718,10 +718,17 @@ def load_image_classification(
             if cache and sig:
                 _write_cache(cache_file, tensors, {"notes": dec_notes, "mode": target_mode, "size": list(target_size)})
 
+    was_mapped = is_mapped(tensors[train_split].images)
     train, test, eval_name, class_names = _assemble(
         tensors, vocab.class_names, dataset, train_split, eval_split, use_holdout, holdout_fraction, holdout_seed,
         drop_empty_classes, notes,
     )
+    if was_mapped and not is_mapped(train.images):  # a row subset of a map is a copy in memory
+        warnings.warn(
+            f"dataset {dataset!r}: the train split was decoded to the memory-mapped cache, but "
+            f"{'carving the holdout' if use_holdout else 'dropping unlabelled rows'} copied its {len(train)} kept "
+            "images into memory; for a set larger than memory use an evaluation split of its own (eval_split=...) "
+            "and labelled rows", stacklevel=2)
 
     if is_mapped(train.images):  # a float copy of a larger-than-memory set is what the map avoids
         mean, std = _channel_stats_streamed(train.images)
