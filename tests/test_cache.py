@@ -187,3 +187,17 @@ def test_bad_option_and_unwritable_cache_are_clear_errors(folder, tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(CacheError, match="cannot write"):
         _load(folder, blocker, "on")
+
+
+def test_auto_maps_only_a_set_past_its_share_of_memory(folder, tmp_path, monkeypatch):
+    assert not is_mapped(_load(folder, tmp_path / "a", "auto").train.images)  # 6 classes: far below 10 % of RAM
+    monkeypatch.setattr(hub, "MAP_AUTO_FRACTION", 1e-9)  # as if the set were larger than that share
+    assert is_mapped(_load(folder, tmp_path / "b", "auto").train.images)
+    assert not is_mapped(_load(folder, tmp_path / "c", "auto", cache=False).train.images)  # no disk caches at all
+
+
+def test_a_holdout_of_a_mapped_split_says_it_copies(folder, tmp_path):
+    with pytest.warns(UserWarning, match="copied its .* kept images into memory"):
+        data = hf_lodc.load_image_classification(str(folder), cache_dir=tmp_path, decoded_cache="on",
+                                                 skip_corrupt=True, eval_split=None, holdout_fraction=0.3)
+    assert not is_mapped(data.train.images) and len(data.test) > 0

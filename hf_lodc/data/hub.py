@@ -490,7 +490,8 @@ def _decode_all(plan: _DecodePlan, dataset: str, image_column: str, label_column
         if scan.corrupt:
             bad = sorted(int(scan.rows[p]) for p in scan.corrupt)
             msg = f"split {name!r}: skipped {len(bad)} corrupt rows (rows {bad[:10]}{' ...' if len(bad) > 10 else ''})"
-            warnings.warn(f"dataset {dataset!r}: {msg}", stacklevel=3)
+            # the loader's caller: through build <- get_or_build <- _build_mapped when writing the cache
+            warnings.warn(f"dataset {dataset!r}: {msg}", stacklevel=3 if writer is None else 6)
             notes.append(msg)
         labels = np.asarray(vocab.encode(ds[label_column]), dtype=np.int64)[keep]
         if writer is not None:
