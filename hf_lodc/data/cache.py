@@ -319,6 +319,8 @@ def get_or_build(root: str | os.PathLike, key: str, build: Callable[[EntryWriter
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+    except CacheError:
+        raise
     except OSError as e:
         raise CacheError(
             f"decoded cache: cannot write {describe} under {str(root)!r} ({type(e).__name__}: {e}). Free disk space "
