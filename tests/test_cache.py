@@ -201,3 +201,16 @@ def test_a_holdout_of_a_mapped_split_says_it_copies(folder, tmp_path):
         data = hf_lodc.load_image_classification(str(folder), cache_dir=tmp_path, decoded_cache="on",
                                                  skip_corrupt=True, eval_split=None, holdout_fraction=0.3)
     assert not is_mapped(data.train.images) and len(data.test) > 0
+
+
+def test_the_scale_benchmark_generator_writes_a_set_the_loader_reads(tmp_path):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scale.py"
+    spec = importlib.util.spec_from_file_location("bench_scale", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    root = bench.generate(tmp_path / "gen", classes=3, per_class=4, px=8, eval_per_class=2, rows_per_group=5)
+    data = hf_lodc.load_image_classification(str(root), cache=False)
+    assert data.image_shape == (3, 8, 8) and len(data.train) == 12 and len(data.test) == 6
+    assert torch.bincount(data.train.labels).tolist() == [4, 4, 4] and data.num_classes == 3
