@@ -61,8 +61,6 @@ class ClassIndex:
         A class with fewer images than ``per_class`` is sampled with replacement (warned once).
         A class with no image at all raises ``ClassSizeError``.
         """
-        if classes is not None:
-            return self._sample_rows(self.table[classes], self.counts[classes], per_class, generator)
         if self._has_empty:  # its row is all padding: a gather would return index -1
             self.check(1, f"sampling {per_class} images per class")
         if per_class not in self._warned and bool((self.counts < per_class).any()):
@@ -74,6 +72,8 @@ class ClassIndex:
                 "lower batch_real / ipc if that is not what you want.",
                 stacklevel=2,
             )
+        if classes is not None:
+            return self._sample_rows(self.table[classes], self.counts[classes], per_class, generator)
         return self._sample_rows(self.table, self.counts, per_class, generator)
 
     @staticmethod
