@@ -776,10 +776,17 @@ def _cache_key(dataset, config_name, revision, splits, *rest) -> str | None:
 
 
 def _physical_memory() -> int | None:
+    """The machine's memory, or the container's limit (cgroup v2 / v1) when that is lower."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        sizes = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
     except (ValueError, OSError, AttributeError):
-        return None
+        sizes = []
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            sizes.append(int(Path(limit).read_text().strip()))  # "max" (no limit) fails int()
+        except (OSError, ValueError):
+            pass
+    return min(sizes) if sizes else None
 
 
 def _use_map(decoded_cache: str, cache: bool, sig: str | None, nbytes: int, dataset: str) -> bool:
