@@ -214,3 +214,24 @@ def test_the_scale_benchmark_generator_writes_a_set_the_loader_reads(tmp_path):
     data = hf_lodc.load_image_classification(str(root), cache=False)
     assert data.image_shape == (3, 8, 8) and len(data.train) == 12 and len(data.test) == 6
     assert torch.bincount(data.train.labels).tolist() == [4, 4, 4] and data.num_classes == 3
+
+
+def test_threaded_decode_into_a_map_equals_the_sequential_decode(folder):
+    import datasets
+
+    from hf_lodc.data.decode import decode_split, decode_split_into, scan_split
+
+    ds = datasets.load_dataset(str(folder))["train"]
+    raw = ds.cast_column("image", datasets.Image(decode=False)).select_columns(["image"])
+    rows = np.arange(len(ds))
+    ref_scan = scan_split(raw, "image", "train", "d", rows, skip_corrupt=True)
+    ref, ref_keep, ref_conv = decode_split(raw, "image", ref_scan, "d", "RGB", (16, 16), True)  # (n, H, W, C)
+    assert len(ref_scan.corrupt) == 1 and not ref_keep[5]  # a truncated PNG: its header reads, its pixels do not
+    for workers, chunk in ((1, 512), (3, 4), (4, 1)):
+        scan = scan_split(raw, "image", "train", "d", rows, skip_corrupt=True)
+        assert not scan.corrupt  # found only while decoding: the rows after it move up over its slot
+        out = np.full((len(ds), 3, 16, 16), 7, dtype=np.uint8)
+        got, keep, conv = decode_split_into(raw, "image", scan, "d", "RGB", (16, 16), True, out, workers=workers,
+                                            chunk=chunk)
+        assert np.array_equal(got, ref.transpose(0, 3, 1, 2)) and np.array_equal(keep, ref_keep) and conv == ref_conv
+        assert scan.corrupt == ref_scan.corrupt

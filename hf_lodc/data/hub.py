@@ -47,7 +47,7 @@ from ..errors import (
 from .types import ImageClassificationData, LabeledImages, SourceInfo, normalize  # noqa: F401  (re-exported)
 from .columns import LabelVocabulary, detect_columns, label_vocabulary
 from .cache import as_mapped_tensor, decoded_cache_dir, default_cache_dir, get_or_build, is_mapped, open_entry
-from .decode import TARGET_MODES, decode_split, scan_split, target_mode_of
+from .decode import TARGET_MODES, decode_split, decode_split_into, scan_split, target_mode_of
 
 __all__ = [
     "LabeledImages",
@@ -69,6 +69,8 @@ DECODED_CACHE_MODES = ("auto", "on", "off")
 # decoded_cache="auto" maps the splits when they exceed this fraction of physical memory: decoding in
 # memory also needs a float32 copy of the train split for its mean/std (5x the decoded bytes at the peak)
 MAP_AUTO_FRACTION = 0.1
+# threads decoding into the cache (PIL releases the GIL while decoding and resizing)
+DECODE_THREADS = min(8, os.cpu_count() or 1)
 
 
 
@@ -476,15 +478,15 @@ def _decode_all(plan: _DecodePlan, dataset: str, image_column: str, label_column
     tensors = {}
     converted = 0
     for name, (ds, raw, scan) in plan.scans.items():
-        out, bar = None, None
-        if writer is not None:
+        if writer is None:
+            arr, keep, n_conv = decode_split(raw, image_column, scan, dataset, target_mode, target_size, skip_corrupt)
+        else:
             out = writer.images(name, (len(scan.rows), channels, target_size[1], target_size[0]))  # (n, C, H, W)
             bar = _progress_bar(len(scan.rows), f"decoding {dataset} [{name}] to the cache")
-        try:
-            arr, keep, n_conv = decode_split(raw, image_column, scan, dataset, target_mode, target_size, skip_corrupt,
-                                             out=out, progress=bar.update if bar is not None else None)
-        finally:
-            if bar is not None:
+            try:
+                arr, keep, n_conv = decode_split_into(raw, image_column, scan, dataset, target_mode, target_size,
+                                                      skip_corrupt, out, workers=DECODE_THREADS, progress=bar.update)
+            finally:
                 bar.close()
         converted += n_conv
         if scan.corrupt:
@@ -495,7 +497,7 @@ def _decode_all(plan: _DecodePlan, dataset: str, image_column: str, label_column
             notes.append(msg)
         labels = np.asarray(vocab.encode(ds[label_column]), dtype=np.int64)[keep]
         if writer is not None:
-            del arr, out
+            del arr, out  # the writer cuts the file to the rows kept, which needs the map closed
             writer.labels(name, labels, len(vocab.class_names))
             continue
         images = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()  # (N, H, W, C) -> (N, C, H, W)
