@@ -77,6 +77,8 @@ _MAPPED: set[int] = set()  # storage data pointers of tensors made by as_mapped_
 def as_mapped_tensor(arr: np.ndarray) -> torch.Tensor:
     """A tensor sharing the memory of the mapped ``arr``, remembered as mapped (see :func:`is_mapped`)."""
     t = torch.from_numpy(arr)
+    if t.numel() == 0:  # nothing mapped (and no address of its own to remember)
+        return t
     ptr = t.untyped_storage().data_ptr()
     _MAPPED.add(ptr)
     weakref.finalize(arr if getattr(arr, "base", None) is None else arr.base, _MAPPED.discard, ptr)
@@ -135,7 +137,8 @@ class CacheEntry:
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         facts = self.manifest["splits"][name]
-        images = np.load(self.path / facts["images"]["file"], mmap_mode="c")  # (N, C, H, W) uint8, file-backed
+        # (N, C, H, W) uint8, file-backed; a split with no rows cannot be mapped (and needs no map)
+        images = np.load(self.path / facts["images"]["file"], mmap_mode="c" if facts["rows"] else None)
         labels = np.load(self.path / facts["labels"]["file"])  # (N,) int64, small: read into memory
         return images, labels
 
