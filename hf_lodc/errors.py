@@ -29,6 +29,7 @@ __all__ = [
     "OutputDirLockedError",
     "LocalPathNotFoundError",
     "LocalHubNotFoundError",
+    "CacheError",
 ]
 
 
@@ -113,3 +114,7 @@ class HubAuthError(HubError, PermissionError):
 
 class HubPushError(HubError):
     """A push failed; the remote repo was left as it was."""
+
+
+class CacheError(HfLodcError, OSError):
+    """The decoded-image cache on disk cannot be written or read back (disk full, read-only folder)."""

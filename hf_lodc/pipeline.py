@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import torch
 
+from .data.cache import is_mapped
 from .data.hub import load_image_classification
 from .data.types import ImageClassificationData, LabeledImages
 from .engine.condenser import CondenseResult, Condenser, resolve_config
@@ -75,6 +76,7 @@ def load_data(dc: DataConfig, accelerator=None) -> ImageClassificationData:
             skip_corrupt=dc.skip_corrupt,
             drop_empty_classes=dc.drop_empty_classes,
             max_per_class=dc.max_per_class,
+            decoded_cache=dc.decoded_cache,
         )
 
 
@@ -319,7 +321,8 @@ def run_experiment(
         check_writable(out)  # a read-only or foreign output dir fails now, not after the condensation
     if data is None:
         data = load_data(cfg.data, accelerator)
-    validate(cfg, data.image_shape, data.num_classes, len(data.train), len(data.test) if data.test is not None else 0)
+    in_memory = [0 if s is None or is_mapped(s.images) else len(s) for s in (data.train, data.test)]  # a map: none
+    validate(cfg, data.image_shape, data.num_classes, *in_memory)
     cfg, plan = choose_speed(cfg, data, accelerator)
     if is_main:
         for line in plan.lines():
@@ -356,6 +359,8 @@ def choose_speed(cfg: RunConfig, data: ImageClassificationData, accelerator=None
     vmap = backend == "vmap" or (backend == "auto" and device.type != "cpu" and cfg.eval.eval_runs > 1)
     plan = plan_speed(cfg.speed, hw, method_objective=spec.objective, matching_model=resolved.matching_model,
                       image_shape=tuple(data.image_shape), num_classes=data.num_classes, batch_real=cfg.condense.batch_real,
+                      matched_classes=min(getattr(cfg.condense, "classes_per_iteration", None) or data.num_classes,
+                                          data.num_classes),
                       syn_per_class=budget.images_per_class, iterations=resolved.iterations, condense_cfg=condense_view,
                       eval_cfg=cfg.eval, eval_images=data.num_classes * budget.images_per_class,
                       eval_backend_vmap=vmap, probe=probe)

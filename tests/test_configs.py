@@ -64,8 +64,9 @@ def test_objective_options_are_owned_by_the_objectives_and_composed_flat():
     assert {k for k, v in owners.items() if v[0] == "gm"} == {f.name for f in fields(GMOptions)}
     assert {k for k, v in owners.items() if v[0] == "tm"} == {f.name for f in fields(TMOptions)}
     assert OBJECTIVES.get("gm").Options is GMOptions
-    assert [f.name for f in fields(OBJECTIVES.get("dm").Options)] == ["real_chunk", "compile"]  # DM owns only speed knobs
-    assert {k for k, v in owners.items() if v[0] == "dm"} == {"real_chunk", "compile"}
+    # DM owns speed knobs and the class sampling that bounds a many-class step
+    assert [f.name for f in fields(OBJECTIVES.get("dm").Options)] == ["real_chunk", "compile", "classes_per_iteration"]
+    assert {k for k, v in owners.items() if v[0] == "dm"} == {"real_chunk", "compile", "classes_per_iteration"}
     names = {f.name for f in fields(CondenseConfig)}
     assert set(owners) <= names and CondenseConfig().expert_dir is None and CondenseConfig().lr_net == 0.01
     # the objective resolves its own defaults against the budget (DC/DSA loops by IPC)

@@ -8,6 +8,10 @@ Two passes over each split:
    and size (bilinear resize). Alpha (RGBA, LA, transparent palettes) is composited on black,
    16-bit greyscale is scaled to 8 bits, CMYK / palette / YCbCr go through PIL's conversion.
 
+:func:`decode_split_into` is the decode pass for the on-disk cache: rows go straight into a
+channels-first memory map, decoded by a few threads (PIL releases the GIL while it decodes and
+resizes), each row at a position fixed by the scan, so the result does not depend on the thread count.
+
 A row whose bytes cannot be decoded raises :class:`~hf_lodc.errors.ImageDecodeError` naming the
 split and the row's index in that split, or is skipped (and counted) with ``skip_corrupt``.
 """
@@ -17,13 +21,14 @@ from __future__ import annotations
 import io
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import ImageDecodeError
 
-__all__ = ["TARGET_MODES", "SplitScan", "scan_split", "decode_split", "target_mode_of", "convert_image"]
+__all__ = ["TARGET_MODES", "SplitScan", "scan_split", "decode_split", "decode_split_into", "target_mode_of",
+           "convert_image"]
 
 TARGET_MODES = {"L": 1, "RGB": 3}  # stored mode -> channels
 _GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
@@ -146,3 +151,76 @@ def decode_split(raw, image_column: str, scan: SplitScan, dataset: str, mode: st
                     scan.corrupt[pos] = _reason(e)
             pos += 1
     return out[:k], keep, converted
+
+
+def _decode_rows(raw, image_column: str, scan: SplitScan, dataset: str, mode: str, size: tuple[int, int],
+                 skip_corrupt: bool, out: np.ndarray, target: np.ndarray, start: int, stop: int):
+    """Decode positions [start, stop) into ``out[target[pos]]`` (C, H, W) -> (converted, {pos: reason})."""
+    channels = TARGET_MODES[mode]
+    converted, failed = 0, {}
+    entries = raw[start:stop][image_column]  # one arrow read for the chunk
+    for pos, entry in zip(range(start, stop), entries):
+        if pos in scan.corrupt:
+            continue
+        try:
+            img = _open(entry)
+            if img.mode != mode or img.size != size:
+                converted += 1
+            arr = np.asarray(convert_image(img, mode, size), dtype=np.uint8).reshape(size[1], size[0], channels)
+            out[target[pos]] = arr.transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
+        except Exception as e:  # noqa: BLE001 - any decoder failure means "corrupt row"
+            if not skip_corrupt:
+                raise _decode_error(dataset, scan.split, int(scan.rows[pos]), e) from None
+            failed[pos] = _reason(e)
+    return converted, failed
+
+
+def _close_gaps(out: np.ndarray, slots: list[int], n_slots: int, block: int = 4096) -> None:
+    """Shift the rows of ``out[:n_slots]`` left over the empty ``slots`` (sorted), in blocks."""
+    for j, slot in enumerate(slots):
+        end = slots[j + 1] if j + 1 < len(slots) else n_slots
+        for s in range(slot + 1, end, block):  # destination below source: a forward copy never overwrites unread rows
+            e = min(s + block, end)
+            out[s - j - 1:e - j - 1] = out[s:e]
+
+
+def decode_split_into(raw, image_column: str, scan: SplitScan, dataset: str, mode: str, size: tuple[int, int],
+                      skip_corrupt: bool, out: np.ndarray, workers: int = 1,
+                      progress: Callable[[int], Any] | None = None, chunk: int = 512) -> tuple[np.ndarray, np.ndarray, int]:
+    """Decode pass into ``out``, an (n, C, H, W) uint8 array (a memory map of the decoded cache), with
+    ``workers`` threads over chunks of ``chunk`` rows. Returns ``(out[:n_ok], keep (n,) bool, converted)``:
+    the same images, in the same order, as :func:`decode_split` (channels first).
+
+    Each row's place is fixed by the scan (its position minus the corrupt rows before it); rows that
+    fail only now (header fine, pixels broken) are added to ``scan.corrupt`` and the rows after them
+    moved up over the gap, once, at the end.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = len(scan.rows)
+    bad = np.zeros(n, dtype=bool)
+    bad[list(scan.corrupt)] = True
+    target = np.arange(n) - np.cumsum(bad) + bad  # (n,) slot of each good row: corrupt rows before it skipped
+    spans = [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+    converted, late = 0, {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        jobs = [pool.submit(_decode_rows, raw, image_column, scan, dataset, mode, size, skip_corrupt, out, target, a, b)
+                for a, b in spans]
+        try:
+            for (a, b), job in zip(spans, jobs):  # in order: the first failing row is the one reported
+                c, failed = job.result()
+                converted += c
+                late.update(failed)
+                if progress is not None:
+                    progress(b - a)
+        except BaseException:
+            for job in jobs:
+                job.cancel()
+            raise
+    n_ok = n - len(scan.corrupt)
+    if late:
+        _close_gaps(out, sorted(int(target[p]) for p in late), n_ok)
+        scan.corrupt.update(late)
+    keep = np.ones(n, dtype=bool)
+    keep[list(scan.corrupt)] = False
+    return out[:n - len(scan.corrupt)], keep, converted

@@ -46,7 +46,8 @@ from ..errors import (
 )
 from .types import ImageClassificationData, LabeledImages, SourceInfo, normalize  # noqa: F401  (re-exported)
 from .columns import LabelVocabulary, detect_columns, label_vocabulary
-from .decode import TARGET_MODES, decode_split, scan_split, target_mode_of
+from .cache import as_mapped_tensor, decoded_cache_dir, default_cache_dir, get_or_build, is_mapped, open_entry
+from .decode import TARGET_MODES, decode_split, decode_split_into, scan_split, target_mode_of
 
 __all__ = [
     "LabeledImages",
@@ -60,19 +61,21 @@ __all__ = [
     "local_mirror",
     "default_cache_dir",
     "detect_columns",
+    "DECODED_CACHE_MODES",
+    "MAP_AUTO_FRACTION",
 ]
+
+DECODED_CACHE_MODES = ("auto", "on", "off")
+# decoded_cache="auto" maps the splits when they exceed this fraction of physical memory: decoding in
+# memory also needs a float32 copy of the train split for its mean/std (5x the decoded bytes at the peak)
+MAP_AUTO_FRACTION = 0.1
+# threads decoding into the cache (PIL releases the GIL while decoding and resizing)
+DECODE_THREADS = min(8, os.cpu_count() or 1)
 
 
 
 # ---------------------------------------------------------------------------------------------
 # resolving the source
-
-
-def default_cache_dir() -> Path:
-    root = os.environ.get("HF_LODC_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "hf_lodc"
-    )
-    return Path(root)
 
 
 def _nearest_existing(p: Path) -> Path:
@@ -402,12 +405,28 @@ def _size_text(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-def _decode_all(splits: dict, dataset: str, image_column: str, label_column: str, vocab: LabelVocabulary,
-                image_size, image_mode, mixed: str, skip_corrupt: bool, max_per_class, train_split: str):
-    """Decode every split to one mode and size -> ({split: LabeledImages (labels may be -1)}, mode, size, notes)."""
+@dataclass
+class _DecodePlan:
+    """The header pass over every split: what to decode, to which mode and size."""
+
+    scans: dict  # split -> (dataset, raw image-only dataset, SplitScan)
+    target_mode: str
+    target_size: tuple[int, int]  # (W, H)
+    modes: Counter
+    sizes: Counter
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Bytes of all splits decoded as uint8, if no row is corrupt."""
+        w, h = self.target_size
+        return sum(len(scan.rows) for _, _, scan in self.scans.values()) * TARGET_MODES[self.target_mode] * h * w
+
+
+def _scan_all(splits: dict, dataset: str, image_column: str, label_column: str, vocab: LabelVocabulary,
+              image_size, image_mode, mixed: str, skip_corrupt: bool, max_per_class, train_split: str) -> _DecodePlan:
+    """Header pass over every split; settles the target mode and size (refusing or warning on mixed images)."""
     import datasets
 
-    notes: list[str] = []
     scans = {}
     modes: Counter = Counter()
     sizes: Counter = Counter()
@@ -443,25 +462,58 @@ def _decode_all(splits: dict, dataset: str, image_column: str, label_column: str
                 "(choose the target with image_mode= / image_size=)"
             )
         warnings.warn(f"dataset {dataset!r}: {msg}; converting them to {target}", stacklevel=3)
+    return _DecodePlan(scans, target_mode, target_size, modes, sizes)
+
+
+def _decode_all(plan: _DecodePlan, dataset: str, image_column: str, label_column: str, vocab: LabelVocabulary,
+                skip_corrupt: bool, writer=None):
+    """Decode every split of ``plan`` -> ({split: LabeledImages (labels may be -1)}, mode, size, notes).
+
+    With ``writer`` (a decoded-cache ``EntryWriter``) each split is decoded into the cache file's
+    memory map instead of memory, with a progress bar, and nothing is returned but the notes.
+    """
+    notes: list[str] = []
+    target_mode, target_size = plan.target_mode, plan.target_size
+    channels = TARGET_MODES[target_mode]
     tensors = {}
     converted = 0
-    for name, (ds, raw, scan) in scans.items():
-        arr, keep, n_conv = decode_split(raw, image_column, scan, dataset, target_mode, target_size, skip_corrupt)
+    for name, (ds, raw, scan) in plan.scans.items():
+        if writer is None:
+            arr, keep, n_conv = decode_split(raw, image_column, scan, dataset, target_mode, target_size, skip_corrupt)
+        else:
+            out = writer.images(name, (len(scan.rows), channels, target_size[1], target_size[0]))  # (n, C, H, W)
+            bar = _progress_bar(len(scan.rows), f"decoding {dataset} [{name}] to the cache")
+            try:
+                arr, keep, n_conv = decode_split_into(raw, image_column, scan, dataset, target_mode, target_size,
+                                                      skip_corrupt, out, workers=DECODE_THREADS, progress=bar.update)
+            finally:
+                bar.close()
         converted += n_conv
         if scan.corrupt:
             bad = sorted(int(scan.rows[p]) for p in scan.corrupt)
             msg = f"split {name!r}: skipped {len(bad)} corrupt rows (rows {bad[:10]}{' ...' if len(bad) > 10 else ''})"
-            warnings.warn(f"dataset {dataset!r}: {msg}", stacklevel=3)
+            # the loader's caller: through build <- get_or_build <- _build_mapped when writing the cache
+            warnings.warn(f"dataset {dataset!r}: {msg}", stacklevel=3 if writer is None else 6)
             notes.append(msg)
         labels = np.asarray(vocab.encode(ds[label_column]), dtype=np.int64)[keep]
+        if writer is not None:
+            del arr, out  # the writer cuts the file to the rows kept, which needs the map closed
+            writer.labels(name, labels, len(vocab.class_names))
+            continue
         images = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()  # (N, H, W, C) -> (N, C, H, W)
         tensors[name] = LabeledImages(images, torch.from_numpy(labels))
     if converted:
         notes.append(
-            f"converted {converted} of {sum(modes.values())} images to {target} (modes: {_counts_text(modes)}, "
-            f"sizes: {_counts_text(sizes, _size_text)})"
+            f"converted {converted} of {sum(plan.modes.values())} images to {target_mode} {_size_text(target_size)} "
+            f"(modes: {_counts_text(plan.modes)}, sizes: {_counts_text(plan.sizes, _size_text)})"
         )
     return tensors, target_mode, target_size, notes
+
+
+def _progress_bar(total: int, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=None, leave=False)  # disable=None: off without a TTY
 
 
 # ---------------------------------------------------------------------------------------------
@@ -552,9 +604,12 @@ def _assemble(tensors: dict, class_names: list[str], dataset: str, train_split: 
 # main entry point
 
 
-def _check_options(mixed, image_mode, image_size, holdout_fraction, max_per_class) -> None:
+def _check_options(mixed, image_mode, image_size, holdout_fraction, max_per_class, decoded_cache="auto") -> None:
     if mixed not in ("convert", "error"):
         raise ConfigError(f"mixed must be 'convert' or 'error', got {mixed!r}")
+    if decoded_cache not in DECODED_CACHE_MODES:
+        raise ConfigError(f"decoded_cache must be one of {', '.join(map(repr, DECODED_CACHE_MODES))}, "
+                          f"got {decoded_cache!r}")
     if image_mode is not None and image_mode not in TARGET_MODES:
         raise ConfigError(f"image_mode must be one of {sorted(TARGET_MODES)} or None, got {image_mode!r}")
     sizes = (image_size,) if isinstance(image_size, int) else image_size
@@ -589,6 +644,7 @@ def load_image_classification(
     max_per_class: int | None = None,
     cache: bool = True,
     cache_dir: str | os.PathLike | None = None,
+    decoded_cache: str = "auto",
 ) -> ImageClassificationData:
     """Load an image-classification dataset as tensors.
 
@@ -605,6 +661,13 @@ def load_image_classification(
         skip_corrupt: drop undecodable rows (counted in ``info.notes``) instead of failing.
         drop_empty_classes: drop classes without train images instead of failing.
         max_per_class: keep at most this many train images per class (first ones; for tests).
+        cache / cache_dir: keep decoded splits under ``cache_dir`` (default ``$HF_LODC_CACHE`` or
+            ``~/.cache/hf_lodc``) so the next load skips decoding.
+        decoded_cache: where the decoded images live. ``"off"``: in memory (cached as a tensor file
+            when ``cache``). ``"on"``: in a uint8 file under ``<cache_dir>/decoded`` read through a
+            memory map (``data/cache.py``), so the process's own memory does not grow with the
+            dataset. ``"auto"`` (default): ``"on"`` when the decoded splits would take more than
+            :data:`MAP_AUTO_FRACTION` of the machine's memory (and ``cache``), else ``"off"``.
 
     Rows labelled -1 (missing) are dropped with a warning. Every failure is an
     :class:`~hf_lodc.errors.HfLodcError` naming the dataset, split, column or row.
@@ -613,7 +676,7 @@ def load_image_classification(
 
     if isinstance(dataset, os.PathLike):
         dataset = os.fspath(dataset)
-    _check_options(mixed, image_mode, image_size, holdout_fraction, max_per_class)
+    _check_options(mixed, image_mode, image_size, holdout_fraction, max_per_class, decoded_cache)
     source, hub_id = resolve_source(dataset)
     dd = _load_dataset_dict(source, hub_id, dataset, config_name, revision)
     splits, use_holdout = _pick_splits(dd, dataset, train_split, eval_split, holdout_fraction)
@@ -636,30 +699,47 @@ def load_image_classification(
     sig = _cache_key(dataset, config_name, revision, splits, image_column, label_column, image_size, image_mode,
                      mixed, skip_corrupt, max_per_class)
     cache_file = Path(cache_dir or default_cache_dir()) / "tensors" / f"{sig}.pt"
-    cached = _read_cache(cache_file) if cache and sig else None
+    cached = _read_cache(cache_file) if cache and sig and decoded_cache != "on" else None
+    if cached is None and sig and (decoded_cache == "on" or (decoded_cache == "auto" and cache)):
+        cached = _open_mapped(decoded_cache_dir(cache_dir), sig, decoded_cache)
     if cached is not None:
         tensors, meta = cached
         for note in meta["notes"]:
             warnings.warn(f"dataset {dataset!r}: {note}", stacklevel=2)
         notes.extend(meta["notes"])
     else:
-        tensors, target_mode, target_size, dec_notes = _decode_all(
-            splits, dataset, image_column, label_column, vocab, image_size, image_mode, mixed, skip_corrupt,
-            max_per_class, train_split,
-        )
-        notes.extend(dec_notes)
-        if cache and sig:
-            _write_cache(cache_file, tensors, {"notes": dec_notes, "mode": target_mode, "size": list(target_size)})
+        plan = _scan_all(splits, dataset, image_column, label_column, vocab, image_size, image_mode, mixed,
+                         skip_corrupt, max_per_class, train_split)
+        if _use_map(decoded_cache, cache, sig, plan.decoded_bytes, dataset):
+            tensors, meta = _build_mapped(decoded_cache_dir(cache_dir), sig, plan, dataset, image_column,
+                                          label_column, vocab, skip_corrupt)
+            notes.extend(meta["notes"])
+        else:
+            tensors, target_mode, target_size, dec_notes = _decode_all(
+                plan, dataset, image_column, label_column, vocab, skip_corrupt)
+            notes.extend(dec_notes)
+            if cache and sig:
+                _write_cache(cache_file, tensors, {"notes": dec_notes, "mode": target_mode, "size": list(target_size)})
 
+    was_mapped = is_mapped(tensors[train_split].images)
     train, test, eval_name, class_names = _assemble(
         tensors, vocab.class_names, dataset, train_split, eval_split, use_holdout, holdout_fraction, holdout_seed,
         drop_empty_classes, notes,
     )
+    if was_mapped and not is_mapped(train.images):  # a row subset of a map is a copy in memory
+        warnings.warn(
+            f"dataset {dataset!r}: the train split was decoded to the memory-mapped cache, but "
+            f"{'carving the holdout' if use_holdout else 'dropping unlabelled rows'} copied its {len(train)} kept "
+            "images into memory; for a set larger than memory use an evaluation split of its own (eval_split=...) "
+            "and labelled rows", stacklevel=2)
 
-    x = train.images.float().div_(255.0)  # (N, C, H, W)
-    mean = x.mean(dim=(0, 2, 3))
-    std = torch.nan_to_num(x.std(dim=(0, 2, 3)), nan=1.0).clamp_min(1e-3)  # NaN: a single pixel
-    del x
+    if is_mapped(train.images):  # a float copy of a larger-than-memory set is what the map avoids
+        mean, std = _channel_stats_streamed(train.images)
+    else:
+        x = train.images.float().div_(255.0)  # (N, C, H, W)
+        mean = x.mean(dim=(0, 2, 3))
+        std = torch.nan_to_num(x.std(dim=(0, 2, 3)), nan=1.0).clamp_min(1e-3)  # NaN: a single pixel
+        del x
     remote = not Path(source).exists()
     info = SourceInfo(
         dataset=dataset if hub_id is not None else source,  # a local folder: its absolute path, from any cwd
@@ -695,6 +775,87 @@ def _cache_key(dataset, config_name, revision, splits, *rest) -> str | None:
         return None
     blob = json.dumps([dataset, config_name, revision, fps, [repr(r) for r in rest], 2], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _physical_memory() -> int | None:
+    """The machine's memory, or the container's limit (cgroup v2 / v1) when that is lower."""
+    try:
+        sizes = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
+    except (ValueError, OSError, AttributeError):
+        sizes = []
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            sizes.append(int(Path(limit).read_text().strip()))  # "max" (no limit) fails int()
+        except (OSError, ValueError):
+            pass
+    return min(sizes) if sizes else None
+
+
+def _use_map(decoded_cache: str, cache: bool, sig: str | None, nbytes: int, dataset: str) -> bool:
+    """Whether to decode into the memory-mapped cache (see ``decoded_cache`` in the loader)."""
+    if decoded_cache == "on":
+        if sig is None:
+            raise DatasetError(f"dataset {dataset!r}: decoded_cache='on' needs a dataset with a fingerprint "
+                               "(a datasets Dataset read from files) to key the cache; use decoded_cache='off'")
+        return True
+    if decoded_cache == "off" or not cache or sig is None:
+        return False
+    mem = _physical_memory()
+    return mem is not None and nbytes > MAP_AUTO_FRACTION * mem
+
+
+def _mapped_splits(entry) -> dict:
+    tensors = {}
+    for name in entry.manifest["splits"]:
+        images, labels = entry.split(name)
+        tensors[name] = LabeledImages(as_mapped_tensor(images), torch.from_numpy(labels))  # (N, C, H, W) map
+    return tensors
+
+
+def _open_mapped(root: Path, sig: str, decoded_cache: str):
+    """(tensors, meta) of a sound mapped entry, when the mode would use one; else None."""
+    entry = open_entry(root, sig)
+    if entry is None:
+        return None
+    if decoded_cache == "auto":
+        mem = _physical_memory()
+        if mem is None or entry.nbytes <= MAP_AUTO_FRACTION * mem:
+            return None  # small enough for memory: "auto" reads it as "off" would
+    return _mapped_splits(entry), entry.manifest["meta"]
+
+
+def _build_mapped(root: Path, sig: str, plan: _DecodePlan, dataset: str, image_column: str, label_column: str,
+                  vocab: LabelVocabulary, skip_corrupt: bool):
+    """Decode ``plan`` into the mapped cache entry ``sig`` (or read it, if another process built it)."""
+    def build(writer) -> dict:
+        _, mode, size, dec_notes = _decode_all(plan, dataset, image_column, label_column, vocab, skip_corrupt,
+                                               writer=writer)
+        return {"meta": {"notes": dec_notes, "mode": mode, "size": list(size)},
+                "request": {"dataset": dataset, "splits": list(plan.scans)}}
+
+    entry = get_or_build(root, sig, build, f"dataset {dataset!r} (splits {list(plan.scans)})")
+    return _mapped_splits(entry), entry.manifest["meta"]
+
+
+def _channel_stats_streamed(images: torch.Tensor, rows_per_chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (unbiased) of uint8 (N, C, H, W) images on the 0..1 scale, read in chunks.
+
+    Exact: a 256-bin histogram per channel, summed in integers; memory is one chunk. The in-memory
+    path's float32 reductions agree to ~1e-7, well inside the 6 decimals the result is recorded with.
+    """
+    c = images.shape[1]
+    hist = np.zeros((c, 256), dtype=np.int64)
+    arr = images.numpy()  # the map itself, no copy
+    for s in range(0, arr.shape[0], rows_per_chunk):
+        chunk = arr[s:s + rows_per_chunk]  # (m, C, H, W) uint8, read from the file
+        for ch in range(c):
+            hist[ch] += np.bincount(chunk[:, ch].reshape(-1), minlength=256)
+    values = np.arange(256, dtype=np.float64) / 255.0
+    n = hist.sum(axis=1).astype(np.float64)  # (C,)
+    mean = (hist * values).sum(axis=1) / n
+    var = (hist * (values - mean[:, None]) ** 2).sum(axis=1) / np.maximum(n - 1, 1)
+    std = np.where(n > 1, np.sqrt(var), 1.0)  # one pixel: std undefined, as the in-memory path's NaN -> 1
+    return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32).clamp_min(1e-3)
 
 
 def _read_cache(path: Path):

@@ -53,9 +53,11 @@ class ClassIndex:
                 f"{self._describe(short)}. Lower it, or drop those classes."
             )
 
-    def sample(self, per_class: int, generator: torch.Generator) -> torch.Tensor:
+    def sample(self, per_class: int, generator: torch.Generator, classes: torch.Tensor | None = None) -> torch.Tensor:
         """Indices of ``per_class`` distinct images of every class, class-major: (K * per_class,).
 
+        ``classes`` (k,): draw for these classes only, in this order: (k * per_class,); the index
+        table is read for those rows only, so a step over a few of 1 000 classes costs a few.
         A class with fewer images than ``per_class`` is sampled with replacement (warned once).
         A class with no image at all raises ``ClassSizeError``.
         """
@@ -70,17 +72,24 @@ class ClassIndex:
                 "lower batch_real / ipc if that is not what you want.",
                 stacklevel=2,
             )
-        K, width = self.table.shape
+        if classes is not None:
+            return self._sample_rows(self.table[classes], self.counts[classes], per_class, generator)
+        return self._sample_rows(self.table, self.counts, per_class, generator)
+
+    @staticmethod
+    def _sample_rows(table: torch.Tensor, counts: torch.Tensor, per_class: int,
+                     generator: torch.Generator) -> torch.Tensor:
+        K, width = table.shape
         keys = torch.rand(K, width, generator=generator)  # (K, width)
-        keys[self.table < 0] = 2.0  # padding sorts last
+        keys[table < 0] = 2.0  # padding sorts last
         take = min(per_class, width)
         pos = torch.topk(keys, take, dim=1, largest=False).indices  # (K, take) random positions
         if take < per_class:
             extra = torch.randint(0, 2**31, (K, per_class - take), generator=generator)
             pos = torch.cat([pos, extra], dim=1)
         # a class with c < per_class images: wrap its positions into [0, c)
-        pos = pos % self.counts.clamp_min(1).view(K, 1)
-        return self.table.gather(1, pos).reshape(-1)  # (K * per_class,)
+        pos = pos % counts.clamp_min(1).view(K, 1)
+        return table.gather(1, pos).reshape(-1)  # (K * per_class,)
 
     def first(self, per_class: int) -> torch.Tensor:
         pos = torch.arange(per_class).view(1, -1) % self.counts.clamp_min(1).view(-1, 1)

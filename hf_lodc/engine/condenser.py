@@ -208,6 +208,7 @@ class Condenser:
         snapshot_at: tuple[int, ...] = (),
         on_snapshot: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
     ):
+        from ..data.cache import is_mapped
         from ..preflight import check_data, check_memory, estimate_memory_bytes
 
         check_data(data)
@@ -217,7 +218,7 @@ class Condenser:
         n_classes = len(classes) if classes is not None else data.num_classes
         self.spec, self.cfg, self.budget = resolve_config(cfg, data.image_shape, n_classes)
         check_memory(estimate_memory_bytes(n_classes, self.budget.images_per_class, data.image_shape,
-                                           self.budget.rank, len(data.train)),
+                                           self.budget.rank, 0 if is_mapped(data.train.images) else len(data.train)),
                      f"{n_classes} classes x {self.budget.images_per_class} synthetic images of "
                      f"{tuple(self.budget.image_shape)}" + (f" at rank {self.budget.rank}" if self.budget.rank else "")
                      + f" (ipc {cfg.ipc})")

@@ -70,6 +70,9 @@ class DataConfig(_Checked):
     skip_corrupt: bool = False  # drop undecodable rows instead of failing
     drop_empty_classes: bool = False  # drop classes without train images instead of failing
     max_per_class: int | None = None  # cap train images per class (quick experiments)
+    # decoded images: "off" in memory, "on" in a memory-mapped file under $HF_LODC_CACHE/decoded (larger
+    # than memory), "auto" maps them when they would take over 10 % of the machine's memory
+    decoded_cache: str = "auto"
 
 
 @dataclass
@@ -313,6 +316,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "image_mode": _one_of("L", "RGB"),
     "mixed": _one_of("convert", "error"),
     "max_per_class": _POSITIVE,
+    "decoded_cache": _one_of("auto", "on", "off"),
     "iterations": _NON_NEGATIVE,
     "batch_real": _POSITIVE,
     "lr": _POSITIVE,

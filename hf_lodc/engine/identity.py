@@ -24,7 +24,8 @@ the fingerprint already says whether the content is the same, and a moved folder
 
 Left out at their default (``OMIT_AT_DEFAULT``): options added after identities were first recorded
 whose default computes exactly what the code did before them (``compile``, off: the eager passes;
-``tf32`` and ``channels_last``, off: float32 contiguous passes; None, not chosen, means off). At
+``tf32`` and ``channels_last``, off: float32 contiguous passes, None, not chosen, meaning off;
+``classes_per_iteration``, None: every class every iteration). At
 the default the identity is the one earlier versions recorded, so their checkpoints, finished sets and
 task memories still match; any other value is in the identity and differs from those.
 """
@@ -45,7 +46,8 @@ __all__ = ["NOT_IDENTITY", "OMIT_AT_DEFAULT", "FINISHED_SET_KEYS", "run_identity
            "check_identity", "dataset_fingerprint"]
 
 NOT_IDENTITY = frozenset({"iterations", "log_every", "checkpoint_every", "contrast"})
-OMIT_AT_DEFAULT: dict[str, Any] = {"compile": False, "tf32": False, "channels_last": False}
+OMIT_AT_DEFAULT: dict[str, Any] = {"compile": False, "tf32": False, "channels_last": False,
+                                   "classes_per_iteration": None}
 # A FINISHED set (reused instead of condensed again, e.g. a continual task memory) is also defined by
 # how many iterations it ran and the contrast applied after them.
 FINISHED_SET_KEYS = ("iterations", "contrast")
@@ -55,7 +57,7 @@ _MISSING = "<not recorded>"
 def _tensor_digest(h, t: torch.Tensor) -> None:
     t = t.detach().cpu().contiguous()
     h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-    h.update(t.numpy().tobytes() if t.numel() else b"")
+    h.update(t.numpy() if t.numel() else b"")  # the buffer itself: a memory-mapped set is read, never copied
 
 
 def dataset_fingerprint(data: ImageClassificationData) -> str:

@@ -171,7 +171,7 @@ def _fill(plan: PhasePlan, cfg: Any, name: str, value: Any) -> None:
 def plan_speed(speed: str, hw: Hardware, *, method_objective: str | None, matching_model: str,
                image_shape: tuple[int, int, int], num_classes: int, batch_real: int, syn_per_class: int,
                iterations: int, condense_cfg: Any, eval_cfg: Any, eval_images: int, eval_backend_vmap: bool,
-               probe=compiler_problem) -> SpeedPlan:
+               probe=compiler_problem, matched_classes: int | None = None) -> SpeedPlan:
     """The options ``speed`` chooses for this run (see the module docstring). ``condense_cfg`` /
     ``eval_cfg`` are read for the options the user set; nothing is modified."""
     if speed not in SPEEDS:
@@ -191,7 +191,8 @@ def plan_speed(speed: str, hw: Hardware, *, method_objective: str | None, matchi
         cond.reasons.append(f"exact: the fast path is measured for ConvNet matching networks, not {matching_model!r}")
     elif iterations > 0:
         depth, width = shape
-        cond.gflop = dm_iteration_flops(image_shape, num_classes, batch_real, syn_per_class, width, depth).total \
+        k = matched_classes or num_classes  # classes matched per iteration (class sampling: a subset)
+        cond.gflop = dm_iteration_flops(image_shape, k, batch_real, syn_per_class, width, depth).total \
             * iterations / 1e9
         if hw.bf16_units:
             _fill(cond, condense_cfg, "mixed_precision", "bf16")

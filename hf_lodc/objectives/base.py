@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from ..data.augment import DSAugment
+from ..data.cache import is_mapped
 from ..data.types import LabeledImages, normalize
 from ..data.sampler import ClassIndex
 from ..engine.train import seeded_net
@@ -82,17 +83,29 @@ class RealSampler:
         names = [class_names[c] for c in self.classes.tolist()] if class_names else None
         self.index = ClassIndex(self.local_labels, len(self.classes), names)
         self.device = torch.device(device)
-        # stored once on the device as uint8 (a quarter of float32): batches are gathered, normalised
-        # (and augmented) there, so no image crosses the host-device link after this
-        self.images = train.images[keep].to(self.device)  # (N', C, H, W) uint8, only the owned classes
+        self.mapped = is_mapped(train.images)
+        if self.mapped:
+            # a decoded-cache memory map (possibly larger than memory): it stays a map on the host and
+            # every batch is gathered from it, then moved; ``rows`` maps local rows to the map's rows
+            self.rows = None if bool(keep.all()) else torch.nonzero(keep).flatten()  # (N',) int64
+            self.images = train.images  # (N, C, H, W) uint8, file-backed
+        else:
+            # stored once on the device as uint8 (a quarter of float32): batches are gathered, normalised
+            # (and augmented) there, so no image crosses the host-device link after this
+            self.images = train.images[keep].to(self.device)  # (N', C, H, W) uint8, only the owned classes
         self.mean, self.std = mean.to(self.device), std.to(self.device)
 
-    def indices(self, per_class: int, generator: torch.Generator) -> torch.Tensor:
-        """Rows of a class-balanced batch, class-major: (K * per_class,) on the device."""
-        return self.index.sample(per_class, generator).to(self.device)
+    def indices(self, per_class: int, generator: torch.Generator, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows of a class-balanced batch, class-major: (K * per_class,) on the device (on the host for a
+        mapped set, where they are gathered). ``classes``: local class positions to draw from (default all)."""
+        idx = self.index.sample(per_class, generator, classes)
+        return idx if self.mapped else idx.to(self.device)
 
     def take(self, idx: torch.Tensor) -> torch.Tensor:
         """The normalised float32 images of rows ``idx``: (len(idx), C, H, W) on the device."""
+        if self.mapped:
+            rows = idx.cpu() if self.rows is None else self.rows[idx.cpu()]
+            return normalize(self.images[rows].to(self.device, non_blocking=True), self.mean, self.std)
         return normalize(self.images[idx], self.mean, self.std)
 
     def sample(self, per_class: int, generator: torch.Generator) -> torch.Tensor:

@@ -12,6 +12,13 @@ where a chunk's activations then stay in cache). The passes run in channels_last
 pass. The loss stays a device tensor: the engine reads it when it logs, so the loop does not wait on
 the device every iteration.
 
+``classes_per_iteration`` (off by default) matches a random subset of the classes each iteration,
+drawn from the iteration's seeded generator: with 1 000 classes x ``batch_real`` 256 one full step
+would embed 256 000 real images. Each chosen class's term is the same as in the full loss, so the
+per-class gradient scale is unchanged; an unchosen class gets no gradient that iteration (its
+factors still move by the optimiser's momentum). The history records ``classes_matched``; its ``loss``
+is then the sum over those classes. With several processes each draws from its own classes.
+
 ``compile`` (off unless ``speed`` turns it on for a large run) runs both embedding passes through ``torch.compile`` (inductor): on the CPU
 it fuses the memory-bound norm -> ReLU -> pool passes that dominate after the convolutions. The network
 is drawn afresh every iteration; it is an argument of the compiled function, so its parameters are graph
@@ -64,7 +71,12 @@ class DMOptions(ObjectiveOptions):
         None, "distribution matching: run the embedding passes through torch.compile (inductor; compiled once "
         "per process, then reused for every freshly drawn network; not bit-identical to eager); unset: speed decides")
 
-    RULES = {"real_chunk": (lambda v: v >= 0, ">= 0")}
+    classes_per_iteration: int | None = option(
+        None, "distribution matching: match a random subset of this many classes per iteration (drawn from the "
+        "iteration's seeded generator; None: every class, as the paper). With 1 000 classes it bounds the step: "
+        "the real batch is classes_per_iteration x batch_real images, not num_classes x batch_real")
+
+    RULES = {"real_chunk": (lambda v: v >= 0, ">= 0"), "classes_per_iteration": (lambda v: v > 0, "> 0")}
 
 
 @OBJECTIVES.register("dm")
@@ -74,6 +86,7 @@ class DistributionMatching(Objective):
     def step(self, iteration, synset, optimizer, generator):
         ctx = self.ctx
         K, n, b = len(ctx.classes), synset.decoded_per_class, ctx.batch_real
+        chosen = self._chosen_classes(K, generator)  # (k,) local class positions, or None: all
         dev = torch.device(ctx.device)
         cl = device_settings.settings(dev)["channels_last"]
         fmt = torch.channels_last if cl else torch.contiguous_format
@@ -83,8 +96,11 @@ class DistributionMatching(Objective):
         for p in net.parameters():
             p.requires_grad_(False)
         c, h, w = ctx.image_shape
-        idx = ctx.sampler.indices(b, generator)  # (K*b,) class-major rows of the real batch
+        idx = ctx.sampler.indices(b, generator, chosen)  # (K*b,) class-major rows of the real batch
         x_syn = synset()  # (K*n, C, H, W)
+        if chosen is not None:  # only the chosen classes' synthetic images enter the loss
+            K = len(chosen)
+            x_syn = x_syn.view(-1, n, c, h, w)[chosen.to(x_syn.device)].reshape(K * n, c, h, w)  # (k*n, C, H, W)
         params = ctx.augment.draw(K, (h, w), generator) if ctx.augment.enabled else None  # one per class
         chunk = self.options.real_chunk
         chunk = real_chunk_default(dev) if chunk is None else int(chunk)
@@ -112,7 +128,19 @@ class DistributionMatching(Objective):
         self.backward(loss)
         optimizer.step()
         loss = loss.detach()
-        return {"loss": loss, "loss_per_class": loss / K}
+        out = {"loss": loss, "loss_per_class": loss / K}
+        if chosen is not None:  # recorded in the run's history: its loss sums over these classes only
+            out["classes_matched"] = K
+        return out
+
+    def _chosen_classes(self, K: int, generator: torch.Generator) -> torch.Tensor | None:
+        """``classes_per_iteration`` distinct local classes, ascending (class-major order kept), drawn
+        first from the iteration's generator; None (every class, and no draw) when the option is off
+        or asks for all of them, so the default run draws exactly what it drew before the option."""
+        k = self.options.classes_per_iteration
+        if k is None or k >= K:
+            return None
+        return torch.randperm(K, generator=generator)[:k].sort().values  # (k,)
 
 
 def _feat_dim(net, image_shape) -> int:
