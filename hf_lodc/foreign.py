@@ -491,7 +491,7 @@ def _resolve_lr(source: str, eval_lr: float | None, lr_file: str | None) -> tupl
         raise DatasetNotFoundError(f"lr file {str(p)!r} not found")
     v = safe_load(p)
     try:
-        lr = float(v.reshape(-1)[0]) if isinstance(v, torch.Tensor) and v.numel() == 1 else float(v)
+        lr = float(v.detach().reshape(-1)[0]) if isinstance(v, torch.Tensor) and v.numel() == 1 else float(v)
     except (TypeError, ValueError, AttributeError):
         raise DatasetError(f"{str(p)!r} should hold one learned lr (a scalar), got {type(v).__name__}") from None
     if not (math.isfinite(lr) and lr > 0):
