@@ -194,8 +194,9 @@ def _labels_tensor(y: Any, path: str) -> tuple[torch.Tensor, Any]:
 
 
 def _read_pt(path: Path, labels_file: str | None) -> CondensedSet:
-    from .published.layouts import is_dc_experiments, read_experiments
+    from .published.layouts import check_not_haba, is_dc_experiments, read_experiments
 
+    check_not_haba(path)
     obj = _torch_load(path)
     notes: list[str] = []
     if labels_file is None and is_dc_experiments(obj):
@@ -651,6 +652,11 @@ def evaluate_condensed_set(
     if (set_mean is not None or set_std is not None) and mode != "source":
         raise ConfigError(f"set_mean/set_std describe a 'source'-normalised file, but the values are read as {mode!r}")
     x, space = _input_space(mode, cs.images, data, zca_eps, max_per_class, notes)
+    if mode == "source" and input_normalization == "auto" and set_mean is None and set_std is None:
+        fits = [n for n in NORMALIZATION_PRESETS if NORMALIZATION_PRESETS.get(n).channels == c]
+        notes.append(f"the values were read as normalised with {data.info.dataset!r}'s train statistics; sets saved by "
+                     f"the DC/DSA/DM, MTT and IDC code bases use fixed constants instead: pass "
+                     f"input_normalization=<preset> (--input-normalization; for {c} channel(s): {', '.join(fits)})")
     if x is None:
         x = to_source_normalization(cs.images, mode, data.mean, data.std, set_mean, set_std)  # (N, C, H, W) float32
     if not bool(torch.isfinite(x).all()):

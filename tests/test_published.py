@@ -277,3 +277,21 @@ def test_lrs_and_ars_formulas():
     assert a["ars"] == pytest.approx((math.exp(beta) - math.exp(-1)) / (math.e - math.exp(-1)))
     with pytest.raises(ConfigError, match="fraction in"):
         label_robust_score(85.0, 0.45, 0.6, 0.5)  # percentages are refused, not silently scored
+
+
+def test_haba_bases_with_hallucinators_are_refused(rgb8, tmp_path):
+    u8, y = _ipc(rgb8)
+    torch.save(normalize(u8, rgb8.mean, rgb8.std), tmp_path / "images_best.pt")  # HaBa's bases
+    torch.save(y, tmp_path / "labels_best.pt")
+    torch.save({"0.enc.weight": torch.zeros(3, 3, 1, 1)}, tmp_path / "weights_best.pt")  # hallucinators' state dict
+    with pytest.raises(DatasetError, match="HaBa's layout"):
+        evaluate_condensed_set(str(tmp_path / "images_best.pt"), rgb8, labels_file=str(tmp_path / "labels_best.pt"),
+                               **FAST)
+
+
+def test_auto_source_says_the_code_bases_use_constants(rgb8, tmp_path):
+    u8, y = _ipc(rgb8)
+    torch.save((normalize(u8, rgb8.mean, rgb8.std), y), tmp_path / "set.pt")
+    r = evaluate_condensed_set(str(tmp_path / "set.pt"), rgb8, baseline=False, **FAST)
+    assert r.input_normalization == "source"
+    assert any("fixed constants" in n and "dc-cifar10" in n and "mnist," not in n for n in r.notes)
