@@ -12,19 +12,22 @@ sets of different methods and sizes be compared.
 Sources
 -------
 ``.pt`` file, local or on the Hub as ``owner/repo/path/file.pt`` (dataset repo, else model repo)
-(``torch.load(weights_only=True)``: tensors, lists, tuples and dicts only; a pickle of
-any other object is refused, nothing in it is executed). Supported layouts:
+(``torch.load(weights_only=True)``: tensors, lists, tuples, dicts and numpy scalars/arrays only; a
+pickle of any other object is refused, nothing in it is executed). Supported layouts:
 
 * a pair ``(images, labels)`` as a tuple or list (IDC, DataDAM, ...);
 * a dict with one image key and one label key (case-insensitive), e.g. ``{'images', 'labels'}``,
   ``{'x', 'y'}``, ``{'data', 'targets'}``, ``{'image_syn', 'label_syn'}``; see :data:`IMAGE_KEYS` /
   :data:`LABEL_KEYS` (other keys are ignored and listed in the notes);
 * a single image tensor with the labels in a second file (``labels_file=``; MTT writes
-  ``images_best.pt`` and ``labels_best.pt``).
+  ``images_best.pt`` and ``labels_best.pt``; a learned ``lr_best.pt`` beside it is the evaluation lr);
+* DC/DSA/DM results ``{'data': [[images, labels], ...], 'accs_all_exps': ...}`` (the last experiment);
+* IDC ``data.pt`` mosaics with ``factor=`` (decoded as IDC decodes; without it the report says so);
+* HaBa's bases beside hallucinator weights are refused (``published/layouts.py``).
 
 Images are ``(N, C, H, W)`` (also ``(N, H, W, C)`` or ``(N, H, W)`` for one channel) of any real or
-integer dtype; labels are integer class ids ``(N,)`` or one-hot ``(N, K)`` (soft labels need a
-distillation protocol and are refused).
+integer dtype; labels are integer class ids ``(N,)``, one-hot ``(N, K)`` or soft ``(N, K)`` (logits or
+probabilities, trained with ``soft_loss`` ``sce``/``kl`` at ``temperature``; their bytes are counted).
 
 Hub repo or local folder (any ``datasets``-loadable image-classification set): an ``Image`` column
 (decoded to uint8 pixels) or a float ``Array3D`` / nested-list column (``image_column``); labels a
@@ -42,16 +45,22 @@ mean/std of its train split, what the test images get):
   file used other statistics (they are undone first);
 * ``zero-one``: pixel values in [0, 1];
 * ``uint8``: pixel values in [0, 255];
+* a preset name (``dc-cifar10``, ``mtt-cifar100``, ``mnist``, ...: ``published/normalization.py``):
+  normalised with a code base's fixed constants; the set is trained as stored and the test split and
+  the random baseline are normalised with the same constants;
+* ``zca``: ZCA-whitened [0, 1] pixels (MTT-family ``--zca``); ZCA is fitted on the train split as
+  those code bases fit it (``zca_eps``, default 0.1) and whitens the test split and the baseline;
 * ``auto`` (default): uint8 dtype or ``Image`` columns -> ``uint8``; values within [0, 1] ->
   ``zero-one``; values within [0, 255] with a maximum above 1.5 and integer-valued -> ``uint8``;
-  anything else (negative values, a mean near 0) -> ``source``. The report states the choice and
-  the value range it was made from. Sets stored after ZCA whitening cannot be undone and are not
-  supported (this protocol has no ZCA).
+  whitened statistics (per-channel std below 0.6, neighbouring pixels weakly correlated) -> ``zca``;
+  anything else (negative values, a mean near 0) -> ``source``. The report states the choice, the
+  statistics it was made from and the space the networks were trained and tested in.
 
 Storage
 -------
 ``storage_bytes`` = stored image elements x the stored element size (float32: 4, float16: 2, uint8
-and ``Image`` columns: 1; labels are not counted, as in the literature's budgets). Pass
+and ``Image`` columns: 1; hard labels are not counted, as in the literature's budgets; soft labels
+are, at their stored size). Pass
 ``storage_bytes=`` for sets whose stored form is smaller than the images (e.g. factorised sets).
 The random real baseline holds ``floor(storage_bytes / (K x C x H x W x itemsize))`` images per
 class, where ``itemsize`` is the set's element size unless ``real_itemsize`` says otherwise (``1``:
