@@ -69,6 +69,7 @@ real images priced as the uint8 pixels they are).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -129,6 +130,7 @@ class ForeignEvalReport:
     labels_kind: str = "hard"
     label_bytes: int = 0  # soft labels' bytes, included in storage_bytes
     eval_lr: dict[str, Any] = field(default_factory=dict)  # {"lr", "from"}
+    scores: dict[str, Any] = field(default_factory=dict)  # model -> {baseline -> DD-Ranking ARS and its inputs}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,6 +149,10 @@ class ForeignEvalReport:
             lines.append("trained and tested in: " + detail.get(nm.get("kind"), lambda: f"{nm.get('kind')} mean "
                          f"{nm.get('mean')} std {nm.get('std')}")() + f"; labels {self.labels_kind}"
                          + (f"; lr {self.eval_lr['lr']:g} ({self.eval_lr['from']})" if self.eval_lr else ""))
+        for m, per in self.scores.items():
+            lines.append(f"{m}: DD-Ranking ARS " + "; ".join(
+                f"vs random real {name.replace('_', ' ')} ({v['random_images_per_class']}/class) {v['ars']:.4f}"
+                for name, v in per.items()))
         b = self.baseline
         if b.get("images_per_class"):
             lines.append(f"random real baseline: {b['images_per_class']} images/class of the train split "
@@ -568,6 +574,45 @@ def _input_space(mode: str, cs_images: torch.Tensor, data: ImageClassificationDa
                                  "measured_on": f"{len(data.train)} real train images of {data.info.dataset!r}"})
 
 
+def _ars_scores(x, targets, criterion, test, space, data, ec, records, base, seed, device, progress,
+                notes) -> dict[str, Any]:
+    """DD-Ranking's ARS per model against the same-bytes baseline (its augmented accuracies already in
+    ``base``) and against random real images as many per class as the set decodes to."""
+    from .published.evaluation import evaluate_in_space
+    from .published.scores import augmentation_robust_score
+
+    if not base.get("enabled"):
+        raise ConfigError("ars needs the random real baseline (baseline=True / no --no-baseline)")
+    noaug = EvalConfig(**{**asdict(ec), "eval_dsa": False})
+    syn_na = evaluate_in_space(x, targets, test, space, data.num_classes, noaug, seed=seed, device=device,
+                               criterion=criterion, progress=progress)
+    per_class = max(1, math.ceil(len(x) / data.num_classes))
+    available = int(torch.bincount(data.train.labels, minlength=data.num_classes).min())
+    runs: dict[str, tuple[int, dict | None]] = {}
+    if base.get("images_per_class"):
+        runs["same_bytes"] = (base["images_per_class"], base["evaluations"])
+    runs["same_count"] = (min(per_class, available), None)
+    out: dict[str, Any] = {m: {} for m in records}
+    for name, (k, aug_recs) in runs.items():
+        real = _random_real(data.train, k, data.num_classes, seed)
+        xr = space.real(real.images)
+        if aug_recs is None:
+            aug_recs = {m: r.to_dict() for m, r in evaluate_in_space(
+                xr, real.labels, test, space, data.num_classes, ec, seed=seed, device=device,
+                progress=progress).items()}
+        na = evaluate_in_space(xr, real.labels, test, space, data.num_classes, noaug, seed=seed, device=device,
+                               progress=progress)
+        for m, r in records.items():
+            acc = {"syn_aug": r.accuracy_mean / 100, "random_aug": aug_recs[m]["accuracy_mean"] / 100,
+                   "syn_noaug": syn_na[m].accuracy_mean / 100, "random_noaug": na[m].accuracy_mean / 100}
+            sc = augmentation_robust_score(acc["syn_aug"], acc["random_aug"], acc["syn_noaug"], acc["random_noaug"])
+            out[m][name] = {"random_images_per_class": k, **{a: round(v, 5) for a, v in acc.items()},
+                            "beta": round(sc["beta"], 5), "ars": round(sc["ars"], 5)}
+    notes.append("ARS: DD-Ranking's Augmentation-Robust Score, lambda 0.5, from mean last-epoch accuracies with and "
+                 "without DSA (same lr, schedule and seeds); random baselines train on hard labels")
+    return out
+
+
 def evaluate_condensed_set(
     source: str,
     dataset: str | ImageClassificationData,
@@ -600,6 +645,7 @@ def evaluate_condensed_set(
     temperature: float = 1.0,
     eval_lr: float | None = None,
     lr_file: str | None = None,
+    ars: bool = False,
 ) -> ForeignEvalReport:
     """Evaluate a condensed set made by anyone against ``dataset``'s real test split.
 
@@ -622,6 +668,9 @@ def evaluate_condensed_set(
         soft_loss / temperature: how soft labels (N, K) train (``sce`` or ``kl``).
         eval_lr / lr_file: the evaluation lr, given or read from a file (MTT's ``lr_best.pt``; found
             beside an ``images_best.pt`` source when neither is given).
+        ars: also train the set and two random real baselines (same bytes; DD-Ranking's same image
+            count per class) without augmentation, and report DD-Ranking's Augmentation-Robust Score
+            against each (``published/scores.py``; costs three more trainings per baseline and model).
         storage_bytes: override the computed storage (e.g. a factorised set). real_itemsize: bytes
             per value of the baseline's real images (default: the set's element size).
         baseline: also evaluate random real images at the same storage (the relative score).
@@ -645,6 +694,8 @@ def evaluate_condensed_set(
     from .published.normalization import NORMALIZATION_PRESETS
     from .published.soft_labels import soft_criterion
 
+    if ars and not baseline:  # checked before any training
+        raise ConfigError("ars needs the random real baseline (baseline=True / no --no-baseline)")
     valid = NORMALIZATIONS + tuple(NORMALIZATION_PRESETS)
     if input_normalization not in valid:
         raise ConfigError(f"input_normalization must be one of {', '.join(valid)}, got {input_normalization!r}")
@@ -727,6 +778,10 @@ def evaluate_condensed_set(
                 relative[m] = {"set": round(r.accuracy_mean, 3), "random": round(rb.accuracy_mean, 3),
                                "improvement_pp": round(r.accuracy_mean - rb.accuracy_mean, 3),
                                "ratio": round(r.accuracy_mean / rb.accuracy_mean, 4) if rb.accuracy_mean else None}
+    scores: dict[str, Any] = {}
+    if ars:
+        scores = _ars_scores(x, targets, criterion, test, space, data, ec, records, base, seed, device, progress,
+                             notes)
     names = data.info.class_names
     return ForeignEvalReport(
         source=str(source), dataset=dataset_name, kind=cs.kind, layout=cs.layout, num_images=len(cs.labels),
@@ -737,5 +792,5 @@ def evaluate_condensed_set(
         test_data={"dataset": dataset_name, "split": data.info.eval_split, "rows": len(test),
                    "max_per_class": eval_max_per_class},
         notes=notes, normalization=space.describe, labels_kind=labels_kind, label_bytes=label_bytes,
-        eval_lr={"lr": ec.eval_lr, "from": lr_from or "protocol default"},
+        eval_lr={"lr": ec.eval_lr, "from": lr_from or "protocol default"}, scores=scores,
     )

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--eval-lr", type=float, help="evaluation lr (default: a learned lr_best.pt beside an "
                                                  "images_best.pt source, else the protocol's 0.01)")
     f.add_argument("--lr-file", help="a .pt holding the learned evaluation lr (MTT/DATM lr_best.pt)")
+    f.add_argument("--ars", action="store_true",
+                   help="also report DD-Ranking's Augmentation-Robust Score (trains the set and random real baselines "
+                        "of the same bytes and of the same image count again without augmentation)")
     f.add_argument("--set-mean", type=lambda s: [float(v) for v in s.split(",")],
                    help="with --input-normalization source: the per-channel mean the file was normalised with")
     f.add_argument("--set-std", type=lambda s: [float(v) for v in s.split(",")], help="... and its std")
@@ -217,7 +220,7 @@ def is_foreign(args) -> bool:
              args.set_std, args.real_itemsize, args.factor, args.eval_lr, args.lr_file)
     return (Path(args.source).is_file() or any(v is not None for v in flags) or args.labels != "auto"
             or args.input_normalization != "auto" or args.split != "train" or args.zca_eps != 0.1
-            or args.soft_loss != "sce" or args.temperature != 1.0)
+            or args.soft_loss != "sce" or args.temperature != 1.0 or args.ars)
 
 
 def evaluate_foreign(args, device) -> dict:
@@ -239,7 +242,7 @@ def evaluate_foreign(args, device) -> dict:
         storage_bytes=args.storage_bytes, real_itemsize=args.real_itemsize, baseline=args.baseline,
         max_per_class=args.max_per_class, eval_max_per_class=args.eval_max_per_class, seed=args.seed or 0,
         zca_eps=args.zca_eps, factor=args.factor, soft_loss=args.soft_loss, temperature=args.temperature,
-        eval_lr=args.eval_lr, lr_file=args.lr_file,
+        eval_lr=args.eval_lr, lr_file=args.lr_file, ars=args.ars,
         eval_config=EvalConfig(**options) if options else None,
         device=device, progress=True,
     )

@@ -295,3 +295,18 @@ def test_auto_source_says_the_code_bases_use_constants(rgb8, tmp_path):
     r = evaluate_condensed_set(str(tmp_path / "set.pt"), rgb8, baseline=False, **FAST)
     assert r.input_normalization == "source"
     assert any("fixed constants" in n and "dc-cifar10" in n and "mnist," not in n for n in r.notes)
+
+
+def test_ars_in_the_report_follows_its_accuracies(rgb8, tmp_path):
+    u8, y = _ipc(rgb8, 3)
+    torch.save((u8.float() / 255.0, y), tmp_path / "set.pt")
+    r = evaluate_condensed_set(str(tmp_path / "set.pt"), rgb8, ars=True, real_itemsize=4, **FAST)
+    per = r.scores["convnet"]
+    assert set(per) == {"same_bytes", "same_count"} and per["same_count"]["random_images_per_class"] == 3
+    sb = per["same_bytes"]
+    assert sb["syn_aug"] == pytest.approx(r.evaluations["convnet"]["accuracy_mean"] / 100, abs=1e-4)
+    assert sb["random_aug"] == pytest.approx(r.baseline["evaluations"]["convnet"]["accuracy_mean"] / 100, abs=1e-4)
+    ref = augmentation_robust_score(sb["syn_aug"], sb["random_aug"], sb["syn_noaug"], sb["random_noaug"])
+    assert sb["ars"] == pytest.approx(ref["ars"], abs=1e-4) and "DD-Ranking ARS" in r.summary()
+    with pytest.raises(ConfigError, match="ars needs the random real baseline"):
+        evaluate_condensed_set(str(tmp_path / "set.pt"), rgb8, ars=True, baseline=False, **FAST)
