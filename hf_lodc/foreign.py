@@ -317,14 +317,18 @@ def _only(cands: list[str], what: str, option: str, source: str, columns: list[s
 
 
 def _read_dataset(source: str, config_name: str | None, revision: str | None, split: str,
-                  image_column: str | None, label_column: str | None, channels: int) -> CondensedSet:
+                  image_column: str | None, label_column: str | None, channels: int,
+                  soft_label_column: str | None = None) -> CondensedSet:
     import datasets
     import numpy as np
 
     ds = _load_split(source, config_name, revision, split)
     cols = list(ds.features)
-    img_col = image_column or _only(_image_candidates(ds.features), "image", "image_column / --image-column",
-                                    source, cols)
+    if soft_label_column is not None and soft_label_column not in ds.features:
+        raise ColumnError(f"condensed set {source!r} has no column {soft_label_column!r} (soft_label_column); "
+                          f"columns: {cols}")
+    img_col = image_column or _only([c for c in _image_candidates(ds.features) if c != soft_label_column], "image",
+                                    "image_column / --image-column", source, cols)
     lab_col = label_column or _only(_label_candidates(ds.features), "label", "label_column / --label-column",
                                     source, cols)
     for c, opt in ((img_col, "image_column"), (lab_col, "label_column")):
@@ -349,8 +353,18 @@ def _read_dataset(source: str, config_name: str | None, revision: str | None, sp
     lab_feat = ds.features[lab_col]
     names = list(lab_feat.names) if isinstance(lab_feat, datasets.ClassLabel) else None
     y = torch.as_tensor(np.asarray(ds.with_format(None)[lab_col], dtype=np.int64))
+    soft = None
+    if soft_label_column is not None:
+        from .published.soft_labels import as_soft_labels
+
+        v = torch.as_tensor(np.asarray(ds.with_format("numpy")[soft_label_column]))
+        if v.dim() != 2 or not v.is_floating_point() or not bool(torch.isfinite(v).all()):
+            raise ColumnError(f"condensed set {source!r}: soft-label column {soft_label_column!r} must hold one finite "
+                              f"float vector per row (N, K), got {tuple(v.shape)} {v.dtype}")
+        soft = as_soft_labels(v)
+        layout += f" + soft labels {soft_label_column!r} ({soft.kind})"
     return CondensedSet(images=x, labels=y, kind="dataset", layout=layout, stored_dtype=dtype, itemsize=itemsize,
-                        class_names=names)
+                        class_names=names, soft=soft)
 
 
 def _to_nchw(x: torch.Tensor, shape: tuple[int, int, int], source: str) -> tuple[torch.Tensor, str | None]:
@@ -368,7 +382,8 @@ def _to_nchw(x: torch.Tensor, shape: tuple[int, int, int], source: str) -> tuple
 def load_condensed_set(source: str, data: ImageClassificationData, *, split: str = "train",
                        config_name: str | None = None, revision: str | None = None,
                        image_column: str | None = None, label_column: str | None = None,
-                       labels: str = "auto", labels_file: str | None = None) -> tuple[CondensedSet, str]:
+                       labels: str = "auto", labels_file: str | None = None,
+                       soft_label_column: str | None = None) -> tuple[CondensedSet, str]:
     """Read ``source`` (``.pt`` file, local folder or Hub repo) with labels mapped to ``data``'s class ids.
 
     Returns the set (images ``(N, C, H, W)`` in their stored dtype) and the label matching used.
@@ -387,7 +402,7 @@ def load_condensed_set(source: str, data: ImageClassificationData, *, split: str
         raise DatasetNotFoundError(f"condensed set file {source!r} not found (cwd: {Path.cwd()})")
     else:
         cs = _read_dataset(str(source), config_name, revision, split, image_column, label_column,
-                           data.image_shape[0])
+                           data.image_shape[0], soft_label_column)
     x, note = _to_nchw(cs.images, tuple(data.image_shape), str(source))
     cs.images = x
     if note:
@@ -413,6 +428,10 @@ def load_condensed_set(source: str, data: ImageClassificationData, *, split: str
                               f"{names[:10]}; use labels='by-id' to match by class id")
         lut = torch.tensor([names.index(n) for n in cs.class_names])
         cs.labels = lut[cs.labels]
+        if cs.soft is not None and cs.soft.values.shape[1] == len(names) == len(cs.class_names):
+            moved = torch.empty_like(cs.soft.values)
+            moved[:, lut] = cs.soft.values  # the set's class k is the source's class lut[k]
+            cs.soft.values = moved
     if cs.soft is not None and cs.soft.values.shape[1] != len(names):
         raise DatasetError(f"{source!r}: soft labels have {cs.soft.values.shape[1]} columns but the test dataset has "
                            f"{len(names)} classes")
@@ -646,6 +665,7 @@ def evaluate_condensed_set(
     eval_lr: float | None = None,
     lr_file: str | None = None,
     ars: bool = False,
+    soft_label_column: str | None = None,
 ) -> ForeignEvalReport:
     """Evaluate a condensed set made by anyone against ``dataset``'s real test split.
 
@@ -665,7 +685,8 @@ def evaluate_condensed_set(
             dataset's. zca_eps: the ZCA regularisation (MTT's 0.1).
         factor: IDC multi-formation factor of the stored images (decoded as IDC decodes; storage counts
             the stored images).
-        soft_loss / temperature: how soft labels (N, K) train (``sce`` or ``kl``).
+        soft_loss / temperature: how soft labels (N, K) train (``sce`` or ``kl``). soft_label_column: a
+            dataset source's column of soft labels (one float vector per row, in its ClassLabel's order).
         eval_lr / lr_file: the evaluation lr, given or read from a file (MTT's ``lr_best.pt``; found
             beside an ``images_best.pt`` source when neither is given).
         ars: also train the set and two random real baselines (same bytes; DD-Ranking's same image
@@ -689,7 +710,7 @@ def evaluate_condensed_set(
         raise SplitError(f"{dataset_name!r} has no test split to evaluate on")
     cs, matching = load_condensed_set(source, data, split=split, config_name=config_name, revision=revision,
                                       image_column=image_column, label_column=label_column, labels=labels,
-                                      labels_file=labels_file)
+                                      labels_file=labels_file, soft_label_column=soft_label_column)
     from .published.evaluation import evaluate_in_space
     from .published.normalization import NORMALIZATION_PRESETS
     from .published.soft_labels import soft_criterion

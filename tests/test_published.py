@@ -310,3 +310,26 @@ def test_ars_in_the_report_follows_its_accuracies(rgb8, tmp_path):
     assert sb["ars"] == pytest.approx(ref["ars"], abs=1e-4) and "DD-Ranking ARS" in r.summary()
     with pytest.raises(ConfigError, match="ars needs the random real baseline"):
         evaluate_condensed_set(str(tmp_path / "set.pt"), rgb8, ars=True, baseline=False, **FAST)
+
+
+def test_dataset_with_a_soft_label_column_in_its_own_class_order(rgb8, tmp_path):
+    import datasets
+
+    from tests.datasets_factory import write_dataset
+
+    u8, y = _ipc(rgb8)
+    x = normalize(u8, rgb8.mean, rgb8.std)
+    own = ["class_2", "class_0", "class_1"]  # the set's ClassLabel order differs from the source's
+    y_own = torch.tensor([own.index(f"class_{int(c)}") for c in y])
+    probs = F.softmax(F.one_hot(y_own, 3).float() * 4.0, 1)  # (6, 3) in the set's own class order
+    feats = datasets.Features({"pixel_values": datasets.Array3D(shape=(3, 8, 8), dtype="float32"),
+                               "label": datasets.ClassLabel(names=own),
+                               "soft": datasets.Sequence(datasets.Value("float32"))})
+    repo = write_dataset(tmp_path / "repo", {"train": {"pixel_values": x.numpy(), "label": y_own.tolist(),
+                                                       "soft": probs.tolist()}}, feats)
+    cs, matching = load_condensed_set(str(repo), rgb8, soft_label_column="soft")
+    assert matching == "by-name" and torch.equal(cs.labels, y) and cs.soft.kind == "probabilities"
+    assert torch.equal(cs.soft.values.argmax(1), y)  # columns moved to the source's class order
+    r = evaluate_condensed_set(str(repo), rgb8, soft_label_column="soft", baseline=False, **FAST)
+    assert r.label_bytes == 6 * 3 * 4 and r.storage_bytes == x.numel() * 4 + 6 * 3 * 4
+    assert r.labels_kind.startswith("soft (probabilities")
