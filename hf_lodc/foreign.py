@@ -594,7 +594,7 @@ def _input_space(mode: str, cs_images: torch.Tensor, data: ImageClassificationDa
 
 
 def _ars_scores(x, targets, criterion, test, space, data, ec, records, base, seed, device, progress,
-                notes) -> dict[str, Any]:
+                notes, wrap=None, base_kw=None) -> dict[str, Any]:
     """DD-Ranking's ARS per model against the same-bytes baseline (its augmented accuracies already in
     ``base``) and against random real images as many per class as the set decodes to."""
     from .published.evaluation import evaluate_in_space
@@ -603,8 +603,9 @@ def _ars_scores(x, targets, criterion, test, space, data, ec, records, base, see
     if not base.get("enabled"):
         raise ConfigError("ars needs the random real baseline (baseline=True / no --no-baseline)")
     noaug = EvalConfig(**{**asdict(ec), "eval_dsa": False})
+    base_kw = base_kw or {}
     syn_na = evaluate_in_space(x, targets, test, space, data.num_classes, noaug, seed=seed, device=device,
-                               criterion=criterion, progress=progress)
+                               criterion=criterion, progress=progress, wrap=wrap)
     per_class = max(1, math.ceil(len(x) / data.num_classes))
     available = int(torch.bincount(data.train.labels, minlength=data.num_classes).min())
     runs: dict[str, tuple[int, dict | None]] = {}
@@ -618,9 +619,9 @@ def _ars_scores(x, targets, criterion, test, space, data, ec, records, base, see
         if aug_recs is None:
             aug_recs = {m: r.to_dict() for m, r in evaluate_in_space(
                 xr, real.labels, test, space, data.num_classes, ec, seed=seed, device=device,
-                progress=progress).items()}
+                progress=progress, **base_kw).items()}
         na = evaluate_in_space(xr, real.labels, test, space, data.num_classes, noaug, seed=seed, device=device,
-                               progress=progress)
+                               progress=progress, **base_kw)
         for m, r in records.items():
             acc = {"syn_aug": r.accuracy_mean / 100, "random_aug": aug_recs[m]["accuracy_mean"] / 100,
                    "syn_noaug": syn_na[m].accuracy_mean / 100, "random_noaug": na[m].accuracy_mean / 100}
@@ -628,7 +629,8 @@ def _ars_scores(x, targets, criterion, test, space, data, ec, records, base, see
             out[m][name] = {"random_images_per_class": k, **{a: round(v, 5) for a, v in acc.items()},
                             "beta": round(sc["beta"], 5), "ars": round(sc["ars"], 5)}
     notes.append("ARS: DD-Ranking's Augmentation-Robust Score, lambda 0.5, from mean last-epoch accuracies with and "
-                 "without DSA (same lr, schedule and seeds); random baselines train on hard labels")
+                 "without DSA (same lr, schedule and seeds); random baselines train on hard labels unless a teacher relabels "
+                 "them")
     return out
 
 
@@ -666,6 +668,8 @@ def evaluate_condensed_set(
     lr_file: str | None = None,
     ars: bool = False,
     soft_label_column: str | None = None,
+    teacher: str | None = None,
+    teacher_model: str = "convnet",
 ) -> ForeignEvalReport:
     """Evaluate a condensed set made by anyone against ``dataset``'s real test split.
 
@@ -692,6 +696,9 @@ def evaluate_condensed_set(
         ars: also train the set and two random real baselines (same bytes; DD-Ranking's same image
             count per class) without augmentation, and report DD-Ranking's Augmentation-Robust Score
             against each (``published/scores.py``; costs three more trainings per baseline and model).
+        teacher / teacher_model: a state-dict ``.pt`` of an evaluation model trained on the source in the
+            set's input space; it relabels every augmented batch of the set and of the random baseline
+            (SRe2L / RDED style), trained with ``soft_loss`` at ``temperature``.
         storage_bytes: override the computed storage (e.g. a factorised set). real_itemsize: bytes
             per value of the baseline's real images (default: the set's element size).
         baseline: also evaluate random real images at the same storage (the relative score).
@@ -763,14 +770,30 @@ def evaluate_condensed_set(
         notes.append(f"storage_bytes counts the soft labels: {label_bytes:,} bytes ({tuple(cs.soft.values.shape)} "
                      f"{str(cs.soft.values.dtype).replace('torch.', '')}); the random real baseline trains on its "
                      f"hard labels with cross-entropy (no teacher relabels it)")
-    else:
+    elif teacher is None:
         notes.append("labels are not counted in storage_bytes")
+    wrap, base_kw = None, {}
+    if teacher is not None:
+        from .published.teacher import TeacherLabelled, load_teacher, teacher_criterion
+
+        if cs.soft is not None:
+            raise ConfigError("the set carries soft labels and a teacher was given: use one or the other")
+        tnet = load_teacher(teacher, teacher_model, data.num_classes, (c, h, w), device)
+        criterion = teacher_criterion(soft_loss, temperature)
+        wrap = lambda net: TeacherLabelled(net, tnet)  # noqa: E731
+        base_kw = {"criterion": criterion, "wrap": wrap}
+        labels_kind = (f"teacher {teacher_model} ({Path(teacher).name}) relabels each augmented batch; loss {soft_loss}, "
+                       f"temperature {temperature:g}")
+        notes.append(f"teacher relabelling: the teacher must have been trained on {data.info.dataset!r} in this input "
+                     f"space ({space.name}); the random baseline is relabelled by the same teacher with the same loss; "
+                     f"storage_bytes counts the images only (the teacher is not priced)")
     nbytes = int(storage_bytes) if storage_bytes is not None else stored_bytes + label_bytes
 
     records = evaluate_in_space(x, targets, test, space, data.num_classes, ec, seed=seed, device=device,
-                                criterion=criterion, progress=progress)
+                                criterion=criterion, progress=progress, wrap=wrap)
+    base_loss = "cross-entropy" if teacher is None else f"teacher {soft_loss} (T={temperature:g})"
     for r in records.values():
-        r.protocol = {**r.protocol, "input": space.name, "loss": "cross-entropy" if criterion is None
+        r.protocol = {**r.protocol, "input": space.name, "loss": base_loss if cs.soft is None
                       else f"{soft_loss} (T={temperature:g})"}
     base: dict[str, Any] = {"enabled": bool(baseline)}
     relative: dict[str, dict] = {}
@@ -789,9 +812,9 @@ def evaluate_condensed_set(
                 k = available
             real = _random_real(data.train, k, data.num_classes, seed)
             base_records = evaluate_in_space(space.real(real.images), real.labels, test, space, data.num_classes, ec,
-                                             seed=seed, device=device, progress=progress)
+                                             seed=seed, device=device, progress=progress, **base_kw)
             for r in base_records.values():
-                r.protocol = {**r.protocol, "input": space.name, "loss": "cross-entropy"}
+                r.protocol = {**r.protocol, "input": space.name, "loss": base_loss}
             base.update({"images_per_class": k, "storage_bytes": k * data.num_classes * c * h * w * itemsize,
                          "evaluations": {m: r.to_dict() for m, r in base_records.items()}})
             for m, r in records.items():
@@ -802,7 +825,7 @@ def evaluate_condensed_set(
     scores: dict[str, Any] = {}
     if ars:
         scores = _ars_scores(x, targets, criterion, test, space, data, ec, records, base, seed, device, progress,
-                             notes)
+                             notes, wrap, base_kw)
     names = data.info.class_names
     return ForeignEvalReport(
         source=str(source), dataset=dataset_name, kind=cs.kind, layout=cs.layout, num_images=len(cs.labels),

@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="loss for soft labels (N, K) (logits or probabilities): soft cross-entropy or T^2 KL")
     f.add_argument("--temperature", type=float, default=1.0, help="soft-label temperature")
     f.add_argument("--soft-label-column", help="a dataset source's soft-label column (one float vector per row)")
+    f.add_argument("--teacher", help="state-dict .pt of a model trained on --test-dataset in the set's input space: it "
+                                     "relabels every augmented batch of the set and of the random baseline (SRe2L, "
+                                     "RDED); loss --soft-loss at --temperature")
+    f.add_argument("--teacher-model", default="convnet", help="the teacher's evaluation model name (default convnet)")
     f.add_argument("--eval-lr", type=float, help="evaluation lr (default: a learned lr_best.pt beside an "
                                                  "images_best.pt source, else the protocol's 0.01)")
     f.add_argument("--lr-file", help="a .pt holding the learned evaluation lr (MTT/DATM lr_best.pt)")
@@ -218,7 +222,8 @@ def is_foreign(args) -> bool:
     from pathlib import Path
 
     flags = (args.image_column, args.label_column, args.labels_file, args.storage_bytes, args.set_mean,
-             args.set_std, args.real_itemsize, args.factor, args.eval_lr, args.lr_file, args.soft_label_column)
+             args.set_std, args.real_itemsize, args.factor, args.eval_lr, args.lr_file, args.soft_label_column,
+             args.teacher)
     return (Path(args.source).is_file() or any(v is not None for v in flags) or args.labels != "auto"
             or args.input_normalization != "auto" or args.split != "train" or args.zca_eps != 0.1
             or args.soft_loss != "sce" or args.temperature != 1.0 or args.ars)
@@ -244,6 +249,7 @@ def evaluate_foreign(args, device) -> dict:
         max_per_class=args.max_per_class, eval_max_per_class=args.eval_max_per_class, seed=args.seed or 0,
         zca_eps=args.zca_eps, factor=args.factor, soft_loss=args.soft_loss, temperature=args.temperature,
         eval_lr=args.eval_lr, lr_file=args.lr_file, ars=args.ars, soft_label_column=args.soft_label_column,
+        teacher=args.teacher, teacher_model=args.teacher_model,
         eval_config=EvalConfig(**options) if options else None,
         device=device, progress=True,
     )

@@ -333,3 +333,35 @@ def test_dataset_with_a_soft_label_column_in_its_own_class_order(rgb8, tmp_path)
     r = evaluate_condensed_set(str(repo), rgb8, soft_label_column="soft", baseline=False, **FAST)
     assert r.label_bytes == 6 * 3 * 4 and r.storage_bytes == x.numel() * 4 + 6 * 3 * 4
     assert r.labels_kind.startswith("soft (probabilities")
+
+
+def test_teacher_relabels_each_augmented_batch(rgb8, tmp_path):
+    """SRe2L / RDED style: images only, a teacher trained on the source labels every augmented batch."""
+    from hf_lodc.data.augment import DSAugment
+    from hf_lodc.engine.train import TrainSchedule, seeded_net, train_network
+    from hf_lodc.published.teacher import TeacherLabelled, teacher_criterion
+
+    teacher = seeded_net("convnet", 3, (3, 8, 8), 0)
+    train_network(teacher, rgb8.train.normalized(rgb8.mean, rgb8.std), rgb8.train.labels,
+                  TrainSchedule(lr=0.01, epochs=1, batch=36), torch.Generator().manual_seed(0), DSAugment("none"))
+    torch.save(teacher.state_dict(), tmp_path / "teacher.pt")
+    student = seeded_net("convnet", 3, (3, 8, 8), 1)
+    wrapped = TeacherLabelled(student, teacher.eval())
+    assert [id(p) for p in wrapped.parameters()] == [id(p) for p in student.parameters()]  # teacher never optimised
+    xb = rgb8.test.normalized(rgb8.mean, rgb8.std)[:5]
+    both = wrapped.train()(xb)
+    assert both.shape == (5, 6) and torch.allclose(both[:, 3:], teacher(xb))
+    loss = teacher_criterion("kl", 2.0)(both, None)
+    ref = F.kl_div(F.log_softmax(both[:, :3] / 2, 1), F.softmax(both[:, 3:] / 2, 1), reduction="batchmean") * 4
+    assert torch.allclose(loss, ref, atol=1e-6) and wrapped.eval()(xb).shape == (5, 3)
+
+    u8, y = _ipc(rgb8)
+    torch.save((u8, y), tmp_path / "sre2l.pt")
+    r = evaluate_condensed_set(str(tmp_path / "sre2l.pt"), rgb8, teacher=str(tmp_path / "teacher.pt"),
+                               soft_loss="kl", temperature=4.0, **FAST)
+    assert r.labels_kind.startswith("teacher convnet (teacher.pt) relabels each augmented batch; loss kl")
+    assert r.evaluations["convnet"]["protocol"]["loss"] == "teacher kl (T=4)"
+    assert r.baseline["evaluations"]["convnet"]["protocol"]["loss"] == "teacher kl (T=4)"
+    with pytest.raises(DatasetError, match="does not fit model 'resnet18_bn'"):
+        evaluate_condensed_set(str(tmp_path / "sre2l.pt"), rgb8, teacher=str(tmp_path / "teacher.pt"),
+                               teacher_model="resnet18_bn", **FAST)

@@ -48,14 +48,17 @@ def space_accuracy(net, test: LabeledImages, space: InputSpace, device, batch: i
 
 def evaluate_in_space(images: torch.Tensor, targets: torch.Tensor, test: LabeledImages, space: InputSpace,
                       num_classes: int, cfg: EvalConfig, *, seed: int = 0, device: torch.device | str = "cpu",
-                      criterion: Criterion | None = None, progress: bool = False) -> dict[str, EvalRecord]:
+                      criterion: Criterion | None = None, progress: bool = False,
+                      wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None) -> dict[str, EvalRecord]:
     """Train ``cfg.eval_runs`` networks per model on (images (N, C, H, W) in ``space``, targets: class ids
     (N,) or soft targets (N, K) with ``criterion``) and test them on ``test`` mapped into ``space``.
 
     Run r of a model uses the seeds ``evaluate_synthetic``'s sequential backend uses (``"eval-net"`` and
     ``"eval-data"`` with (model, r)), so a per-channel space with class ids gives the same accuracies.
+    ``wrap(net)`` replaces each fresh network for training (e.g. ``teacher.TeacherLabelled``); the test runs
+    the wrapper in eval mode.
     """
-    if criterion is None and space.mean is not None:
+    if criterion is None and space.mean is not None and wrap is None:
         return evaluate_synthetic(images, targets, test, space.mean, space.std, num_classes, cfg, seed=seed,
                                   device=device, progress=progress)
     from ..errors import ConfigError
@@ -85,6 +88,8 @@ def evaluate_in_space(images: torch.Tensor, targets: torch.Tensor, test: Labeled
             if cfg.eval_channels_last:  # the same values in another layout, as evaluate_synthetic does
                 net = net.to(memory_format=torch.channels_last)
             g = generator(seed, "eval-data", model, r)
+            if wrap is not None:
+                net = wrap(net)
             train_network(net, x, y, sched, g, aug, forward=forward, autocast=autocast, criterion=criterion)
             accs.append(space_accuracy(net, test, space, device, forward=forward, autocast=autocast))
         proto = dict(protocol_of(cfg))
