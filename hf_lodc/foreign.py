@@ -27,7 +27,9 @@ pickle of any other object is refused, nothing in it is executed). Supported lay
 
 Images are ``(N, C, H, W)`` (also ``(N, H, W, C)`` or ``(N, H, W)`` for one channel) of any real or
 integer dtype; labels are integer class ids ``(N,)``, one-hot ``(N, K)`` or soft ``(N, K)`` (logits or
-probabilities, trained with ``soft_loss`` ``sce``/``kl`` at ``temperature``; their bytes are counted).
+probabilities, trained with ``soft_loss`` ``sce``/``kl`` at ``temperature``; their bytes are counted;
+in a dataset: ``soft_label_column``). ``teacher=`` relabels every augmented batch of an image-only set
+and of the random baseline with a teacher checkpoint (SRe2L / RDED style: ``published/teacher.py``).
 
 Hub repo or local folder (any ``datasets``-loadable image-classification set): an ``Image`` column
 (decoded to uint8 pixels) or a float ``Array3D`` / nested-list column (``image_column``); labels a
