@@ -711,7 +711,19 @@ def evaluate_condensed_set(
         A :class:`ForeignEvalReport` (``to_dict()``, ``summary()``).
     """
     from .data.hub import load_image_classification
+    from .published.evaluation import evaluate_in_space
+    from .published.normalization import NORMALIZATION_PRESETS
+    from .published.soft_labels import SOFT_LOSSES, soft_criterion
 
+    # options that need no data, checked before anything is read or fitted
+    if ars and not baseline:
+        raise ConfigError("ars needs the random real baseline (baseline=True / no --no-baseline)")
+    valid = NORMALIZATIONS + tuple(NORMALIZATION_PRESETS)
+    if input_normalization not in valid:
+        raise ConfigError(f"input_normalization must be one of {', '.join(valid)}, got {input_normalization!r}")
+    SOFT_LOSSES.get(soft_loss)
+    if not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ConfigError(f"the soft-label temperature must be positive, got {temperature!r}")
     data = dataset if isinstance(dataset, ImageClassificationData) else \
         load_image_classification(dataset, max_per_class=max_per_class)
     dataset_name = data.info.dataset
@@ -720,15 +732,8 @@ def evaluate_condensed_set(
     cs, matching = load_condensed_set(source, data, split=split, config_name=config_name, revision=revision,
                                       image_column=image_column, label_column=label_column, labels=labels,
                                       labels_file=labels_file, soft_label_column=soft_label_column)
-    from .published.evaluation import evaluate_in_space
-    from .published.normalization import NORMALIZATION_PRESETS
-    from .published.soft_labels import soft_criterion
-
-    if ars and not baseline:  # checked before any training
-        raise ConfigError("ars needs the random real baseline (baseline=True / no --no-baseline)")
-    valid = NORMALIZATIONS + tuple(NORMALIZATION_PRESETS)
-    if input_normalization not in valid:
-        raise ConfigError(f"input_normalization must be one of {', '.join(valid)}, got {input_normalization!r}")
+    if teacher is not None and cs.soft is not None:
+        raise ConfigError("the set carries soft labels and a teacher was given: use one or the other")
     c, h, w = data.image_shape
     stored_bytes = int(cs.images.numel()) * cs.itemsize  # before any decoding: what the file stores
     notes = list(cs.notes)
@@ -778,8 +783,6 @@ def evaluate_condensed_set(
     if teacher is not None:
         from .published.teacher import TeacherLabelled, load_teacher, teacher_criterion
 
-        if cs.soft is not None:
-            raise ConfigError("the set carries soft labels and a teacher was given: use one or the other")
         tnet = load_teacher(teacher, teacher_model, data.num_classes, (c, h, w), device)
         criterion = teacher_criterion(soft_loss, temperature)
         wrap = lambda net: TeacherLabelled(net, tnet)  # noqa: E731

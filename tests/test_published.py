@@ -252,7 +252,7 @@ def test_recipe_accepts_zca_presets_and_soft_options(rgb8, rgb8_root, tmp_path):
     torch.save((z.from_uint8(u8), y), tmp_path / "set.pt")
     out = tmp_path / "out.json"
     code = rec.main([str(tmp_path / "set.pt"), "--test-dataset", str(rgb8_root), "--models", "convnet", "--runs", "1",
-                     "--epochs", "1", "--input-normalization", "zca", "--zca-eps", "0.1", "--cpu",
+                     "--epochs", "1", "--input-normalization", "zca", "--zca-eps", "0.1", "--cpu", "--no-baseline",
                      "--output", str(out)])
     assert code == 0
     rep = json.loads(out.read_text())["foreign_report"]
