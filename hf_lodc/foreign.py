@@ -556,10 +556,13 @@ def _decode_factor(cs: CondensedSet, source: str, factor: int | None) -> str | N
     if factor > min(h, w):
         raise ConfigError(f"factor {factor} is larger than the {h}x{w} images")
     x = cs.images.float()
-    if h % factor and not (float(x.min()) >= 0.0 and float(x.max()) <= 1.0):
+    if h % factor and cs.images.dtype != torch.uint8 and not (float(x.min()) >= 0.0 and float(x.max()) <= 1.0):
         raise ConfigError(f"decoding {h}x{w} images with factor {factor} pads them with IDC's mid-grey 0.5, which "
                           f"needs pixels in [0, 1]; these are in [{float(x.min()):.3g}, {float(x.max()):.3g}]")
-    cs.images, labels = idc_decode(x, cs.labels, factor)
+    u8 = cs.images.dtype == torch.uint8
+    cs.images, labels = idc_decode(x / 255.0 if u8 else x, cs.labels, factor)
+    if u8:  # keep the stored kind, so the normalisation reads it as it would the stored images
+        cs.images = (cs.images * 255.0).round().clamp(0, 255).to(torch.uint8)
     cs.labels = labels
     if cs.soft is not None:
         cs.soft.values = cs.soft.values.repeat(factor * factor, 1)
