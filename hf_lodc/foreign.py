@@ -12,19 +12,24 @@ sets of different methods and sizes be compared.
 Sources
 -------
 ``.pt`` file, local or on the Hub as ``owner/repo/path/file.pt`` (dataset repo, else model repo)
-(``torch.load(weights_only=True)``: tensors, lists, tuples and dicts only; a pickle of
-any other object is refused, nothing in it is executed). Supported layouts:
+(``torch.load(weights_only=True)``: tensors, lists, tuples, dicts and numpy scalars/arrays only; a
+pickle of any other object is refused, nothing in it is executed). Supported layouts:
 
 * a pair ``(images, labels)`` as a tuple or list (IDC, DataDAM, ...);
 * a dict with one image key and one label key (case-insensitive), e.g. ``{'images', 'labels'}``,
   ``{'x', 'y'}``, ``{'data', 'targets'}``, ``{'image_syn', 'label_syn'}``; see :data:`IMAGE_KEYS` /
   :data:`LABEL_KEYS` (other keys are ignored and listed in the notes);
 * a single image tensor with the labels in a second file (``labels_file=``; MTT writes
-  ``images_best.pt`` and ``labels_best.pt``).
+  ``images_best.pt`` and ``labels_best.pt``; a learned ``lr_best.pt`` beside it is the evaluation lr);
+* DC/DSA/DM results ``{'data': [[images, labels], ...], 'accs_all_exps': ...}`` (the last experiment);
+* IDC ``data.pt`` mosaics with ``factor=`` (decoded as IDC decodes; without it the report says so);
+* HaBa's bases beside hallucinator weights are refused (``published/layouts.py``).
 
 Images are ``(N, C, H, W)`` (also ``(N, H, W, C)`` or ``(N, H, W)`` for one channel) of any real or
-integer dtype; labels are integer class ids ``(N,)`` or one-hot ``(N, K)`` (soft labels need a
-distillation protocol and are refused).
+integer dtype; labels are integer class ids ``(N,)``, one-hot ``(N, K)`` or soft ``(N, K)`` (logits or
+probabilities, trained with ``soft_loss`` ``sce``/``kl`` at ``temperature``; their bytes are counted;
+in a dataset: ``soft_label_column``). ``teacher=`` relabels every augmented batch of an image-only set
+and of the random baseline with a teacher checkpoint (SRe2L / RDED style: ``published/teacher.py``).
 
 Hub repo or local folder (any ``datasets``-loadable image-classification set): an ``Image`` column
 (decoded to uint8 pixels) or a float ``Array3D`` / nested-list column (``image_column``); labels a
@@ -42,16 +47,22 @@ mean/std of its train split, what the test images get):
   file used other statistics (they are undone first);
 * ``zero-one``: pixel values in [0, 1];
 * ``uint8``: pixel values in [0, 255];
+* a preset name (``dc-cifar10``, ``mtt-cifar100``, ``mnist``, ...: ``published/normalization.py``):
+  normalised with a code base's fixed constants; the set is trained as stored and the test split and
+  the random baseline are normalised with the same constants;
+* ``zca``: ZCA-whitened [0, 1] pixels (MTT-family ``--zca``); ZCA is fitted on the train split as
+  those code bases fit it (``zca_eps``, default 0.1) and whitens the test split and the baseline;
 * ``auto`` (default): uint8 dtype or ``Image`` columns -> ``uint8``; values within [0, 1] ->
   ``zero-one``; values within [0, 255] with a maximum above 1.5 and integer-valued -> ``uint8``;
-  anything else (negative values, a mean near 0) -> ``source``. The report states the choice and
-  the value range it was made from. Sets stored after ZCA whitening cannot be undone and are not
-  supported (this protocol has no ZCA).
+  whitened statistics (per-channel std below 0.6, neighbouring pixels weakly correlated) -> ``zca``;
+  anything else (negative values, a mean near 0) -> ``source``. The report states the choice, the
+  statistics it was made from and the space the networks were trained and tested in.
 
 Storage
 -------
 ``storage_bytes`` = stored image elements x the stored element size (float32: 4, float16: 2, uint8
-and ``Image`` columns: 1; labels are not counted, as in the literature's budgets). Pass
+and ``Image`` columns: 1; hard labels are not counted, as in the literature's budgets; soft labels
+are, at their stored size). Pass
 ``storage_bytes=`` for sets whose stored form is smaller than the images (e.g. factorised sets).
 The random real baseline holds ``floor(storage_bytes / (K x C x H x W x itemsize))`` images per
 class, where ``itemsize`` is the set's element size unless ``real_itemsize`` says otherwise (``1``:
@@ -60,7 +71,7 @@ real images priced as the uint8 pixels they are).
 
 from __future__ import annotations
 
-import pickle
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -79,7 +90,7 @@ __all__ = ["IMAGE_KEYS", "LABEL_KEYS", "NORMALIZATIONS", "CondensedSet", "Foreig
 IMAGE_KEYS = ("images", "image", "x", "data", "imgs", "img", "image_syn", "images_syn", "syn_images", "x_syn",
               "pixel_values", "inputs")
 LABEL_KEYS = ("labels", "label", "y", "targets", "target", "label_syn", "labels_syn", "syn_labels", "y_syn")
-NORMALIZATIONS = ("auto", "source", "zero-one", "uint8")
+NORMALIZATIONS = ("auto", "source", "zero-one", "uint8", "zca")  # and the presets of published.normalization
 LABEL_MATCHING = ("auto", "by-id", "by-name")
 
 
@@ -95,6 +106,7 @@ class CondensedSet:
     itemsize: int  # bytes per stored image element
     class_names: list[str] | None = None  # the set's own names, when it has them
     notes: list[str] = field(default_factory=list)
+    soft: Any = None  # published.soft_labels.SoftLabels (N, K) when the labels are soft
 
 
 @dataclass
@@ -116,6 +128,11 @@ class ForeignEvalReport:
     relative: dict[str, dict]  # model -> {set, random, improvement_pp, ratio}
     test_data: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    normalization: dict[str, Any] = field(default_factory=dict)  # the input space trained and tested in
+    labels_kind: str = "hard"
+    label_bytes: int = 0  # soft labels' bytes, included in storage_bytes
+    eval_lr: dict[str, Any] = field(default_factory=dict)  # {"lr", "from"}
+    scores: dict[str, Any] = field(default_factory=dict)  # model -> {baseline -> DD-Ranking ARS and its inputs}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,6 +144,17 @@ class ForeignEvalReport:
             f"({self.normalization_reason}); labels {self.label_matching}; tested on {self.test_data['rows']} "
             f"real images of {self.dataset!r} split {self.test_data['split']!r}",
         ]
+        if self.normalization:
+            nm = self.normalization
+            detail = {"zca": lambda: f"ZCA whitening, eps {nm['eps']:g}, fitted on {nm['fitted_on']}",
+                      "preset": lambda: f"preset {nm['name']!r} mean {nm['mean']} std {nm['std']} ({nm['from']})"}
+            lines.append("trained and tested in: " + detail.get(nm.get("kind"), lambda: f"{nm.get('kind')} mean "
+                         f"{nm.get('mean')} std {nm.get('std')}")() + f"; labels {self.labels_kind}"
+                         + (f"; lr {self.eval_lr['lr']:g} ({self.eval_lr['from']})" if self.eval_lr else ""))
+        for m, per in self.scores.items():
+            lines.append(f"{m}: DD-Ranking ARS " + "; ".join(
+                f"vs random real {name.replace('_', ' ')} ({v['random_images_per_class']}/class) {v['ars']:.4f}"
+                for name, v in per.items()))
         b = self.baseline
         if b.get("images_per_class"):
             lines.append(f"random real baseline: {b['images_per_class']} images/class of the train split "
@@ -148,17 +176,9 @@ class ForeignEvalReport:
 
 
 def _torch_load(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise DatasetError(
-            f"{str(path)!r} holds Python objects other than tensors, lists, tuples and dicts, which are refused "
-            f"(unpickling them could run code; {str(e).splitlines()[0][:200]}). Re-save the set as "
-            f"torch.save((images, labels), path) or a dict of tensors"
-        ) from None
-    except (RuntimeError, EOFError, OSError) as e:
-        raise DatasetError(f"{str(path)!r} is not a readable torch file ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    from .published.layouts import safe_load
+
+    return safe_load(path)
 
 
 def _pick_key(d: dict, keys: Sequence[str], what: str, path: str) -> str:
@@ -170,24 +190,35 @@ def _pick_key(d: dict, keys: Sequence[str], what: str, path: str) -> str:
                        f"{list(keys)}; save the set as (images, labels) or rename the keys")
 
 
-def _labels_tensor(y: Any, path: str) -> torch.Tensor:
+def _labels_tensor(y: Any, path: str) -> tuple[torch.Tensor, Any]:
+    """(class ids (N,), soft labels or None): soft labels (N, K) float that are not one-hot are kept as
+    stored (logits or probabilities) and their argmax stands for the class in counts and checks."""
+    from .published.soft_labels import as_soft_labels
+
     if not isinstance(y, torch.Tensor):
         y = torch.as_tensor(y)
+    soft = None
     if y.dim() == 2:
         if y.is_floating_point() and not bool(((y == 0) | (y == 1)).all() and (y.sum(1) == 1).all()):
-            raise DatasetError(f"{path!r}: labels are soft ({tuple(y.shape)} float, not one-hot); soft labels need a "
-                               f"distillation protocol that this evaluation does not run; give hard class ids")
+            if not bool(torch.isfinite(y).all()):
+                raise DatasetError(f"{path!r}: the soft labels contain NaN or Inf")
+            soft = as_soft_labels(y)
         y = y.argmax(1)
     if y.dim() != 1 or y.is_floating_point() and not bool((y == y.round()).all()):
-        raise DatasetError(f"{path!r}: labels must be class ids of shape (N,) (or one-hot (N, K)), "
+        raise DatasetError(f"{path!r}: labels must be class ids of shape (N,), one-hot or soft labels (N, K), "
                            f"got {tuple(y.shape)} {y.dtype}")
-    return y.long()
+    return y.long(), soft
 
 
 def _read_pt(path: Path, labels_file: str | None) -> CondensedSet:
+    from .published.layouts import check_not_haba, is_dc_experiments, read_experiments
+
+    check_not_haba(path)
     obj = _torch_load(path)
     notes: list[str] = []
-    if isinstance(obj, (tuple, list)) and len(obj) == 2 and all(isinstance(t, torch.Tensor) for t in obj):
+    if labels_file is None and is_dc_experiments(obj):
+        x, y, layout, notes = read_experiments(obj)
+    elif isinstance(obj, (tuple, list)) and len(obj) == 2 and all(isinstance(t, torch.Tensor) for t in obj):
         x, y, layout = obj[0], obj[1], f"{type(obj).__name__} (images, labels)"
     elif isinstance(obj, dict):
         kx = _pick_key(obj, IMAGE_KEYS, "image", str(path))
@@ -216,7 +247,8 @@ def _read_pt(path: Path, labels_file: str | None) -> CondensedSet:
         layout += f" + labels from {Path(labels_file).name}"
     if x.is_complex() or x.dtype == torch.bool:
         raise DatasetError(f"{str(path)!r}: images of dtype {x.dtype} are not pixel values")
-    return CondensedSet(images=x, labels=_labels_tensor(y, str(path)), kind="pt", layout=layout,
+    hard, soft = _labels_tensor(y, str(path))
+    return CondensedSet(images=x, labels=hard, kind="pt", layout=layout, soft=soft,
                         stored_dtype=str(x.dtype).replace("torch.", ""), itemsize=x.element_size(), notes=notes)
 
 
@@ -287,14 +319,18 @@ def _only(cands: list[str], what: str, option: str, source: str, columns: list[s
 
 
 def _read_dataset(source: str, config_name: str | None, revision: str | None, split: str,
-                  image_column: str | None, label_column: str | None, channels: int) -> CondensedSet:
+                  image_column: str | None, label_column: str | None, channels: int,
+                  soft_label_column: str | None = None) -> CondensedSet:
     import datasets
     import numpy as np
 
     ds = _load_split(source, config_name, revision, split)
     cols = list(ds.features)
-    img_col = image_column or _only(_image_candidates(ds.features), "image", "image_column / --image-column",
-                                    source, cols)
+    if soft_label_column is not None and soft_label_column not in ds.features:
+        raise ColumnError(f"condensed set {source!r} has no column {soft_label_column!r} (soft_label_column); "
+                          f"columns: {cols}")
+    img_col = image_column or _only([c for c in _image_candidates(ds.features) if c != soft_label_column], "image",
+                                    "image_column / --image-column", source, cols)
     lab_col = label_column or _only(_label_candidates(ds.features), "label", "label_column / --label-column",
                                     source, cols)
     for c, opt in ((img_col, "image_column"), (lab_col, "label_column")):
@@ -319,8 +355,18 @@ def _read_dataset(source: str, config_name: str | None, revision: str | None, sp
     lab_feat = ds.features[lab_col]
     names = list(lab_feat.names) if isinstance(lab_feat, datasets.ClassLabel) else None
     y = torch.as_tensor(np.asarray(ds.with_format(None)[lab_col], dtype=np.int64))
+    soft = None
+    if soft_label_column is not None:
+        from .published.soft_labels import as_soft_labels
+
+        v = torch.as_tensor(np.asarray(ds.with_format("numpy")[soft_label_column]))
+        if v.dim() != 2 or not v.is_floating_point() or not bool(torch.isfinite(v).all()):
+            raise ColumnError(f"condensed set {source!r}: soft-label column {soft_label_column!r} must hold one finite "
+                              f"float vector per row (N, K), got {tuple(v.shape)} {v.dtype}")
+        soft = as_soft_labels(v)
+        layout += f" + soft labels {soft_label_column!r} ({soft.kind})"
     return CondensedSet(images=x, labels=y, kind="dataset", layout=layout, stored_dtype=dtype, itemsize=itemsize,
-                        class_names=names)
+                        class_names=names, soft=soft)
 
 
 def _to_nchw(x: torch.Tensor, shape: tuple[int, int, int], source: str) -> tuple[torch.Tensor, str | None]:
@@ -338,7 +384,8 @@ def _to_nchw(x: torch.Tensor, shape: tuple[int, int, int], source: str) -> tuple
 def load_condensed_set(source: str, data: ImageClassificationData, *, split: str = "train",
                        config_name: str | None = None, revision: str | None = None,
                        image_column: str | None = None, label_column: str | None = None,
-                       labels: str = "auto", labels_file: str | None = None) -> tuple[CondensedSet, str]:
+                       labels: str = "auto", labels_file: str | None = None,
+                       soft_label_column: str | None = None) -> tuple[CondensedSet, str]:
     """Read ``source`` (``.pt`` file, local folder or Hub repo) with labels mapped to ``data``'s class ids.
 
     Returns the set (images ``(N, C, H, W)`` in their stored dtype) and the label matching used.
@@ -357,7 +404,7 @@ def load_condensed_set(source: str, data: ImageClassificationData, *, split: str
         raise DatasetNotFoundError(f"condensed set file {source!r} not found (cwd: {Path.cwd()})")
     else:
         cs = _read_dataset(str(source), config_name, revision, split, image_column, label_column,
-                           data.image_shape[0])
+                           data.image_shape[0], soft_label_column)
     x, note = _to_nchw(cs.images, tuple(data.image_shape), str(source))
     cs.images = x
     if note:
@@ -383,6 +430,13 @@ def load_condensed_set(source: str, data: ImageClassificationData, *, split: str
                               f"{names[:10]}; use labels='by-id' to match by class id")
         lut = torch.tensor([names.index(n) for n in cs.class_names])
         cs.labels = lut[cs.labels]
+        if cs.soft is not None and cs.soft.values.shape[1] == len(names) == len(cs.class_names):
+            moved = torch.empty_like(cs.soft.values)
+            moved[:, lut] = cs.soft.values  # the set's class k is the source's class lut[k]
+            cs.soft.values = moved
+    if cs.soft is not None and cs.soft.values.shape[1] != len(names):
+        raise DatasetError(f"{source!r}: soft labels have {cs.soft.values.shape[1]} columns but the test dataset has "
+                           f"{len(names)} classes")
     bad = (cs.labels < 0) | (cs.labels >= len(names))
     if bool(bad.any()):
         raise DatasetError(f"{source!r}: label ids {sorted(set(cs.labels[bad].tolist()))[:5]} are outside the "
@@ -405,7 +459,14 @@ def infer_normalization(x: torch.Tensor) -> tuple[str, str]:
         return "zero-one", f"inferred from {rng}"
     if lo >= 0.0 and hi <= 255.0 and hi > 1.5 and bool((xf == xf.round()).all()):
         return "uint8", f"inferred from {rng} (integer-valued)"
-    return "source", f"inferred from {rng}"
+    from .published.zca import looks_whitened
+
+    whitened, st = looks_whitened(xf)
+    stats = f"per-channel std {st['channel_std']:.3g}, neighbouring-pixel correlation {st['neighbour_corr']:.3g}"
+    if whitened:
+        return "zca", (f"inferred from {rng}, {stats}: ZCA-whitened statistics (a set normalised per channel has std "
+                       f"near 1 and correlation above 0.8); pass input_normalization to override")
+    return "source", f"inferred from {rng}, {stats}"
 
 
 def to_source_normalization(x: torch.Tensor, mode: str, mean: torch.Tensor, std: torch.Tensor,
@@ -445,6 +506,139 @@ def _first_per_class(labels: torch.Tensor, k: int, num_classes: int) -> torch.Te
     return torch.cat(keep).sort().values
 
 
+def _resolve_lr(source: str, eval_lr: float | None, lr_file: str | None) -> tuple[float | None, str | None]:
+    """(lr, where it came from): ``eval_lr``, else ``lr_file``, else an ``lr_best.pt`` beside an MTT-style
+    ``images_best.pt`` (MTT, DATM and their descendants learn the evaluation lr and save it there)."""
+    import math
+
+    from .published.layouts import safe_load
+
+    if eval_lr is not None:
+        if not (isinstance(eval_lr, (int, float)) and math.isfinite(eval_lr) and eval_lr > 0):
+            raise ConfigError(f"eval_lr must be a positive number, got {eval_lr!r}")
+        return float(eval_lr), "given"
+    p = Path(lr_file) if lr_file else None
+    if p is None:
+        sib = Path(str(source)).expanduser().with_name("lr_best.pt")
+        if Path(str(source)).name == "images_best.pt" and sib.is_file():
+            p = sib
+    if p is None:
+        return None, None
+    if not p.is_file():
+        raise DatasetNotFoundError(f"lr file {str(p)!r} not found")
+    v = safe_load(p)
+    try:
+        lr = float(v.detach().reshape(-1)[0]) if isinstance(v, torch.Tensor) and v.numel() == 1 else float(v)
+    except (TypeError, ValueError, AttributeError):
+        raise DatasetError(f"{str(p)!r} should hold one learned lr (a scalar), got {type(v).__name__}") from None
+    if not (math.isfinite(lr) and lr > 0):
+        raise DatasetError(f"{str(p)!r}: the learned lr {lr} is not a positive number")
+    return lr, f"learned, read from {p.name}" + ("" if lr_file else " beside images_best.pt")
+
+
+def _decode_factor(cs: CondensedSet, source: str, factor: int | None) -> str | None:
+    """Decode IDC mosaics in place when ``factor`` > 1; return a note (also the plain statement that a file
+    that looks like IDC's ``data.pt`` was read undecoded)."""
+    from .published.layouts import idc_decode
+
+    looks_idc = (Path(str(source)).name == "data.pt" and cs.layout.startswith("list (images, labels)")
+                 and cs.images.is_floating_point() and float(cs.images.min()) >= -0.05
+                 and float(cs.images.max()) <= 1.05)
+    if factor is None or factor == 1:
+        if looks_idc and factor is None:
+            return ("this looks like IDC's data.pt ([images in [0, 1], targets]); IDC's runs store factor x factor "
+                    "mosaics (factor 2 for CIFAR, SVHN, MNIST): it was evaluated as stored, one image per entry; "
+                    "pass factor=2 (--factor 2) to decode it as IDC does")
+        return None
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+        raise ConfigError(f"factor must be a positive integer, got {factor!r}")
+    n, _, h, w = cs.images.shape
+    if factor > min(h, w):
+        raise ConfigError(f"factor {factor} is larger than the {h}x{w} images")
+    x = cs.images.float()
+    if h % factor and cs.images.dtype != torch.uint8 and not (float(x.min()) >= 0.0 and float(x.max()) <= 1.0):
+        raise ConfigError(f"decoding {h}x{w} images with factor {factor} pads them with IDC's mid-grey 0.5, which "
+                          f"needs pixels in [0, 1]; these are in [{float(x.min()):.3g}, {float(x.max()):.3g}]")
+    u8 = cs.images.dtype == torch.uint8
+    cs.images, labels = idc_decode(x / 255.0 if u8 else x, cs.labels, factor)
+    if u8:  # keep the stored kind, so the normalisation reads it as it would the stored images
+        cs.images = (cs.images * 255.0).round().clamp(0, 255).to(torch.uint8)
+    cs.labels = labels
+    if cs.soft is not None:
+        cs.soft.values = cs.soft.values.repeat(factor * factor, 1)
+    return (f"decoded {n} stored images into {len(cs.labels)} with factor {factor} as IDC's decode_zoom does "
+            f"(tiles of each stored image upsampled bilinearly to {h}x{w}); storage counts the {n} stored images")
+
+
+def _input_space(mode: str, cs_images: torch.Tensor, data: ImageClassificationData, zca_eps: float,
+                 max_per_class: int | None, notes: list[str]):
+    """(images in the evaluation space, the space) for a normalisation mode."""
+    from .published.normalization import NORMALIZATION_PRESETS, InputSpace, mean_std_space, preset_space
+    from .published.zca import fit_zca
+
+    if mode == "zca":
+        if cs_images.dtype == torch.uint8:
+            raise ConfigError("uint8 images cannot be ZCA-whitened values; read them as 'uint8'")
+        zca = fit_zca(data.train.images, zca_eps)
+        if max_per_class is not None:
+            notes.append(f"ZCA fitted on {zca.rows} train images (max_per_class={max_per_class}); the code bases fit "
+                         f"it on the whole train split")
+        return cs_images.float(), InputSpace(
+            name="zca", real=zca.from_uint8,
+            describe={"kind": "zca", "eps": zca.eps, "fitted_on": f"{zca.rows} real train images of "
+                      f"{data.info.dataset!r} as [0, 1] pixels", "method": "kornia ZCAWhitening's transform "
+                      "(per-feature mean, unbiased covariance, U diag((S + eps)^-1/2) U^T), as MTT's --zca"})
+    if mode in NORMALIZATION_PRESETS:
+        if cs_images.dtype == torch.uint8:
+            raise ConfigError(f"uint8 images cannot be values normalised with preset {mode!r}; read them as 'uint8'")
+        return cs_images.float(), preset_space(mode, int(data.image_shape[0]))
+    return None, mean_std_space("source", data.mean, data.std,
+                                {"kind": "source statistics", "mean": [round(float(v), 4) for v in data.mean],
+                                 "std": [round(float(v), 4) for v in data.std],
+                                 "measured_on": f"{len(data.train)} real train images of {data.info.dataset!r}"})
+
+
+def _ars_scores(x, targets, criterion, test, space, data, ec, records, base, seed, device, progress,
+                notes, wrap=None, base_kw=None) -> dict[str, Any]:
+    """DD-Ranking's ARS per model against the same-bytes baseline (its augmented accuracies already in
+    ``base``) and against random real images as many per class as the set decodes to."""
+    from .published.evaluation import evaluate_in_space
+    from .published.scores import augmentation_robust_score
+
+    if not base.get("enabled"):
+        raise ConfigError("ars needs the random real baseline (baseline=True / no --no-baseline)")
+    noaug = EvalConfig(**{**asdict(ec), "eval_dsa": False})
+    base_kw = base_kw or {}
+    syn_na = evaluate_in_space(x, targets, test, space, data.num_classes, noaug, seed=seed, device=device,
+                               criterion=criterion, progress=progress, wrap=wrap)
+    per_class = max(1, math.ceil(len(x) / data.num_classes))
+    available = int(torch.bincount(data.train.labels, minlength=data.num_classes).min())
+    runs: dict[str, tuple[int, dict | None]] = {}
+    if base.get("images_per_class"):
+        runs["same_bytes"] = (base["images_per_class"], base["evaluations"])
+    runs["same_count"] = (min(per_class, available), None)
+    out: dict[str, Any] = {m: {} for m in records}
+    for name, (k, aug_recs) in runs.items():
+        real = _random_real(data.train, k, data.num_classes, seed)
+        xr = space.real(real.images)
+        if aug_recs is None:
+            aug_recs = {m: r.to_dict() for m, r in evaluate_in_space(
+                xr, real.labels, test, space, data.num_classes, ec, seed=seed, device=device,
+                progress=progress, **base_kw).items()}
+        na = evaluate_in_space(xr, real.labels, test, space, data.num_classes, noaug, seed=seed, device=device,
+                               progress=progress, **base_kw)
+        for m, r in records.items():
+            acc = {"syn_aug": r.accuracy_mean / 100, "random_aug": aug_recs[m]["accuracy_mean"] / 100,
+                   "syn_noaug": syn_na[m].accuracy_mean / 100, "random_noaug": na[m].accuracy_mean / 100}
+            sc = augmentation_robust_score(acc["syn_aug"], acc["random_aug"], acc["syn_noaug"], acc["random_noaug"])
+            out[m][name] = {"random_images_per_class": k, **{a: round(v, 5) for a, v in acc.items()},
+                            "beta": round(sc["beta"], 5), "ars": round(sc["ars"], 5)}
+    notes.append("ARS: DD-Ranking's Augmentation-Robust Score, lambda 0.5, from mean last-epoch accuracies with and "
+                 "without DSA (same lr, schedule and seeds); random baselines train on hard labels unless a teacher relabels "
+                 "them")
+    return out
+
+
 def evaluate_condensed_set(
     source: str,
     dataset: str | ImageClassificationData,
@@ -471,6 +665,16 @@ def evaluate_condensed_set(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    zca_eps: float = 0.1,
+    factor: int | None = None,
+    soft_loss: str = "sce",
+    temperature: float = 1.0,
+    eval_lr: float | None = None,
+    lr_file: str | None = None,
+    ars: bool = False,
+    soft_label_column: str | None = None,
+    teacher: str | None = None,
+    teacher_model: str = "convnet",
 ) -> ForeignEvalReport:
     """Evaluate a condensed set made by anyone against ``dataset``'s real test split.
 
@@ -484,8 +688,22 @@ def evaluate_condensed_set(
             5 runs x 1000 epochs).
         split / config_name / revision / image_column / label_column: how to read a dataset source.
         labels: ``auto`` | ``by-id`` | ``by-name``. labels_file: labels of an image-only ``.pt``.
-        input_normalization: ``auto`` | ``source`` | ``zero-one`` | ``uint8``; ``set_mean`` /
-            ``set_std``: the statistics a ``source``-normalised file used, when not the dataset's.
+        input_normalization: ``auto`` | ``source`` | ``zero-one`` | ``uint8`` | ``zca`` | a preset name
+            (``published.normalization.NORMALIZATION_PRESETS``: ``dc-cifar10``, ``mtt-cifar100``, ...);
+            ``set_mean`` / ``set_std``: the statistics a ``source``-normalised file used, when not the
+            dataset's. zca_eps: the ZCA regularisation (MTT's 0.1).
+        factor: IDC multi-formation factor of the stored images (decoded as IDC decodes; storage counts
+            the stored images).
+        soft_loss / temperature: how soft labels (N, K) train (``sce`` or ``kl``). soft_label_column: a
+            dataset source's column of soft labels (one float vector per row, in its ClassLabel's order).
+        eval_lr / lr_file: the evaluation lr, given or read from a file (MTT's ``lr_best.pt``; found
+            beside an ``images_best.pt`` source when neither is given).
+        ars: also train the set and two random real baselines (same bytes; DD-Ranking's same image
+            count per class) without augmentation, and report DD-Ranking's Augmentation-Robust Score
+            against each (``published/scores.py``; costs three more trainings per baseline and model).
+        teacher / teacher_model: a state-dict ``.pt`` of an evaluation model trained on the source in the
+            set's input space; it relabels every augmented batch of the set and of the random baseline
+            (SRe2L / RDED style), trained with ``soft_loss`` at ``temperature``.
         storage_bytes: override the computed storage (e.g. a factorised set). real_itemsize: bytes
             per value of the baseline's real images (default: the set's element size).
         baseline: also evaluate random real images at the same storage (the relative score).
@@ -496,7 +714,19 @@ def evaluate_condensed_set(
         A :class:`ForeignEvalReport` (``to_dict()``, ``summary()``).
     """
     from .data.hub import load_image_classification
+    from .published.evaluation import evaluate_in_space
+    from .published.normalization import NORMALIZATION_PRESETS
+    from .published.soft_labels import SOFT_LOSSES, soft_criterion
 
+    # options that need no data, checked before anything is read or fitted
+    if ars and not baseline:
+        raise ConfigError("ars needs the random real baseline (baseline=True / no --no-baseline)")
+    valid = NORMALIZATIONS + tuple(NORMALIZATION_PRESETS)
+    if input_normalization not in valid:
+        raise ConfigError(f"input_normalization must be one of {', '.join(valid)}, got {input_normalization!r}")
+    SOFT_LOSSES.get(soft_loss)
+    if not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ConfigError(f"the soft-label temperature must be positive, got {temperature!r}")
     data = dataset if isinstance(dataset, ImageClassificationData) else \
         load_image_classification(dataset, max_per_class=max_per_class)
     dataset_name = data.info.dataset
@@ -504,34 +734,75 @@ def evaluate_condensed_set(
         raise SplitError(f"{dataset_name!r} has no test split to evaluate on")
     cs, matching = load_condensed_set(source, data, split=split, config_name=config_name, revision=revision,
                                       image_column=image_column, label_column=label_column, labels=labels,
-                                      labels_file=labels_file)
-    if input_normalization not in NORMALIZATIONS:
-        raise ConfigError(f"input_normalization must be one of {', '.join(NORMALIZATIONS)}, got {input_normalization!r}")
+                                      labels_file=labels_file, soft_label_column=soft_label_column)
+    if teacher is not None and cs.soft is not None:
+        raise ConfigError("the set carries soft labels and a teacher was given: use one or the other")
+    c, h, w = data.image_shape
+    stored_bytes = int(cs.images.numel()) * cs.itemsize  # before any decoding: what the file stores
+    notes = list(cs.notes)
+    decoded = _decode_factor(cs, str(source), factor)
+    if decoded:
+        notes.append(decoded)
     if input_normalization == "auto":
         mode, reason = infer_normalization(cs.images)
     else:
         mode, reason = input_normalization, "given"
     if (set_mean is not None or set_std is not None) and mode != "source":
         raise ConfigError(f"set_mean/set_std describe a 'source'-normalised file, but the values are read as {mode!r}")
-    x = to_source_normalization(cs.images, mode, data.mean, data.std, set_mean, set_std)  # (N, C, H, W) float32
+    x, space = _input_space(mode, cs.images, data, zca_eps, max_per_class, notes)
+    if mode == "source" and input_normalization == "auto" and set_mean is None and set_std is None:
+        fits = [n for n in NORMALIZATION_PRESETS if NORMALIZATION_PRESETS.get(n).channels == c]
+        notes.append(f"the values were read as normalised with {data.info.dataset!r}'s train statistics; sets saved by "
+                     f"the DC/DSA/DM, MTT and IDC code bases use fixed constants instead: pass "
+                     f"input_normalization=<preset> (--input-normalization; for {c} channel(s): {', '.join(fits)})")
+    if x is None:
+        x = to_source_normalization(cs.images, mode, data.mean, data.std, set_mean, set_std)  # (N, C, H, W) float32
     if not bool(torch.isfinite(x).all()):
         raise DatasetError(f"{source!r}: the images contain NaN or Inf")
 
+    lr, lr_from = _resolve_lr(str(source), eval_lr, lr_file)
     ec = eval_config or EvalConfig()
     overrides = {k: v for k, v in {"eval_models": list(models) if models else None, "eval_runs": runs,
-                                   "eval_epochs": epochs}.items() if v is not None}
+                                   "eval_epochs": epochs, "eval_lr": lr}.items() if v is not None}
     ec = EvalConfig(**{**asdict(ec), **overrides})
+    if lr_from:
+        notes.append(f"evaluation lr {lr:g} ({lr_from}); the random real baseline trains with the same lr")
     test = data.test
     if eval_max_per_class is not None:
         test = test.subset(_first_per_class(test.labels, eval_max_per_class, data.num_classes))
-    c, h, w = data.image_shape
-    nbytes = int(storage_bytes) if storage_bytes is not None else int(cs.images.numel()) * cs.itemsize
     counts = torch.bincount(cs.labels, minlength=data.num_classes)
-    notes = list(cs.notes)
-    notes.append("labels are not counted in storage_bytes")
+    criterion, targets, label_bytes, labels_kind = None, cs.labels, 0, "hard"
+    if cs.soft is not None:
+        criterion = soft_criterion(soft_loss, temperature)
+        targets = cs.soft.log_targets(temperature)  # (N, K)
+        label_bytes = cs.soft.nbytes
+        labels_kind = f"soft ({cs.soft.kind}; loss {soft_loss}, temperature {temperature:g})"
+        notes.append(f"storage_bytes counts the soft labels: {label_bytes:,} bytes ({tuple(cs.soft.values.shape)} "
+                     f"{str(cs.soft.values.dtype).replace('torch.', '')}); the random real baseline trains on its "
+                     f"hard labels with cross-entropy (no teacher relabels it)")
+    elif teacher is None:
+        notes.append("labels are not counted in storage_bytes")
+    wrap, base_kw = None, {}
+    if teacher is not None:
+        from .published.teacher import TeacherLabelled, load_teacher, teacher_criterion
 
-    records = evaluate_synthetic(x, cs.labels, test, data.mean, data.std, data.num_classes, ec, seed=seed,
-                                 device=device, progress=progress)
+        tnet = load_teacher(teacher, teacher_model, data.num_classes, (c, h, w), device)
+        criterion = teacher_criterion(soft_loss, temperature)
+        wrap = lambda net: TeacherLabelled(net, tnet)  # noqa: E731
+        base_kw = {"criterion": criterion, "wrap": wrap}
+        labels_kind = (f"teacher {teacher_model} ({Path(teacher).name}) relabels each augmented batch; loss {soft_loss}, "
+                       f"temperature {temperature:g}")
+        notes.append(f"teacher relabelling: the teacher must have been trained on {data.info.dataset!r} in this input "
+                     f"space ({space.name}); the random baseline is relabelled by the same teacher with the same loss; "
+                     f"storage_bytes counts the images only (the teacher is not priced)")
+    nbytes = int(storage_bytes) if storage_bytes is not None else stored_bytes + label_bytes
+
+    records = evaluate_in_space(x, targets, test, space, data.num_classes, ec, seed=seed, device=device,
+                                criterion=criterion, progress=progress, wrap=wrap)
+    base_loss = "cross-entropy" if teacher is None else f"teacher {soft_loss} (T={temperature:g})"
+    for r in records.values():
+        r.protocol = {**r.protocol, "input": space.name, "loss": base_loss if cs.soft is None
+                      else f"{soft_loss} (T={temperature:g})"}
     base: dict[str, Any] = {"enabled": bool(baseline)}
     relative: dict[str, dict] = {}
     if baseline:
@@ -548,9 +819,10 @@ def evaluate_condensed_set(
                              f"the baseline uses {available}")
                 k = available
             real = _random_real(data.train, k, data.num_classes, seed)
-            base_records = evaluate_synthetic(normalize(real.images, data.mean, data.std), real.labels, test,
-                                              data.mean, data.std, data.num_classes, ec, seed=seed, device=device,
-                                              progress=progress)
+            base_records = evaluate_in_space(space.real(real.images), real.labels, test, space, data.num_classes, ec,
+                                             seed=seed, device=device, progress=progress, **base_kw)
+            for r in base_records.values():
+                r.protocol = {**r.protocol, "input": space.name, "loss": base_loss}
             base.update({"images_per_class": k, "storage_bytes": k * data.num_classes * c * h * w * itemsize,
                          "evaluations": {m: r.to_dict() for m, r in base_records.items()}})
             for m, r in records.items():
@@ -558,6 +830,10 @@ def evaluate_condensed_set(
                 relative[m] = {"set": round(r.accuracy_mean, 3), "random": round(rb.accuracy_mean, 3),
                                "improvement_pp": round(r.accuracy_mean - rb.accuracy_mean, 3),
                                "ratio": round(r.accuracy_mean / rb.accuracy_mean, 4) if rb.accuracy_mean else None}
+    scores: dict[str, Any] = {}
+    if ars:
+        scores = _ars_scores(x, targets, criterion, test, space, data, ec, records, base, seed, device, progress,
+                             notes, wrap, base_kw)
     names = data.info.class_names
     return ForeignEvalReport(
         source=str(source), dataset=dataset_name, kind=cs.kind, layout=cs.layout, num_images=len(cs.labels),
@@ -567,5 +843,6 @@ def evaluate_condensed_set(
         evaluations={m: r.to_dict() for m, r in records.items()}, baseline=base, relative=relative,
         test_data={"dataset": dataset_name, "split": data.info.eval_split, "rows": len(test),
                    "max_per_class": eval_max_per_class},
-        notes=notes,
+        notes=notes, normalization=space.describe, labels_kind=labels_kind, label_bytes=label_bytes,
+        eval_lr={"lr": ec.eval_lr, "from": lr_from or "protocol default"}, scores=scores,
     )

@@ -62,9 +62,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="match labels to the test dataset's classes by integer id or by ClassLabel name")
     f.add_argument("--labels-file", help="labels .pt for an images-only .pt file (e.g. MTT's labels_best.pt)")
     f.add_argument("--split", default="train", help="split of a dataset source holding the set (default: train)")
-    f.add_argument("--input-normalization", choices=("auto", "source", "zero-one", "uint8"), default="auto",
-                   help="what the stored values are: normalised with the source's mean/std, [0,1] or [0,255] "
-                        "pixels; auto infers it from the values and the report says so")
+    f.add_argument("--input-normalization", choices=input_normalizations(), default="auto", metavar="MODE",
+                   help="what the stored values are: normalised with the source's mean/std (source), [0,1] or "
+                        "[0,255] pixels, ZCA-whitened [0,1] pixels (zca: MTT/DATM --zca sets; the test split and the "
+                        "baseline are whitened the same way), or normalised with a code base's constants (a preset: "
+                        f"{', '.join(preset_names())}); auto infers it from the values and the report says so")
+    f.add_argument("--zca-eps", type=float, default=0.1, help="ZCA regularisation (MTT's default 0.1)")
+    f.add_argument("--factor", type=int, help="IDC multi-formation factor of the stored images (IDC's data.pt: 2 "
+                                              "for CIFAR/SVHN/MNIST); decoded as IDC decodes")
+    f.add_argument("--soft-loss", choices=("sce", "kl"), default="sce",
+                   help="loss for soft labels (N, K) (logits or probabilities): soft cross-entropy or T^2 KL")
+    f.add_argument("--temperature", type=float, default=1.0, help="soft-label temperature")
+    f.add_argument("--soft-label-column", help="a dataset source's soft-label column (one float vector per row)")
+    f.add_argument("--teacher", help="state-dict .pt of a model trained on --test-dataset in the set's input space: it "
+                                     "relabels every augmented batch of the set and of the random baseline (SRe2L, "
+                                     "RDED); loss --soft-loss at --temperature")
+    f.add_argument("--teacher-model", default="convnet", help="the teacher's evaluation model name (default convnet)")
+    f.add_argument("--eval-lr", type=float, help="evaluation lr (default: a learned lr_best.pt beside an "
+                                                 "images_best.pt source, else the protocol's 0.01)")
+    f.add_argument("--lr-file", help="a .pt holding the learned evaluation lr (MTT/DATM lr_best.pt)")
+    f.add_argument("--ars", action="store_true",
+                   help="also report DD-Ranking's Augmentation-Robust Score (trains the set and random real baselines "
+                        "of the same bytes and of the same image count again without augmentation)")
     f.add_argument("--set-mean", type=lambda s: [float(v) for v in s.split(",")],
                    help="with --input-normalization source: the per-channel mean the file was normalised with")
     f.add_argument("--set-std", type=lambda s: [float(v) for v in s.split(",")], help="... and its std")
@@ -84,6 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="also write the results as JSON here")
     p.add_argument("--cpu", action="store_true", help="force CPU even if a GPU is visible")
     return p
+
+
+def preset_names() -> list[str]:
+    from hf_lodc.published.normalization import NORMALIZATION_PRESETS
+
+    return NORMALIZATION_PRESETS.names()
+
+
+def input_normalizations() -> list[str]:
+    from hf_lodc.foreign import NORMALIZATIONS
+
+    return list(NORMALIZATIONS) + preset_names()
 
 
 def _looks_like_path(source: str) -> bool:
@@ -194,9 +225,11 @@ def is_foreign(args) -> bool:
     from pathlib import Path
 
     flags = (args.image_column, args.label_column, args.labels_file, args.storage_bytes, args.set_mean,
-             args.set_std, args.real_itemsize)
+             args.set_std, args.real_itemsize, args.factor, args.eval_lr, args.lr_file, args.soft_label_column,
+             args.teacher)
     return (Path(args.source).is_file() or any(v is not None for v in flags) or args.labels != "auto"
-            or args.input_normalization != "auto" or args.split != "train")
+            or args.input_normalization != "auto" or args.split != "train" or args.zca_eps != 0.1
+            or args.soft_loss != "sce" or args.temperature != 1.0 or args.ars)
 
 
 def evaluate_foreign(args, device) -> dict:
@@ -217,6 +250,9 @@ def evaluate_foreign(args, device) -> dict:
         input_normalization=args.input_normalization, set_mean=args.set_mean, set_std=args.set_std,
         storage_bytes=args.storage_bytes, real_itemsize=args.real_itemsize, baseline=args.baseline,
         max_per_class=args.max_per_class, eval_max_per_class=args.eval_max_per_class, seed=args.seed or 0,
+        zca_eps=args.zca_eps, factor=args.factor, soft_loss=args.soft_loss, temperature=args.temperature,
+        eval_lr=args.eval_lr, lr_file=args.lr_file, ars=args.ars, soft_label_column=args.soft_label_column,
+        teacher=args.teacher, teacher_model=args.teacher_model,
         eval_config=EvalConfig(**options) if options else None,
         device=device, progress=True,
     )

@@ -87,8 +87,11 @@ def test_pickle_of_other_objects_is_refused(mnist_small, tmp_path):
     with pytest.raises(DatasetError, match="Python objects other than tensors"):
         load_condensed_set(str(tmp_path / "set.pt"), mnist_small)
     torch.save({"images": u8, "labels": torch.rand(len(y), 10)}, tmp_path / "soft.pt")
-    with pytest.raises(DatasetError, match="soft"):
-        load_condensed_set(str(tmp_path / "soft.pt"), mnist_small)
+    cs, _ = load_condensed_set(str(tmp_path / "soft.pt"), mnist_small)  # soft labels: kept (tests/test_published.py)
+    assert cs.soft is not None and cs.soft.kind == "logits"
+    torch.save({"images": u8, "labels": torch.rand(len(y), 7)}, tmp_path / "soft7.pt")
+    with pytest.raises(DatasetError, match="soft labels have 7 columns"):
+        load_condensed_set(str(tmp_path / "soft7.pt"), mnist_small)
     torch.save((u8[:, :, :20], y), tmp_path / "small.pt")
     with pytest.raises(DatasetError, match="do not fit"):
         load_condensed_set(str(tmp_path / "small.pt"), mnist_small)

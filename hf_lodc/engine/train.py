@@ -157,6 +157,7 @@ def train_network(
     prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
     on_epoch: Callable[[int, torch.Tensor], None] | None = None,
     forward: Forward | None = None,
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> nn.Module:
     """Train ``net`` on (images (M, C, H, W), labels (M,)) with ``sched``, drawing from ``g``.
 
@@ -164,7 +165,10 @@ def train_network(
     device); without it the images are used as they are (already normalised, on the device).
     ``optimizer`` continues an existing one (its lr is set by the schedule); by default a new one.
     ``forward(net, x)`` replaces ``net(x)`` (e.g. :func:`forward_fn`'s compiled one); draws are unchanged.
+    ``criterion(logits (b, K) float32, targets)`` replaces the cross-entropy, for targets that are not
+    class ids (soft labels (M, K)); ``labels`` are indexed by row either way. None: cross-entropy.
     """
+    loss_fn = F.cross_entropy if criterion is None else criterion
     opt = optimizer if optimizer is not None else sched.optimizer(net.parameters())
     net.train()
     run = net if forward is None else (lambda x: forward(net, x))
@@ -181,9 +185,9 @@ def train_network(
             x, y_b, ratio = cutmix(x, y, g)
             with autocast():
                 logits = run(x).float()
-            return F.cross_entropy(logits, y) * ratio + F.cross_entropy(logits, y_b) * (1.0 - ratio)
+            return loss_fn(logits, y) * ratio + loss_fn(logits, y_b) * (1.0 - ratio)
         with autocast():
-            return F.cross_entropy(run(x).float(), y)
+            return loss_fn(run(x).float(), y)
 
     _run(opt, sched, images.shape[0], [g], batch_loss, on_epoch)
     return net
