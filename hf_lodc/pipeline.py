@@ -33,6 +33,7 @@ from .data.types import ImageClassificationData, LabeledImages
 from .engine.condenser import CondenseResult, Condenser, resolve_config
 from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EVAL_BACKENDS, EVAL_PROTOCOLS, EvalRecord, evaluate_synthetic, protocol_of, record_key
+from .engine.checkpoint import check_resume_target
 from .engine.condenser import Interrupted
 from .errors import ConfigError, HfLodcError, HubError, UnknownNameError
 from .export.artifact import Artifact, build_artifact, check_writable, save_artifact_or_rescue
@@ -149,10 +150,12 @@ def condense(
     initial_state: dict[str, Any] | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    checkpoint_at_end: bool = False,
 ) -> CondenseResult:
-    """Condense ``data`` with ``cfg``; ``initial_state`` continues a held set, ``resume`` a checkpoint."""
+    """Condense ``data`` with ``cfg``; ``initial_state`` continues a held set, ``resume`` a checkpoint;
+    ``checkpoint_at_end`` also checkpoints the finished loop (before a long evaluation)."""
     condenser = Condenser(data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir, progress=progress,
-                          initial_state=initial_state, log=log)
+                          initial_state=initial_state, log=log, checkpoint_at_end=checkpoint_at_end)
     if log is not None:
         b = condenser.budget
         log(f"[hf_lodc] {data.info.dataset}: {data.num_classes} classes, {data.info.num_train} train images "
@@ -312,6 +315,8 @@ def run_experiment(
     is_main = accelerator is None or accelerator.is_main_process
     if out is not None and is_main:
         check_writable(out)  # a read-only or foreign output dir fails now, not after the condensation
+    if cfg.resume and out is not None:
+        check_resume_target(out)  # a finished artefact without a checkpoint is not replaced by a fresh run
     if data is None:
         data = load_data(cfg.data, accelerator)
     validate(cfg, data.image_shape, data.num_classes, len(data.train), len(data.test) if data.test is not None else 0)
@@ -395,10 +400,11 @@ def _sigterm_deferred():
 
 def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, log, is_main, nets=None) -> Artifact:
     ckpt = out / "checkpoints" if out else None  # created only when a checkpoint is written
+    evaluates = bool(cfg.eval.eval_runs and data.test is not None)
     result = condense(data, cfg.condense, accelerator=accelerator, checkpoint_dir=ckpt, resume=cfg.resume,
-                      progress=progress, log=log)
+                      progress=progress, log=log, checkpoint_at_end=evaluates)
     art = build_artifact(result, data.info, run_config=cfg.to_dict())
-    if cfg.eval.eval_runs and data.test is not None:
+    if evaluates:
         t0 = time.perf_counter()
         views = (FLOAT32, UINT8) if cfg.push_to_hub else (FLOAT32,)
         split = data.info.eval_split

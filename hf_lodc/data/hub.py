@@ -86,7 +86,7 @@ def looks_like_path(dataset: str) -> bool:
     return dataset.startswith((".", "/", "~", os.sep)) or dataset.count("/") > 1 or "\\" in dataset
 
 
-def missing_path_error(dataset: str) -> HfLodcError:
+def missing_path_error(dataset: str, what: str = "dataset") -> HfLodcError:
     """The error for a local path that does not exist (resolved path, nearest existing folder, cwd)."""
     p = Path(os.path.abspath(os.path.expanduser(dataset)))
     near = _nearest_existing(p.parent)
@@ -95,8 +95,8 @@ def missing_path_error(dataset: str) -> HfLodcError:
     else:
         where = f"the nearest existing folder is {str(near)!r}"
     return LocalPathNotFoundError(
-        f"dataset {dataset!r} not found: no such directory {str(p)!r} ({where}; cwd: {os.getcwd()}). Pass an "
-        "existing dataset folder (was it moved or renamed?)"
+        f"{what} {dataset!r} not found: no such directory {str(p)!r} ({where}; cwd: {os.getcwd()}). Pass an "
+        f"existing {what} folder (was it moved or renamed?)"
     )
 
 
@@ -107,8 +107,9 @@ def local_mirror() -> Path | None:
         return None
     root = Path(os.path.abspath(os.path.expanduser(mirror)))
     if not root.is_dir():
+        why = "is a file, not a folder" if root.exists() else "does not exist"
         raise LocalHubNotFoundError(
-            f"HF_LODC_LOCAL_HUB={mirror!r} is not a folder ({str(root)!r} does not exist); point it at the local "
+            f"HF_LODC_LOCAL_HUB={mirror!r} is not a folder ({str(root)!r} {why}); point it at the local "
             "mirror (the folder holding datasets/<owner>/<name>) or unset it to use the Hub"
         )
     return root

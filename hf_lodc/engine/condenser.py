@@ -202,6 +202,7 @@ class Condenser:
         on_log: Callable[[dict[str, float]], None] | None = None,
         initial_state: dict[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
+        checkpoint_at_end: bool = False,
     ):
         from ..preflight import check_data, check_memory, estimate_memory_bytes
 
@@ -228,6 +229,9 @@ class Condenser:
         self.device_config = device_settings.configure(self.device, tf32=bool(self.cfg.tf32),
                                                        channels_last=bool(self.cfg.channels_last))
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        # a checkpoint after the last iteration too: a long evaluation that follows can be killed, and
+        # --resume then goes straight to it instead of repeating the iterations since the last checkpoint
+        self.checkpoint_at_end = checkpoint_at_end
         self.progress = progress
         self.on_log = on_log
         self.log = log or (lambda msg: None)
@@ -520,7 +524,8 @@ class Condenser:
                     if stop:
                         path = self.save_checkpoint(done, opt)
                         raise Interrupted(self._interrupt_message(flag["sig"], done, path))
-                    if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < total:
+                    if ((cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < total)
+                            or (done == total and self.checkpoint_at_end)):
                         self.save_checkpoint(done, opt)
         finally:
             bar.close()

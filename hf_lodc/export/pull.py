@@ -85,6 +85,32 @@ class _LocalRepo:
         return datasets.load_dataset(str(self.path), config, split="train")
 
 
+def _hub_id_or_missing_path(source: str) -> str:
+    """``source`` if it can name a Hub repo holding a condensation (``owner/name``); else the error for a
+    local folder that does not exist. A push always lands in a namespace, so a single name that is no
+    folder here is a mistyped path, not a repo to look up (and a lookup would fail as a connection error
+    when offline, blaming the network)."""
+    import os
+
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    from ..data.hub import looks_like_path, missing_path_error
+
+    if not isinstance(source, str) or not source.strip():
+        raise DatasetNotFoundError(f"source must be a local folder or a Hub repo id 'owner/name', got {source!r}")
+    if Path(source).expanduser().exists():
+        raise IncompatibleArtifactError(f"{source!r} is a file, not a folder holding a condensed set; pass the "
+                                        "directory a condensation wrote")
+    if looks_like_path(source) or source.endswith(("/", "\\")) or "/" not in source:
+        raise missing_path_error(source, "condensed set")
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        raise DatasetNotFoundError(f"{source!r} is neither an existing folder (cwd: {os.getcwd()}) nor a valid Hub "
+                                   "repo id 'owner/name'; pass an existing artefact directory or a repo id") from None
+    return source
+
+
 def _condensation_names(files: list[str]) -> list[str]:
     out = []
     for path in files:
@@ -118,7 +144,7 @@ def load_condensation(
 ) -> LoadedCondensation:
     """Read one condensation of a repo (Hub id, or a local folder with the same layout)."""
     p = Path(repo_or_dir).expanduser()
-    repo = _LocalRepo(p) if p.is_dir() else _HubRepo(repo_or_dir, revision, token)
+    repo = _LocalRepo(p) if p.is_dir() else _HubRepo(_hub_id_or_missing_path(repo_or_dir), revision, token)
     readme = repo.read("README.md")
     try:
         card_data, _ = read_card_data(readme.decode("utf-8", "replace") if readme else None)
@@ -155,7 +181,8 @@ def load_condensation(
     art_rec = meta["artifact"]
     state = _state_from_views(repo, meta, art_rec, meta_path)
     art = artifact_from_record(art_rec, state, meta.get("results") or {}, meta.get("history") or [],
-                               where=f"{repo.where}:{meta_path}")
+                               where=f"{repo.where}:{meta_path}", tensors_file="the set's exact view",
+                               record_file=meta_path)
     return LoadedCondensation(artifact=art, name=name, where=repo.where, revision_sha=repo.sha, meta=meta,
                               card_data=card_data)
 
