@@ -180,7 +180,8 @@ _API_NEEDS_RUNS = {"api-cd-from-disk-truncated", "api-cd-from-disk-results", "ap
 def needs_runs(cases: list[Case]) -> bool:
     """Whether any case uses the artefact / checkpoint fixtures (they take a CLI run each to make)."""
     for c in cases:
-        if c.id in _API_NEEDS_RUNS or c.setup in (copy_ckpt,) or c.id == "signal-term-eval-existing-artefact":
+        if (c.id in _API_NEEDS_RUNS or c.setup in (copy_ckpt, copy_ckpt_truncated_rng, copy_art)
+                or c.id == "signal-term-eval-existing-artefact"):
             return True
         if c.argv and any("{ART" in a or "{CKPT" in a for a in c.argv):
             return True
@@ -283,6 +284,12 @@ def _damaged_artefacts(ws: Path, fx: dict) -> None:
     variant("labels_out_of_range", tensors(bad_labels))
     variant("labels_short", tensors(short_labels))
     variant("no_synset", lambda p: (p / "synset.safetensors").unlink())
+
+    def narrower(t):  # one factor of another shape than the record (a file from another run, a bad copy)
+        k = next(k for k in t if k != "labels" and t[k].is_floating_point())
+        t[k] = t[k][..., :-1].contiguous()
+
+    variant("shape_mismatch", tensors(narrower))
     # an artefact whose source folder was moved away after it was made
     moved_src = ws / "data" / "D_moving"
     shutil.copytree(fx["D"], moved_src)
@@ -317,6 +324,25 @@ def copy_ckpt(fx: dict, case_dir: Path) -> None:
 def resume(*args: str, dataset: str = "{D}", iterations: str = "3") -> list[str]:
     return [*CONDENSE, "--dataset", dataset, "--iterations", iterations, "--batch-real", "4", "--eval-runs", "1",
             "--eval-epochs", "1", "--checkpoint-every", "1", "--output-dir", "{case}/out", "--resume", *args]
+
+
+def copy_ckpt_truncated_rng(fx: dict, case_dir: Path) -> None:
+    copy_ckpt(fx, case_dir)
+    for f in (case_dir / "out" / "checkpoints").rglob("random_states_*.pkl"):
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+
+
+def copy_art(fx: dict, case_dir: Path) -> None:
+    shutil.copytree(fx["ART"], case_dir / "out")
+
+
+def finished_kept(fx, case_dir, o: Outcome) -> list[str]:
+    """The finished artefact (2 iterations) must still be there, unchanged."""
+    cfg = case_dir / "out" / "config.json"
+    if not cfg.is_file():
+        return ["lost_work"]
+    same = (case_dir / "out" / "synset.safetensors").read_bytes() == (Path(fx["ART"]) / "synset.safetensors").read_bytes()
+    return [] if same else ["lost_work"]
 
 
 def resumed_anyway(fx, case_dir, o: Outcome) -> list[str]:
@@ -645,6 +671,12 @@ def _api_cases() -> list[Case]:
         lambda fx: __import__("hf_lodc").CondensedDataset.from_disk(fx["a_file"]), mention="a_file")
     api("api-cd-from-disk-truncated", "CondensedDataset.from_disk(truncated safetensors)",
         lambda fx: __import__("hf_lodc").CondensedDataset.from_disk(fx["ART_truncated"]), mention="synset")
+    api("api-cd-from-hub-nested", "CondensedDataset.from_hub('no/such/deep') (a path, not a repo id)",
+        lambda fx: __import__("hf_lodc").CondensedDataset.from_hub("no/such/deep"), mention="no/such/deep",
+        forbid="Repo id|cannot reach")
+    api("api-cd-from-hub-bare", "CondensedDataset.from_hub('nosuch_xyz') with no such folder",
+        lambda fx: __import__("hf_lodc").CondensedDataset.from_hub("nosuch_xyz"), mention="no such directory",
+        forbid="cannot reach|connection")
     api("api-cd-from-disk-results", "CondensedDataset.from_disk(corrupt results.json)",
         lambda fx: __import__("hf_lodc").CondensedDataset.from_disk(fx["ART_corrupt_results"]), mention="results")
     api("api-cd-eval-bad-model", "cd.evaluate(models=['nosuchnet']) after condensing",
@@ -742,6 +774,11 @@ def cli_cases() -> list[Case]:
         setup=lambda fx, cd: (copy_ckpt(fx, cd), [p.write_bytes(b"garbage") for p in
                                                  (cd / "out" / "checkpoints").rglob("*.pt")]),
         mention="checkpoint", out="{case}/out")
+    cli("resume-truncated-rng", R, "resume from a checkpoint whose random_states_0.pkl is truncated",
+        resume(), setup=copy_ckpt_truncated_rng, check=resumed_anyway, mention="random_states_0.pkl",
+        out="{case}/out")
+    cli("resume-finished-artefact", R, "--resume into a folder holding a finished artefact and no checkpoint",
+        resume(iterations="2"), setup=copy_art, check=finished_kept, mention="finished|nothing to resume")
     cli("resume-no-output-dir", R, "--resume without --output-dir (nothing to resume from)", cond("--resume"),
         check=no_output_written, mention="output.dir")
     cli("checkpoint-no-output-dir", R, "--checkpoint-every without --output-dir",
@@ -832,6 +869,18 @@ def cli_cases() -> list[Case]:
         mention="Inf|finite", check=eval_results_check)
     cli("artefact-missing-dot-path", E, "evaluate.py ./no/such/run (taken for a Hub id)",
         evaluate("./no/such/run"), mention="no/such/run", forbid="cannot reach|on the Hub|offline|HF_ENDPOINT")
+    cli("artefact-missing-bare-name", E, "evaluate.py nosuch_run_xyz (one part: no such folder, not a Hub failure)",
+        evaluate("nosuch_run_xyz"), mention="nosuch_run_xyz.*(no such|not found)",
+        forbid="cannot reach|connection|on the Hub|offline|HF_ENDPOINT")
+    cli("artefact-missing-nested", E, "evaluate.py no/such/deep/run (several parts: no Hub id validator traceback)",
+        evaluate("no/such/deep/run"), mention="no/such/deep/run.*(no such|not found)",
+        forbid="Repo id|HFValidation|cannot reach|on the Hub")
+    cli("artefact-missing-trailing-slash", E, "evaluate.py nosuch_run_xyz/ (a folder, by its slash)",
+        evaluate("nosuch_run_xyz/"), mention="nosuch_run_xyz.*(no such|not found)",
+        forbid="Repo id|HFValidation|cannot reach|on the Hub")
+    cli("artefact-shape-mismatch", E, "evaluate.py on an artefact whose factor has another shape than its config",
+        evaluate("{ART_shape_mismatch}"), mention=r"synset\.safetensors.*shape", forbid="size mismatch|copying a param",
+        check=eval_results_check)
     cli("artefact-empty-dir", E, "evaluate.py on an empty folder", evaluate("{empty_dir}"), mention="empty")
     cli("artefact-a-file", E, "evaluate.py on a file", evaluate("{a_file}"), mention="a_file")
     cli("artefact-moved-source", E, "evaluate.py on an artefact whose source folder was moved",
@@ -857,6 +906,8 @@ def cli_cases() -> list[Case]:
         mention="/no/such/folder", forbid="cannot reach|on the Hub|offline|HF_ENDPOINT")
     cli("msg-local-hub-missing", M, "HF_LODC_LOCAL_HUB names a folder that does not exist",
         cond(dataset="ylecun/mnist"), env={"HF_LODC_LOCAL_HUB": "/no/such/hub"}, mention="/no/such/hub")
+    cli("msg-local-hub-file", M, "HF_LODC_LOCAL_HUB names a file, not a folder", cond(dataset="ylecun/mnist"),
+        env={"HF_LODC_LOCAL_HUB": "{a_file}"}, mention="is a file", forbid="does not exist")
     cli("msg-hub-id-missing", M, "--dataset owner/missing with the mirror set and offline",
         cond(dataset="owner/missing-xyz"), mention="owner/missing-xyz")
     cli("msg-contrast-none", M, "--contrast none (a documented value)", cond("--contrast", "none",
@@ -893,6 +944,10 @@ def cli_cases() -> list[Case]:
     cli("disk-full-checkpoint", Dk, "checkpoint into a 16 KB tmpfs (disk full while writing it)",
         cond("--iterations", "2", "--checkpoint-every", "1", "--output-dir", "{case}/mnt/out"),
         setup=mount_tmpfs("16k"), teardown=umount, check=_tmp_left, mention="space|checkpoint")
+    cli("disk-full-checkpoint-named", Dk, "checkpoint into a full 16 KB tmpfs: the message says the disk is full",
+        cond("--iterations", "2", "--checkpoint-every", "1", "--output-dir", "{case}/mnt/out"),
+        setup=mount_tmpfs("16k"), teardown=umount, check=_tmp_left, mention="no space left on device",
+        forbid="unexpected pos")
     cli("disk-fsize-checkpoint", Dk, "checkpoint under RLIMIT_FSIZE 4 KB (file too large)",
         cond("--iterations", "2", "--checkpoint-every", "1", "--output-dir", "{case}/out"), fsize_limit=4096,
         check=_tmp_left, mention="checkpoint|large|space")
@@ -1041,7 +1096,7 @@ def _did_work(o: Outcome) -> bool:
 def run_cli(case: Case, fx: dict, case_dir: Path, env: dict) -> Outcome:
     argv = [PY, *[_fmt(a, fx, case_dir) for a in case.argv]]
     argv[1] = str(REPO / argv[1])  # the recipe, from any working directory
-    e = {**env, **case.env}
+    e = {**env, **{k: _fmt(v, fx, case_dir) for k, v in case.env.items()}}
     cwd = _fmt(case.cwd, fx, case_dir) if case.cwd else str(REPO)
     limit = case.fsize_limit
 
@@ -1187,7 +1242,7 @@ def run_cli_forked(case: Case, fx: dict, case_dir: Path, env: dict, zygote: Zygo
     argv = [_fmt(a, fx, case_dir) for a in case.argv]
     argv[0] = str(REPO / argv[0])
     out_f, err_f = case_dir / "stdout.txt", case_dir / "stderr.txt"
-    spec = {"argv": argv, "env": {**env, **case.env}, "cwd": _fmt(case.cwd, fx, case_dir) if case.cwd else str(REPO),
+    spec = {"argv": argv, "env": {**env, **{k: _fmt(v, fx, case_dir) for k, v in case.env.items()}}, "cwd": _fmt(case.cwd, fx, case_dir) if case.cwd else str(REPO),
             "fsize": case.fsize_limit, "stdout": str(out_f), "stderr": str(err_f)}
     t0 = time.time()
     pid = zygote.start(spec)

@@ -127,7 +127,12 @@ def _write_reason(e: BaseException | None, where: Path) -> str:
             free = None
         if free is not None and free < (1 << 20):
             return f"no space left on device ({free} bytes free)"
-        return f"the write failed: {reason} (a file size limit or an I/O error)"
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY:
+            return f"the file size limit of this process was reached (ulimit -f: {limit} bytes)"
+        return f"the write failed, an I/O error ({reason})"
     return reason
 
 
