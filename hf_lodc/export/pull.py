@@ -58,6 +58,8 @@ class _HubRepo:
         self.sha = info.sha
         self.files = sorted(s.rfilename for s in info.siblings or [])
         self.where = repo_id
+        for f in self.files:
+            _check_repo_path(f, repo_id, "a file of the repo")
 
     def read(self, path: str) -> bytes | None:
         return read_remote(self.api, self.repo_id, self.sha, path)
@@ -72,8 +74,14 @@ class _LocalRepo:
     def __init__(self, path: Path):
         self.path = path
         self.sha = None
-        self.files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
         self.where = str(path)
+        root = path.resolve()
+        for p in path.rglob("*"):  # a link out of the folder would make "reading the set" read any file
+            if p.is_symlink() and not p.resolve().is_relative_to(root):
+                raise IncompatibleArtifactError(
+                    f"{self.where!r}: {p.relative_to(path).as_posix()!r} is a link to {str(p.resolve())!r}, outside "
+                    "the folder; a condensed set is read only from its own files. Copy the files in instead")
+        self.files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
 
     def read(self, path: str) -> bytes | None:
         p = self.path / path
@@ -83,6 +91,32 @@ class _LocalRepo:
         import datasets
 
         return datasets.load_dataset(str(self.path), config, split="train")
+
+
+def _check_repo_path(path: Any, where: str, what: str) -> None:
+    """A path inside the repo: relative, no ``..``, no drive or backslash tricks; else the repo is refused
+    (a card or listing that points outside the repo folder must not make a read leave it)."""
+    import posixpath
+
+    bad = (not isinstance(path, str) or not path or path.startswith(("/", "\\", "~")) or "\\" in path
+           or ":" in path.split("/")[0] or ".." in path.split("/") or posixpath.normpath(path).startswith(".."))
+    if bad:
+        raise IncompatibleArtifactError(
+            f"{where!r}: {what} {path!r} points outside the repository (absolute, '..' or a drive); refusing to "
+            "read it. Only files inside the repo are read")
+
+
+def _check_card_paths(card_data: dict, where: str) -> None:
+    """Every ``data_files`` path of the card's ``configs:`` stays inside the repo (``datasets`` would
+    otherwise resolve ``../x`` against a local folder and read what it names)."""
+    for c in card_data.get("configs") or []:
+        if not isinstance(c, dict):
+            continue
+        files = c.get("data_files") or []
+        for f in files if isinstance(files, list) else [files]:
+            paths = f.get("path") if isinstance(f, dict) else f
+            for p in paths if isinstance(paths, list) else [paths]:
+                _check_repo_path(p, where, f"the data_files path of config {c.get('config_name')!r}")
 
 
 def _hub_id_or_missing_path(source: str) -> str:
@@ -153,6 +187,7 @@ def load_condensation(
             f"{repo.where!r}: the README.md front matter is not valid (safe) YAML ({type(e).__name__}: "
             f"{' '.join(str(e).split())[:200]})"
         ) from None
+    _check_card_paths(card_data, repo.where)
     names = _condensation_names(repo.files)
     if not names:
         configs = [c.get("config_name") for c in card_data.get("configs") or [] if isinstance(c, dict)]
