@@ -22,11 +22,23 @@ datasets = pytest.importorskip("datasets")
 from hf_lodc import CondensedDataset  # noqa: E402
 from hf_lodc.errors import HfLodcError, IncompatibleArtifactError  # noqa: E402
 from tests.datasets_factory import make_dataset  # noqa: E402
-from tests.test_export import tiny_condensed, write_repo_folder  # noqa: E402
+from tests.test_export import write_repo_folder  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CANARY = "hf_CANARYzz9Secret" + "Qx7" * 6  # a token no real output would contain by chance
 PIECES = (CANARY, CANARY[3:], CANARY[-12:])  # also a token printed without its prefix, or cut short
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("secrets") / "data", per_class={"train": 6, "test": 2})
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tiny_data) -> CondensedDataset:
+    cd = CondensedDataset(str(tiny_data))
+    cd.condense(method="lodm", ipc=1, rank=2, iterations=1, batch_real=4)
+    return cd
 
 
 def _leaks(text: str | bytes) -> list[str]:
@@ -52,14 +64,13 @@ def _server_leaks(server, repos: list[str]) -> list[str]:
     return found
 
 
-def test_the_token_appears_in_no_file_message_or_output(hub_server, tmp_path, capsys, monkeypatch):
+def test_the_token_appears_in_no_file_message_or_output(hub_server, tmp_path, capsys, monkeypatch, tiny_data):
     server = hub_server.server
     server.tokens[CANARY] = "alice"
-    data = make_dataset(tmp_path / "data", per_class={"train": 6, "test": 2})
+    data = tiny_data
     printed: list[str] = []
 
-    # 1. the CLI in a process of its own, token from HF_TOKEN: condense with checkpoints, evaluate, save, push;
-    #    stopped once by SIGTERM after a checkpoint is on disk, then resumed to the end
+    # 1. the CLI in a process of its own, token from HF_TOKEN: condense with checkpoints, evaluate, save, push
     out = tmp_path / "run"
     env = hub_server.subprocess_env({"HF_TOKEN": CANARY, "HF_LODC_CACHE": str(tmp_path / "cache"),
                                      "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"})
@@ -69,12 +80,7 @@ def test_the_token_appears_in_no_file_message_or_output(hub_server, tmp_path, ca
     p = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180)
     printed += [p.stdout, p.stderr]
     assert p.returncode == 0, p.stderr[-2000:]
-    # a checkpoint as a run leaves it (the run above removed its own when it saved the artefact)
-    ck = tmp_path / "ck"
-    q = subprocess.run([*argv[:-4], "--eval-runs", "0", "--output-dir", str(tmp_path / "ckrun"), "--iterations",
-                        "2"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180)
-    printed += [q.stdout, q.stderr]
-    assert q.returncode == 0, q.stderr[-2000:]
+    ck = tmp_path / "ck"  # a checkpoint as an interrupted run leaves it (the run above removed its own)
 
     # 2. in this process, token as an argument: a checkpointed condensation, a push, a push the server fails,
     #    a rejected token; their error messages too
@@ -88,7 +94,7 @@ def test_the_token_appears_in_no_file_message_or_output(hub_server, tmp_path, ca
     Condenser(d, CondenseConfig(iterations=2, batch_real=4, checkpoint_every=1), checkpoint_dir=ck,
               progress=False).run()
     assert list(ck.glob("iter_*/*"))
-    cd = tiny_condensed("lodm")
+    cd = CondensedDataset.from_disk(out)  # the run's own set
     cd.push_to_hub("alice/secret-api", token=CANARY)
     errors = []
     server.fail_next("commit", status=500, times=50)
@@ -106,6 +112,10 @@ def test_the_token_appears_in_no_file_message_or_output(hub_server, tmp_path, ca
     cap = capsys.readouterr()
     printed += [cap.out, cap.err]
 
+    written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert {"run/config.json", "run/results.json", "run/README.md"} <= written  # the scan sees what was written
+    assert any(w.startswith("ck/iter_") and w.endswith(".pt") for w in written), written
+    assert len(server.commits("alice/secret-scan")) >= 1
     leaks = {"printed": [i for i, t in enumerate(printed) if _leaks(t)], "errors": [e for e in errors if _leaks(e)],
              "files": _files_with_token(tmp_path),
              "hub": _server_leaks(server, ["alice/secret-scan", "alice/secret-api", "alice/secret-eval"])}
@@ -117,8 +127,8 @@ def test_the_token_appears_in_no_file_message_or_output(hub_server, tmp_path, ca
 # untrusted repos
 
 
-def test_a_local_repo_with_a_link_out_of_its_folder_is_refused(tmp_path):
-    folder = write_repo_folder(tiny_condensed("lodm"), tmp_path / "repo")
+def test_a_local_repo_with_a_link_out_of_its_folder_is_refused(tmp_path, tiny_set):
+    folder = write_repo_folder(tiny_set, tmp_path / "repo")
     secret = tmp_path / "outside.txt"
     secret.write_text("private")
     (folder / "condensations" / "notes.txt").symlink_to(secret)
@@ -128,8 +138,8 @@ def test_a_local_repo_with_a_link_out_of_its_folder_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("path", ["../outside/train-*.parquet", "/etc/passwd", "condensations/../../x.parquet"])
-def test_a_card_whose_data_files_leave_the_repo_is_refused(tmp_path, path):
-    folder = write_repo_folder(tiny_condensed("lodm"), tmp_path / "repo")
+def test_a_card_whose_data_files_leave_the_repo_is_refused(tmp_path, path, tiny_set):
+    folder = write_repo_folder(tiny_set, tmp_path / "repo")
     readme = (folder / "README.md").read_text()
     head, front, body = readme.split("---\n", 2)
     front = front.replace("configs:\n", f"configs:\n- config_name: evil\n  data_files:\n  - split: train\n"
@@ -139,8 +149,8 @@ def test_a_card_whose_data_files_leave_the_repo_is_refused(tmp_path, path):
         CondensedDataset.from_hub(str(folder))
 
 
-def test_a_hub_repo_listing_a_file_outside_itself_is_refused(hub_server, tmp_path):
-    folder = write_repo_folder(tiny_condensed("lodm"), tmp_path / "repo")
+def test_a_hub_repo_listing_a_file_outside_itself_is_refused(hub_server, tmp_path, tiny_set):
+    folder = write_repo_folder(tiny_set, tmp_path / "repo")
     files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     hub_server.server.create_repo("alice/evil")
     hub_server.server.put_files("alice/evil", {**files, "../escape.txt": b"x"})
