@@ -138,6 +138,7 @@ def build_fixtures(ws: Path) -> dict[str, str]:
     fx["D_unicode"] = str(make_dataset(d / "données ü 数据", per_class={"train": 6, "test": 2}))
     fx["D_spaces"] = str(make_dataset(d / "with spaces", per_class={"train": 6, "test": 2}))
     mk("D_badcard")
+    _source_faults(d, fx, mk)
     Path(fx["D_badcard"], "README.md").write_text("---\nlicense: [mit\n---\n")
     import datasets as hfds
 
@@ -174,7 +175,59 @@ def build_fixtures(ws: Path) -> dict[str, str]:
     return fx
 
 
-_API_NEEDS_RUNS = {"api-cd-from-disk-truncated", "api-cd-from-disk-results", "api-cd-nan-from-disk-eval"}
+def _source_faults(d: Path, fx: dict, mk) -> None:
+    """Datasets whose files are damaged in the ways a download or a hand-made shard can be."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.datasets_factory import OddRow
+
+    def train_file(name: str) -> Path:
+        return Path(fx[name]) / "data" / "train-00000-of-00001.parquet"
+
+    mk("D_trunc_shard")
+    b = train_file("D_trunc_shard").read_bytes()
+    train_file("D_trunc_shard").write_bytes(b[: len(b) // 2])
+    mk("D_odd_size", odd={"train": {5: OddRow(size=(16, 16))}})
+    mk("D_odd_mode", odd={"train": {5: OddRow(mode="L")}})
+    mk("D_label_range")  # a ClassLabel of 3 names holding the id 7 in row 4
+    t = pq.read_table(train_file("D_label_range"))
+    labels = t.column("label").to_pylist()
+    labels[4] = 7
+    i = t.schema.get_field_index("label")
+    pq.write_table(t.set_column(i, t.schema.field(i), pa.array(labels, t.schema.field(i).type)),
+                   train_file("D_label_range"))
+    mk("D_shards_disagree")  # train split in two files, the second with the image column renamed
+    f = train_file("D_shards_disagree")
+    t = pq.read_table(f)
+    half = t.num_rows // 2
+    pq.write_table(t.slice(0, half), f.with_name("train-00000-of-00002.parquet"))
+    pq.write_table(t.slice(half).rename_columns(["img" if c == "image" else c for c in t.column_names]),
+                   f.with_name("train-00001-of-00002.parquet"))
+    f.unlink()
+
+
+def _untrusted_repos(ws: Path, fx: dict) -> None:
+    """Copies of the good artefact (a repo folder) that try to make a read leave the folder."""
+    root = ws / "untrusted"
+    root.mkdir()
+    secret = root / "secret.txt"
+    secret.write_text("private\n")
+    link = root / "link_out"
+    shutil.copytree(fx["ART"], link)
+    (link / "condensations" / "notes.txt").symlink_to(secret)
+    fx["REPO_link_out"] = str(link)
+    for name, path in [("dotdot", "../secret/train-*.parquet"), ("absolute", "/etc/passwd")]:
+        dst = root / f"card_{name}"
+        shutil.copytree(fx["ART"], dst)
+        text = (dst / "README.md").read_text()
+        text = text.replace("configs:\n", f"configs:\n- config_name: evil\n  data_files:\n  - split: train\n"
+                                          f"    path: {path}\n", 1)
+        (dst / "README.md").write_text(text)
+        fx[f"REPO_card_{name}"] = str(dst)
+
+
+_API_NEEDS_RUNS = {"api-pull-link-out", "api-pull-card-dotdot", "api-pull-card-absolute", "api-cd-from-disk-truncated", "api-cd-from-disk-results", "api-cd-nan-from-disk-eval"}
 
 
 def needs_runs(cases: list[Case]) -> bool:
@@ -217,6 +270,7 @@ def build_runs(ws: Path, fx: dict, env: dict) -> None:
     fx["ART"] = str(art)
     # damaged / foreign artefacts
     _damaged_artefacts(ws, fx)
+    _untrusted_repos(ws, fx)
 
 
 def _damaged_artefacts(ws: Path, fx: dict) -> None:
@@ -687,6 +741,15 @@ def _api_cases() -> list[Case]:
         mention="itertions")
     api("api-cd-nan-from-disk-eval", "CondensedDataset.from_disk(NaN factors).evaluate()", lambda fx: _cd_nan(fx),
         mention="NaN|finite")
+    api("api-pull-link-out", "from_hub(a repo folder holding a link to a file outside it)",
+        lambda fx: __import__("hf_lodc").CondensedDataset.from_hub(fx["REPO_link_out"]), mention="outside",
+        group="untrusted")
+    api("api-pull-card-dotdot", "from_hub(a repo folder whose card's data_files start with ../)",
+        lambda fx: __import__("hf_lodc").CondensedDataset.from_hub(fx["REPO_card_dotdot"]),
+        mention=r"\.\./secret.*outside", group="untrusted")
+    api("api-pull-card-absolute", "from_hub(a repo folder whose card's data_files name /etc/passwd)",
+        lambda fx: __import__("hf_lodc").CondensedDataset.from_hub(fx["REPO_card_absolute"]),
+        mention=r"/etc/passwd.*outside", group="untrusted")
     api("api-budget-types", "plan_budget('1', ...) wrong types", lambda fx: _plan_budget_bad(fx), mention="ipc")
     api("api-config-bool-ipc", "CondenseConfig(ipc=True)", lambda fx: __import__("hf_lodc").CondenseConfig(ipc=True),
         mention="ipc")
@@ -1003,8 +1066,24 @@ def cli_cases() -> list[Case]:
         ("data-is-file", "{a_file}", [], "file"),
         ("data-eval-split-train", "{D}", ["--eval-split", "train"], "eval_split"),
         ("data-config-name", "{D}", ["--config-name", "nope"], "nope"),
+        ("data-truncated-shard", "{D_trunc_shard}", [], r"train-00000-of-00001\.parquet.*(damaged|truncated)"),
+        ("data-odd-size-refused", "{D_odd_size}", ["--mixed", "error"], r"row 5 \(RGB 16x16\)"),
+        ("data-odd-mode-refused", "{D_odd_mode}", ["--mixed", "error"], r"row 5 \(L 8x8\)"),
+        ("data-label-out-of-range", "{D_label_range}", [], r"row 4: 7"),
+        ("data-shards-disagree", "{D_shards_disagree}", [], r"train-0000[01]-of-00002\.parquet.*img"),
     ]:
         cli(id_, Da, f"--dataset problem: {id_[5:].replace('-', ' ')}", cond(*args, dataset=ds), mention=mention)
+
+    def warned(pattern: str):
+        def check(fx, case_dir, o):  # accepted, and the count / rows are said
+            return [] if o.rc != 0 or re.search(pattern, o.stderr) else ["silent_wrong"]
+        return check
+
+    cli("data-odd-size-converted", Da, "an image of another size mid-split, default --mixed convert: converted "
+        "with a count and its row", cond(dataset="{D_odd_size}"), expect="ok",
+        check=warned(r"1 not of the dominant size 8x8.*row 5 \(RGB 16x16\)"))
+    cli("data-corrupt-skipped", Da, "a corrupt image with --skip-corrupt: skipped with a count",
+        cond("--skip-corrupt", dataset="{D_corrupt}"), expect="ok", check=warned(r"skipped 1 corrupt rows \(rows \[2\]"))
 
     # own: the other recipes
     K = "recipes"

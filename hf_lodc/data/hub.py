@@ -268,6 +268,56 @@ def _unreachable(e: BaseException, ctx: _LoadContext) -> HfLodcError:
     )
 
 
+def _is_generation_error(e: BaseException, ctx: _LoadContext) -> bool:
+    return type(e).__name__ == "DatasetGenerationError"
+
+
+def _root_cause(e: BaseException) -> BaseException:
+    seen = set()
+    while (e.__cause__ or e.__context__) is not None and id(e) not in seen:
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return e
+
+
+def _shard_problems(source: str) -> list[str]:
+    """The data files of a local dataset folder that cannot be read, or whose columns disagree with the
+    other files of their split (``train-00000-of-00002.parquet`` vs ``train-00001-...``)."""
+    import pyarrow.parquet as pq
+
+    root = Path(source)
+    if not root.is_dir():
+        return []
+    problems, columns = [], {}
+    for f in sorted(root.rglob("*.parquet")):
+        rel = f.relative_to(root).as_posix()
+        try:
+            columns[rel] = pq.read_schema(f).names
+        except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid / OSError for damaged files
+            problems.append(f"{rel!r} is damaged or truncated ({_first_line(e)})")
+    by_split: dict[str, dict[str, list[str]]] = {}
+    for rel, cols in columns.items():
+        split = re.sub(r"-\d+-of-\d+\.parquet$|\.parquet$", "", rel)
+        by_split.setdefault(split, {})[rel] = cols
+    for split, files in by_split.items():
+        kinds = {tuple(c) for c in files.values()}
+        if len(kinds) > 1:
+            first = next(iter(files))
+            other = next(f for f, c in files.items() if tuple(c) != tuple(files[first]))
+            problems.append(f"the files of {split!r} disagree on their columns: {first!r} has {files[first]}, "
+                            f"{other!r} has {files[other]}")
+    return problems
+
+
+def _generation_error(e: BaseException, ctx: _LoadContext) -> HfLodcError:
+    problems = _shard_problems(ctx.source)
+    what = "; ".join(problems) if problems else f"{type(_root_cause(e)).__name__}: {_first_line(_root_cause(e))}"
+    return DatasetError(
+        f"dataset {ctx.dataset!r}: its data files cannot be read as one dataset: {what}. Replace the damaged "
+        "file(s) (download them again) or make every file of a split hold the same columns and types"
+    )
+
+
 # first match wins: (does this rule apply?, the error to raise)
 _LOAD_ERRORS: list[tuple[Callable[[BaseException, _LoadContext], bool],
                          Callable[[BaseException, _LoadContext], HfLodcError]]] = [
@@ -278,6 +328,7 @@ _LOAD_ERRORS: list[tuple[Callable[[BaseException, _LoadContext], bool],
     (_is_config_error, _config_error),
     (_is_empty_split, _empty_split),
     (_is_unreachable, _unreachable),
+    (_is_generation_error, _generation_error),
 ]
 
 
@@ -434,9 +485,12 @@ def _decode_all(splits: dict, dataset: str, image_column: str, label_column: str
     off_mode = sum(c for m, c in modes.items() if m != dom_mode)
     off_size = sum(c for s, c in sizes.items() if s != dom_size)
     if off_mode or off_size:  # the images disagree with each other
+        odd = [f"split {name!r} row {row} ({m} {_size_text(sz)})" for name, (_, _, scan) in scans.items()
+               for (m, sz), row in scan.first_row.items() if m != dom_mode or sz != dom_size]
         msg = (
             f"mixed images: {off_mode} not in the dominant mode {dom_mode} (modes: {_counts_text(modes)}), "
-            f"{off_size} not of the dominant size {_size_text(dom_size)} (sizes: {_counts_text(sizes, _size_text)})"
+            f"{off_size} not of the dominant size {_size_text(dom_size)} (sizes: {_counts_text(sizes, _size_text)}), "
+            f"first of each other kind: {', '.join(odd[:5])}"
         )
         if mixed == "error":
             raise DatasetError(
@@ -454,7 +508,9 @@ def _decode_all(splits: dict, dataset: str, image_column: str, label_column: str
             msg = f"split {name!r}: skipped {len(bad)} corrupt rows (rows {bad[:10]}{' ...' if len(bad) > 10 else ''})"
             warnings.warn(f"dataset {dataset!r}: {msg}", stacklevel=3)
             notes.append(msg)
-        labels = np.asarray(vocab.encode(ds[label_column]), dtype=np.int64)[keep]
+        labels = np.asarray(vocab.encode(ds[label_column]), dtype=np.int64)
+        _check_label_range(labels, len(vocab.class_names), dataset, name, scan.rows)
+        labels = labels[keep]
         images = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()  # (N, H, W, C) -> (N, C, H, W)
         tensors[name] = LabeledImages(images, torch.from_numpy(labels))
     if converted:
@@ -467,6 +523,18 @@ def _decode_all(splits: dict, dataset: str, image_column: str, label_column: str
 
 # ---------------------------------------------------------------------------------------------
 # labels
+
+
+def _check_label_range(labels: np.ndarray, num_classes: int, dataset: str, split: str, rows: np.ndarray) -> None:
+    """Refuse ids outside the class list, naming the split's rows (before any is dropped or decoded)."""
+    bad = np.nonzero((labels < -1) | (labels >= num_classes))[0]
+    if len(bad):
+        shown = ", ".join(f"row {int(rows[i])}: {int(labels[i])}" for i in bad[:5])
+        raise ColumnError(
+            f"dataset {dataset!r}, split {split!r}: {len(bad)} label(s) outside the {num_classes} classes "
+            f"0..{num_classes - 1} ({shown}{' ...' if len(bad) > 5 else ''}); the label column's class names "
+            "do not cover them. Fix those rows, or the ClassLabel names in the dataset card"
+        )
 
 
 def _drop_unlabelled(li: LabeledImages, num_classes: int, dataset: str, split: str, notes: list[str]) -> LabeledImages:
