@@ -46,6 +46,7 @@ from ..synset.budget import Budget, plan_budget
 from ..synset.contrast import CONTRASTS, apply_contrast
 from ..synset.init import INITS, initialise
 from ..synset.base import PARAMETERISATIONS, SyntheticSet
+from .abortable import AbortableStep, StepAborted
 from .checkpoint import (STATE_FILE, check_resumable, latest_checkpoint, read_checkpoint, resume_command,
                          save_checkpoint)
 from . import device as device_settings
@@ -159,8 +160,9 @@ def build_synset(spec: MethodSpec, num_classes: int, budget: Budget) -> Syntheti
 
 
 @contextlib.contextmanager
-def _catch_signals():
-    """Turn SIGINT/SIGTERM into a flag checked between iterations (main thread only)."""
+def _catch_signals(guard: AbortableStep | None = None):
+    """Turn SIGINT/SIGTERM into a flag checked between iterations (main thread only); inside a step
+    whose starting state ``guard`` copied, leave the step at once (``StepAborted``)."""
     flag = {"sig": None}
     if threading.current_thread() is not threading.main_thread():
         yield flag
@@ -170,6 +172,9 @@ def _catch_signals():
         if flag["sig"] is not None:  # second signal: stop now
             raise KeyboardInterrupt
         flag["sig"] = signum
+        if guard is not None and guard.active:
+            guard.active = False
+            raise StepAborted
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -481,12 +486,22 @@ class Condenser:
         bar = tqdm(total=total, initial=self.start_iteration, desc=f"{self.spec.name} ipc{self.budget.ipc}",
                    disable=not (self.progress and self.comm.is_main), dynamic_ncols=True)
         timed_its, timed_s = 0, 0.0
+        guard = AbortableStep(enabled=self.comm.world == 1)
         try:
-            with _catch_signals() as flag:
+            with _catch_signals(guard) as flag:
                 pending: list[tuple[int, dict, torch.Tensor]] = []  # one process: checked when read
                 for it in range(self.start_iteration, total):
                     t_it = time.perf_counter()
-                    metrics = objective.step(it, self.synset, opt, self._iteration_generator(it))
+                    try:
+                        with guard.step(self.synset, opt, objective):
+                            metrics = objective.step(it, self.synset, opt, self._iteration_generator(it))
+                    except StepAborted:  # back at the start of iteration `it`: checkpoint that
+                        guard.restore(self.synset, opt, objective)
+                        if pending:
+                            self._read_pending(pending)
+                        path = self.save_checkpoint(it, opt)
+                        raise Interrupted(self._interrupt_message(flag["sig"], it, path)
+                                          + " (the step in progress was left; a resume redoes it)") from None
                     done = it + 1
                     if self.comm.world == 1:
                         # no host sync per iteration: the loss and the finiteness flag stay on the
