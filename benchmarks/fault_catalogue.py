@@ -508,6 +508,30 @@ def finish_rival(fx, case_dir: Path) -> list[str]:
     return []
 
 
+def killed_in_eval(fx, case_dir: Path) -> None:
+    """A first run SIGKILLed during its (long) evaluation, leaving what it left."""
+    argv = [PY, *CONDENSE, "--dataset", fx["D"], "--iterations", "3", "--batch-real", "4", "--eval-runs", "1",
+            "--eval-epochs", "100000", "--output-dir", str(case_dir / "out")]
+    log = case_dir / "first.log"
+    with open(log, "w") as f:
+        p = subprocess.Popen(argv, cwd=REPO, env=fx["_env"], stdout=f, stderr=subprocess.STDOUT)
+    t0 = time.time()
+    while time.time() - t0 < 90 and p.poll() is None and "condensed in" not in log.read_text():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    p.kill()
+    p.wait()
+
+
+def resumed_into_evaluation(fx, case_dir, o: Outcome) -> list[str]:
+    """The resume found the finished loop's checkpoint: no iteration ran again, the artefact is there."""
+    if o.rc != 0:
+        return []
+    if "at iteration 3/3" not in o.stdout or "condensed in" in o.stdout:
+        return ["lost_work"]  # the iterations were run again
+    return [] if (case_dir / "out" / "config.json").is_file() else ["lost_work"]
+
+
 def tilde_check(fx, case_dir, o):
     flags = []
     home = Path(fx["home"])
@@ -905,6 +929,14 @@ def cli_cases() -> list[Case]:
         setup=lambda fx, cd: shutil.copytree(fx["ART"], cd / "out"),
         signal_after=(r"condensed in", signal.SIGTERM, 1.0), check=interrupted_no_stale, out="{case}/out",
         timeout=180)
+    cli("signal-kill-during-eval-resume", S, "SIGKILL during a long evaluation, then --resume: straight to the "
+        "evaluation from the finished loop's checkpoint", resume(iterations="3"), setup=killed_in_eval,
+        expect="ok", check=resumed_into_evaluation, out="{case}/out", timeout=180)
+    cli("signal-term-long-step", S, "SIGTERM inside a condensation step that takes minutes (IDC, 3000 rounds)",
+        cond("--method", "idc", "--match-steps", "3000", "--n-data", "4", "--iterations", "3", "--eval-runs", "0",
+             "--output-dir", "{case}/out"),
+        signal_after=(r"method idc", signal.SIGTERM, 2.0), check=interrupted_checkpoint, out="{case}/out",
+        timeout=60)
     cli("signal-term-during-condense", S, "SIGTERM during condensation (checkpoint expected)",
         cond("--iterations", "400", "--output-dir", "{case}/out"),
         signal_after=(r"method lodm", signal.SIGTERM, 3.0), check=interrupted_checkpoint, out="{case}/out",
