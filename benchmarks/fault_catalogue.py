@@ -139,6 +139,7 @@ def build_fixtures(ws: Path) -> dict[str, str]:
     fx["D_spaces"] = str(make_dataset(d / "with spaces", per_class={"train": 6, "test": 2}))
     mk("D_badcard")
     _source_faults(d, fx, mk)
+    _untrusted_pt(ws, fx)
     Path(fx["D_badcard"], "README.md").write_text("---\nlicense: [mit\n---\n")
     import datasets as hfds
 
@@ -205,6 +206,31 @@ def _source_faults(d: Path, fx: dict, mk) -> None:
     pq.write_table(t.slice(half).rename_columns(["img" if c == "image" else c for c in t.column_names]),
                    f.with_name("train-00001-of-00002.parquet"))
     f.unlink()
+
+
+class _RunsCode:
+    """Unpickling this runs ``touch <marker>``: a .pt set must never be read that way."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _untrusted_pt(ws: Path, fx: dict) -> None:
+    import torch
+
+    root = ws / "untrusted_pt"
+    root.mkdir()
+    fx["PT_marker"] = str(root / "code-ran")
+    torch.save({"images": torch.zeros(6, 3, 8, 8), "labels": torch.arange(3).repeat(2),
+                "extra": _RunsCode(fx["PT_marker"])}, root / "runs_code.pt")
+    fx["PT_runs_code"] = str(root / "runs_code.pt")
+
+
+def no_code_ran(fx, case_dir, o):
+    return ["silent_wrong"] if Path(fx["PT_marker"]).exists() else []
 
 
 def _untrusted_repos(ws: Path, fx: dict) -> None:
@@ -976,6 +1002,9 @@ def cli_cases() -> list[Case]:
     cli("artefact-shape-mismatch", E, "evaluate.py on an artefact whose factor has another shape than its config",
         evaluate("{ART_shape_mismatch}"), mention=r"synset\.safetensors.*shape", forbid="size mismatch|copying a param",
         check=eval_results_check)
+    cli("artefact-pt-runs-code", "untrusted", "evaluate.py on a .pt whose pickle would run a command",
+        evaluate("{PT_runs_code}", "--test-dataset", "{D}"), mention="other than tensors|could run code",
+        check=no_code_ran)
     cli("artefact-empty-dir", E, "evaluate.py on an empty folder", evaluate("{empty_dir}"), mention="empty")
     cli("artefact-a-file", E, "evaluate.py on a file", evaluate("{a_file}"), mention="a_file")
     cli("artefact-moved-source", E, "evaluate.py on an artefact whose source folder was moved",
