@@ -500,8 +500,9 @@ class Condenser:
                         if pending:
                             self._read_pending(pending)
                         path = self.save_checkpoint(it, opt)
-                        raise Interrupted(self._interrupt_message(flag["sig"], it, path)
-                                          + " (the step in progress was left; a resume redoes it)") from None
+                        self.log(f"[hf_lodc] {signal.Signals(flag['sig']).name} arrived inside iteration {it}: that "
+                                 "step was left at once and is redone on resume")
+                        raise Interrupted(self._interrupt_message(flag["sig"], it, path)) from None
                     done = it + 1
                     if self.comm.world == 1:
                         # no host sync per iteration: the loss and the finiteness flag stay on the
