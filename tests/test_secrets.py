@@ -158,3 +158,22 @@ def test_a_hub_repo_listing_a_file_outside_itself_is_refused(hub_server, tmp_pat
         CondensedDataset.from_hub("alice/evil")
     assert not (tmp_path / "escape.txt").exists()
     assert not os.path.exists(Path(hub_server.hf_home).parent / "escape.txt")
+
+
+def test_huge_files_in_a_hub_repo_are_refused_before_they_are_downloaded(hub_server, tmp_path, tiny_set):
+    from hf_lodc.export.pull import MAX_TEXT_BYTES
+
+    folder = write_repo_folder(tiny_set, tmp_path / "repo")
+    files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    server = hub_server.server
+    name = next(f.split("/")[1] for f in files if f.endswith("hf_lodc.json"))
+    server.create_repo("alice/huge-data")
+    server.put_files("alice/huge-data", {**files, f"condensations/{name}/padding.bin": bytes(65 << 20)})
+    with pytest.raises(IncompatibleArtifactError, match=r"take \d+ bytes, far more than a set of 6 images"):
+        CondensedDataset.from_hub("alice/huge-data")
+    server.create_repo("alice/huge-card")
+    server.put_files("alice/huge-card", {**files, "README.md": files["README.md"] + b" " * MAX_TEXT_BYTES})
+    with pytest.raises(IncompatibleArtifactError, match=r"README\.md is \d+ bytes, more than a card"):
+        CondensedDataset.from_hub("alice/huge-card")
+    fetched = [r.path for r in server.requests("resolve")]
+    assert not [p for p in fetched if "padding" in p or ("huge-card" in p and "README" in p)], fetched

@@ -40,7 +40,7 @@ class _HubRepo:
         self.api = HfApi(token=token)
         self.repo_id, self.token = repo_id, token
         try:
-            info = self.api.repo_info(repo_id, repo_type="dataset", revision=revision)
+            info = self.api.repo_info(repo_id, repo_type="dataset", revision=revision, files_metadata=True)
         except RevisionNotFoundError:
             raise DatasetNotFoundError(
                 f"dataset repo {repo_id!r} has no revision {revision!r}; use a branch, tag or commit sha"
@@ -57,11 +57,13 @@ class _HubRepo:
             raise HubError(f"cannot read dataset repo {repo_id!r} from {self.api.endpoint}: {f.message}") from None
         self.sha = info.sha
         self.files = sorted(s.rfilename for s in info.siblings or [])
+        self.sizes = {s.rfilename: s.size for s in info.siblings or [] if s.size is not None}
         self.where = repo_id
         for f in self.files:
             _check_repo_path(f, repo_id, "a file of the repo")
 
     def read(self, path: str) -> bytes | None:
+        _check_text_size(self.sizes.get(path), path, self.where)
         return read_remote(self.api, self.repo_id, self.sha, path)
 
     def load(self, config: str):
@@ -85,12 +87,46 @@ class _LocalRepo:
 
     def read(self, path: str) -> bytes | None:
         p = self.path / path
-        return p.read_bytes() if p.is_file() else None
+        if not p.is_file():
+            return None
+        _check_text_size(p.stat().st_size, path, self.where)
+        return p.read_bytes()
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {f: (self.path / f).stat().st_size for f in self.files}
 
     def load(self, config: str):
         import datasets
 
         return datasets.load_dataset(str(self.path), config, split="train")
+
+
+MAX_TEXT_BYTES = 16 << 20  # a card or a condensation record: kilobytes; more is not one hf_lodc wrote
+
+
+def _check_text_size(size: int | None, path: str, where: str) -> None:
+    if size is not None and size > MAX_TEXT_BYTES:
+        raise IncompatibleArtifactError(
+            f"{where!r}: {path} is {size} bytes, more than a card or record of a condensed set can be "
+            f"({MAX_TEXT_BYTES >> 20} MiB); refusing to read it")
+
+
+def _check_data_size(repo, name: str, art_rec: dict, meta_path: str) -> None:
+    """The files of one condensation hold a few copies of the set (its views): a repo whose files there are
+    far larger than the record's set could be is refused before they are downloaded."""
+    try:
+        shape = [int(v) for v in art_rec["image_shape"]]
+        units = int(art_rec["num_classes"]) * int(art_rec["images_per_class"])
+    except (KeyError, TypeError, ValueError):
+        return  # the record's own check names the bad field
+    per_set = units * shape[0] * shape[1] * shape[2] * 4  # float32 pixels of the whole set
+    limit = (64 << 20) + 32 * per_set
+    total = sum(v for f, v in repo.sizes.items() if f.startswith(f"{ROOT}/{name}/"))
+    if total > limit:
+        raise IncompatibleArtifactError(
+            f"{repo.where!r}: the files of {ROOT}/{name}/ take {total} bytes, far more than a set of {units} "
+            f"images of {shape} described by {meta_path} needs (at most {limit}); refusing to download them")
 
 
 def _check_repo_path(path: Any, where: str, what: str) -> None:
@@ -214,6 +250,7 @@ def load_condensation(
         if not isinstance(meta.get(key), dict):
             raise IncompatibleArtifactError(f"{repo.where!r}: {meta_path} lacks the field {key!r}")
     art_rec = meta["artifact"]
+    _check_data_size(repo, name, art_rec, meta_path)
     state = _state_from_views(repo, meta, art_rec, meta_path)
     art = artifact_from_record(art_rec, state, meta.get("results") or {}, meta.get("history") or [],
                                where=f"{repo.where}:{meta_path}", tensors_file="the set's exact view",
