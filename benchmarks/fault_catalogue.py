@@ -1032,6 +1032,10 @@ def cli_cases() -> list[Case]:
         cond(dataset="ylecun/mnist"), env={"HF_LODC_LOCAL_HUB": "/no/such/hub"}, mention="/no/such/hub")
     cli("msg-local-hub-file", M, "HF_LODC_LOCAL_HUB names a file, not a folder", cond(dataset="ylecun/mnist"),
         env={"HF_LODC_LOCAL_HUB": "{a_file}"}, mention="is a file", forbid="does not exist")
+    cli("msg-cli-spelling-empty-class", M, "a class without images, on the CLI: the remedy is spelled as a flag",
+        cond(dataset="{D_empty_class}"), mention="--drop-empty-classes")
+    cli("msg-cli-spelling-corrupt", M, "a corrupt image, on the CLI: the remedy is spelled as a flag",
+        cond(dataset="{D_corrupt}"), mention="--skip-corrupt")
     cli("msg-hub-id-missing", M, "--dataset owner/missing with the mirror set and offline",
         cond(dataset="owner/missing-xyz"), mention="owner/missing-xyz")
     cli("msg-contrast-none", M, "--contrast none (a documented value)", cond("--contrast", "none",

@@ -76,7 +76,7 @@ def _reason(exc: BaseException) -> str:
 def _decode_error(dataset: str, split: str, row: int, exc: BaseException) -> ImageDecodeError:
     return ImageDecodeError(
         f"dataset {dataset!r}, split {split!r}, row {row}: image cannot be decoded ({_reason(exc)}). "
-        "Pass skip_corrupt=True to drop such rows."
+        "Pass skip_corrupt=True to drop such rows (on the command line: --skip-corrupt)."
     )
 
 

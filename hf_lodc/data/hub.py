@@ -400,7 +400,8 @@ def _pick_splits(dd, dataset: str, train_split: str, eval_split: str | None,
     if eval_split is not None and eval_split == train_split:
         raise ConfigError(
             f"eval_split is the train split {train_split!r}: the evaluation would test on the images the set is "
-            "condensed from. Pick another split, or holdout_fraction=0.1 with eval_split=None."
+            "condensed from. Pick another split, or holdout_fraction=0.1 with eval_split=None (on the command "
+            "line: --holdout-fraction 0.1 --eval-split none)."
         )
     splits = {train_split: dd[train_split]}
     if eval_split is None:
@@ -414,7 +415,7 @@ def _pick_splits(dd, dataset: str, train_split: str, eval_split: str | None,
         raise SplitError(
             f"dataset {dataset!r} has no split {eval_split!r} to evaluate on; splits: {available}. Choose one with "
             f"eval_split=... (None: no evaluation), or carve one off {train_split!r} with holdout_fraction=0.1 "
-            "(stratified, seeded by holdout_seed)"
+            "(stratified, seeded by holdout_seed; on the command line: --eval-split, --holdout-fraction 0.1)"
         )
     return splits, True
 
@@ -495,7 +496,8 @@ def _decode_all(splits: dict, dataset: str, image_column: str, label_column: str
         if mixed == "error":
             raise DatasetError(
                 f"dataset {dataset!r}: {msg}. Pass mixed='convert' to convert them all to {target} "
-                "(choose the target with image_mode= / image_size=)"
+                "(choose the target with image_mode= / image_size=; on the command line: --mixed convert, "
+                "--image-mode, --image-size)"
             )
         warnings.warn(f"dataset {dataset!r}: {msg}; converting them to {target}", stacklevel=3)
     tensors = {}
@@ -567,7 +569,7 @@ def _drop_empty_classes(train: LabeledImages, test: LabeledImages | None, class_
         raise ClassSizeError(
             f"dataset {dataset!r}, split {train_split!r}: {len(names)} of {len(class_names)} classes have no "
             f"images: {shown}. Pass drop_empty_classes=True to drop them (and their evaluation rows), or use "
-            "another split."
+            "another split (on the command line: --drop-empty-classes)."
         )
     new_id = torch.cumsum(~empty, 0) - 1  # old class id -> new id (valid where ~empty)
     train = LabeledImages(train.images, new_id[train.labels])
@@ -612,7 +614,7 @@ def _assemble(tensors: dict, class_names: list[str], dataset: str, train_split: 
         raise SplitError(
             f"dataset {dataset!r}: split {eval_name!r} has no usable rows (all unlabelled, corrupt or of dropped "
             f"classes); choose another eval_split, or carve one off {train_split!r} with eval_split=None, "
-            "holdout_fraction=0.1"
+            "holdout_fraction=0.1 (on the command line: --eval-split none --holdout-fraction 0.1)"
         )
     return train, test, eval_name, class_names
 
