@@ -116,3 +116,35 @@ def test_a_download_cut_short_gives_the_right_set_or_one_clear_error(hub_server,
         assert REPO in str(e) and "\n" not in str(e).strip()
     else:
         assert torch.equal(back.images(), tiny_set.images())
+
+
+def test_two_writers_at_once_both_end_up_in_the_repo_and_the_card(hub_server, tiny_set):
+    """Two pushes of different condensations to one repo at the same time (threads, real HTTP): the commit
+    built on a stale head is refused (parent_commit), re-planned on the other's commit, and neither card
+    entry overwrites the other."""
+    import threading
+
+    server = hub_server.server
+    tiny_set.push_to_hub(REPO, config_name="first", retry_wait=0.01, log=None)
+    server.fail_next("commit", mode="delay", delay=1.0, times=2)  # both commits wait, so both read the same head
+    results, errors = {}, []
+
+    def push(name):
+        try:
+            results[name] = tiny_set.push_to_hub(REPO, config_name=name, retry_wait=0.01, log=None)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(f"{name}: {type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=push, args=(n,)) for n in ("writer-a", "writer-b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    files = server.repo_state(REPO).files
+    front = yaml.safe_load(server.read_file(REPO, "README.md").decode().split("---\n")[1])
+    names = {c["config_name"] for c in front["condensation"]}
+    assert {"first", "writer-a", "writer-b"} <= names, names
+    assert all(f"condensations/{n}/hf_lodc.json" in files for n in ("first", "writer-a", "writer-b"))
+    assert 412 in [r.status for r in server.requests("commit")]  # the race really happened
+    assert_never_half_published(server, REPO)
