@@ -98,3 +98,34 @@ def test_a_step_left_by_a_signal_resumes_bit_exact(tiny, tmp_path, one_thread):
     resumed = Condenser(data, CondenseConfig(**cfg), checkpoint_dir=ck, progress=False).run(resume=True)
     for k, v in reference.items():
         assert torch.equal(resumed.synset.state_dict()[k], v), f"{k} differs from the uninterrupted run"
+
+
+def test_a_run_killed_during_evaluation_resumes_straight_into_it(tiny, tmp_path, monkeypatch):
+    """The finished loop is checkpointed before the evaluation: a run that dies there (here: SystemExit,
+    which nothing in the run catches, as with SIGKILL) resumes without redoing one iteration."""
+    import hf_lodc.pipeline as pipeline
+    from safetensors.torch import load_file
+
+    opts = {"dataset": str(tiny), "iterations": 3, "batch_real": 4, "eval_runs": 1, "eval_epochs": 1}
+    out = tmp_path / "run"
+    real_evaluate = pipeline.evaluate
+
+    def dies(*args, **kwargs):
+        raise SystemExit("killed while evaluating")
+
+    monkeypatch.setattr(pipeline, "evaluate", dies)
+    with pytest.raises(SystemExit):
+        pipeline.run_experiment(RunConfig.from_flat({**opts, "output_dir": str(out)}), progress=False,
+                                log=lambda m: None)
+    assert latest_checkpoint(out / "checkpoints").name == "iter_0000003"
+    monkeypatch.setattr(pipeline, "evaluate", real_evaluate)
+    said: list[str] = []
+    pipeline.run_experiment(RunConfig.from_flat({**opts, "output_dir": str(out), "resume": True}), progress=False,
+                            log=said.append)
+    assert any("at iteration 3/3" in m for m in said) and not any("condensed in" in m for m in said), said
+    assert not (out / "checkpoints").exists()  # the artefact replaced the run's checkpoints
+    fresh = tmp_path / "fresh"
+    pipeline.run_experiment(RunConfig.from_flat({**opts, "output_dir": str(fresh)}), progress=False,
+                            log=lambda m: None)
+    a, b = load_file(str(out / "synset.safetensors")), load_file(str(fresh / "synset.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

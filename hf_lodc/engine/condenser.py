@@ -38,7 +38,7 @@ import torch
 
 from ..data.augment import DSAugment
 from ..data.types import ImageClassificationData, LabeledImages
-from ..errors import ConfigError, NonFiniteError
+from ..errors import ArtifactError, ConfigError, NonFiniteError
 from ..methods import MethodSpec, get_method
 from ..objectives import OBJECTIVES, MatchContext, RealSampler, options_for
 from ..seeding import generator
@@ -540,12 +540,22 @@ class Condenser:
                     if stop:
                         path = self.save_checkpoint(done, opt)
                         raise Interrupted(self._interrupt_message(flag["sig"], done, path))
-                    if ((cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < total)
-                            or (done == total and self.checkpoint_at_end)):
+                    if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < total:
                         self.save_checkpoint(done, opt)
+                    elif done == total and self.checkpoint_at_end:
+                        self._save_final_checkpoint(done, opt)
         finally:
             bar.close()
         return timed_its, timed_s
+
+    def _save_final_checkpoint(self, done: int, opt: torch.optim.Optimizer) -> None:
+        """A safety net for the evaluation that follows, not a result: a full disk here must not cost the
+        finished set, which the caller still holds and saves (or rescues) after the evaluation."""
+        try:
+            self.save_checkpoint(done, opt)
+        except ArtifactError as e:
+            self.log(f"[hf_lodc] warning: {e}; going on with the finished set in memory (it is saved after the "
+                     "evaluation, to a rescue folder if need be)")
 
     def _nonfinite_message(self, it: int, loss: float) -> str:
         if self.last_checkpoint is not None:
