@@ -138,6 +138,8 @@ def build_fixtures(ws: Path) -> dict[str, str]:
     fx["D_unicode"] = str(make_dataset(d / "données ü 数据", per_class={"train": 6, "test": 2}))
     fx["D_spaces"] = str(make_dataset(d / "with spaces", per_class={"train": 6, "test": 2}))
     mk("D_badcard")
+    _source_faults(d, fx, mk)
+    _untrusted_pt(ws, fx)
     Path(fx["D_badcard"], "README.md").write_text("---\nlicense: [mit\n---\n")
     import datasets as hfds
 
@@ -174,13 +176,91 @@ def build_fixtures(ws: Path) -> dict[str, str]:
     return fx
 
 
-_API_NEEDS_RUNS = {"api-cd-from-disk-truncated", "api-cd-from-disk-results", "api-cd-nan-from-disk-eval"}
+def _source_faults(d: Path, fx: dict, mk) -> None:
+    """Datasets whose files are damaged in the ways a download or a hand-made shard can be."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.datasets_factory import OddRow
+
+    def train_file(name: str) -> Path:
+        return Path(fx[name]) / "data" / "train-00000-of-00001.parquet"
+
+    mk("D_trunc_shard")
+    b = train_file("D_trunc_shard").read_bytes()
+    train_file("D_trunc_shard").write_bytes(b[: len(b) // 2])
+    mk("D_odd_size", odd={"train": {5: OddRow(size=(16, 16))}})
+    mk("D_odd_mode", odd={"train": {5: OddRow(mode="L")}})
+    mk("D_label_range")  # a ClassLabel of 3 names holding the id 7 in row 4
+    t = pq.read_table(train_file("D_label_range"))
+    labels = t.column("label").to_pylist()
+    labels[4] = 7
+    i = t.schema.get_field_index("label")
+    pq.write_table(t.set_column(i, t.schema.field(i), pa.array(labels, t.schema.field(i).type)),
+                   train_file("D_label_range"))
+    mk("D_shards_disagree")  # train split in two files, the second with the image column renamed
+    f = train_file("D_shards_disagree")
+    t = pq.read_table(f)
+    half = t.num_rows // 2
+    pq.write_table(t.slice(0, half), f.with_name("train-00000-of-00002.parquet"))
+    pq.write_table(t.slice(half).rename_columns(["img" if c == "image" else c for c in t.column_names]),
+                   f.with_name("train-00001-of-00002.parquet"))
+    f.unlink()
+
+
+class _RunsCode:
+    """Unpickling this runs ``touch <marker>``: a .pt set must never be read that way."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _untrusted_pt(ws: Path, fx: dict) -> None:
+    import torch
+
+    root = ws / "untrusted_pt"
+    root.mkdir()
+    fx["PT_marker"] = str(root / "code-ran")
+    torch.save({"images": torch.zeros(6, 3, 8, 8), "labels": torch.arange(3).repeat(2),
+                "extra": _RunsCode(fx["PT_marker"])}, root / "runs_code.pt")
+    fx["PT_runs_code"] = str(root / "runs_code.pt")
+
+
+def no_code_ran(fx, case_dir, o):
+    return ["silent_wrong"] if Path(fx["PT_marker"]).exists() else []
+
+
+def _untrusted_repos(ws: Path, fx: dict) -> None:
+    """Copies of the good artefact (a repo folder) that try to make a read leave the folder."""
+    root = ws / "untrusted"
+    root.mkdir()
+    secret = root / "secret.txt"
+    secret.write_text("private\n")
+    link = root / "link_out"
+    shutil.copytree(fx["ART"], link)
+    (link / "condensations" / "notes.txt").symlink_to(secret)
+    fx["REPO_link_out"] = str(link)
+    for name, path in [("dotdot", "../secret/train-*.parquet"), ("absolute", "/etc/passwd")]:
+        dst = root / f"card_{name}"
+        shutil.copytree(fx["ART"], dst)
+        text = (dst / "README.md").read_text()
+        text = text.replace("configs:\n", f"configs:\n- config_name: evil\n  data_files:\n  - split: train\n"
+                                          f"    path: {path}\n", 1)
+        (dst / "README.md").write_text(text)
+        fx[f"REPO_card_{name}"] = str(dst)
+
+
+_API_NEEDS_RUNS = {"api-pull-link-out", "api-pull-card-dotdot", "api-pull-card-absolute", "api-cd-from-disk-truncated", "api-cd-from-disk-results", "api-cd-nan-from-disk-eval"}
 
 
 def needs_runs(cases: list[Case]) -> bool:
     """Whether any case uses the artefact / checkpoint fixtures (they take a CLI run each to make)."""
     for c in cases:
-        if c.id in _API_NEEDS_RUNS or c.setup in (copy_ckpt,) or c.id == "signal-term-eval-existing-artefact":
+        if (c.id in _API_NEEDS_RUNS or c.setup in (copy_ckpt, copy_ckpt_truncated_rng, copy_art)
+                or c.id == "signal-term-eval-existing-artefact"):
             return True
         if c.argv and any("{ART" in a or "{CKPT" in a for a in c.argv):
             return True
@@ -216,6 +296,7 @@ def build_runs(ws: Path, fx: dict, env: dict) -> None:
     fx["ART"] = str(art)
     # damaged / foreign artefacts
     _damaged_artefacts(ws, fx)
+    _untrusted_repos(ws, fx)
 
 
 def _damaged_artefacts(ws: Path, fx: dict) -> None:
@@ -283,6 +364,12 @@ def _damaged_artefacts(ws: Path, fx: dict) -> None:
     variant("labels_out_of_range", tensors(bad_labels))
     variant("labels_short", tensors(short_labels))
     variant("no_synset", lambda p: (p / "synset.safetensors").unlink())
+
+    def narrower(t):  # one factor of another shape than the record (a file from another run, a bad copy)
+        k = next(k for k in t if k != "labels" and t[k].is_floating_point())
+        t[k] = t[k][..., :-1].contiguous()
+
+    variant("shape_mismatch", tensors(narrower))
     # an artefact whose source folder was moved away after it was made
     moved_src = ws / "data" / "D_moving"
     shutil.copytree(fx["D"], moved_src)
@@ -317,6 +404,25 @@ def copy_ckpt(fx: dict, case_dir: Path) -> None:
 def resume(*args: str, dataset: str = "{D}", iterations: str = "3") -> list[str]:
     return [*CONDENSE, "--dataset", dataset, "--iterations", iterations, "--batch-real", "4", "--eval-runs", "1",
             "--eval-epochs", "1", "--checkpoint-every", "1", "--output-dir", "{case}/out", "--resume", *args]
+
+
+def copy_ckpt_truncated_rng(fx: dict, case_dir: Path) -> None:
+    copy_ckpt(fx, case_dir)
+    for f in (case_dir / "out" / "checkpoints").rglob("random_states_*.pkl"):
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+
+
+def copy_art(fx: dict, case_dir: Path) -> None:
+    shutil.copytree(fx["ART"], case_dir / "out")
+
+
+def finished_kept(fx, case_dir, o: Outcome) -> list[str]:
+    """The finished artefact (2 iterations) must still be there, unchanged."""
+    cfg = case_dir / "out" / "config.json"
+    if not cfg.is_file():
+        return ["lost_work"]
+    same = (case_dir / "out" / "synset.safetensors").read_bytes() == (Path(fx["ART"]) / "synset.safetensors").read_bytes()
+    return [] if same else ["lost_work"]
 
 
 def resumed_anyway(fx, case_dir, o: Outcome) -> list[str]:
@@ -426,6 +532,30 @@ def finish_rival(fx, case_dir: Path) -> list[str]:
     if cfg["condense"].get("iterations") != 60 and "Traceback" not in text:
         return ["silent_wrong"]  # the artefact on disk is the second run's, not the first one's
     return []
+
+
+def killed_in_eval(fx, case_dir: Path) -> None:
+    """A first run SIGKILLed during its (long) evaluation, leaving what it left."""
+    argv = [PY, *CONDENSE, "--dataset", fx["D"], "--iterations", "3", "--batch-real", "4", "--eval-runs", "1",
+            "--eval-epochs", "100000", "--output-dir", str(case_dir / "out")]
+    log = case_dir / "first.log"
+    with open(log, "w") as f:
+        p = subprocess.Popen(argv, cwd=REPO, env=fx["_env"], stdout=f, stderr=subprocess.STDOUT)
+    t0 = time.time()
+    while time.time() - t0 < 90 and p.poll() is None and "condensed in" not in log.read_text():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    p.kill()
+    p.wait()
+
+
+def resumed_into_evaluation(fx, case_dir, o: Outcome) -> list[str]:
+    """The resume found the finished loop's checkpoint: no iteration ran again, the artefact is there."""
+    if o.rc != 0:
+        return []
+    if "at iteration 3/3" not in o.stdout or "condensed in" in o.stdout:
+        return ["lost_work"]  # the iterations were run again
+    return [] if (case_dir / "out" / "config.json").is_file() else ["lost_work"]
 
 
 def tilde_check(fx, case_dir, o):
@@ -645,6 +775,12 @@ def _api_cases() -> list[Case]:
         lambda fx: __import__("hf_lodc").CondensedDataset.from_disk(fx["a_file"]), mention="a_file")
     api("api-cd-from-disk-truncated", "CondensedDataset.from_disk(truncated safetensors)",
         lambda fx: __import__("hf_lodc").CondensedDataset.from_disk(fx["ART_truncated"]), mention="synset")
+    api("api-cd-from-hub-nested", "CondensedDataset.from_hub('no/such/deep') (a path, not a repo id)",
+        lambda fx: __import__("hf_lodc").CondensedDataset.from_hub("no/such/deep"), mention="no/such/deep",
+        forbid="Repo id|cannot reach")
+    api("api-cd-from-hub-bare", "CondensedDataset.from_hub('nosuch_xyz') with no such folder",
+        lambda fx: __import__("hf_lodc").CondensedDataset.from_hub("nosuch_xyz"), mention="no such directory",
+        forbid="cannot reach|connection")
     api("api-cd-from-disk-results", "CondensedDataset.from_disk(corrupt results.json)",
         lambda fx: __import__("hf_lodc").CondensedDataset.from_disk(fx["ART_corrupt_results"]), mention="results")
     api("api-cd-eval-bad-model", "cd.evaluate(models=['nosuchnet']) after condensing",
@@ -655,6 +791,15 @@ def _api_cases() -> list[Case]:
         mention="itertions")
     api("api-cd-nan-from-disk-eval", "CondensedDataset.from_disk(NaN factors).evaluate()", lambda fx: _cd_nan(fx),
         mention="NaN|finite")
+    api("api-pull-link-out", "from_hub(a repo folder holding a link to a file outside it)",
+        lambda fx: __import__("hf_lodc").CondensedDataset.from_hub(fx["REPO_link_out"]), mention="outside",
+        group="untrusted")
+    api("api-pull-card-dotdot", "from_hub(a repo folder whose card's data_files start with ../)",
+        lambda fx: __import__("hf_lodc").CondensedDataset.from_hub(fx["REPO_card_dotdot"]),
+        mention=r"\.\./secret.*outside", group="untrusted")
+    api("api-pull-card-absolute", "from_hub(a repo folder whose card's data_files name /etc/passwd)",
+        lambda fx: __import__("hf_lodc").CondensedDataset.from_hub(fx["REPO_card_absolute"]),
+        mention=r"/etc/passwd.*outside", group="untrusted")
     api("api-budget-types", "plan_budget('1', ...) wrong types", lambda fx: _plan_budget_bad(fx), mention="ipc")
     api("api-config-bool-ipc", "CondenseConfig(ipc=True)", lambda fx: __import__("hf_lodc").CondenseConfig(ipc=True),
         mention="ipc")
@@ -742,6 +887,11 @@ def cli_cases() -> list[Case]:
         setup=lambda fx, cd: (copy_ckpt(fx, cd), [p.write_bytes(b"garbage") for p in
                                                  (cd / "out" / "checkpoints").rglob("*.pt")]),
         mention="checkpoint", out="{case}/out")
+    cli("resume-truncated-rng", R, "resume from a checkpoint whose random_states_0.pkl is truncated",
+        resume(), setup=copy_ckpt_truncated_rng, check=resumed_anyway, mention="random_states_0.pkl",
+        out="{case}/out")
+    cli("resume-finished-artefact", R, "--resume into a folder holding a finished artefact and no checkpoint",
+        resume(iterations="2"), setup=copy_art, check=finished_kept, mention="finished|nothing to resume")
     cli("resume-no-output-dir", R, "--resume without --output-dir (nothing to resume from)", cond("--resume"),
         check=no_output_written, mention="output.dir")
     cli("checkpoint-no-output-dir", R, "--checkpoint-every without --output-dir",
@@ -805,6 +955,14 @@ def cli_cases() -> list[Case]:
         setup=lambda fx, cd: shutil.copytree(fx["ART"], cd / "out"),
         signal_after=(r"condensed in", signal.SIGTERM, 1.0), check=interrupted_no_stale, out="{case}/out",
         timeout=180)
+    cli("signal-kill-during-eval-resume", S, "SIGKILL during a long evaluation, then --resume: straight to the "
+        "evaluation from the finished loop's checkpoint", resume(iterations="3"), setup=killed_in_eval,
+        expect="ok", check=resumed_into_evaluation, out="{case}/out", timeout=180)
+    cli("signal-term-long-step", S, "SIGTERM inside a condensation step that takes minutes (IDC, 3000 rounds)",
+        cond("--method", "idc", "--match-steps", "3000", "--n-data", "4", "--iterations", "3", "--eval-runs", "0",
+             "--output-dir", "{case}/out"),
+        signal_after=(r"method idc", signal.SIGTERM, 2.0), check=interrupted_checkpoint, out="{case}/out",
+        timeout=60)
     cli("signal-term-during-condense", S, "SIGTERM during condensation (checkpoint expected)",
         cond("--iterations", "400", "--output-dir", "{case}/out"),
         signal_after=(r"method lodm", signal.SIGTERM, 3.0), check=interrupted_checkpoint, out="{case}/out",
@@ -832,6 +990,21 @@ def cli_cases() -> list[Case]:
         mention="Inf|finite", check=eval_results_check)
     cli("artefact-missing-dot-path", E, "evaluate.py ./no/such/run (taken for a Hub id)",
         evaluate("./no/such/run"), mention="no/such/run", forbid="cannot reach|on the Hub|offline|HF_ENDPOINT")
+    cli("artefact-missing-bare-name", E, "evaluate.py nosuch_run_xyz (one part: no such folder, not a Hub failure)",
+        evaluate("nosuch_run_xyz"), mention="nosuch_run_xyz.*(no such|not found)",
+        forbid="cannot reach|connection|on the Hub|offline|HF_ENDPOINT")
+    cli("artefact-missing-nested", E, "evaluate.py no/such/deep/run (several parts: no Hub id validator traceback)",
+        evaluate("no/such/deep/run"), mention="no/such/deep/run.*(no such|not found)",
+        forbid="Repo id|HFValidation|cannot reach|on the Hub")
+    cli("artefact-missing-trailing-slash", E, "evaluate.py nosuch_run_xyz/ (a folder, by its slash)",
+        evaluate("nosuch_run_xyz/"), mention="nosuch_run_xyz.*(no such|not found)",
+        forbid="Repo id|HFValidation|cannot reach|on the Hub")
+    cli("artefact-shape-mismatch", E, "evaluate.py on an artefact whose factor has another shape than its config",
+        evaluate("{ART_shape_mismatch}"), mention=r"synset\.safetensors.*shape", forbid="size mismatch|copying a param",
+        check=eval_results_check)
+    cli("artefact-pt-runs-code", "untrusted", "evaluate.py on a .pt whose pickle would run a command",
+        evaluate("{PT_runs_code}", "--test-dataset", "{D}"), mention="other than tensors|could run code",
+        check=no_code_ran)
     cli("artefact-empty-dir", E, "evaluate.py on an empty folder", evaluate("{empty_dir}"), mention="empty")
     cli("artefact-a-file", E, "evaluate.py on a file", evaluate("{a_file}"), mention="a_file")
     cli("artefact-moved-source", E, "evaluate.py on an artefact whose source folder was moved",
@@ -857,6 +1030,12 @@ def cli_cases() -> list[Case]:
         mention="/no/such/folder", forbid="cannot reach|on the Hub|offline|HF_ENDPOINT")
     cli("msg-local-hub-missing", M, "HF_LODC_LOCAL_HUB names a folder that does not exist",
         cond(dataset="ylecun/mnist"), env={"HF_LODC_LOCAL_HUB": "/no/such/hub"}, mention="/no/such/hub")
+    cli("msg-local-hub-file", M, "HF_LODC_LOCAL_HUB names a file, not a folder", cond(dataset="ylecun/mnist"),
+        env={"HF_LODC_LOCAL_HUB": "{a_file}"}, mention="is a file", forbid="does not exist")
+    cli("msg-cli-spelling-empty-class", M, "a class without images, on the CLI: the remedy is spelled as a flag",
+        cond(dataset="{D_empty_class}"), mention="--drop-empty-classes")
+    cli("msg-cli-spelling-corrupt", M, "a corrupt image, on the CLI: the remedy is spelled as a flag",
+        cond(dataset="{D_corrupt}"), mention="--skip-corrupt")
     cli("msg-hub-id-missing", M, "--dataset owner/missing with the mirror set and offline",
         cond(dataset="owner/missing-xyz"), mention="owner/missing-xyz")
     cli("msg-contrast-none", M, "--contrast none (a documented value)", cond("--contrast", "none",
@@ -893,6 +1072,10 @@ def cli_cases() -> list[Case]:
     cli("disk-full-checkpoint", Dk, "checkpoint into a 16 KB tmpfs (disk full while writing it)",
         cond("--iterations", "2", "--checkpoint-every", "1", "--output-dir", "{case}/mnt/out"),
         setup=mount_tmpfs("16k"), teardown=umount, check=_tmp_left, mention="space|checkpoint")
+    cli("disk-full-checkpoint-named", Dk, "checkpoint into a full 16 KB tmpfs: the message says the disk is full",
+        cond("--iterations", "2", "--checkpoint-every", "1", "--output-dir", "{case}/mnt/out"),
+        setup=mount_tmpfs("16k"), teardown=umount, check=_tmp_left, mention="no space left on device",
+        forbid="unexpected pos")
     cli("disk-fsize-checkpoint", Dk, "checkpoint under RLIMIT_FSIZE 4 KB (file too large)",
         cond("--iterations", "2", "--checkpoint-every", "1", "--output-dir", "{case}/out"), fsize_limit=4096,
         check=_tmp_left, mention="checkpoint|large|space")
@@ -901,7 +1084,7 @@ def cli_cases() -> list[Case]:
         mention="not writable")
     cli("disk-full-artefact", Dk, "artefact into an 8 KB tmpfs (rescued elsewhere)",
         cond("--output-dir", "{case}/mnt/out"), setup=mount_tmpfs("8k"), teardown=umount,
-        mention="saved to|space")
+        mention="saved to")  # the finished set must be rescued, not only the full disk named
     cli("disk-full-logs", Dk, "--log-with tensorboard into a full tmpfs", cond("--log-with", "tensorboard",
                                                                                "--output-dir", "{case}/mnt/out"),
         setup=mount_tmpfs("16k"), teardown=umount, mention="space|tensorboard|not installed")
@@ -948,8 +1131,29 @@ def cli_cases() -> list[Case]:
         ("data-is-file", "{a_file}", [], "file"),
         ("data-eval-split-train", "{D}", ["--eval-split", "train"], "eval_split"),
         ("data-config-name", "{D}", ["--config-name", "nope"], "nope"),
+        ("data-truncated-shard", "{D_trunc_shard}", [], r"train-00000-of-00001\.parquet.*(damaged|truncated)"),
+        ("data-odd-size-refused", "{D_odd_size}", ["--mixed", "error"], r"row 5 \(RGB 16x16\)"),
+        ("data-odd-mode-refused", "{D_odd_mode}", ["--mixed", "error"], r"row 5 \(L 8x8\)"),
+        ("data-label-out-of-range", "{D_label_range}", [], r"row 4: 7"),
+        ("data-shards-disagree", "{D_shards_disagree}", [], r"train-0000[01]-of-00002\.parquet.*img"),
     ]:
         cli(id_, Da, f"--dataset problem: {id_[5:].replace('-', ' ')}", cond(*args, dataset=ds), mention=mention)
+
+    def noted(pattern: str):
+        def check(fx, case_dir, o):  # accepted, and the artefact's source notes say what was done to which rows
+            cfg = case_dir / "out" / "config.json"
+            if o.rc != 0:
+                return []
+            notes = " ".join(json.loads(cfg.read_text())["source"].get("notes") or []) if cfg.is_file() else ""
+            return [] if re.search(pattern, notes) else ["silent_wrong"]
+        return check
+
+    cli("data-odd-size-converted", Da, "an image of another size mid-split, default --mixed convert: converted, "
+        "and the artefact notes the count", cond("--output-dir", "{case}/out", dataset="{D_odd_size}"), expect="ok",
+        check=noted(r"converted 1 of 24 images to RGB 8x8"), out="{case}/out")
+    cli("data-corrupt-skipped", Da, "a corrupt image with --skip-corrupt: skipped, and the artefact notes the count "
+        "and row", cond("--skip-corrupt", "--output-dir", "{case}/out", dataset="{D_corrupt}"), expect="ok",
+        check=noted(r"skipped 1 corrupt rows \(rows \[2\]"), out="{case}/out")
 
     # own: the other recipes
     K = "recipes"
@@ -1041,7 +1245,7 @@ def _did_work(o: Outcome) -> bool:
 def run_cli(case: Case, fx: dict, case_dir: Path, env: dict) -> Outcome:
     argv = [PY, *[_fmt(a, fx, case_dir) for a in case.argv]]
     argv[1] = str(REPO / argv[1])  # the recipe, from any working directory
-    e = {**env, **case.env}
+    e = {**env, **{k: _fmt(v, fx, case_dir) for k, v in case.env.items()}}
     cwd = _fmt(case.cwd, fx, case_dir) if case.cwd else str(REPO)
     limit = case.fsize_limit
 
@@ -1187,7 +1391,7 @@ def run_cli_forked(case: Case, fx: dict, case_dir: Path, env: dict, zygote: Zygo
     argv = [_fmt(a, fx, case_dir) for a in case.argv]
     argv[0] = str(REPO / argv[0])
     out_f, err_f = case_dir / "stdout.txt", case_dir / "stderr.txt"
-    spec = {"argv": argv, "env": {**env, **case.env}, "cwd": _fmt(case.cwd, fx, case_dir) if case.cwd else str(REPO),
+    spec = {"argv": argv, "env": {**env, **{k: _fmt(v, fx, case_dir) for k, v in case.env.items()}}, "cwd": _fmt(case.cwd, fx, case_dir) if case.cwd else str(REPO),
             "fsize": case.fsize_limit, "stdout": str(out_f), "stderr": str(err_f)}
     t0 = time.time()
     pid = zygote.start(spec)

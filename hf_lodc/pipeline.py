@@ -34,6 +34,7 @@ from .data.types import ImageClassificationData, LabeledImages
 from .engine.condenser import CondenseResult, Condenser, resolve_config
 from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EVAL_BACKENDS, EVAL_PROTOCOLS, EvalRecord, evaluate_synthetic, protocol_of, record_key
+from .engine.checkpoint import check_resume_target
 from .engine.condenser import Interrupted
 from .engine.curve import CURVE_PNG, SNAPSHOT_DIR, draw_curve, evaluate_curve, load_snapshots, save_snapshot
 from .engine.speed import Hardware, SpeedPlan, compiler_problem, default_speed, plan_speed, probe_hardware
@@ -155,11 +156,14 @@ def condense(
     log: Callable[[str], None] | None = None,
     snapshot_at: tuple[int, ...] = (),
     on_snapshot: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
+    checkpoint_at_end: bool = False,
 ) -> CondenseResult:
     """Condense ``data`` with ``cfg``; ``initial_state`` continues a held set, ``resume`` a checkpoint;
-    ``on_snapshot(iteration, state)`` sees the set after each iteration in ``snapshot_at``."""
+    ``on_snapshot(iteration, state)`` sees the set after each iteration in ``snapshot_at``;
+    ``checkpoint_at_end`` also checkpoints the finished loop (before a long evaluation)."""
     condenser = Condenser(data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir, progress=progress,
-                          initial_state=initial_state, log=log, snapshot_at=snapshot_at, on_snapshot=on_snapshot)
+                          initial_state=initial_state, log=log, snapshot_at=snapshot_at, on_snapshot=on_snapshot,
+                          checkpoint_at_end=checkpoint_at_end)
     if log is not None:
         b = condenser.budget
         log(f"[hf_lodc] {data.info.dataset}: {data.num_classes} classes, {data.info.num_train} train images "
@@ -319,6 +323,8 @@ def run_experiment(
     is_main = accelerator is None or accelerator.is_main_process
     if out is not None and is_main:
         check_writable(out)  # a read-only or foreign output dir fails now, not after the condensation
+    if cfg.resume and out is not None:
+        check_resume_target(out)  # a finished artefact without a checkpoint is not replaced by a fresh run
     if data is None:
         data = load_data(cfg.data, accelerator)
     in_memory = [0 if s is None or is_mapped(s.images) else len(s) for s in (data.train, data.test)]  # a map: none
@@ -495,13 +501,14 @@ def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, l
         if snap_dir is not None and is_main:
             save_snapshot(snap_dir, iteration, state)
 
+    evaluates = bool(cfg.eval.eval_runs and data.test is not None)
     result = condense(data, cfg.condense, accelerator=accelerator, checkpoint_dir=ckpt, resume=cfg.resume,
-                      progress=progress, log=log, snapshot_at=curve_at,
+                      progress=progress, log=log, checkpoint_at_end=evaluates, snapshot_at=curve_at,
                       on_snapshot=keep_snapshot if curve_at else None)
     art = build_artifact(result, data.info, run_config=cfg.to_dict())
     if plan is not None:
         art.results["speed"] = plan.record()
-    if cfg.eval.eval_runs and data.test is not None:
+    if evaluates:
         t0 = time.perf_counter()
         views = (FLOAT32, UINT8) if cfg.push_to_hub else (FLOAT32,)
         split = data.info.eval_split

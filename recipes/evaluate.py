@@ -118,10 +118,13 @@ def input_normalizations() -> list[str]:
 
 
 def _looks_like_path(source: str) -> bool:
-    """``./x``, ``../x``, ``/x``, ``~/x`` or an existing file/folder: a local path, never a Hub id."""
+    """``./x``, ``../x``, ``/x``, ``~/x``, ``a/b/c``, ``x/`` or an existing file/folder: a local path, never a
+    Hub id (``owner/name``)."""
     import os
 
-    return (source.startswith(("./", "../", "/", "~", ".\\")) or source in (".", "..")
+    from hf_lodc.data.hub import looks_like_path
+
+    return (looks_like_path(source) or source.endswith(("/", "\\")) or source in (".", "..")
             or os.path.exists(os.path.expanduser(source)))
 
 

@@ -266,7 +266,8 @@ def test_mixed_modes_and_sizes_are_converted_with_counts(tmp_path):
     root = make_dataset(tmp_path / "d", size=(8, 8), odd=MIXED)
     with pytest.warns(UserWarning, match=r"mixed images: 4 not in the dominant mode RGB \(modes: \{RGB: 14, L: 1, "
                                          r"RGBA: 1, P: 1, CMYK: 1\}\), 1 not of the dominant size 8x8 \(sizes: "
-                                         r"\{8x8: 17, 12x10: 1\}\); converting them to RGB 8x8"):
+                                         r"\{8x8: 17, 12x10: 1\}\), first of each other kind: split 'train' row 1 \(L 8x8\), .*; "
+                                         r"converting them to RGB 8x8"):
         d = load(root)
     assert d.train.images.shape == (12, 3, 8, 8) and d.test.images.shape == (6, 3, 8, 8)
     grey = d.train.images[1]  # the L image: every channel equal
@@ -277,7 +278,8 @@ def test_mixed_modes_and_sizes_are_converted_with_counts(tmp_path):
 def test_mixed_images_refused_on_request_and_declared_target(tmp_path):
     root = make_dataset(tmp_path / "d", size=(8, 8), odd=MIXED)
     with pytest.raises(DatasetError, match=r"mixed images: 4 not in the dominant mode RGB \(modes: .*\), 1 not of the "
-                                           r"dominant size 8x8 \(sizes: \{8x8: 17, 12x10: 1\}\)\. Pass mixed='convert' "
+                                           r"dominant size 8x8 \(sizes: \{8x8: 17, 12x10: 1\}\), first of each other kind: "
+                                           r".*split 'train' row 7 \(RGB 12x10\)\. Pass mixed='convert' "
                                            r"to convert them all to RGB 8x8"):
         load(root, mixed="error")
     with pytest.warns(UserWarning, match=r"mixed images: 4 not in the dominant mode RGB .*; converting them to L 6x5"):

@@ -183,7 +183,8 @@ def test_dropped_connections_and_rate_limits_are_retried_without_double_commits(
 
     server.fail_next("lfs_upload", mode="drop")  # connection dropped mid-upload of a parquet file
     lodm.push_to_hub(REPO, **FAST)
-    assert [r.status for r in server.requests("lfs_upload")][:2] == [None, 200]
+    uploads = [r.status for r in server.requests("lfs_upload")]  # parallel uploads: any order in the log
+    assert uploads.count(None) == 1 and set(uploads) == {None, 200}, uploads
     assert len(server.commits(REPO)) == 2
 
     server.fail_next("commit", mode="drop", when="after")  # the commit lands, its response is lost

@@ -49,6 +49,7 @@ class SplitScan:
     modes: Counter = field(default_factory=Counter)
     sizes: Counter = field(default_factory=Counter)  # (W, H) -> count
     corrupt: dict[int, str] = field(default_factory=dict)  # position in the split -> reason
+    first_row: dict = field(default_factory=dict)  # (mode, (W, H)) -> the split's first row of that kind
 
 
 def _open(entry: Any):
@@ -80,7 +81,7 @@ def _reason(exc: BaseException) -> str:
 def _decode_error(dataset: str, split: str, row: int, exc: BaseException) -> ImageDecodeError:
     return ImageDecodeError(
         f"dataset {dataset!r}, split {split!r}, row {row}: image cannot be decoded ({_reason(exc)}). "
-        "Pass skip_corrupt=True to drop such rows."
+        "Pass skip_corrupt=True to drop such rows (on the command line: --skip-corrupt)."
     )
 
 
@@ -94,6 +95,7 @@ def scan_split(raw, image_column: str, split: str, dataset: str, rows: np.ndarra
                 img = _open(entry)
                 scan.modes[img.mode] += 1
                 scan.sizes[img.size] += 1
+                scan.first_row.setdefault((img.mode, img.size), int(rows[pos]))
             except Exception as e:  # noqa: BLE001 - any decoder failure means "corrupt row"
                 if not skip_corrupt:
                     raise _decode_error(dataset, split, int(rows[pos]), e) from None

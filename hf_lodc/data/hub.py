@@ -89,7 +89,7 @@ def looks_like_path(dataset: str) -> bool:
     return dataset.startswith((".", "/", "~", os.sep)) or dataset.count("/") > 1 or "\\" in dataset
 
 
-def missing_path_error(dataset: str) -> HfLodcError:
+def missing_path_error(dataset: str, what: str = "dataset") -> HfLodcError:
     """The error for a local path that does not exist (resolved path, nearest existing folder, cwd)."""
     p = Path(os.path.abspath(os.path.expanduser(dataset)))
     near = _nearest_existing(p.parent)
@@ -98,8 +98,8 @@ def missing_path_error(dataset: str) -> HfLodcError:
     else:
         where = f"the nearest existing folder is {str(near)!r}"
     return LocalPathNotFoundError(
-        f"dataset {dataset!r} not found: no such directory {str(p)!r} ({where}; cwd: {os.getcwd()}). Pass an "
-        "existing dataset folder (was it moved or renamed?)"
+        f"{what} {dataset!r} not found: no such directory {str(p)!r} ({where}; cwd: {os.getcwd()}). Pass an "
+        f"existing {what} folder (was it moved or renamed?)"
     )
 
 
@@ -110,8 +110,9 @@ def local_mirror() -> Path | None:
         return None
     root = Path(os.path.abspath(os.path.expanduser(mirror)))
     if not root.is_dir():
+        why = "is a file, not a folder" if root.exists() else "does not exist"
         raise LocalHubNotFoundError(
-            f"HF_LODC_LOCAL_HUB={mirror!r} is not a folder ({str(root)!r} does not exist); point it at the local "
+            f"HF_LODC_LOCAL_HUB={mirror!r} is not a folder ({str(root)!r} {why}); point it at the local "
             "mirror (the folder holding datasets/<owner>/<name>) or unset it to use the Hub"
         )
     return root
@@ -270,6 +271,56 @@ def _unreachable(e: BaseException, ctx: _LoadContext) -> HfLodcError:
     )
 
 
+def _is_generation_error(e: BaseException, ctx: _LoadContext) -> bool:
+    return type(e).__name__ == "DatasetGenerationError"
+
+
+def _root_cause(e: BaseException) -> BaseException:
+    seen = set()
+    while (e.__cause__ or e.__context__) is not None and id(e) not in seen:
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return e
+
+
+def _shard_problems(source: str) -> list[str]:
+    """The data files of a local dataset folder that cannot be read, or whose columns disagree with the
+    other files of their split (``train-00000-of-00002.parquet`` vs ``train-00001-...``)."""
+    import pyarrow.parquet as pq
+
+    root = Path(source)
+    if not root.is_dir():
+        return []
+    problems, columns = [], {}
+    for f in sorted(root.rglob("*.parquet")):
+        rel = f.relative_to(root).as_posix()
+        try:
+            columns[rel] = pq.read_schema(f).names
+        except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid / OSError for damaged files
+            problems.append(f"{rel!r} is damaged or truncated ({_first_line(e)})")
+    by_split: dict[str, dict[str, list[str]]] = {}
+    for rel, cols in columns.items():
+        split = re.sub(r"-\d+-of-\d+\.parquet$|\.parquet$", "", rel)
+        by_split.setdefault(split, {})[rel] = cols
+    for split, files in by_split.items():
+        kinds = {tuple(c) for c in files.values()}
+        if len(kinds) > 1:
+            first = next(iter(files))
+            other = next(f for f, c in files.items() if tuple(c) != tuple(files[first]))
+            problems.append(f"the files of {split!r} disagree on their columns: {first!r} has {files[first]}, "
+                            f"{other!r} has {files[other]}")
+    return problems
+
+
+def _generation_error(e: BaseException, ctx: _LoadContext) -> HfLodcError:
+    problems = _shard_problems(ctx.source)
+    what = "; ".join(problems) if problems else f"{type(_root_cause(e)).__name__}: {_first_line(_root_cause(e))}"
+    return DatasetError(
+        f"dataset {ctx.dataset!r}: its data files cannot be read as one dataset: {what}. Replace the damaged "
+        "file(s) (download them again) or make every file of a split hold the same columns and types"
+    )
+
+
 # first match wins: (does this rule apply?, the error to raise)
 _LOAD_ERRORS: list[tuple[Callable[[BaseException, _LoadContext], bool],
                          Callable[[BaseException, _LoadContext], HfLodcError]]] = [
@@ -280,6 +331,7 @@ _LOAD_ERRORS: list[tuple[Callable[[BaseException, _LoadContext], bool],
     (_is_config_error, _config_error),
     (_is_empty_split, _empty_split),
     (_is_unreachable, _unreachable),
+    (_is_generation_error, _generation_error),
 ]
 
 
@@ -351,7 +403,8 @@ def _pick_splits(dd, dataset: str, train_split: str, eval_split: str | None,
     if eval_split is not None and eval_split == train_split:
         raise ConfigError(
             f"eval_split is the train split {train_split!r}: the evaluation would test on the images the set is "
-            "condensed from. Pick another split, or holdout_fraction=0.1 with eval_split=None."
+            "condensed from. Pick another split, or holdout_fraction=0.1 with eval_split=None (on the command "
+            "line: --holdout-fraction 0.1 --eval-split none)."
         )
     splits = {train_split: dd[train_split]}
     if eval_split is None:
@@ -365,7 +418,7 @@ def _pick_splits(dd, dataset: str, train_split: str, eval_split: str | None,
         raise SplitError(
             f"dataset {dataset!r} has no split {eval_split!r} to evaluate on; splits: {available}. Choose one with "
             f"eval_split=... (None: no evaluation), or carve one off {train_split!r} with holdout_fraction=0.1 "
-            "(stratified, seeded by holdout_seed)"
+            "(stratified, seeded by holdout_seed; on the command line: --eval-split, --holdout-fraction 0.1)"
         )
     return splits, True
 
@@ -452,14 +505,18 @@ def _scan_all(splits: dict, dataset: str, image_column: str, label_column: str, 
     off_mode = sum(c for m, c in modes.items() if m != dom_mode)
     off_size = sum(c for s, c in sizes.items() if s != dom_size)
     if off_mode or off_size:  # the images disagree with each other
+        odd = [f"split {name!r} row {row} ({m} {_size_text(sz)})" for name, (_, _, scan) in scans.items()
+               for (m, sz), row in scan.first_row.items() if m != dom_mode or sz != dom_size]
         msg = (
             f"mixed images: {off_mode} not in the dominant mode {dom_mode} (modes: {_counts_text(modes)}), "
-            f"{off_size} not of the dominant size {_size_text(dom_size)} (sizes: {_counts_text(sizes, _size_text)})"
+            f"{off_size} not of the dominant size {_size_text(dom_size)} (sizes: {_counts_text(sizes, _size_text)}), "
+            f"first of each other kind: {', '.join(odd[:5])}"
         )
         if mixed == "error":
             raise DatasetError(
                 f"dataset {dataset!r}: {msg}. Pass mixed='convert' to convert them all to {target} "
-                "(choose the target with image_mode= / image_size=)"
+                "(choose the target with image_mode= / image_size=; on the command line: --mixed convert, "
+                "--image-mode, --image-size)"
             )
         warnings.warn(f"dataset {dataset!r}: {msg}; converting them to {target}", stacklevel=3)
     return _DecodePlan(scans, target_mode, target_size, modes, sizes)
@@ -495,7 +552,9 @@ def _decode_all(plan: _DecodePlan, dataset: str, image_column: str, label_column
             # the loader's caller: through build <- get_or_build <- _build_mapped when writing the cache
             warnings.warn(f"dataset {dataset!r}: {msg}", stacklevel=3 if writer is None else 6)
             notes.append(msg)
-        labels = np.asarray(vocab.encode(ds[label_column]), dtype=np.int64)[keep]
+        labels = np.asarray(vocab.encode(ds[label_column]), dtype=np.int64)
+        _check_label_range(labels, len(vocab.class_names), dataset, name, scan.rows)
+        labels = labels[keep]
         if writer is not None:
             del arr, out  # the writer cuts the file to the rows kept, which needs the map closed
             writer.labels(name, labels, len(vocab.class_names))
@@ -518,6 +577,18 @@ def _progress_bar(total: int, desc: str):
 
 # ---------------------------------------------------------------------------------------------
 # labels
+
+
+def _check_label_range(labels: np.ndarray, num_classes: int, dataset: str, split: str, rows: np.ndarray) -> None:
+    """Refuse ids outside the class list, naming the split's rows (before any is dropped or decoded)."""
+    bad = np.nonzero((labels < -1) | (labels >= num_classes))[0]
+    if len(bad):
+        shown = ", ".join(f"row {int(rows[i])}: {int(labels[i])}" for i in bad[:5])
+        raise ColumnError(
+            f"dataset {dataset!r}, split {split!r}: {len(bad)} label(s) outside the {num_classes} classes "
+            f"0..{num_classes - 1} ({shown}{' ...' if len(bad) > 5 else ''}); the label column's class names "
+            "do not cover them. Fix those rows, or the ClassLabel names in the dataset card"
+        )
 
 
 def _drop_unlabelled(li: LabeledImages, num_classes: int, dataset: str, split: str, notes: list[str]) -> LabeledImages:
@@ -550,7 +621,7 @@ def _drop_empty_classes(train: LabeledImages, test: LabeledImages | None, class_
         raise ClassSizeError(
             f"dataset {dataset!r}, split {train_split!r}: {len(names)} of {len(class_names)} classes have no "
             f"images: {shown}. Pass drop_empty_classes=True to drop them (and their evaluation rows), or use "
-            "another split."
+            "another split (on the command line: --drop-empty-classes)."
         )
     new_id = torch.cumsum(~empty, 0) - 1  # old class id -> new id (valid where ~empty)
     train = LabeledImages(train.images, new_id[train.labels])
@@ -595,7 +666,7 @@ def _assemble(tensors: dict, class_names: list[str], dataset: str, train_split: 
         raise SplitError(
             f"dataset {dataset!r}: split {eval_name!r} has no usable rows (all unlabelled, corrupt or of dropped "
             f"classes); choose another eval_split, or carve one off {train_split!r} with eval_split=None, "
-            "holdout_fraction=0.1"
+            "holdout_fraction=0.1 (on the command line: --eval-split none --holdout-fraction 0.1)"
         )
     return train, test, eval_name, class_names
 

@@ -22,10 +22,12 @@ checkpoint already ran; evaluation settings and a larger iteration count are fin
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from ..errors import ArtifactError, ConfigError
 from .identity import NOT_IDENTITY, check_identity
 
 __all__ = ["CHECKPOINT_PREFIX", "STATE_FILE", "latest_checkpoint", "resume_command", "save_checkpoint",
-           "read_checkpoint", "check_resumable", "prune"]
+           "read_checkpoint", "check_resumable", "check_resume_target", "prune"]
 
 CHECKPOINT_PREFIX = "iter_"  # <checkpoint_dir>/iter_0000120/ holds the state after 120 iterations
 STATE_FILE = "condenser_state.pt"
@@ -104,19 +106,82 @@ def save_checkpoint(checkpoint_dir: Path, iteration: int, state: dict[str, Any],
                     prune(checkpoint_dir, final)
                 except _WRITE_ERRORS as e:
                     error = e
+    reason = _write_reason(error, checkpoint_dir)  # before the cleanup frees the space the partial files took
     if error is not None and comm.is_main:
         shutil.rmtree(tmp, ignore_errors=True)
     if comm.sum([error is not None])[0]:
-        raise ArtifactError(f"cannot write checkpoint {str(final)!r}: {_reason(error)}; free space or fix permissions "
+        raise ArtifactError(f"cannot write checkpoint {str(final)!r}: {reason}; free "
+                            f"space or fix permissions "
                             f"of {str(checkpoint_dir)!r} (the previous checkpoint, if any, is intact)")
     return final
 
 
+def _write_reason(e: BaseException | None, where: Path) -> str:
+    """What went wrong in a failed write, in the words of the file system: torch's zip writer reports a
+    full disk as "unexpected pos N vs M" or "file write failed", so ask the disk."""
+    reason = _reason(e)
+    if isinstance(e, RuntimeError) and not isinstance(e, OSError):
+        try:
+            free = shutil.disk_usage(_nearest_dir(where)).free
+        except OSError:
+            free = None
+        if free is not None and free < (1 << 20):
+            return f"no space left on device ({free} bytes free)"
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY:
+            return f"the file size limit of this process was reached (ulimit -f: {limit} bytes)"
+        return f"the write failed, an I/O error ({reason})"
+    return reason
+
+
+def _nearest_dir(p: Path) -> Path:
+    while not p.is_dir() and p != p.parent:
+        p = p.parent
+    return p
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
-        return torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
+        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ArtifactError(f"checkpoint {str(path)!r} is unreadable ({type(e).__name__}: {e}); delete it to restart") from None
+    _check_rng_files(path)
+    return state
+
+
+def _check_rng_files(path: Path) -> None:
+    """Accelerate's ``load_state`` skips an unreadable ``random_states_<rank>.pkl`` with an info log and
+    continues with fresh randomness: the resumed run would silently differ from an uninterrupted one.
+    Each is a torch zip archive; its central directory and CRCs show truncation without unpickling it."""
+    for f in sorted(path.glob("random_states_*.pkl")):
+        try:
+            with zipfile.ZipFile(f) as z:
+                bad = z.testzip()
+        except (OSError, zipfile.BadZipFile, EOFError) as e:
+            bad = str(e) or type(e).__name__
+        if bad is not None:
+            raise ArtifactError(f"checkpoint {str(path)!r}: {f.name} (the random number generator states) is "
+                                f"damaged or truncated ({bad}); resuming from it would not continue the run "
+                                "exactly. Delete that checkpoint folder to resume from an older one or restart")
+
+
+def check_resume_target(out: Path) -> None:
+    """Refuse ``--resume`` into ``out`` when it holds a finished artefact and no checkpoint: there is
+    nothing to continue, and a fresh run would replace the finished result."""
+    if latest_checkpoint(out / "checkpoints") is not None or not (out / "config.json").is_file():
+        return
+    try:
+        record = json.loads((out / "config.json").read_text())
+        its = (record.get("condense") or {}).get("iterations") if isinstance(record, dict) else None
+    except (OSError, ValueError):
+        its = None
+    done = f" ({its} iterations)" if isinstance(its, int) else ""
+    raise ConfigError(f"--resume: {str(out)!r} holds a finished condensation{done} and no checkpoint, so there is "
+                      f"nothing to resume and a new run would replace it. It is already saved there: evaluate it "
+                      f"with `python recipes/evaluate.py {shlex.quote(str(out))}`; to condense again, choose "
+                      "another --output-dir or drop --resume")
 
 
 def check_resumable(ck: dict[str, Any], identity: dict[str, Any], iterations: int, path: Path) -> None:

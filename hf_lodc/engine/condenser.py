@@ -38,7 +38,7 @@ import torch
 
 from ..data.augment import DSAugment
 from ..data.types import ImageClassificationData, LabeledImages
-from ..errors import ConfigError, NonFiniteError
+from ..errors import ArtifactError, ConfigError, NonFiniteError
 from ..methods import MethodSpec, get_method
 from ..objectives import OBJECTIVES, MatchContext, RealSampler, options_for
 from ..seeding import generator
@@ -46,6 +46,7 @@ from ..synset.budget import Budget, plan_budget
 from ..synset.contrast import CONTRASTS, apply_contrast
 from ..synset.init import INITS, initialise
 from ..synset.base import PARAMETERISATIONS, SyntheticSet
+from .abortable import AbortableStep, StepAborted
 from .checkpoint import (STATE_FILE, check_resumable, latest_checkpoint, read_checkpoint, resume_command,
                          save_checkpoint)
 from . import device as device_settings
@@ -162,8 +163,9 @@ def build_synset(spec: MethodSpec, num_classes: int, budget: Budget) -> Syntheti
 
 
 @contextlib.contextmanager
-def _catch_signals():
-    """Turn SIGINT/SIGTERM into a flag checked between iterations (main thread only)."""
+def _catch_signals(guard: AbortableStep | None = None):
+    """Turn SIGINT/SIGTERM into a flag checked between iterations (main thread only); inside a step
+    whose starting state ``guard`` copied, leave the step at once (``StepAborted``)."""
     flag = {"sig": None}
     if threading.current_thread() is not threading.main_thread():
         yield flag
@@ -173,6 +175,9 @@ def _catch_signals():
         if flag["sig"] is not None:  # second signal: stop now
             raise KeyboardInterrupt
         flag["sig"] = signum
+        if guard is not None and guard.active:
+            guard.active = False
+            raise StepAborted
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -207,6 +212,7 @@ class Condenser:
         log: Callable[[str], None] | None = None,
         snapshot_at: tuple[int, ...] = (),
         on_snapshot: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
+        checkpoint_at_end: bool = False,
     ):
         from ..data.cache import is_mapped
         from ..preflight import check_data, check_memory, estimate_memory_bytes
@@ -236,6 +242,9 @@ class Condenser:
         self.device_config = device_settings.configure(self.device, tf32=bool(self.cfg.tf32),
                                                        channels_last=bool(self.cfg.channels_last))
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        # a checkpoint after the last iteration too: a long evaluation that follows can be killed, and
+        # --resume then goes straight to it instead of repeating the iterations since the last checkpoint
+        self.checkpoint_at_end = checkpoint_at_end
         self.progress = progress
         self.on_log = on_log
         # iterations after which ``on_snapshot(iteration, state)`` sees the whole set's state (CPU copies),
@@ -489,12 +498,23 @@ class Condenser:
         bar = tqdm(total=total, initial=self.start_iteration, desc=f"{self.spec.name} ipc{self.budget.ipc}",
                    disable=not (self.progress and self.comm.is_main), dynamic_ncols=True)
         timed_its, timed_s = 0, 0.0
+        guard = AbortableStep(enabled=self.comm.world == 1)
         try:
-            with _catch_signals() as flag:
+            with _catch_signals(guard) as flag:
                 pending: list[tuple[int, dict, torch.Tensor]] = []  # one process: checked when read
                 for it in range(self.start_iteration, total):
                     t_it = time.perf_counter()
-                    metrics = objective.step(it, self.synset, opt, self._iteration_generator(it))
+                    try:
+                        with guard.step(self.synset, opt, objective):
+                            metrics = objective.step(it, self.synset, opt, self._iteration_generator(it))
+                    except StepAborted:  # back at the start of iteration `it`: checkpoint that
+                        guard.restore(self.synset, opt, objective)
+                        if pending:
+                            self._read_pending(pending)
+                        path = self.save_checkpoint(it, opt)
+                        self.log(f"[hf_lodc] {signal.Signals(flag['sig']).name} arrived inside iteration {it}: that "
+                                 "step was left at once and is redone on resume")
+                        raise Interrupted(self._interrupt_message(flag["sig"], it, path)) from None
                     done = it + 1
                     if self.comm.world == 1:
                         # no host sync per iteration: the loss and the finiteness flag stay on the
@@ -534,11 +554,22 @@ class Condenser:
                         raise Interrupted(self._interrupt_message(flag["sig"], done, path))
                     if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < total:
                         self.save_checkpoint(done, opt)
+                    elif done == total and self.checkpoint_at_end:
+                        self._save_final_checkpoint(done, opt)
                     if done in self.snapshot_at:
                         self.on_snapshot(done, self._snapshot_state())
         finally:
             bar.close()
         return timed_its, timed_s
+
+    def _save_final_checkpoint(self, done: int, opt: torch.optim.Optimizer) -> None:
+        """A safety net for the evaluation that follows, not a result: a full disk here must not cost the
+        finished set, which the caller still holds and saves (or rescues) after the evaluation."""
+        try:
+            self.save_checkpoint(done, opt)
+        except ArtifactError as e:
+            self.log(f"[hf_lodc] warning: {e}; going on with the finished set in memory (it is saved after the "
+                     "evaluation, to a rescue folder if need be)")
 
     def _nonfinite_message(self, it: int, loss: float) -> str:
         if self.last_checkpoint is not None:

@@ -463,6 +463,27 @@ def _check_tensors(synset: SyntheticSet, where: str) -> None:
                 "the file is damaged. Re-create the artefact (e.g. with a lower --lr)")
 
 
+def _check_state_matches(synset: SyntheticSet, state: dict[str, torch.Tensor], where: str, tensors_file: str,
+                         record_file: str) -> None:
+    """Every tensor the config record's parameterisation needs, of the shape it needs, and no other: named
+    by file, tensor and both shapes (torch's own ``load_state_dict`` text names neither file nor remedy)."""
+    want = synset.state_dict()
+    problems = [f"{k!r} is missing" for k in want if k not in state]
+    problems += [f"{k!r} is not part of it" for k in state if k not in want]
+    problems += [f"{k!r} has shape {list(state[k].shape)}, the record needs {list(v.shape)}"
+                 for k, v in want.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if problems:
+        raise IncompatibleArtifactError(
+            f"{where!r}: {tensors_file} does not match {record_file} ({_synset_desc(synset)}): {'; '.join(problems[:4])}. "
+            "The artefact is damaged or its files come from different runs; re-create it or copy it again")
+
+
+def _synset_desc(synset: SyntheticSet) -> str:
+    rank = getattr(synset, "rank", None)
+    return (f"{type(synset).__name__}, {synset.num_classes} classes x {synset.per_class} per class"
+            + (f", rank {rank}" if rank else ""))
+
+
 def artifact_from_record(
     cfg: dict[str, Any],
     state: dict[str, torch.Tensor],
@@ -470,6 +491,8 @@ def artifact_from_record(
     history: list | None = None,
     *,
     where: str,
+    tensors_file: str = "synset.safetensors",
+    record_file: str = "config.json",
 ) -> Artifact:
     """Rebuild an artefact from its config record (``Artifact.config_record()``) and synset tensors.
 
@@ -500,12 +523,8 @@ def artifact_from_record(
     except (TypeError, ValueError) as e:
         raise IncompatibleArtifactError(f"{where!r}: the config record's param_options {cfg.get('param_options')!r} "
                                         f"do not build parameterisation {cfg['parameterisation']!r} ({e})") from None
-    try:
-        synset.load_state_dict(state)
-    except RuntimeError as e:
-        first = (str(e).strip().splitlines() or ["mismatch"])
-        raise IncompatibleArtifactError(f"{where!r}: synset tensors do not match the config record "
-                                        f"({' '.join(x.strip() for x in first[:3])})") from None
+    _check_state_matches(synset, state, where, tensors_file, record_file)
+    synset.load_state_dict(state)
     _check_tensors(synset, where)
     try:
         b = dict(cfg["budget"])

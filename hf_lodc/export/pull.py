@@ -40,7 +40,7 @@ class _HubRepo:
         self.api = HfApi(token=token)
         self.repo_id, self.token = repo_id, token
         try:
-            info = self.api.repo_info(repo_id, repo_type="dataset", revision=revision)
+            info = self.api.repo_info(repo_id, repo_type="dataset", revision=revision, files_metadata=True)
         except RevisionNotFoundError:
             raise DatasetNotFoundError(
                 f"dataset repo {repo_id!r} has no revision {revision!r}; use a branch, tag or commit sha"
@@ -57,9 +57,13 @@ class _HubRepo:
             raise HubError(f"cannot read dataset repo {repo_id!r} from {self.api.endpoint}: {f.message}") from None
         self.sha = info.sha
         self.files = sorted(s.rfilename for s in info.siblings or [])
+        self.sizes = {s.rfilename: s.size for s in info.siblings or [] if s.size is not None}
         self.where = repo_id
+        for f in self.files:
+            _check_repo_path(f, repo_id, "a file of the repo")
 
     def read(self, path: str) -> bytes | None:
+        _check_text_size(self.sizes.get(path), path, self.where)
         return read_remote(self.api, self.repo_id, self.sha, path)
 
     def load(self, config: str):
@@ -72,17 +76,109 @@ class _LocalRepo:
     def __init__(self, path: Path):
         self.path = path
         self.sha = None
-        self.files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
         self.where = str(path)
+        root = path.resolve()
+        for p in path.rglob("*"):  # a link out of the folder would make "reading the set" read any file
+            if p.is_symlink() and not p.resolve().is_relative_to(root):
+                raise IncompatibleArtifactError(
+                    f"{self.where!r}: {p.relative_to(path).as_posix()!r} is a link to {str(p.resolve())!r}, outside "
+                    "the folder; a condensed set is read only from its own files. Copy the files in instead")
+        self.files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
 
     def read(self, path: str) -> bytes | None:
         p = self.path / path
-        return p.read_bytes() if p.is_file() else None
+        if not p.is_file():
+            return None
+        _check_text_size(p.stat().st_size, path, self.where)
+        return p.read_bytes()
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {f: (self.path / f).stat().st_size for f in self.files}
 
     def load(self, config: str):
         import datasets
 
         return datasets.load_dataset(str(self.path), config, split="train")
+
+
+MAX_TEXT_BYTES = 16 << 20  # a card or a condensation record: kilobytes; more is not one hf_lodc wrote
+
+
+def _check_text_size(size: int | None, path: str, where: str) -> None:
+    if size is not None and size > MAX_TEXT_BYTES:
+        raise IncompatibleArtifactError(
+            f"{where!r}: {path} is {size} bytes, more than a card or record of a condensed set can be "
+            f"({MAX_TEXT_BYTES >> 20} MiB); refusing to read it")
+
+
+def _check_data_size(repo, name: str, art_rec: dict, meta_path: str) -> None:
+    """The files of one condensation hold a few copies of the set (its views): a repo whose files there are
+    far larger than the record's set could be is refused before they are downloaded."""
+    try:
+        shape = [int(v) for v in art_rec["image_shape"]]
+        units = int(art_rec["num_classes"]) * int(art_rec["images_per_class"])
+    except (KeyError, TypeError, ValueError):
+        return  # the record's own check names the bad field
+    per_set = units * shape[0] * shape[1] * shape[2] * 4  # float32 pixels of the whole set
+    limit = (64 << 20) + 32 * per_set
+    total = sum(v for f, v in repo.sizes.items() if f.startswith(f"{ROOT}/{name}/"))
+    if total > limit:
+        raise IncompatibleArtifactError(
+            f"{repo.where!r}: the files of {ROOT}/{name}/ take {total} bytes, far more than a set of {units} "
+            f"images of {shape} described by {meta_path} needs (at most {limit}); refusing to download them")
+
+
+def _check_repo_path(path: Any, where: str, what: str) -> None:
+    """A path inside the repo: relative, no ``..``, no drive or backslash tricks; else the repo is refused
+    (a card or listing that points outside the repo folder must not make a read leave it)."""
+    import posixpath
+
+    bad = (not isinstance(path, str) or not path or path.startswith(("/", "\\", "~")) or "\\" in path
+           or ":" in path.split("/")[0] or ".." in path.split("/") or posixpath.normpath(path).startswith(".."))
+    if bad:
+        raise IncompatibleArtifactError(
+            f"{where!r}: {what} {path!r} points outside the repository (absolute, '..' or a drive); refusing to "
+            "read it. Only files inside the repo are read")
+
+
+def _check_card_paths(card_data: dict, where: str) -> None:
+    """Every ``data_files`` path of the card's ``configs:`` stays inside the repo (``datasets`` would
+    otherwise resolve ``../x`` against a local folder and read what it names)."""
+    for c in card_data.get("configs") or []:
+        if not isinstance(c, dict):
+            continue
+        files = c.get("data_files") or []
+        for f in files if isinstance(files, list) else [files]:
+            paths = f.get("path") if isinstance(f, dict) else f
+            for p in paths if isinstance(paths, list) else [paths]:
+                _check_repo_path(p, where, f"the data_files path of config {c.get('config_name')!r}")
+
+
+def _hub_id_or_missing_path(source: str) -> str:
+    """``source`` if it can name a Hub repo holding a condensation (``owner/name``); else the error for a
+    local folder that does not exist. A push always lands in a namespace, so a single name that is no
+    folder here is a mistyped path, not a repo to look up (and a lookup would fail as a connection error
+    when offline, blaming the network)."""
+    import os
+
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    from ..data.hub import looks_like_path, missing_path_error
+
+    if not isinstance(source, str) or not source.strip():
+        raise DatasetNotFoundError(f"source must be a local folder or a Hub repo id 'owner/name', got {source!r}")
+    if Path(source).expanduser().exists():
+        raise IncompatibleArtifactError(f"{source!r} is a file, not a folder holding a condensed set; pass the "
+                                        "directory a condensation wrote")
+    if looks_like_path(source) or source.endswith(("/", "\\")) or "/" not in source:
+        raise missing_path_error(source, "condensed set")
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        raise DatasetNotFoundError(f"{source!r} is neither an existing folder (cwd: {os.getcwd()}) nor a valid Hub "
+                                   "repo id 'owner/name'; pass an existing artefact directory or a repo id") from None
+    return source
 
 
 def _condensation_names(files: list[str]) -> list[str]:
@@ -118,7 +214,7 @@ def load_condensation(
 ) -> LoadedCondensation:
     """Read one condensation of a repo (Hub id, or a local folder with the same layout)."""
     p = Path(repo_or_dir).expanduser()
-    repo = _LocalRepo(p) if p.is_dir() else _HubRepo(repo_or_dir, revision, token)
+    repo = _LocalRepo(p) if p.is_dir() else _HubRepo(_hub_id_or_missing_path(repo_or_dir), revision, token)
     readme = repo.read("README.md")
     try:
         card_data, _ = read_card_data(readme.decode("utf-8", "replace") if readme else None)
@@ -127,6 +223,7 @@ def load_condensation(
             f"{repo.where!r}: the README.md front matter is not valid (safe) YAML ({type(e).__name__}: "
             f"{' '.join(str(e).split())[:200]})"
         ) from None
+    _check_card_paths(card_data, repo.where)
     names = _condensation_names(repo.files)
     if not names:
         configs = [c.get("config_name") for c in card_data.get("configs") or [] if isinstance(c, dict)]
@@ -153,9 +250,11 @@ def load_condensation(
         if not isinstance(meta.get(key), dict):
             raise IncompatibleArtifactError(f"{repo.where!r}: {meta_path} lacks the field {key!r}")
     art_rec = meta["artifact"]
+    _check_data_size(repo, name, art_rec, meta_path)
     state = _state_from_views(repo, meta, art_rec, meta_path)
     art = artifact_from_record(art_rec, state, meta.get("results") or {}, meta.get("history") or [],
-                               where=f"{repo.where}:{meta_path}")
+                               where=f"{repo.where}:{meta_path}", tensors_file="the set's exact view",
+                               record_file=meta_path)
     return LoadedCondensation(artifact=art, name=name, where=repo.where, revision_sha=repo.sha, meta=meta,
                               card_data=card_data)
 
