@@ -38,6 +38,7 @@ from ..data.types import SourceInfo
 from ..errors import ArtifactError, IncompatibleArtifactError
 from ..synset.budget import Budget
 from ..synset.base import PARAMETERISATIONS, SyntheticSet
+from ..version import __version__
 
 __all__ = ["Artifact", "build_artifact", "results_record", "save_artifact", "save_artifact_or_rescue",
            "check_writable", "load_artifact", "artifact_from_record", "FORMAT_VERSION", "environment_info",
@@ -54,8 +55,6 @@ def environment_info() -> dict[str, Any]:
     import datasets
     import huggingface_hub
     import timm
-
-    from .. import __version__
 
     dev = "cpu"
     if torch.cuda.is_available():
@@ -486,7 +485,7 @@ def artifact_from_record(
     version = cfg.get("format_version")
     if version != FORMAT_VERSION:
         raise IncompatibleArtifactError(
-            f"{where!r} has format_version {version!r}; this hf_lodc ({_version()}) reads version "
+            f"{where!r} has format_version {version!r}; this hf_lodc ({__version__}) reads version "
             f"{FORMAT_VERSION}. Upgrade/downgrade hf_lodc or re-create the artefact."
         )
     for key in ("parameterisation", "num_classes", "images_per_class", "image_shape", "budget", "source"):
@@ -526,9 +525,3 @@ def artifact_from_record(
         history=history or [],
         environment=cfg.get("environment", {}),
     )
-
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
