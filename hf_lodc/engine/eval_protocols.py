@@ -22,7 +22,7 @@ class EvalProtocol:
     DSA strategy (those stay the config's)."""
 
     description: str  # who evaluates this way (card and results)
-    lr_schedule: str  # a name in engine.train.LR_SCHEDULES
+    lr_schedule: str  # a name in training.loop.LR_SCHEDULES
     batch: int | None = None  # None: the config's eval_batch
     cutmix_p: float = 0.0
     drop_families: tuple[str, ...] = ()  # DSA families the protocol leaves out of the config's strategy

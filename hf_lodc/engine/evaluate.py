@@ -29,8 +29,8 @@ from ..errors import ConfigError
 from ..seeding import generator
 from .config import EvalConfig
 from .eval_protocols import EVAL_BACKENDS, EVAL_PROTOCOLS, EvalProtocol
-from . import device as device_settings
-from .train import TrainSchedule, forward_fn, seeded_net, test_accuracy, train_network
+from ..training import device as device_settings
+from ..training.loop import TrainSchedule, forward_fn, seeded_net, test_accuracy, train_network
 
 __all__ = ["EvalRecord", "evaluate_synthetic", "train_one", "test_accuracy", "protocol_of", "schedule_of",
            "augment_of", "autocast_of", "record_key", "EvalProtocol", "EVAL_PROTOCOLS", "EVAL_BACKENDS"]

@@ -54,8 +54,8 @@ from ..seeding import generator
 from .config import EvalConfig
 from .eval_protocols import EVAL_BACKENDS
 from .evaluate import augment_of, schedule_of
-from .train import seeded_net
-from .train import train_stacked as train_models_stacked
+from ..training.loop import seeded_net
+from ..training.loop import train_stacked as train_models_stacked
 
 __all__ = ["StackedNets", "train_stacked", "stacked_accuracies", "MAX_IMAGES_PER_STEP"]
 

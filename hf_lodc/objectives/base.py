@@ -21,7 +21,7 @@ import torch.nn as nn
 from ..data.augment import DSAugment
 from ..data.types import LabeledImages, normalize
 from ..data.sampler import ClassIndex
-from ..engine.train import seeded_net
+from ..training.loop import seeded_net
 from ..errors import ConfigError
 from ..registry import Registry
 

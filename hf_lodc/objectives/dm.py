@@ -7,7 +7,7 @@ share one DSA draw (siamese).
 Speed (issue 11): the real images stay on the device as uint8; the real half needs no gradient, so
 it can be gathered, normalised, augmented and embedded in chunks of ``real_chunk`` images (0, the
 default: one pass; chunking is bit-identical). The passes run in channels_last where
-``hf_lodc.engine.device`` says so (off by default: not measured faster here). The synthetic half goes through the network in one pass.
+``hf_lodc.training.device`` says so (off by default: not measured faster here). The synthetic half goes through the network in one pass.
 The loss stays a device tensor: the engine reads it when it logs.
 
 ``compile`` (off by default) runs both embedding passes through ``torch.compile`` (inductor): on the CPU
@@ -27,7 +27,7 @@ import torch
 
 from dataclasses import dataclass
 
-from ..engine import device as device_settings
+from ..training import device as device_settings
 from .base import OBJECTIVES, Objective, ObjectiveOptions, option
 
 __all__ = ["DistributionMatching", "DMOptions", "embed_fn", "real_chunk_default"]

@@ -33,7 +33,7 @@ from safetensors.torch import load_file, save_file
 from ..data.augment import DSAugment
 from ..data.types import ImageClassificationData, normalize
 from ..errors import ArtifactError, ConfigError
-from ..engine.train import TrainSchedule, seeded_net, test_accuracy, train_network
+from ..training.loop import TrainSchedule, seeded_net, test_accuracy, train_network
 from ..seeding import generator
 
 __all__ = ["ExpertConfig", "ExpertBuffer", "train_experts", "load_experts", "flat_params", "unflatten"]
