@@ -16,6 +16,7 @@ repo), so a set made here and one made by ``recipes/condense.py`` are the same t
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import asdict, fields
 from typing import Any
@@ -29,6 +30,7 @@ from .engine.evaluate import EvalRecord
 from .errors import ConfigError, DatasetError
 from .engine.identity import identity_diff, run_identity
 from .export.artifact import Artifact, build_artifact, load_artifact, save_artifact
+from .export.push import repo_folder_files
 
 __all__ = ["CondensedDataset", "first_per_class"]
 
@@ -336,7 +338,8 @@ class CondensedDataset:
         reads it exactly as the pushed repo and ``export.push.push_folder`` uploads it as it is."""
         test = self.test_split() if test_split else None
         return save_artifact(self.artifact, path, overwrite=overwrite,
-                             repo={"config_name": self.name, "test": test})
+                             repo_files=functools.partial(repo_folder_files, self.artifact, config_name=self.name,
+                                                          test=test))
 
     def push_to_hub(
         self,
