@@ -37,8 +37,8 @@ from ..data.types import SourceInfo
 from ..errors import ArtifactError, IncompatibleArtifactError
 from ..synset.budget import Budget
 from ..synset.base import PARAMETERISATIONS, SyntheticSet
-from .atomic import artefact_path, atomic_dir
 from ..version import __version__
+from .atomic import artefact_path, atomic_dir
 
 __all__ = ["Artifact", "build_artifact", "results_record", "save_artifact", "save_artifact_or_rescue",
            "load_artifact", "artifact_from_record", "FORMAT_VERSION", "environment_info"]

@@ -130,6 +130,7 @@ def _move_back(tmp: Path, target: Path, names: list[str]) -> None:
 
 
 def artefact_path(target: str | os.PathLike) -> Path:
+    """``target`` as an absolute path with a folder name of its own (a file-system root has none)."""
     target = Path(os.path.abspath(os.path.expanduser(os.fspath(target))))
     if target.name in ("", ".", ".."):
         raise ArtifactError(f"{str(target)!r} cannot be an artefact directory; name a new folder")
