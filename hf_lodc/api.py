@@ -16,7 +16,6 @@ repo), so a set made here and one made by ``recipes/condense.py`` are the same t
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import asdict, fields
 from typing import Any
@@ -29,8 +28,8 @@ from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EvalRecord
 from .errors import ConfigError, DatasetError
 from .engine.identity import identity_diff, run_identity
-from .export.artifact import Artifact, build_artifact, load_artifact, save_artifact
-from .export.push import repo_folder_files
+from .export.artifact import Artifact, build_artifact, load_artifact
+from .export.save import save_artifact
 
 __all__ = ["CondensedDataset", "first_per_class"]
 
@@ -338,8 +337,7 @@ class CondensedDataset:
         reads it exactly as the pushed repo and ``export.push.push_folder`` uploads it as it is."""
         test = self.test_split() if test_split else None
         return save_artifact(self.artifact, path, overwrite=overwrite,
-                             repo_files=functools.partial(repo_folder_files, self.artifact, config_name=self.name,
-                                                          test=test))
+                             repo={"config_name": self.name, "test": test})
 
     def push_to_hub(
         self,

@@ -35,8 +35,9 @@ from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EVAL_BACKENDS, EVAL_PROTOCOLS, EvalRecord, evaluate_synthetic, protocol_of, record_key
 from .engine.condenser import Interrupted
 from .errors import ConfigError, HfLodcError, HubError, UnknownNameError
-from .export.artifact import Artifact, build_artifact, save_artifact_or_rescue
+from .export.artifact import Artifact, build_artifact
 from .export.atomic import check_writable
+from .export.save import save_artifact_or_rescue
 from .export.views import VIEWS, check_config_name, evaluated_views
 from .methods import get_method
 from .models import create_eval_model

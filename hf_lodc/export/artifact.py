@@ -9,13 +9,13 @@ Layout (format version 1)::
     results.json         evaluation records + timing + storage
     history.json         loss curve
 
-plus, when saved with ``repo_files=`` (``CondensedDataset.save_to_disk``, ``recipes/condense.py --output-dir``),
+plus, when saved with ``repo=`` (``CondensedDataset.save_to_disk``, ``recipes/condense.py --output-dir``),
 the Hub repo layout of the set (``README.md`` with the ``configs:``, ``condensations/<name>/...`` and the
 real test split; see ``views``), exactly the files a push commits, so ``datasets.load_dataset(dir)``
 reads the directory as it reads the pushed repo.
 
-Writes go to a temporary sibling directory that is renamed into place at the end, so a failure
-(read-only directory, disk full) never leaves a half-written artefact.
+This module is the record (``Artifact``, what ``config.json`` holds, reading it back); writing the
+directory is ``save.py``, which sits above the card and the views because it also writes the repo layout.
 """
 
 from __future__ import annotations
@@ -23,24 +23,21 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ..data.types import SourceInfo
 from ..errors import ArtifactError, IncompatibleArtifactError
 from ..synset.budget import Budget
 from ..synset.base import PARAMETERISATIONS, SyntheticSet
 from ..version import __version__
-from .atomic import artefact_path, atomic_dir
 
-__all__ = ["Artifact", "build_artifact", "results_record", "save_artifact", "save_artifact_or_rescue",
+__all__ = ["Artifact", "build_artifact", "results_record",
            "load_artifact", "artifact_from_record", "FORMAT_VERSION", "environment_info"]
 
 FORMAT_VERSION = 1
@@ -175,52 +172,6 @@ def build_artifact(
         results=results,
         history=result.history,
     )
-
-
-def save_artifact_or_rescue(art: "Artifact", out_dir: str | os.PathLike, **kwargs: Any) -> Path:
-    """:func:`save_artifact`; if that fails (disk full at the end of a long run), the finished
-    artefact is written to a fresh temporary directory instead and the error says where."""
-    try:
-        return save_artifact(art, out_dir, **kwargs)
-    except ArtifactError as e:
-        rescue_root = Path(tempfile.mkdtemp(prefix="hf_lodc-rescue-"))
-        try:
-            path = save_artifact(art, rescue_root / artefact_path(out_dir).name, **kwargs)
-        except ArtifactError:
-            shutil.rmtree(rescue_root, ignore_errors=True)
-            raise e from None
-        raise ArtifactError(
-            f"{e} The finished artefact was saved to {str(path)!r} instead; move it where you want it."
-        ) from None
-
-
-def _json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-
-
-def save_artifact(art: Artifact, out_dir: str | os.PathLike, overwrite: bool = True, *,
-                  repo_files: Callable[..., dict[str, bytes]] | None = None) -> Path:
-    """Write ``art`` to ``out_dir`` atomically; returns the path.
-
-    ``repo_files``: also write, in the same atomic step, the files (repo path -> bytes) it returns when
-    called with ``repo_id=`` the folder's name: the Hub repo layout of the set (``push.repo_folder_files``
-    with the artefact, config name and test split bound: ``README.md`` + ``condensations/<name>/...`` + the
-    real test split), so that ``datasets.load_dataset(out_dir)`` reads it exactly as the pushed repo. The
-    layout is passed in because it is built from the card and the views, which read this module.
-    """
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        if repo_files is not None:
-            for rel, data in repo_files(repo_id=artefact_path(out_dir).name).items():
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                (tmp / rel).write_bytes(data)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in art.synset.state_dict().items()}
-        save_file(tensors, str(tmp / "synset.safetensors"), metadata={"format_version": str(FORMAT_VERSION)})
-        save_file({"images": art.images().contiguous(), "labels": art.labels.contiguous()},
-                  str(tmp / "images.safetensors"))
-        _json(tmp / "config.json", art.config_record())
-        _json(tmp / "results.json", art.results)
-        _json(tmp / "history.json", art.history)
-    return Path(out_dir)
 
 
 def load_artifact(path: str | os.PathLike) -> Artifact:
