@@ -1,8 +1,8 @@
 """Write an artefact directory atomically: the hf_lodc files and, when asked, the Hub repo layout.
 
 Layout and guarantees are ``artifact.py``'s docstring; the atomic step (a temporary sibling directory
-renamed into place, nothing partial on failure) is ``atomic.atomic_dir``. This module sits above
-``push.py`` because it writes the same repo files a push commits (``repo_folder_files``).
+renamed into place, nothing partial on failure) is ``atomic.atomic_dir``; the repo files are the ones a
+push commits (``repo_files.repo_folder_files``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from ..errors import ArtifactError
 from .artifact import FORMAT_VERSION, Artifact
 from .atomic import artefact_path, atomic_dir
-from .push import repo_folder_files
+from .repo_files import repo_folder_files
 
 __all__ = ["save_artifact", "save_artifact_or_rescue"]
 
@@ -49,7 +49,7 @@ def save_artifact(art: Artifact, out_dir: str | os.PathLike, overwrite: bool = T
                   repo: dict[str, Any] | None = None) -> Path:
     """Write ``art`` to ``out_dir`` atomically; returns the path.
 
-    ``repo``: also write, in the same atomic step, the Hub repo layout of the set (``push.repo_folder_files``:
+    ``repo``: also write, in the same atomic step, the Hub repo layout of the set (``repo_files.repo_folder_files``:
     ``README.md`` + ``condensations/<name>/...`` + the real test split), so that
     ``datasets.load_dataset(out_dir)`` reads it exactly as the pushed repo; keys ``config_name``,
     ``test`` (LabeledImages or None), ``repo_id`` (named in the card; default the folder name).
