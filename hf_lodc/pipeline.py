@@ -36,7 +36,7 @@ from .engine.evaluate import EVAL_BACKENDS, EVAL_PROTOCOLS, EvalRecord, evaluate
 from .engine.condenser import Interrupted
 from .errors import ConfigError, HfLodcError, HubError, UnknownNameError
 from .export.artifact import Artifact, build_artifact
-from .export.atomic import check_writable
+from .atomic import check_writable
 from .export.save import save_artifact_or_rescue
 from .export.views import VIEWS, check_config_name, evaluated_views
 from .methods import get_method

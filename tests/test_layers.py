@@ -23,7 +23,7 @@ LAYERS: dict[str, int] = {
     "hf_lodc.errors": 0,
     "hf_lodc.seeding": 0,
     "hf_lodc.version": 0,
-    "hf_lodc.export.atomic": 0,  # every writer (data cache, experts, checkpoints, artefacts) uses it
+    "hf_lodc.atomic": 0,  # every writer (data cache, experts, checkpoints, artefacts) uses it
     "hf_lodc.registry": 1,
     "hf_lodc.data.types": 1,
     "hf_lodc.launch": 1,

@@ -17,7 +17,7 @@ from ..data.types import ImageClassificationData
 from ..engine.evaluate import protocol_of
 from ..errors import ArtifactError
 from ..export.artifact import environment_info
-from ..export.atomic import write_atomically
+from ..atomic import write_atomically
 
 __all__ = ["write_json", "summarise", "markdown_table", "plot_curves", "write_report"]
 

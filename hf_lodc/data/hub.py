@@ -44,7 +44,7 @@ from ..errors import (
     LocalPathNotFoundError,
     SplitError,
 )
-from ..export.atomic import write_atomically
+from ..atomic import write_atomically
 from .types import ImageClassificationData, LabeledImages, SourceInfo, normalize  # noqa: F401  (re-exported)
 from .columns import LabelVocabulary, detect_columns, label_vocabulary
 from .decode import TARGET_MODES, decode_split, scan_split, target_mode_of

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from ..errors import ArtifactError, ConfigError
-from ..export.atomic import replace_dir
+from ..atomic import replace_dir
 from .identity import NOT_IDENTITY, check_identity
 
 __all__ = ["CHECKPOINT_PREFIX", "STATE_FILE", "latest_checkpoint", "resume_command", "save_checkpoint",

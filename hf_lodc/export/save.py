@@ -1,7 +1,7 @@
 """Write an artefact directory atomically: the hf_lodc files and, when asked, the Hub repo layout.
 
 Layout and guarantees are ``artifact.py``'s docstring; the atomic step (a temporary sibling directory
-renamed into place, nothing partial on failure) is ``atomic.atomic_dir``; the repo files are the ones a
+renamed into place, nothing partial on failure) is ``hf_lodc.atomic.atomic_dir``; the repo files are the ones a
 push commits (``repo_files.repo_folder_files``).
 """
 
@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from ..errors import ArtifactError
 from .artifact import FORMAT_VERSION, Artifact
-from .atomic import artefact_path, atomic_dir
+from ..atomic import artefact_path, atomic_dir
 from .repo_files import repo_folder_files
 
 __all__ = ["save_artifact", "save_artifact_or_rescue"]

@@ -33,7 +33,7 @@ from safetensors.torch import load_file, save_file
 from ..data.augment import DSAugment
 from ..data.types import ImageClassificationData, normalize
 from ..errors import ArtifactError, ConfigError
-from ..export.atomic import write_atomically
+from ..atomic import write_atomically
 from ..training.loop import TrainSchedule, seeded_net, test_accuracy, train_network
 from ..seeding import generator
 

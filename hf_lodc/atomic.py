@@ -19,7 +19,7 @@ from typing import Callable
 
 from safetensors import SafetensorError
 
-from ..errors import ArtifactError
+from .errors import ArtifactError
 
 __all__ = ["WRITE_ERRORS", "atomic_dir", "artefact_path", "check_writable", "replace_dir", "write_atomically"]
 
