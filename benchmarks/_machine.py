@@ -18,7 +18,7 @@ def machine() -> dict:
     except (OSError, StopIteration):
         pass
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
-    from hf_lodc.engine.device import cpu_amx, cpu_bf16
+    from hf_lodc.training.device import cpu_amx, cpu_bf16
 
     return {"cpu": cpu, "cpu_bf16": cpu_bf16(), "cpu_amx": cpu_amx(), "cores": os.cpu_count(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),

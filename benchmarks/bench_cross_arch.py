@@ -178,7 +178,7 @@ def estimate(args) -> None:
     from hf_lodc.data.types import normalize
     from hf_lodc.engine.config import EvalConfig
     from hf_lodc.engine.evaluate import test_accuracy
-    from hf_lodc.engine.train import seeded_net
+    from hf_lodc.training.loop import seeded_net
 
     def timed(fn):
         w0, c0 = time.perf_counter(), time.process_time()

@@ -277,7 +277,7 @@ def _rerender(name: str) -> None:
 
 
 def bench_iteration(args) -> None:
-    from hf_lodc.engine import device as dev
+    from hf_lodc.training import device as dev
     from hf_lodc.engine.flops import dm_iteration_flops
 
     if args.render_only:
@@ -337,7 +337,7 @@ def _pair_ratios(r: dict, a: int, b: int) -> str:
 
 def iteration_table(record: dict) -> list[str]:
     """The markdown of an ``iteration`` record (also ``--render-only``: from the JSON, nothing re-measured)."""
-    from hf_lodc.engine import device as dev
+    from hf_lodc.training import device as dev
 
     hw, st, rows = record["hardware"], record["settings"], record["rows"]
     return [
@@ -470,7 +470,7 @@ def _eval_epoch_floor(key: str, args) -> dict:
     """Convolutions of one evaluation training epoch timed alone, against the real step (eager, compiled)."""
     import torch.nn.functional as F
 
-    from hf_lodc.engine.train import forward_fn, seeded_net
+    from hf_lodc.training.loop import forward_fn, seeded_net
 
     (c, h, w), n = EVAL_FLOOR[key]
     fmt, f32 = torch.contiguous_format, torch.float32

@@ -29,8 +29,7 @@ from .synset.budget import Budget, plan_budget
 from .synset.haba import HaBaSet
 from .synset.lowrank import LowRankSet, PixelSet, SyntheticSet
 from .synset.multiformation import MultiFormationSet
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "CondensedDataset",

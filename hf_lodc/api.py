@@ -28,7 +28,8 @@ from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EvalRecord
 from .errors import ConfigError, DatasetError
 from .engine.identity import identity_diff, run_identity
-from .export.artifact import Artifact, build_artifact, load_artifact, save_artifact
+from .export.artifact import Artifact, build_artifact, load_artifact
+from .export.save import save_artifact
 
 __all__ = ["CondensedDataset", "first_per_class"]
 

@@ -39,7 +39,9 @@ from .engine.condenser import Interrupted
 from .engine.curve import CURVE_PNG, SNAPSHOT_DIR, draw_curve, evaluate_curve, load_snapshots, save_snapshot
 from .engine.speed import Hardware, SpeedPlan, compiler_problem, default_speed, plan_speed, probe_hardware
 from .errors import ConfigError, HfLodcError, HubError, UnknownNameError
-from .export.artifact import Artifact, build_artifact, check_writable, save_artifact_or_rescue
+from .export.artifact import Artifact, build_artifact
+from .atomic import check_writable
+from .export.save import save_artifact_or_rescue
 from .export.views import VIEWS, check_config_name, evaluated_views
 from .methods import get_method
 from .models import create_eval_model

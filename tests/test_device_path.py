@@ -10,7 +10,7 @@ import torch
 import hf_lodc
 from hf_lodc.data.augment import DSAugment
 from hf_lodc.data.types import ImageClassificationData
-from hf_lodc.engine import device as dev
+from hf_lodc.training import device as dev
 from hf_lodc.engine.condenser import Condenser
 from hf_lodc.objectives import MatchContext, RealSampler
 from hf_lodc.objectives.dm import DistributionMatching, DMOptions

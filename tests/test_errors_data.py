@@ -34,7 +34,9 @@ from hf_lodc.errors import (
     ImageDecodeError,
     SplitError,
 )
-from hf_lodc.export.artifact import Artifact, check_writable, load_artifact, save_artifact, save_artifact_or_rescue
+from hf_lodc.export.artifact import Artifact, load_artifact
+from hf_lodc.atomic import check_writable
+from hf_lodc.export.save import save_artifact, save_artifact_or_rescue
 from tests.datasets_factory import OddRow, make_dataset, png_bytes, tiny_imagenet_like, write_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")

@@ -13,7 +13,7 @@ from hf_lodc import pipeline
 from hf_lodc.data.augment import DSAugment, cutmix
 from hf_lodc.engine.config import EvalConfig, RunConfig
 from hf_lodc.engine.evaluate import augment_of, protocol_of, record_key, schedule_of
-from hf_lodc.engine.train import TrainSchedule, train_network
+from hf_lodc.training.loop import TrainSchedule, train_network
 from hf_lodc.errors import UnknownNameError
 from tests.datasets_factory import make_dataset
 

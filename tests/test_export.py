@@ -19,7 +19,7 @@ from hf_lodc import CondensedDataset  # noqa: E402
 from hf_lodc.data.types import denormalize_to_uint8  # noqa: E402
 from hf_lodc.errors import ConfigError, IncompatibleArtifactError  # noqa: E402
 from hf_lodc.export import card as card_mod  # noqa: E402
-from hf_lodc.export import pull, push  # noqa: E402
+from hf_lodc.export import pull, repo_files  # noqa: E402
 from hf_lodc.export import views as view_mod  # noqa: E402
 
 EVAL = dict(models=["convnet"], runs=1, epochs=2)
@@ -50,7 +50,7 @@ def tiny_condensed(kind: str = "lodm") -> CondensedDataset:
 
 def write_repo_folder(cd: CondensedDataset, folder: Path, name: str = "lodm-ipc1-r2") -> Path:
     """The files of a one-condensation repo, written as a local folder (what the Hub would hold)."""
-    files, meta = push.condensation_files(cd.artifact, name)
+    files, meta = repo_files.condensation_files(cd.artifact, name)
     front = card_mod.front_matter({name: meta}, name, {})
     readme = card_mod.build_card({name: meta}, name, "alice/x", card_data=front)
     for path, data in {**files, "README.md": readme.encode()}.items():
@@ -93,8 +93,8 @@ def test_views_hold_the_same_images_and_factors():
 
 def test_files_are_byte_deterministic_and_record_storage():
     cd = tiny_condensed("lodm")
-    f1, meta = push.condensation_files(cd.artifact, "lodm-ipc1-r2")
-    f2, _ = push.condensation_files(copy.deepcopy(cd.artifact), "lodm-ipc1-r2")
+    f1, meta = repo_files.condensation_files(cd.artifact, "lodm-ipc1-r2")
+    f2, _ = repo_files.condensation_files(copy.deepcopy(cd.artifact), "lodm-ipc1-r2")
     assert f1 == f2  # same artefact -> same bytes -> a re-push is a no-op
     assert sorted(f1) == [
         "condensations/lodm-ipc1-r2/factors/train-00000-of-00001.parquet",
@@ -115,7 +115,7 @@ def test_preview_grid_is_a_png_with_one_row_per_class():
     from PIL import Image
 
     cd = tiny_condensed("lodm")
-    files, _ = push.condensation_files(cd.artifact, "x")
+    files, _ = repo_files.condensation_files(cd.artifact, "x")
     im = Image.open(io.BytesIO(files["condensations/x/preview.png"]))
     assert im.format == "PNG" and im.mode == "RGB"
     # 28 px digits upscaled x2 to 56 px tiles, 2 px gaps, 7 columns + a 64 px label margin, 10 rows
@@ -125,7 +125,7 @@ def test_preview_grid_is_a_png_with_one_row_per_class():
 def test_card_yaml_carries_configs_license_condensation_and_measured_results():
     cd = tiny_condensed("lodm")
     name = "lodm-ipc1-r2"
-    _, meta = push.condensation_files(cd.artifact, name)
+    _, meta = repo_files.condensation_files(cd.artifact, name)
     front = card_mod.front_matter({name: meta}, name, {})
     text = card_mod.build_card({name: meta}, name, "alice/mnist-lodm", card_data=front)
     assert text.startswith("---\n")
@@ -172,7 +172,7 @@ def test_card_yaml_carries_configs_license_condensation_and_measured_results():
 def test_card_keeps_user_text_and_keys_and_rerenders_identically():
     cd = tiny_condensed("lodm")
     name = "lodm-ipc1-r2"
-    _, meta = push.condensation_files(cd.artifact, name)
+    _, meta = repo_files.condensation_files(cd.artifact, name)
     first = card_mod.build_card({name: meta}, name, "alice/x", card_data=card_mod.front_matter({name: meta}, name, {}))
     data, body = card_mod.read_card_data(first)
     edited_body = "My intro.\n\n" + body + "\nMy footer.\n"

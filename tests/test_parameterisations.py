@@ -334,7 +334,7 @@ def test_haba_objective_updates_bases_hallucinators_and_adversary(mnist, tmp_pat
 def test_method_rows_name_registered_parts_and_plan_at_cifar10_ipc1():
     import hf_lodc.objectives.haba  # noqa: F401  (registers "haba")
     import hf_lodc.objectives.idc  # noqa: F401  (registers "idc")
-    from hf_lodc.methods_param import PARAM_METHODS
+    from hf_lodc.methods import PARAM_METHODS
     from hf_lodc.objectives import OBJECTIVES
 
     planned = {}

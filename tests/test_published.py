@@ -338,7 +338,7 @@ def test_dataset_with_a_soft_label_column_in_its_own_class_order(rgb8, tmp_path)
 def test_teacher_relabels_each_augmented_batch(rgb8, tmp_path):
     """SRe2L / RDED style: images only, a teacher trained on the source labels every augmented batch."""
     from hf_lodc.data.augment import DSAugment
-    from hf_lodc.engine.train import TrainSchedule, seeded_net, train_network
+    from hf_lodc.training.loop import TrainSchedule, seeded_net, train_network
     from hf_lodc.published.teacher import TeacherLabelled, teacher_criterion
 
     teacher = seeded_net("convnet", 3, (3, 8, 8), 0)

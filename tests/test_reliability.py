@@ -25,7 +25,8 @@ from hf_lodc.errors import (
     IncompatibleArtifactError,
     NonFiniteError,
 )
-from hf_lodc.export.artifact import load_artifact, save_artifact
+from hf_lodc.export.artifact import load_artifact
+from hf_lodc.export.save import save_artifact
 from tests.datasets_factory import make_dataset
 
 

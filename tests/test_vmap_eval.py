@@ -149,7 +149,7 @@ def test_unvectorisable_model_falls_back_with_reason(small):
 
 
 def test_one_seeded_constructor_and_one_schedule():
-    from hf_lodc.engine.train import TrainSchedule, seeded_net
+    from hf_lodc.training.loop import TrainSchedule, seeded_net
 
     state = torch.random.get_rng_state()
     a = seeded_net("lodc_convnet_d3_w128", 10, (1, 28, 28), 7, "eval-net", "m", 0)
@@ -169,7 +169,7 @@ def test_kept_networks_under_vmap_are_the_trained_runs(small):
     """``keep_state`` under vmap gets each run's trained weights in its own network: testing the kept
     network reproduces the recorded accuracy, and the runs are the same networks the sequential
     backend keeps (within the float tolerance of batched convolutions)."""
-    from hf_lodc.engine.train import test_accuracy
+    from hf_lodc.training.loop import test_accuracy
 
     images, labels, test, mean, std = small
     test = LabeledImages(test.images[:100], test.labels[:100])

@@ -146,7 +146,7 @@ def main(argv=None) -> int:
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
-    from hf_lodc.engine import device as dev
+    from hf_lodc.training import device as dev
     from hf_lodc.launch import make_accelerator
 
     base, *extras = args.precision.split("+")

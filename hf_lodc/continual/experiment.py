@@ -22,7 +22,7 @@ from ..data.types import ImageClassificationData
 from ..engine.config import RunConfig
 from ..engine.evaluate import EvalRecord, protocol_of
 from ..errors import ConfigError
-from ..export.artifact import save_artifact
+from ..export.save import save_artifact
 from ..pipeline import load_data, validate
 from ..seeding import derive_seed
 from .config import ContinualConfig

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -18,17 +17,16 @@ from ..data.types import ImageClassificationData
 from ..engine.evaluate import protocol_of
 from ..errors import ArtifactError
 from ..export.artifact import environment_info
+from ..atomic import write_atomically
 
 __all__ = ["write_json", "summarise", "markdown_table", "plot_curves", "write_report"]
 
 
 def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as JSON atomically (temporary sibling, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    text = json.dumps(obj, indent=2, default=str) + "\n"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-        os.replace(tmp, path)
+        write_atomically(path, lambda tmp: tmp.write_text(text))
     except OSError as e:
         raise ArtifactError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
 
@@ -183,6 +181,7 @@ def write_report(result, out: str | Path, stem: str = "continual") -> dict[str, 
     out = Path(out)
     paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md", "png": out / f"{stem}.png"}
     write_json(paths["json"], result.summary)
-    paths["md"].write_text(markdown_table(result.summary) + "\n")
+    md = markdown_table(result.summary) + "\n"
+    write_atomically(paths["md"], lambda tmp: tmp.write_text(md))
     plot_curves(result.summary, paths["png"])
     return paths

@@ -44,6 +44,7 @@ from ..errors import (
     LocalPathNotFoundError,
     SplitError,
 )
+from ..atomic import write_atomically
 from .types import ImageClassificationData, LabeledImages, SourceInfo, normalize  # noqa: F401  (re-exported)
 from .columns import LabelVocabulary, detect_columns, label_vocabulary
 from .cache import as_mapped_tensor, decoded_cache_dir, default_cache_dir, get_or_build, is_mapped, open_entry
@@ -941,17 +942,9 @@ def _read_cache(path: Path):
 
 
 def _write_cache(path: Path, tensors: dict, meta: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    blob = {"splits": {k: {"images": v.images, "labels": v.labels} for k, v in tensors.items()},
+            "meta": json.dumps(meta)}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {"splits": {k: {"images": v.images, "labels": v.labels} for k, v in tensors.items()},
-             "meta": json.dumps(meta)},
-            tmp,
-        )
-        os.replace(tmp, path)
+        write_atomically(path, lambda tmp: torch.save(blob, tmp))
     except (OSError, RuntimeError):  # a cache that cannot be written (read-only, disk full) is not an error
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+        pass

@@ -1,8 +1,8 @@
-"""Configs, the condensation loop and the evaluation protocol.
+"""Configs, the condensation loop and the evaluation protocol (the training loop itself is ``hf_lodc.training``).
 
     config.py      dataclass configs (CondenseConfig composes the objectives' options), YAML, checks
     cli.py         argparse options generated from those dataclasses (every recipe)
-    train.py       THE training loop (single / stacked) and the seeded network constructor
+    eval_protocols.py  the registries of evaluation protocols and backends (below config and evaluate)
     evaluate.py    the evaluation protocol (sequential backend) -> EvalRecord
     vmap_eval.py   the vmap evaluation backend (N networks trained as one)
     identity.py    run identity: what must match to continue a condensation

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from ..errors import ArtifactError, ConfigError
+from ..atomic import replace_dir
 from .identity import NOT_IDENTITY, check_identity
 
 __all__ = ["CHECKPOINT_PREFIX", "STATE_FILE", "latest_checkpoint", "resume_command", "save_checkpoint",
@@ -100,9 +101,7 @@ def save_checkpoint(checkpoint_dir: Path, iteration: int, state: dict[str, Any],
             if comm.is_main:
                 try:
                     torch.save(state, tmp / STATE_FILE)
-                    if final.exists():
-                        shutil.rmtree(final)
-                    os.replace(tmp, final)
+                    replace_dir(tmp, final)
                     prune(checkpoint_dir, final)
                 except _WRITE_ERRORS as e:
                     error = e

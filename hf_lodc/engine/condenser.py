@@ -49,7 +49,7 @@ from ..synset.base import PARAMETERISATIONS, SyntheticSet
 from .abortable import AbortableStep, StepAborted
 from .checkpoint import (STATE_FILE, check_resumable, latest_checkpoint, read_checkpoint, resume_command,
                          save_checkpoint)
-from . import device as device_settings
+from ..training import device as device_settings
 from .config import CondenseConfig
 from .coreset import CORESETS
 from .distributed import (Collective, check_shardable, class_rows, gather_class_rows, gather_synset_state,
@@ -75,7 +75,7 @@ class CondenseResult:
     iterations_per_s: float | None = None
     init_indices: torch.Tensor | None = None  # real train rows used by real/svd init
     processes: int = 1  # processes the classes were sharded over
-    device_settings: dict | None = None  # engine.device settings in force (TF32, cudnn.benchmark, memory format)
+    device_settings: dict | None = None  # training.device settings in force (TF32, cudnn.benchmark, memory format)
 
     def images(self) -> torch.Tensor:
         with torch.no_grad():

@@ -350,7 +350,7 @@ def _registry_check(registry: Callable[[], Any]) -> Callable[[Any], None]:
 
 
 def _eval_backends():
-    from .evaluate import EVAL_BACKENDS  # evaluate imports this module: looked up at check time
+    from .eval_protocols import EVAL_BACKENDS  # filled by evaluate / vmap_eval: looked up at check time
 
     return EVAL_BACKENDS
 
@@ -363,7 +363,7 @@ def _eval_backend(value: str) -> None:
 
 
 def _eval_protocols():
-    from .evaluate import EVAL_PROTOCOLS  # evaluate imports this module: looked up at check time
+    from .eval_protocols import EVAL_PROTOCOLS
 
     return EVAL_PROTOCOLS
 

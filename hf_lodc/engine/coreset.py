@@ -6,7 +6,7 @@ import torch
 
 from ..data.types import normalize
 from ..registry import Registry
-from .train import seeded_net
+from ..training.loop import seeded_net
 
 __all__ = ["CORESETS", "herding_select"]
 

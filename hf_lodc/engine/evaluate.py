@@ -26,34 +26,14 @@ import torch.nn as nn
 from ..data.augment import DSAugment
 from ..data.types import LabeledImages
 from ..errors import ConfigError
-from ..registry import Registry
 from ..seeding import generator
 from .config import EvalConfig
-from . import device as device_settings
-from .train import TrainSchedule, forward_fn, seeded_net, test_accuracy, train_network
+from .eval_protocols import EVAL_BACKENDS, EVAL_PROTOCOLS, EvalProtocol
+from ..training import device as device_settings
+from ..training.loop import TrainSchedule, forward_fn, seeded_net, test_accuracy, train_network
 
 __all__ = ["EvalRecord", "evaluate_synthetic", "train_one", "test_accuracy", "protocol_of", "schedule_of",
            "augment_of", "autocast_of", "record_key", "EvalProtocol", "EVAL_PROTOCOLS", "EVAL_BACKENDS"]
-
-EVAL_BACKENDS: Registry = Registry("evaluation backend")
-
-
-@dataclass(frozen=True)
-class EvalProtocol:
-    """What a paper's evaluation fixes beyond ``EvalConfig``'s lr, momentum, weight decay, epochs and
-    DSA strategy (those stay the config's)."""
-
-    description: str  # who evaluates this way (card and results)
-    lr_schedule: str  # a name in engine.train.LR_SCHEDULES
-    batch: int | None = None  # None: the config's eval_batch
-    cutmix_p: float = 0.0
-    drop_families: tuple[str, ...] = ()  # DSA families the protocol leaves out of the config's strategy
-
-
-EVAL_PROTOCOLS: Registry[EvalProtocol] = Registry("evaluation protocol")
-EVAL_PROTOCOLS.add("dc", EvalProtocol("DC/DSA/DM literature", "step_half"))
-EVAL_PROTOCOLS.add("idc", EvalProtocol("IDC's own evaluation (Kim et al., ICML 2022)", "idc_multistep", batch=64,
-                                       cutmix_p=0.5, drop_families=("cutout",)))
 
 
 def record_key(model: str, cfg: EvalConfig) -> str:

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from . import device as device_settings
+from ..training import device as device_settings
 from .flops import dm_iteration_flops, eval_epoch_flops
 
 __all__ = ["SPEEDS", "SPEED_ENV", "default_speed", "COMPILE_PAYS_GFLOP", "REAL_CHUNK", "Hardware", "PhasePlan", "SpeedPlan", "probe_hardware",

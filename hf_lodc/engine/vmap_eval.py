@@ -52,9 +52,10 @@ from ..data.augment import DSAugment
 from ..data.types import LabeledImages, normalize
 from ..seeding import generator
 from .config import EvalConfig
-from .evaluate import EVAL_BACKENDS, augment_of, schedule_of
-from .train import seeded_net
-from .train import train_stacked as train_models_stacked
+from .eval_protocols import EVAL_BACKENDS
+from .evaluate import augment_of, schedule_of
+from ..training.loop import seeded_net
+from ..training.loop import train_stacked as train_models_stacked
 
 __all__ = ["StackedNets", "train_stacked", "stacked_accuracies", "MAX_IMAGES_PER_STEP"]
 

@@ -14,34 +14,31 @@ the Hub repo layout of the set (``README.md`` with the ``configs:``, ``condensat
 real test split; see ``views``), exactly the files a push commits, so ``datasets.load_dataset(dir)``
 reads the directory as it reads the pushed repo.
 
-Writes go to a temporary sibling directory that is renamed into place at the end, so a failure
-(read-only directory, disk full) never leaves a half-written artefact.
+This module is the record (``Artifact``, what ``config.json`` holds, reading it back); writing the
+directory is ``save.py``, which sits above the card and the views because it also writes the repo layout.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ..data.types import SourceInfo
 from ..errors import ArtifactError, IncompatibleArtifactError
 from ..synset.budget import Budget
 from ..synset.base import PARAMETERISATIONS, SyntheticSet
+from ..version import __version__
 
-__all__ = ["Artifact", "build_artifact", "results_record", "save_artifact", "save_artifact_or_rescue",
-           "check_writable", "load_artifact", "artifact_from_record", "FORMAT_VERSION", "environment_info",
-           "atomic_dir"]
+__all__ = ["Artifact", "build_artifact", "results_record",
+           "load_artifact", "artifact_from_record", "FORMAT_VERSION", "environment_info"]
 
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("synset.safetensors", "config.json")
@@ -54,8 +51,6 @@ def environment_info() -> dict[str, Any]:
     import datasets
     import huggingface_hub
     import timm
-
-    from .. import __version__
 
     dev = "cpu"
     if torch.cuda.is_available():
@@ -177,191 +172,6 @@ def build_artifact(
         results=results,
         history=result.history,
     )
-
-
-# What a run itself may have put in its output directory before the artefact exists.
-_RUN_ENTRIES = frozenset({"checkpoints", "logs"})
-# Of those, what the artefact keeps when it replaces the directory (tracker logs, `--log-with`).
-_KEPT_ENTRIES = ("logs",)
-# Failures of the writers that mean "the file system refused" (no space, read-only, quota, ...).
-_WRITE_ERRORS = (OSError, SafetensorError)
-
-
-def _is_replaceable(target: Path) -> bool:
-    """An existing directory may be replaced only if it is empty, holds only this run's
-    checkpoints, or is an hf_lodc artefact: never a folder of the user's own files."""
-    if not target.is_dir():
-        return False
-    names = {e.name for e in target.iterdir()}
-    if names <= _RUN_ENTRIES:
-        return True
-    try:
-        return "format_version" in json.loads((target / "config.json").read_text())
-    except (OSError, ValueError, TypeError):
-        return False
-
-
-def _fsync_tree(root: Path) -> None:
-    """Flush the files of ``root`` to disk, so a crash after the rename cannot leave them empty."""
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` to ``target``; an existing ``target`` is restored if the rename fails."""
-    if not target.exists():
-        os.replace(tmp, target)
-        return
-    old = target.with_name(f".{target.name}.old{os.getpid()}")
-    os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except OSError:
-        os.replace(old, target)  # roll back: the previous artefact stays where it was
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike, overwrite: bool = True):
-    """Yield a temporary directory next to ``target``; on success it replaces ``target``.
-
-    On any failure (read-only file system, disk full, an exception in the ``with`` body) the
-    temporary directory is removed and ``target`` is left exactly as it was: no partial artefact.
-    File-system failures become :class:`ArtifactError`; other exceptions propagate unchanged.
-    """
-    target = _artefact_path(target)
-    existed = target.exists()
-    if existed:
-        if not overwrite:
-            raise ArtifactError(f"{str(target)!r} exists; pass overwrite=True or choose another directory")
-        if not _is_replaceable(target):
-            raise ArtifactError(
-                f"{str(target)!r} exists and is not an hf_lodc artefact (it is a file, or a folder with other "
-                "files); refusing to replace it. Choose a new or empty output directory."
-            )
-    parent = target.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp", dir=parent))
-    except OSError as e:
-        raise ArtifactError(
-            f"cannot write the artefact {str(target)!r}: {str(parent)!r} is not writable ({e.strerror or e}). "
-            "Choose a writable output directory."
-        ) from None
-    moved: list[str] = []
-    try:
-        yield tmp
-        _fsync_tree(tmp)
-        if existed:
-            for name in _KEPT_ENTRIES:  # moved, not copied (same file system); moved back on failure
-                if (target / name).exists() and not (tmp / name).exists():
-                    os.replace(target / name, tmp / name)
-                    moved.append(name)
-        _swap_into_place(tmp, target)
-    except _WRITE_ERRORS as e:
-        _move_back(tmp, target, moved)
-        shutil.rmtree(tmp, ignore_errors=True)
-        kept = "the artefact already there is unchanged" if existed else "no directory was created"
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise ArtifactError(
-            f"writing the artefact {str(target)!r} failed ({reason}); nothing partial was left: {kept}. "
-            "Free some space or choose another output directory."
-        ) from e
-    except BaseException:
-        _move_back(tmp, target, moved)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _move_back(tmp: Path, target: Path, names: list[str]) -> None:
-    for name in names:
-        if (tmp / name).exists() and target.is_dir():
-            os.replace(tmp / name, target / name)
-
-
-def _artefact_path(target: str | os.PathLike) -> Path:
-    target = Path(os.path.abspath(os.path.expanduser(os.fspath(target))))
-    if target.name in ("", ".", ".."):
-        raise ArtifactError(f"{str(target)!r} cannot be an artefact directory; name a new folder")
-    return target
-
-
-def check_writable(target: str | os.PathLike) -> None:
-    """Fail now, not after hours of condensation, if ``target`` could not receive an artefact.
-
-    Creates nothing: probes the nearest existing ancestor with a temporary directory it removes.
-    """
-    target = _artefact_path(target)
-    if target.exists() and not _is_replaceable(target):
-        raise ArtifactError(
-            f"{str(target)!r} exists and is not an hf_lodc artefact (it is a file, or a folder with other "
-            "files); refusing to replace it. Choose a new or empty output directory."
-        )
-    probe_root = target.parent
-    while not probe_root.exists():
-        probe_root = probe_root.parent
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".hf_lodc-probe", dir=probe_root))
-    except OSError as e:
-        raise ArtifactError(
-            f"cannot write the artefact {str(target)!r}: {str(probe_root)!r} is not writable "
-            f"({e.strerror or e}). Choose a writable output directory."
-        ) from None
-
-
-def save_artifact_or_rescue(art: "Artifact", out_dir: str | os.PathLike, **kwargs: Any) -> Path:
-    """:func:`save_artifact`; if that fails (disk full at the end of a long run), the finished
-    artefact is written to a fresh temporary directory instead and the error says where."""
-    try:
-        return save_artifact(art, out_dir, **kwargs)
-    except ArtifactError as e:
-        rescue_root = Path(tempfile.mkdtemp(prefix="hf_lodc-rescue-"))
-        try:
-            path = save_artifact(art, rescue_root / _artefact_path(out_dir).name, **kwargs)
-        except ArtifactError:
-            shutil.rmtree(rescue_root, ignore_errors=True)
-            raise e from None
-        raise ArtifactError(
-            f"{e} The finished artefact was saved to {str(path)!r} instead; move it where you want it."
-        ) from None
-
-
-def _json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-
-
-def save_artifact(art: Artifact, out_dir: str | os.PathLike, overwrite: bool = True, *,
-                  repo: dict[str, Any] | None = None) -> Path:
-    """Write ``art`` to ``out_dir`` atomically; returns the path.
-
-    ``repo``: also write, in the same atomic step, the Hub repo layout of the set (``push.repo_folder_files``:
-    ``README.md`` + ``condensations/<name>/...`` + the real test split), so that
-    ``datasets.load_dataset(out_dir)`` reads it exactly as the pushed repo; keys ``config_name``,
-    ``test`` (LabeledImages or None), ``repo_id`` (named in the card; default the folder name).
-    """
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        if repo is not None:
-            from .push import repo_folder_files
-
-            opts = dict(repo)
-            opts.setdefault("repo_id", _artefact_path(out_dir).name)
-            for rel, data in repo_folder_files(art, **opts).items():
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                (tmp / rel).write_bytes(data)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in art.synset.state_dict().items()}
-        save_file(tensors, str(tmp / "synset.safetensors"), metadata={"format_version": str(FORMAT_VERSION)})
-        save_file({"images": art.images().contiguous(), "labels": art.labels.contiguous()},
-                  str(tmp / "images.safetensors"))
-        _json(tmp / "config.json", art.config_record())
-        _json(tmp / "results.json", art.results)
-        _json(tmp / "history.json", art.history)
-    return Path(out_dir)
 
 
 def load_artifact(path: str | os.PathLike) -> Artifact:
@@ -509,7 +319,7 @@ def artifact_from_record(
     version = cfg.get("format_version")
     if version != FORMAT_VERSION:
         raise IncompatibleArtifactError(
-            f"{where!r} has format_version {version!r}; this hf_lodc ({_version()}) reads version "
+            f"{where!r} has format_version {version!r}; this hf_lodc ({__version__}) reads version "
             f"{FORMAT_VERSION}. Upgrade/downgrade hf_lodc or re-create the artefact."
         )
     for key in ("parameterisation", "num_classes", "images_per_class", "image_shape", "budget", "source"):
@@ -545,9 +355,3 @@ def artifact_from_record(
         history=history or [],
         environment=cfg.get("environment", {}),
     )
-
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__

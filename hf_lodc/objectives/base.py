@@ -22,7 +22,7 @@ from ..data.augment import DSAugment
 from ..data.cache import is_mapped
 from ..data.types import LabeledImages, normalize
 from ..data.sampler import ClassIndex
-from ..engine.train import seeded_net
+from ..training.loop import seeded_net
 from ..errors import ConfigError
 from ..registry import Registry
 

@@ -8,7 +8,7 @@ Speed: the real images stay on the device as uint8, so no image crosses the host
 iteration; the real half needs no gradient, so it can be gathered, normalised, augmented and embedded
 in chunks of ``real_chunk`` images (0, the default: one pass; chunking is bit-identical, and only pays
 where a chunk's activations then stay in cache). The passes run in channels_last where
-``hf_lodc.engine.device`` says so (off by default). The synthetic half goes through the network in one
+``hf_lodc.training.device`` says so (off by default). The synthetic half goes through the network in one
 pass. The loss stays a device tensor: the engine reads it when it logs, so the loop does not wait on
 the device every iteration.
 
@@ -35,7 +35,7 @@ import torch
 
 from dataclasses import dataclass
 
-from ..engine import device as device_settings
+from ..training import device as device_settings
 from .base import OBJECTIVES, Objective, ObjectiveOptions, option
 
 __all__ = ["DistributionMatching", "DMOptions", "embed_fn", "real_chunk_default"]

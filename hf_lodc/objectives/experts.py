@@ -33,7 +33,8 @@ from safetensors.torch import load_file, save_file
 from ..data.augment import DSAugment
 from ..data.types import ImageClassificationData, normalize
 from ..errors import ArtifactError, ConfigError
-from ..engine.train import TrainSchedule, seeded_net, test_accuracy, train_network
+from ..atomic import write_atomically
+from ..training.loop import TrainSchedule, seeded_net, test_accuracy, train_network
 from ..seeding import generator
 
 __all__ = ["ExpertConfig", "ExpertBuffer", "train_experts", "load_experts", "flat_params", "unflatten"]
@@ -174,9 +175,8 @@ def train_experts(
         traj, acc = _train_one(data, cfg, i, device, progress and rank == 0)
         trajectories[i], accs[i] = traj, acc
         if f is not None:
-            tmp = f.with_name(f".{f.name}.tmp{os.getpid()}")
-            save_file({"trajectory": traj.contiguous()}, str(tmp), metadata={"test_accuracy": str(acc)})
-            os.replace(tmp, f)
+            write_atomically(f, lambda tmp: save_file({"trajectory": traj.contiguous()}, str(tmp),
+                                                      metadata={"test_accuracy": str(acc)}))
         log(f"[hf_lodc] expert {i}: {cfg.epochs} epochs, test accuracy {acc if acc is None else round(acc, 2)} %")
     if accelerator is not None:
         accelerator.wait_for_everyone()
@@ -188,9 +188,8 @@ def train_experts(
                 md = _file_metadata(_expert_file(root, i))
                 accs[i] = None if md in (None, "None") else float(md)
         meta["test_accuracy"] = {str(k): accs[k] for k in sorted(accs)}
-        tmp = root / f".{META_FILE}.tmp"
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
-        os.replace(tmp, root / META_FILE)
+        text = json.dumps(meta, indent=2) + "\n"
+        write_atomically(root / META_FILE, lambda tmp: tmp.write_text(text))
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return load_experts(root)

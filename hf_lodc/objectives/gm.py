@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from ..errors import ConfigError
-from ..engine.train import TrainSchedule, train_network
+from ..training.loop import TrainSchedule, train_network
 from .base import OBJECTIVES, POSITIVE, Objective, ObjectiveOptions, option
 
 __all__ = ["GradientMatching", "GMOptions", "gradient_distance", "per_class_gradients", "DEFAULT_LOOPS", "default_loops"]

@@ -3,7 +3,7 @@
 ``engine.evaluate.evaluate_synthetic`` tests on uint8 images normalised with a mean and std, and trains
 with cross-entropy on class ids. A ZCA-space set needs its test split whitened, and a soft-label set a
 soft loss; :func:`evaluate_in_space` runs the same protocol (the same networks, seeds, schedule, DSA,
-last-epoch accuracy; ``engine.train.train_network`` does the training) with the test images mapped by
+last-epoch accuracy; ``training.loop.train_network`` does the training) with the test images mapped by
 the space and the loss given. Where neither is needed it hands over to ``evaluate_synthetic`` (its
 vmap backend included), so a plain hard-label set is evaluated exactly as before.
 """
@@ -19,7 +19,7 @@ from ..data.types import LabeledImages
 from ..engine.config import EvalConfig
 from ..engine.evaluate import (EvalRecord, augment_of, autocast_of, evaluate_synthetic, forward_of, protocol_of,
                                schedule_of)
-from ..engine.train import seeded_net, train_network
+from ..training.loop import seeded_net, train_network
 from ..seeding import generator
 from .normalization import InputSpace
 
@@ -70,7 +70,7 @@ def evaluate_in_space(images: torch.Tensor, targets: torch.Tensor, test: Labeled
         raise ConfigError("soft targets (N, K) need a soft-label criterion")
     check_strategy(cfg.eval_dsa_strategy, "eval_dsa_strategy")
     check_eval_models(cfg.eval_models, tuple(images.shape[1:]), num_classes)
-    from ..engine import device as device_settings
+    from ..training import device as device_settings
 
     device = torch.device(device)
     device_settings.ensure(device)  # the same TF32 / cudnn settings evaluate_synthetic sets

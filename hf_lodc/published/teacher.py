@@ -2,7 +2,7 @@
 
 Those methods ship images only; at evaluation a teacher trained on the real data labels every augmented
 batch the student sees, and the student learns the teacher's soft labels. :class:`TeacherLabelled`
-wraps a student network so the protocol's own loop (``engine.train.train_network``) does exactly that
+wraps a student network so the protocol's own loop (``training.loop.train_network``) does exactly that
 without knowing about teachers: in training mode its forward returns the student's logits and the
 frozen teacher's logits on the same augmented batch side by side, and :func:`teacher_criterion` applies
 a soft loss between the two halves; in eval mode it is the student alone (the test). The teacher is

@@ -2,10 +2,10 @@
 
 Who trains what here:
 
-* evaluation (``evaluate.py``): a fresh network per run on the synthetic set, SGD with momentum
+* evaluation (``engine/evaluate.py``): a fresh network per run on the synthetic set, SGD with momentum
   and weight decay, the protocol's lr schedule (``LR_SCHEDULES``: the DC protocol's "step_half",
   IDC's "idc_multistep") and, in IDC's protocol, CutMix (``TrainSchedule.cutmix_p``);
-* the ``vmap`` evaluation backend (``vmap_eval.py``): N of those at once (``train_stacked``);
+* the ``vmap`` evaluation backend (``engine/vmap_eval.py``): N of those at once (``train_stacked``);
 * gradient matching's inner loop (``objectives/gm.py``): the matching network on the detached
   synthetic set, plain SGD at ``lr_net``;
 * expert trajectories (``objectives/experts.py``): a network on the real train set (uint8 on the
@@ -18,7 +18,8 @@ parameters (one family per batch, values per image) from the same generator, the
 ``cutmix_p > 0``) whether to CutMix and the CutMix box and partners, one loss, one SGD step. That draw order is what makes a run reproducible from (seed, purpose) and what makes a
 stacked run equal to N single ones.
 
-This module imports only data/models/seeding/registry, so objectives (below the engine) may use it.
+This module imports only data/models/seeding/registry and ``training.device``, so the objectives and the
+engine (above it) both use it.
 """
 
 from __future__ import annotations
