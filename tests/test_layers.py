@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "hf_lodc.objectives": 5,
     "hf_lodc.engine": 6,
     "hf_lodc.export": 7,
+    "hf_lodc.published": 7,  # the field's published layouts, normalisations and scores, read by foreign
     "hf_lodc.foreign": 8,
     "hf_lodc.pipeline": 8,
     "hf_lodc.api": 9,
