@@ -168,6 +168,19 @@ def _fill(plan: PhasePlan, cfg: Any, name: str, value: Any) -> None:
         plan.kept[name] = current
 
 
+def _fast_path(plan: PhasePlan, cfg: Any, hw: Hardware, probe, out: SpeedPlan, precision: str, channels_last: str,
+               compiled: dict[str, Any]) -> None:
+    """Fill one phase's unset options: bf16 + channels_last on bf16 units, ``compiled`` when a compile pays."""
+    if hw.bf16_units:
+        _fill(plan, cfg, precision, "bf16")
+        _fill(plan, cfg, channels_last, True)
+    else:
+        plan.reasons.append(f"float32: {hw.bf16_why}")
+    if _compile_choice(plan, hw, plan.gflop, probe, out):
+        for name, value in compiled.items():
+            _fill(plan, cfg, name, value)
+
+
 def plan_speed(speed: str, hw: Hardware, *, method_objective: str | None, matching_model: str,
                image_shape: tuple[int, int, int], num_classes: int, batch_real: int, syn_per_class: int,
                iterations: int, condense_cfg: Any, eval_cfg: Any, eval_images: int, eval_backend_vmap: bool,
@@ -194,14 +207,8 @@ def plan_speed(speed: str, hw: Hardware, *, method_objective: str | None, matchi
         k = matched_classes or num_classes  # classes matched per iteration (class sampling: a subset)
         cond.gflop = dm_iteration_flops(image_shape, k, batch_real, syn_per_class, width, depth).total \
             * iterations / 1e9
-        if hw.bf16_units:
-            _fill(cond, condense_cfg, "mixed_precision", "bf16")
-            _fill(cond, condense_cfg, "channels_last", True)
-        else:
-            cond.reasons.append(f"float32: {hw.bf16_why}")
-        if _compile_choice(cond, hw, cond.gflop, probe, out):
-            _fill(cond, condense_cfg, "compile", True)
-            _fill(cond, condense_cfg, "real_chunk", REAL_CHUNK)
+        _fast_path(cond, condense_cfg, hw, probe, out, "mixed_precision", "channels_last",
+                   {"compile": True, "real_chunk": REAL_CHUNK})
 
     # -- evaluation -----------------------------------------------------------------------------
     shapes = [convnet_shape(m, image_shape) for m in eval_cfg.eval_models]
@@ -214,12 +221,6 @@ def plan_speed(speed: str, hw: Hardware, *, method_objective: str | None, matchi
     else:
         per_epoch = sum(eval_epoch_flops(image_shape, eval_images, num_classes, w, d).total for d, w in shapes)
         ev.gflop = per_epoch * eval_cfg.eval_epochs * eval_cfg.eval_runs / 1e9
-        if hw.bf16_units:
-            _fill(ev, eval_cfg, "eval_mixed_precision", "bf16")
-            _fill(ev, eval_cfg, "eval_channels_last", True)
-        else:
-            ev.reasons.append(f"float32: {hw.bf16_why}")
-        if _compile_choice(ev, hw, ev.gflop, probe, out):
-            _fill(ev, eval_cfg, "eval_compile", True)
+        _fast_path(ev, eval_cfg, hw, probe, out, "eval_mixed_precision", "eval_channels_last", {"eval_compile": True})
     return out
 
