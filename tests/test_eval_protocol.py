@@ -145,3 +145,16 @@ def test_evaluating_a_set_saved_unevaluated_writes_its_records_into_it(tmp_path)
     assert saved["evaluated"] is True and "not_evaluated_because" not in saved
     assert saved["evaluations"]["convnet"]["runs"] == 2
     assert hf_lodc.CondensedDataset.from_disk(tmp_path / "run").results["evaluations"]["convnet"]["runs"] == 2
+
+
+def test_a_long_evaluation_says_each_run_as_it_finishes(capsys):
+    g = torch.Generator().manual_seed(0)
+    imgs, labels = torch.randn(6, 1, 8, 8, generator=g), torch.tensor([0, 1, 2, 0, 1, 2])
+    test = hf_lodc.LabeledImages((torch.rand(9, 1, 8, 8, generator=g) * 255).to(torch.uint8), torch.arange(9) % 3)
+    ec = hf_lodc.EvalConfig(eval_runs=2, eval_epochs=1, eval_batch=4)
+    kept = []
+    recs = hf_lodc.evaluate_synthetic(imgs, labels, test, torch.tensor([0.5]), torch.tensor([0.25]), 3, ec,
+                                      progress=True, keep_state=lambda m, r, a, n: kept.append((r, a)))
+    out = capsys.readouterr().out
+    assert "[eval] convnet run 1/2:" in out and "[eval] convnet run 2/2:" in out
+    assert [a for _, a in kept] == recs["convnet"].accuracies  # the caller's keep_state still sees every run

@@ -186,6 +186,20 @@ def _sequential(model, images, labels, test, mean, std, num_classes, cfg, seed, 
     return accs
 
 
+def _announcing(keep_state: Callable | None, total: int, t0: float) -> Callable:
+    """A ``keep_state`` that prints each run's accuracy as it finishes, then calls ``keep_state``."""
+    done = 0
+
+    def seen(model: str, run: int, acc: float, net: nn.Module) -> None:
+        nonlocal done
+        done += 1
+        print(f"[eval] {model} run {done}/{total}: {acc:.2f} % ({time.perf_counter() - t0:.0f} s)", flush=True)
+        if keep_state is not None:
+            keep_state(model, run, acc, net)
+
+    return seen
+
+
 def evaluate_synthetic(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -237,10 +251,13 @@ def evaluate_synthetic(
                      and not sequential_only)
         backend = "vmap" if vectorise else "sequential"
     fn = EVAL_BACKENDS.get(backend)
-    extra = {"keep_state": keep_state} if keep_state is not None else {}
     out = {}
     for model in cfg.eval_models:
         t0 = time.perf_counter()
+        seen = keep_state
+        if progress and backend == "sequential":  # one line per trained network: a 1000-epoch run takes minutes
+            seen = _announcing(keep_state, len(run_ids), t0)
+        extra = {"keep_state": seen} if seen is not None else {}
         accs = fn(model, images, labels, test, mean, std, num_classes, cfg, seed, device, run_ids, **extra)
         out[model] = EvalRecord(model=model, accuracies=accs, epochs=cfg.eval_epochs, protocol=protocol_of(cfg),
                                 wall_time_s=time.perf_counter() - t0)
