@@ -36,6 +36,8 @@ def test_the_curve_is_recorded_drawn_and_ends_at_the_final_set(tiny, tmp_path):
     assert [p["iteration"] for p in curve["points"]] == [2, 4] and curve["not_reached"] == [9]
     assert curve["runs"] == 2 and curve["epochs"] == 2 and all(len(p["accuracies"]) == 2 for p in curve["points"])
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = (out / "README.md").read_text()
+    assert "### Accuracy against iterations" in card and f"| 4 | {curve['points'][1]['accuracy_mean']:.2f}" in card
     assert not (out / "checkpoints").exists()  # the snapshots went with the checkpoints when the artefact was written
     # the point at the last iteration is the finished set, evaluated with the curve's protocol and seeds
     from hf_lodc.engine.curve import curve_config

@@ -336,6 +336,18 @@ def _storage_line(c: dict) -> str:
     return line
 
 
+def _curve_lines(records: dict[str, dict], name: str) -> list[str]:
+    """The lead condensation's accuracy against iterations (``--eval-at``), when it was measured."""
+    curve = ((records.get(name) or {}).get("results") or {}).get("curve") or {}
+    if not curve.get("points"):
+        return []
+    rows = [f"| {p['iteration']} | {p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f} |" for p in curve["points"]]
+    return ["### Accuracy against iterations", "",
+            f"`{name}` as it was after these iterations, each trained {curve['protocol']} (a shorter protocol "
+            "than the table above: compare the rows with each other):", "",
+            "| iterations | accuracy % |", "|---|---|", *rows, ""]
+
+
 def render_body(records: dict[str, dict], default: str | None, repo_id: str) -> str:
     meta = card_metadata(records, default)
     conds = {c["config_name"]: c for c in meta["condensation"]}
@@ -395,6 +407,7 @@ def render_body(records: dict[str, dict], default: str | None, repo_id: str) -> 
         "",
         *_results_table(records),
         "",
+        *_curve_lines(records, lead["config_name"]),
     ]
     protocols = [(r["protocol"], r["runs"]) for r in meta["results"] if r.get("protocol")]
     if protocols:
