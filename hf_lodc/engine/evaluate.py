@@ -74,6 +74,11 @@ class EvalRecord:
         m = self.accuracy_mean
         return math.sqrt(sum((a - m) ** 2 for a in self.accuracies) / len(self.accuracies))  # population std, as the literature (np.std)
 
+    def summary(self) -> str:
+        """One line for the log: ``[eval] convnet: 44.88 +- 0.28 % over 5 runs (3041 s)``."""
+        return (f"[eval] {self.model}: {self.accuracy_mean:.2f} +- {self.accuracy_std:.2f} % over {self.runs} runs "
+                f"({self.wall_time_s:.0f} s)")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
@@ -262,9 +267,7 @@ def evaluate_synthetic(
         out[model] = EvalRecord(model=model, accuracies=accs, epochs=cfg.eval_epochs, protocol=protocol_of(cfg),
                                 wall_time_s=time.perf_counter() - t0)
         if progress:
-            r = out[model]
-            print(f"[eval] {model}: {r.accuracy_mean:.2f} +- {r.accuracy_std:.2f} % over {r.runs} runs "
-                  f"({r.wall_time_s:.0f} s)", flush=True)
+            print(out[model].summary(), flush=True)
     return out
 
 

@@ -96,7 +96,5 @@ def evaluate_in_space(images: torch.Tensor, targets: torch.Tensor, test: Labeled
         out[model] = EvalRecord(model=model, accuracies=accs, epochs=cfg.eval_epochs, protocol=proto,
                                 wall_time_s=time.perf_counter() - t0)
         if progress:
-            rec = out[model]
-            print(f"[eval] {model}: {rec.accuracy_mean:.2f} +- {rec.accuracy_std:.2f} % over {rec.runs} runs "
-                  f"({rec.wall_time_s:.0f} s)", flush=True)
+            print(out[model].summary(), flush=True)
     return out
