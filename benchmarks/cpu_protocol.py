@@ -60,11 +60,25 @@ def path_of(cfg: dict) -> str:
             f"eval {phase(cfg.get('eval_mixed_precision'), cfg.get('eval_channels_last'), cfg.get('eval_compile'))}")
 
 
-def check_run(run: Path, cell, iterations: int, fast: bool) -> dict:
+def flag_options(flags: list[str]) -> dict:
+    """``--init noise --compile`` -> {"init": "noise", "compile": True}: what extra flags set in a config."""
+    out, i = {}, 0
+    while i < len(flags):
+        key = flags[i].lstrip("-").replace("-", "_")
+        if i + 1 < len(flags) and not flags[i + 1].startswith("--"):
+            out[key] = yaml.safe_load(flags[i + 1])
+            i += 2
+        else:
+            out[key] = True
+            i += 1
+    return out
+
+
+def check_run(run: Path, cell, iterations: int, fast: bool, flags: list[str] | None = None) -> dict:
     """The run's results, after checking that its config is the cell's YAML with these changes only."""
     cfg = RunConfig.from_dict(json.loads((run / "config.json").read_text())["run"], str(run)).to_flat()
     want = {**yaml.safe_load((ROOT / "recipes" / "configs" / cell.config).read_text()), "iterations": iterations,
-            **(FAST_CONFIG if fast else {})}
+            **(FAST_CONFIG if fast else {}), **flag_options(list(flags or []))}
     want.pop("output_dir", None)
     wrong = {k: (cfg.get(k), v) for k, v in want.items() if k in cfg and cfg[k] != v}
     if wrong:
@@ -110,7 +124,7 @@ def render(rows: list[dict]) -> list[str]:
         paper = "–" if r["paper_mean"] is None else f"{r['paper_mean']}" + (
             f" ± {r['paper_std']}" if r["paper_std"] is not None else "")
         lines.append(
-            f"| {r['cell']} | {r['iterations']} ({r['paper_iterations']}) | {'yes' if r['fast'] else 'no'} | "
+            f"| {r['cell']}{' (init noise)' if r.get('init') == 'noise' else ''} | {r['iterations']} ({r['paper_iterations']}) | {'yes' if r['fast'] else 'no'} | "
             f"{acc(r['float32'])} | {acc(r['uint8'])} | {paper} | {gap} | "
             f"{r['seconds_per_iteration']} | {r['condense_wall_s'] / 60:.1f} | {r['eval_wall_s'] / 60:.1f} | "
             f"{r['hardware']} |")
@@ -144,11 +158,13 @@ def main(argv=None) -> int:
                 "HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))}
             if subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, env=env).returncode != 0:
                 raise SystemExit(f"{' '.join(cmd)} failed")
-        results = check_run(ROOT / run, cell, args.iterations, args.fast)
+        results = check_run(ROOT / run, cell, args.iterations, args.fast, args.flags.split())
         cfg = RunConfig.from_dict(json.loads((ROOT / run / "config.json").read_text())["run"], str(run)).to_flat()
         row = row_of(cell, args.iterations, args.fast, results, cmd, path_of(cfg), args.note)
-        key = (row["cell"], row["iterations"], row["fast"])
-        record["rows"] = [r for r in record["rows"] if (r["cell"], r["iterations"], r["fast"]) != key] + [row]
+        row["init"] = cfg.get("init")  # svd (hf_lodc's default) or the paper's noise: two rows of one cell
+        key = (row["cell"], row["iterations"], row["fast"], row["init"])
+        record["rows"] = [r for r in record["rows"]
+                          if (r["cell"], r["iterations"], r["fast"], r.get("init")) != key] + [row]
     lines = render(record["rows"])
     OUT.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")

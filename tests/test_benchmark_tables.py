@@ -108,6 +108,10 @@ def test_cpu_protocol_records_only_runs_made_by_its_command(tmp_path):
     assert "| mnist-lodm-ipc1 | 30 (20000) | yes | 90.00 ± 0.50 (20 × 1000 ep) | 89.50 ± 0.50" in table
     with pytest.raises(SystemExit, match="'iterations': \\(30, 31\\)"):
         mod.check_run(run, cell, 31, True)
+    with pytest.raises(SystemExit, match="'init': \\('svd', 'noise'\\)"):  # flags the run did not have
+        mod.check_run(run, cell, 30, True, ["--init", "noise", "--compile"])
+    assert mod.flag_options(["--init", "noise", "--compile", "--real-chunk", "256"]) == {
+        "init": "noise", "compile": True, "real_chunk": 256}
     cfg = json.loads((run / "config.json").read_text())  # a plain run recorded as the fast one: refused
     cfg["run"]["condense"]["mixed_precision"] = "no"
     (run / "config.json").write_text(json.dumps(cfg))
