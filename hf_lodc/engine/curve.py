@@ -13,13 +13,13 @@ comparable with each other, not with the final record (which it is drawn beside)
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..atomic import write_atomically
 from ..data.types import ImageClassificationData
 from ..seeding import generator
 from ..synset.contrast import apply_contrast
@@ -36,12 +36,7 @@ CURVE_PNG = "curve.png"
 
 def save_snapshot(folder: Path, iteration: int, state: dict[str, torch.Tensor]) -> Path:
     """Write one snapshot to ``folder`` atomically (a stop mid-write leaves the others intact)."""
-    path = Path(folder) / f"iter_{iteration:07d}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    return write_atomically(Path(folder) / f"iter_{iteration:07d}.pt", lambda tmp: torch.save(state, tmp))
 
 
 def load_snapshots(folder: Path) -> dict[int, dict[str, torch.Tensor]]:
@@ -120,9 +115,7 @@ def draw_curve(curve: dict[str, Any], path: Path, final: dict[str, Any] | None =
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_suffix(".png.tmp")
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        return write_atomically(path, lambda tmp: fig.savefig(tmp, format="png"))
+    finally:
+        plt.close(fig)
