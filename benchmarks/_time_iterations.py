@@ -8,7 +8,8 @@ and times from the first logged iteration after the warm-up to the last one: eac
 to the first log (set-up, warm-up iterations and any one-off compile).
 
 An optional 8th argument, a JSON object, varies this tree only: ``{"options": {...}}`` adds flat run
-options (e.g. ``{"compile": true}``), ``{"channels_last": true}`` runs the passes in channels_last.
+options (e.g. ``{"compile": true}``), ``{"channels_last": true}`` runs the passes in channels_last,
+``{"keep_host_memory": true}`` keeps freed host blocks for reuse (``training.device``) before the run.
 
 Started by ``accelerate launch --num_processes N`` (N > 1), the processes shard the classes as
 ``recipes/condense.py`` does (gloo on a CPU); the main process prints the line, with its own CPU time
@@ -39,6 +40,10 @@ def main() -> int:
     if "channels_last" in extra:  # a run option since the Condenser configures the device itself
         flat["channels_last"] = bool(extra["channels_last"])
     cfg = RunConfig.from_flat(flat)
+    if extra.get("keep_host_memory"):
+        from hf_lodc.training.device import keep_freed_host_memory
+
+        keep_freed_host_memory()
     data = load_data(cfg.data)
     marks = []
     world = int(os.environ.get("WORLD_SIZE", "1"))

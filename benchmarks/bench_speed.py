@@ -241,7 +241,8 @@ def bench_bf16(args) -> None:
 
 
 # ----------------------------------------------------------------------------------- iteration
-ITER_CELLS = {"cifar10-ipc10": (CIFAR, 10, 2), "mnist-ipc1": (MNIST, 1, 2)}
+ITER_CELLS = {"cifar10-ipc10": (CIFAR, 10, 2), "mnist-ipc1": (MNIST, 1, 2), "mnist-ipc10": (MNIST, 10, 8),
+              "cifar10-ipc1": (CIFAR, 1, 2)}
 
 
 def _iteration_child(tree: Path, cell: str, args, mp: str, extra: dict | None = None, processes: int = 1) -> dict:
@@ -292,8 +293,11 @@ def bench_iteration(args) -> None:
         extra["options"] = json.loads(args.this_options)
     if args.this_channels_last is not None:
         extra["channels_last"] = args.this_channels_last == "on"
+    if args.this_keep_host_memory:
+        extra["keep_host_memory"] = True
     variant = ", ".join([f"{k}={v}" for k, v in extra.get("options", {}).items()]
                         + ([f"channels_last={args.this_channels_last}"] if "channels_last" in extra else [])
+                        + (["freed host memory kept"] if "keep_host_memory" in extra else [])
                         + ([f"{args.this_processes} processes x 1 thread"] if args.this_processes > 1 else [])
                         ) or "default"
     rows = []
@@ -604,6 +608,8 @@ def main(argv=None) -> int:
                    help="run this tree under accelerate launch with N processes (classes sharded, 1 thread each)")
     i.add_argument("--this-channels-last", choices=("on", "off"), default=None,
                    help="configure this tree's ConvNet passes in channels_last (on) or not (off) before the run")
+    i.add_argument("--this-keep-host-memory", action="store_true",
+                   help="this tree keeps freed host blocks for reuse (what speed=auto does on a CPU)")
     ep = sub.add_parser("epoch")
     ep.add_argument("--base", help="a worktree (or git archive) of the commit to compare against")
     ep.add_argument("--base-label", default="cc32760")

@@ -173,7 +173,9 @@ def condense(
             f"{b.images_per_class} stored/class" + (f" at rank {b.rank}" if b.rank else ""))
     result = condenser.run(resume=resume)
     if log is not None and result.iterations_per_s:
-        log(f"[hf_lodc] condensed in {result.wall_time_s:.1f} s ({result.iterations_per_s:.3f} it/s)")
+        steady = (f"; {result.steady_seconds_per_iteration:.3g} s/iteration after warm-up"
+                  if result.steady_seconds_per_iteration else "")
+        log(f"[hf_lodc] condensed in {result.wall_time_s:.1f} s ({result.iterations_per_s:.3f} it/s{steady})")
     return result
 
 
@@ -374,6 +376,7 @@ def choose_speed(cfg: RunConfig, data: ImageClassificationData, accelerator=None
                       eval_backend_vmap=vmap, probe=probe)
     if cfg.resume and cfg.output_dir:
         _follow_checkpoint(plan, Path(cfg.output_dir) / "checkpoints")
+    plan.apply_host_memory()
     chosen = plan.options()
     return (cfg.replace(**chosen) if chosen else cfg), plan
 
@@ -392,6 +395,7 @@ def choose_eval_speed(ec: EvalConfig, art: Artifact, speed: str | None, device: 
     plan = plan_speed(speed or default_speed(), hw, method_objective=None, matching_model="", image_shape=shape,
                       num_classes=k, batch_real=0, syn_per_class=0, iterations=0, condense_cfg=None, eval_cfg=ec,
                       eval_images=n, eval_backend_vmap=vmap, probe=probe)
+    plan.apply_host_memory()
     chosen = plan.options()
     return EvalConfig(**{**ec.__dict__, **chosen}) if chosen else ec
 

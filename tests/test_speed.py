@@ -158,3 +158,22 @@ def test_the_api_chooses_the_evaluation_path_of_a_held_set(tiny):
     assert pipeline.choose_eval_speed(ec, art, "exact", hardware=AMX, probe=_never) == ec
     with pytest.raises(ConfigError, match="speed must be one of"):
         pipeline.choose_eval_speed(ec, art, "fast", hardware=AMX, probe=_never)
+
+
+def test_auto_on_a_cpu_keeps_freed_host_memory_and_exact_leaves_the_allocator_alone(tiny):
+    from hf_lodc.training.device import keep_freed_host_memory
+
+    path, data = tiny
+    _, auto = pipeline.choose_speed(_cfg(path, speed="auto"), data, hardware=PLAIN, probe=_never)
+    _, exact = pipeline.choose_speed(_cfg(path, speed="exact"), data, hardware=PLAIN, probe=_never)
+    _, gpu = pipeline.choose_speed(_cfg(path, speed="auto"), data, hardware=Hardware("cuda", True, "bf16"),
+                                   probe=_never)
+    assert auto.keep_host_memory and not exact.keep_host_memory and not gpu.keep_host_memory
+    done = keep_freed_host_memory()
+    assert auto.record()["hardware"]["host_memory"] == (done or "unchanged (the C library is not glibc)")
+    assert any("host memory" in line for line in auto.lines())
+    assert exact.record()["hardware"]["host_memory"].startswith("as the C library")
+    assert not any("host memory" in line for line in exact.lines())
+    import platform
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert done and "glibc" in done and keep_freed_host_memory() == done  # idempotent

@@ -73,6 +73,9 @@ class CondenseResult:
     history: list[dict[str, float]] = field(default_factory=list)
     wall_time_s: float = 0.0
     iterations_per_s: float | None = None
+    # seconds per iteration after the first WARMUP_ITERATIONS of this process (compile, allocator and
+    # cache warm-up left out): what a long run costs per iteration; None for shorter runs
+    steady_seconds_per_iteration: float | None = None
     init_indices: torch.Tensor | None = None  # real train rows used by real/svd init
     processes: int = 1  # processes the classes were sharded over
     device_settings: dict | None = None  # training.device settings in force (TF32, cudnn.benchmark, memory format)
@@ -185,6 +188,26 @@ def _catch_signals(guard: AbortableStep | None = None):
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+WARMUP_ITERATIONS = 2
+
+
+class _IterationTimer:
+    """Wall time of the iterations of one process: all of them, and those after the warm-up."""
+
+    def __init__(self) -> None:
+        self.its, self.seconds, self.steady_its, self.steady_s = 0, 0.0, 0, 0.0
+
+    def add(self, seconds: float) -> None:
+        if self.its >= WARMUP_ITERATIONS:
+            self.steady_its += 1
+            self.steady_s += seconds
+        self.its += 1
+        self.seconds += seconds
+
+    def steady(self) -> float | None:
+        return round(self.steady_s / self.steady_its, 4) if self.steady_its else None
 
 
 class Condenser:
@@ -460,11 +483,11 @@ class Condenser:
                 self.initialise()
             self.synset.to(self.device)
             opt = self.optimizer()
-        timed_its, timed_s = 0, 0.0
+        timed = _IterationTimer()
         if cfg.iterations > self.start_iteration:
             owns_trackers = self._start_trackers()
             try:
-                timed_its, timed_s = self._loop(opt)
+                self._loop(opt, timed)
             finally:
                 if owns_trackers:
                     for tracker in self.accelerator.trackers:
@@ -482,13 +505,14 @@ class Condenser:
             config=cfg,
             history=self.history,
             wall_time_s=time.perf_counter() - t0,
-            iterations_per_s=(timed_its / timed_s) if timed_its else None,
+            iterations_per_s=(timed.its / timed.seconds) if timed.its else None,
+            steady_seconds_per_iteration=timed.steady(),
             init_indices=self.init_indices,
             processes=self.comm.world if self.sharded else 1,
             device_settings=asdict(self.device_config),
         )
 
-    def _loop(self, opt: torch.optim.Optimizer) -> tuple[int, float]:
+    def _loop(self, opt: torch.optim.Optimizer, timed: "_IterationTimer") -> None:
         cfg, total, K = self.cfg, self.cfg.iterations, len(self.classes)
         objective = self.objective = self._objective(self._context())
         if self._objective_state:
@@ -497,7 +521,6 @@ class Condenser:
 
         bar = tqdm(total=total, initial=self.start_iteration, desc=f"{self.spec.name} ipc{self.budget.ipc}",
                    disable=not (self.progress and self.comm.is_main), dynamic_ncols=True)
-        timed_its, timed_s = 0, 0.0
         guard = AbortableStep(enabled=self.comm.world == 1)
         try:
             with _catch_signals(guard) as flag:
@@ -523,22 +546,19 @@ class Condenser:
                         stop = flag["sig"] is not None
                         flush = (stop or done == total or it % cfg.log_every == 0 or done in self.snapshot_at
                                  or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0))
-                        timed_s += time.perf_counter() - t_it
-                        timed_its += 1
                         if not flush:
+                            timed.add(time.perf_counter() - t_it)
                             bar.update(1)
                             continue
-                        t_it = time.perf_counter()
                         loss = self._read_pending(pending)  # raises NonFiniteError at the first bad one
                         metrics = {k: float(v) if torch.is_tensor(v) else v for k, v in metrics.items()}
                         pending.clear()
-                        timed_s += time.perf_counter() - t_it
+                        timed.add(time.perf_counter() - t_it)
                     else:
                         bad_here = not (math.isfinite(metrics["loss"]) and self._finite())
                         # one all-reduce: the loss summed over classes, and whether to stop anywhere
                         loss, bad, stop = self.comm.sum([metrics["loss"], bad_here, flag["sig"] is not None])
-                        timed_s += time.perf_counter() - t_it
-                        timed_its += 1
+                        timed.add(time.perf_counter() - t_it)
                         if bad:
                             raise NonFiniteError(self._nonfinite_message(it, loss))
                     if it % cfg.log_every == 0 or done == total:
@@ -560,7 +580,6 @@ class Condenser:
                         self.on_snapshot(done, self._snapshot_state())
         finally:
             bar.close()
-        return timed_its, timed_s
 
     def _save_final_checkpoint(self, done: int, opt: torch.optim.Optimizer) -> None:
         """A safety net for the evaluation that follows, not a result: a full disk here must not cost the

@@ -127,6 +127,7 @@ def results_record(result, records: dict, num_classes: int) -> dict[str, Any]:
             "wall_time_s": round(result.wall_time_s, 2),
             "iterations": result.config.iterations,
             "iterations_per_s": round(result.iterations_per_s, 4) if result.iterations_per_s else None,
+            "steady_seconds_per_iteration": result.steady_seconds_per_iteration,
             "final_loss": result.history[-1]["loss"] if result.history else None,
             "processes": result.processes,
             "device": result.device_settings,
