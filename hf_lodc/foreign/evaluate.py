@@ -71,8 +71,8 @@ def evaluate_condensed_set(
     """Evaluate a condensed set made by anyone against ``dataset``'s real test split.
 
     Args:
-        source: ``.pt`` file, local dataset folder, or Hub dataset repo id (see the module docstring
-            for the layouts read).
+        source: ``.pt`` file, local dataset folder, or Hub dataset repo id (``hf_lodc.foreign.load``'s
+            docstring lists the layouts read).
         dataset: the real dataset the set was condensed from (Hub id / folder, or loaded data): its
             classes, image size and train-split statistics define the normalisation, its test split
             is tested on, and its train split gives the random real baseline.
