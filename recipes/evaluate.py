@@ -13,7 +13,7 @@ source's test split. Any other Hub/local image-classification dataset is read as
 normalised with the per-channel statistics of ``--test-dataset``'s train split, and tested on its
 test split (class names must match, or ``--labels by-id``). ``--update-card`` pushes the new records and
 card in one commit. Sets not made by hf_lodc (``.pt`` files, Image or float Array3D datasets) go to
-``hf_lodc.evaluate_condensed_set`` (hf_lodc/foreign.py lists the layouts): the report states the
+``hf_lodc.evaluate_condensed_set`` (hf_lodc/foreign/load.py lists the layouts): the report states the
 normalisation assumed, the storage in bytes and the accuracy of random real images at that storage.
 """
 

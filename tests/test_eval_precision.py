@@ -100,7 +100,7 @@ def test_precision_options_are_recorded_only_when_on_checked_and_refused_with_vm
 
 
 def test_the_card_says_how_an_accuracy_was_computed():
-    from hf_lodc.export.card import _protocol_words
+    from hf_lodc.export.card_body import _protocol_words
 
     plain = _protocol_words(protocol_of(EvalConfig()), 2)
     fast = _protocol_words(protocol_of(EvalConfig(eval_mixed_precision="bf16", eval_channels_last=True)), 2)

@@ -371,9 +371,9 @@ def test_idc_factor_on_uint8_mosaics_keeps_them_uint8(rgb8, tmp_path):
     u8, y = _ipc(rgb8)
     torch.save((u8, y), tmp_path / "mosaics.pt")
     cs, _ = load_condensed_set(str(tmp_path / "mosaics.pt"), rgb8)
-    from hf_lodc.foreign import _decode_factor
+    from hf_lodc.foreign.conventions import decode_factor
 
-    note = _decode_factor(cs, str(tmp_path / "mosaics.pt"), 2)
+    note = decode_factor(cs, str(tmp_path / "mosaics.pt"), 2)
     assert cs.images.dtype == torch.uint8 and cs.images.shape == (24, 3, 8, 8) and "factor 2" in note
     ref, _ = idc_decode(u8.float() / 255, y, 2)
     assert torch.equal(cs.images, (ref * 255).round().to(torch.uint8))

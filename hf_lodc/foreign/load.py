@@ -1,0 +1,121 @@
+"""Reading any foreign source into images ``(N, C, H, W)`` and the source's class ids.
+
+Sources
+-------
+``.pt`` file, local or on the Hub as ``owner/repo/path/file.pt`` (dataset repo, else model repo)
+(``torch.load(weights_only=True)``: tensors, lists, tuples, dicts and numpy scalars/arrays only; a
+pickle of any other object is refused, nothing in it is executed). Supported layouts:
+
+* a pair ``(images, labels)`` as a tuple or list (IDC, DataDAM, ...);
+* a dict with one image key and one label key (case-insensitive), e.g. ``{'images', 'labels'}``,
+  ``{'x', 'y'}``, ``{'data', 'targets'}``, ``{'image_syn', 'label_syn'}``; see ``pt_file.IMAGE_KEYS`` /
+  ``pt_file.LABEL_KEYS`` (other keys are ignored and listed in the notes);
+* a single image tensor with the labels in a second file (``labels_file=``; MTT writes
+  ``images_best.pt`` and ``labels_best.pt``; a learned ``lr_best.pt`` beside it is the evaluation lr);
+* DC/DSA/DM results ``{'data': [[images, labels], ...], 'accs_all_exps': ...}`` (the last experiment);
+* IDC ``data.pt`` mosaics with ``factor=`` (decoded as IDC decodes; without it the report says so);
+* HaBa's bases beside hallucinator weights are refused (``published/layouts.py``).
+
+Images are ``(N, C, H, W)`` (also ``(N, H, W, C)`` or ``(N, H, W)`` for one channel) of any real or
+integer dtype; labels are integer class ids ``(N,)``, one-hot ``(N, K)`` or soft ``(N, K)`` (logits or
+probabilities, trained with ``soft_loss`` ``sce``/``kl`` at ``temperature``; their bytes are counted;
+in a dataset: ``soft_label_column``). ``teacher=`` relabels every augmented batch of an image-only set
+and of the random baseline with a teacher checkpoint (SRe2L / RDED style: ``published/teacher.py``).
+
+Hub repo or local folder (any ``datasets``-loadable image-classification set): an ``Image`` column
+(decoded to uint8 pixels) or a float ``Array3D`` / nested-list column (``image_column``); labels a
+``ClassLabel`` matched to the source's classes by name, or plain integers matched by id
+(``labels="by-id"``; ``"auto"`` picks by-name for a ClassLabel whose names are the source's, by-id
+for integers).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..data.types import ImageClassificationData
+from ..errors import ConfigError, DatasetError, DatasetNotFoundError
+from .condensed_set import CondensedSet
+from .dataset_source import read_dataset
+from .pt_file import hub_file, read_pt
+
+__all__ = ["LABEL_MATCHING", "load_condensed_set"]
+
+LABEL_MATCHING = ("auto", "by-id", "by-name")
+
+
+def _to_nchw(x: torch.Tensor, shape: tuple[int, int, int], source: str) -> tuple[torch.Tensor, str | None]:
+    c, h, w = shape
+    if x.dim() == 3 and c == 1 and tuple(x.shape[1:]) == (h, w):
+        return x.unsqueeze(1), "images (N, H, W) read as one channel"
+    if x.dim() == 4 and tuple(x.shape[1:]) == (c, h, w):
+        return x, None
+    if x.dim() == 4 and tuple(x.shape[1:]) == (h, w, c):
+        return x.permute(0, 3, 1, 2), "images stored channels-last (N, H, W, C), read as (N, C, H, W)"
+    raise DatasetError(f"{source!r}: images of shape {tuple(x.shape)} do not fit the test dataset's images "
+                       f"(C, H, W) = {shape}; the set must have the source's channels and size")
+
+
+def load_condensed_set(source: str, data: ImageClassificationData, *, split: str = "train",
+                       config_name: str | None = None, revision: str | None = None,
+                       image_column: str | None = None, label_column: str | None = None,
+                       labels: str = "auto", labels_file: str | None = None,
+                       soft_label_column: str | None = None) -> tuple[CondensedSet, str]:
+    """Read ``source`` (``.pt`` file, local folder or Hub repo) with labels mapped to ``data``'s class ids.
+
+    Returns the set (images ``(N, C, H, W)`` in their stored dtype) and the label matching used.
+    """
+    if labels not in LABEL_MATCHING:
+        raise ConfigError(f"labels must be one of {', '.join(LABEL_MATCHING)}, got {labels!r}")
+    p = Path(str(source)).expanduser()
+    if not p.exists() and str(source).endswith((".pt", ".pth")) and str(source).count("/") >= 2 \
+            and not str(source).startswith((".", "/", "~")):
+        p = hub_file(str(source), revision)
+    if p.is_file():
+        if p.suffix not in (".pt", ".pth", ".bin", ".tar") and not str(source).endswith(".pt"):
+            raise ConfigError(f"{source!r} is a file but not a .pt/.pth torch file; give a .pt file or a dataset folder")
+        cs = read_pt(p, labels_file)
+    elif str(source).endswith((".pt", ".pth")):
+        raise DatasetNotFoundError(f"condensed set file {source!r} not found (cwd: {Path.cwd()})")
+    else:
+        cs = read_dataset(str(source), config_name, revision, split, image_column, label_column,
+                           data.image_shape[0], soft_label_column)
+    x, note = _to_nchw(cs.images, tuple(data.image_shape), str(source))
+    cs.images = x
+    if note:
+        cs.notes.append(note)
+    if len(cs.labels) != len(x):
+        raise DatasetError(f"{source!r}: {len(x)} images but {len(cs.labels)} labels")
+
+    names = list(data.info.class_names)
+    mode = labels
+    if mode == "auto":
+        mode = "by-name" if cs.class_names is not None and set(cs.class_names) <= set(names) else "by-id"
+        if cs.class_names is not None and mode == "by-id":
+            raise ConfigError(
+                f"{source!r}: its class names {cs.class_names[:5]}... are not the test dataset's {names[:5]}...; "
+                f"pass labels='by-id' (--labels by-id) if its label ids are the test dataset's class ids")
+    if mode == "by-name":
+        if cs.class_names is None:
+            raise ConfigError(f"{source!r}: labels='by-name' needs class names (a ClassLabel column); its labels are "
+                              f"plain integers: use labels='by-id'")
+        missing = [n for n in cs.class_names if n not in names]
+        if missing:
+            raise ConfigError(f"{source!r}: class names {missing[:5]} are not in the test dataset's classes "
+                              f"{names[:10]}; use labels='by-id' to match by class id")
+        lut = torch.tensor([names.index(n) for n in cs.class_names])
+        cs.labels = lut[cs.labels]
+        if cs.soft is not None and cs.soft.values.shape[1] == len(names) == len(cs.class_names):
+            moved = torch.empty_like(cs.soft.values)
+            moved[:, lut] = cs.soft.values  # the set's class k is the source's class lut[k]
+            cs.soft.values = moved
+    if cs.soft is not None and cs.soft.values.shape[1] != len(names):
+        raise DatasetError(f"{source!r}: soft labels have {cs.soft.values.shape[1]} columns but the test dataset has "
+                           f"{len(names)} classes")
+    bad = (cs.labels < 0) | (cs.labels >= len(names))
+    if bool(bad.any()):
+        raise DatasetError(f"{source!r}: label ids {sorted(set(cs.labels[bad].tolist()))[:5]} are outside the "
+                           f"test dataset's {len(names)} classes (0..{len(names) - 1})")
+    return cs, mode
