@@ -274,7 +274,7 @@ def _hub_file(source: str, revision: str | None) -> Path:
 def _load_split(source: str, config_name: str | None, revision: str | None, split: str):
     import datasets
 
-    from .data.hub import resolve_source
+    from .data.sources import resolve_source
 
     path, _hub_id = resolve_source(source)
     kwargs: dict[str, Any] = {}
