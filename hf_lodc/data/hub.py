@@ -189,7 +189,8 @@ def load_image_classification(
                 plan, dataset, image_column, label_column, vocab, skip_corrupt)
             notes.extend(dec_notes)
             if cache and sig:
-                write_tensor_cache(cache_file, tensors, {"notes": dec_notes, "mode": target_mode, "size": list(target_size)})
+                write_tensor_cache(cache_file, tensors,
+                                   {"notes": dec_notes, "mode": target_mode, "size": list(target_size)})
 
     was_mapped = is_mapped(tensors[train_split].images)
     train, test, eval_name, class_names = assemble(
