@@ -65,7 +65,7 @@ class DecodePlan:
 
 
 def scan_all(splits: dict, dataset: str, image_column: str, label_column: str, vocab: LabelVocabulary,
-              image_size, image_mode, mixed: str, skip_corrupt: bool, max_per_class, train_split: str) -> DecodePlan:
+             image_size, image_mode, mixed: str, skip_corrupt: bool, max_per_class, train_split: str) -> DecodePlan:
     """Header pass over every split; settles the target mode and size (refusing or warning on mixed images)."""
     import datasets
 
@@ -112,7 +112,7 @@ def scan_all(splits: dict, dataset: str, image_column: str, label_column: str, v
 
 
 def decode_all(plan: DecodePlan, dataset: str, image_column: str, label_column: str, vocab: LabelVocabulary,
-                skip_corrupt: bool, writer=None):
+               skip_corrupt: bool, writer=None):
     """Decode every split of ``plan`` -> ({split: LabeledImages (labels may be -1)}, mode, size, notes).
 
     With ``writer`` (a decoded-cache ``EntryWriter``) each split is decoded into the cache file's

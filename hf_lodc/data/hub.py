@@ -167,7 +167,7 @@ def load_image_classification(
         notes.append(vocab.note)
 
     sig = cache_key(dataset, config_name, revision, splits, image_column, label_column, image_size, image_mode,
-                     mixed, skip_corrupt, max_per_class)
+                    mixed, skip_corrupt, max_per_class)
     cache_file = Path(cache_dir or default_cache_dir()) / "tensors" / f"{sig}.pt"
     cached = read_tensor_cache(cache_file) if cache and sig and decoded_cache != "on" else None
     if cached is None and sig and (decoded_cache == "on" or (decoded_cache == "auto" and cache)):
@@ -179,10 +179,10 @@ def load_image_classification(
         notes.extend(meta["notes"])
     else:
         plan = scan_all(splits, dataset, image_column, label_column, vocab, image_size, image_mode, mixed,
-                         skip_corrupt, max_per_class, train_split)
+                        skip_corrupt, max_per_class, train_split)
         if use_map(decoded_cache, cache, sig, plan.decoded_bytes, dataset):
             tensors, meta = build_mapped(decoded_cache_dir(cache_dir), sig, plan, dataset, image_column,
-                                          label_column, vocab, skip_corrupt)
+                                         label_column, vocab, skip_corrupt)
             notes.extend(meta["notes"])
         else:
             tensors, target_mode, target_size, dec_notes = decode_all(

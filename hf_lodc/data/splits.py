@@ -4,7 +4,7 @@ Before decoding: :func:`pick_splits` chooses the train and evaluation splits (or
 the evaluation split off train), refusing an evaluation on the train split itself. After decoding:
 :func:`check_label_range` refuses label ids outside the class list (naming rows), and
 :func:`assemble` drops unlabelled rows (``-1``), refuses or drops classes without train images and
-carves the class-stratified, seeded :func:`holdout`. These are the loader's rules about rows and
+carves the class-stratified, seeded holdout. These are the loader's rules about rows and
 classes, apart from how the images are decoded (``decode_plan.py``) or where they come from
 (``sources.py``).
 """
@@ -19,11 +19,11 @@ import torch
 from ..errors import ClassSizeError, ColumnError, ConfigError, DatasetError, SplitError
 from .types import LabeledImages
 
-__all__ = ["pick_splits", "holdout", "check_label_range", "drop_unlabelled", "drop_empty_classes", "assemble"]
+__all__ = ["pick_splits", "check_label_range", "assemble"]
 
 
 def pick_splits(dd, dataset: str, train_split: str, eval_split: str | None,
-                 holdout_fraction: float | None) -> tuple[dict, bool]:
+                holdout_fraction: float | None) -> tuple[dict, bool]:
     """Return ({name: Dataset} for the splits to decode, whether to carve a holdout off train)."""
     available = list(dd.keys())
     if train_split not in dd:
@@ -55,7 +55,7 @@ def pick_splits(dd, dataset: str, train_split: str, eval_split: str | None,
     return splits, True
 
 
-def holdout(train: LabeledImages, fraction: float, seed: int, num_classes: int):
+def _holdout(train: LabeledImages, fraction: float, seed: int, num_classes: int):
     """Stratified split: ``floor(fraction * n_c)`` (at least 1, at most n_c - 1) images of class c held out."""
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(train), generator=g)
@@ -82,7 +82,7 @@ def check_label_range(labels: np.ndarray, num_classes: int, dataset: str, split:
         )
 
 
-def drop_unlabelled(li: LabeledImages, num_classes: int, dataset: str, split: str, notes: list[str]) -> LabeledImages:
+def _drop_unlabelled(li: LabeledImages, num_classes: int, dataset: str, split: str, notes: list[str]) -> LabeledImages:
     """Refuse ids outside the class list; drop rows labelled -1 (missing) with a warning."""
     lab = li.labels
     bad = (lab < -1) | (lab >= num_classes)
@@ -100,7 +100,7 @@ def drop_unlabelled(li: LabeledImages, num_classes: int, dataset: str, split: st
     return li.subset(~unlabelled) if n else li
 
 
-def drop_empty_classes(train: LabeledImages, test: LabeledImages | None, class_names: list[str], drop: bool,
+def _drop_empty_classes(train: LabeledImages, test: LabeledImages | None, class_names: list[str], drop: bool,
                         dataset: str, train_split: str, notes: list[str]):
     """Refuse classes without train images, or (``drop``) remove them and their evaluation rows and
     renumber the rest -> (train, test, class names)."""
@@ -131,23 +131,23 @@ def drop_empty_classes(train: LabeledImages, test: LabeledImages | None, class_n
 
 
 def assemble(tensors: dict, class_names: list[str], dataset: str, train_split: str, eval_split: str | None,
-              use_holdout: bool, holdout_fraction, holdout_seed: int, drop_empty_classes: bool, notes: list[str]):
+             use_holdout: bool, holdout_fraction, holdout_seed: int, drop_empty_classes: bool, notes: list[str]):
     """Decoded splits -> (train, test or None, evaluation split name, class names): unlabelled rows
     dropped, empty classes refused or dropped, the holdout carved."""
     K = len(class_names)
-    train = drop_unlabelled(tensors[train_split], K, dataset, train_split, notes)
+    train = _drop_unlabelled(tensors[train_split], K, dataset, train_split, notes)
     if len(train) == 0:
         raise DatasetError(
             f"dataset {dataset!r}, split {train_split!r}: no usable rows (all corrupt or unlabelled); see the warnings"
         )
     test, eval_name = None, None
     if eval_split is not None and not use_holdout:
-        test = drop_unlabelled(tensors[eval_split], K, dataset, eval_split, notes)
+        test = _drop_unlabelled(tensors[eval_split], K, dataset, eval_split, notes)
         eval_name = eval_split
-    train, test, class_names = drop_empty_classes(train, test, class_names, drop_empty_classes, dataset,
+    train, test, class_names = _drop_empty_classes(train, test, class_names, drop_empty_classes, dataset,
                                                    train_split, notes)
     if use_holdout:
-        train, test = holdout(train, holdout_fraction, holdout_seed, len(class_names))
+        train, test = _holdout(train, holdout_fraction, holdout_seed, len(class_names))
         eval_name = f"{train_split}[holdout {holdout_fraction:g}, seed {holdout_seed}]"
         notes.append(f"evaluation split carved off {train_split!r}: {len(test)} rows, seed {holdout_seed}")
         if len(test) == 0:
