@@ -122,7 +122,7 @@ def _looks_like_path(source: str) -> bool:
     Hub id (``owner/name``)."""
     import os
 
-    from hf_lodc.data.hub import looks_like_path
+    from hf_lodc.data.sources import looks_like_path
 
     return (looks_like_path(source) or source.endswith(("/", "\\")) or source in (".", "..")
             or os.path.exists(os.path.expanduser(source)))

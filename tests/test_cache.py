@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import hf_lodc
-from hf_lodc.data import hub
+from hf_lodc.data import decode_plan, hub, load_cache
 from hf_lodc.data.cache import decoded_cache_dir, get_or_build, is_mapped, open_entry
 from hf_lodc.errors import CacheError, ConfigError
 from tests.datasets_factory import OddRow, make_dataset
@@ -57,7 +57,7 @@ def test_build_reuse_and_bitwise_equal_to_memory(folder, tmp_path, monkeypatch):
     def no_decode(*a, **k):
         raise AssertionError("decoded again although the cache holds the split")
 
-    monkeypatch.setattr(hub, "decode_split", no_decode)
+    monkeypatch.setattr(decode_plan, "decode_split", no_decode)
     again = _load(folder, cache_dir, "on")
     assert torch.equal(again.train.images, ram.train.images) and again.info.notes == ram.info.notes
     # "auto" on a set this small stays in memory, and "off" never reads the map
@@ -191,7 +191,7 @@ def test_bad_option_and_unwritable_cache_are_clear_errors(folder, tmp_path):
 
 def test_auto_maps_only_a_set_past_its_share_of_memory(folder, tmp_path, monkeypatch):
     assert not is_mapped(_load(folder, tmp_path / "a", "auto").train.images)  # 6 classes: far below 10 % of RAM
-    monkeypatch.setattr(hub, "MAP_AUTO_FRACTION", 1e-9)  # as if the set were larger than that share
+    monkeypatch.setattr(load_cache, "MAP_AUTO_FRACTION", 1e-9)  # as if the set were larger than that share
     assert is_mapped(_load(folder, tmp_path / "b", "auto").train.images)
     assert not is_mapped(_load(folder, tmp_path / "c", "auto", cache=False).train.images)  # no disk caches at all
 

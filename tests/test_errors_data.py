@@ -575,7 +575,7 @@ def test_local_hub_that_does_not_exist_is_named(monkeypatch, tmp_path):
 
 
 def test_source_recorded_absolute_from_relative_tilde_and_pathlib(tmp_path, monkeypatch):
-    from hf_lodc.data.hub import resolve_dataset_arg
+    from hf_lodc.data.sources import resolve_dataset_arg
 
     root = make_dataset(tmp_path / "home" / "data" / "d")
     monkeypatch.chdir(tmp_path / "home")

@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "hf_lodc.synset": 3,
     "hf_lodc.methods": 3,
     "hf_lodc.preflight": 3,
+    "hf_lodc.api_inputs": 3,  # the Python API's tensor arguments checked; read by preflight and the engine
     "hf_lodc.training": 4,  # the one training loop, below both the objectives and the engine
     "hf_lodc.objectives": 5,
     "hf_lodc.engine": 6,

@@ -5,7 +5,7 @@ An *entry* holds the decoded splits of one load request: for each split a uint8 
 consumer reads) and its labels, plus ``manifest.json`` (shapes, dtypes, file sizes, a checksum of
 each file's header and of blocks sampled across its data, the per-class counts, the decoding notes
 and ``"complete": true``). Entries are keyed by the request (source id, revision, the ``datasets``
-fingerprints of the splits, requested mode and size, ...): see ``hub._cache_key``.
+fingerprints of the splits, requested mode and size, ...): see ``load_cache.cache_key``.
 
 Where: ``$HF_LODC_CACHE/decoded`` (or ``$XDG_CACHE_HOME/hf_lodc/decoded``, by default
 ``~/.cache/hf_lodc/decoded``). Clear it with ``rm -rf ~/.cache/hf_lodc/decoded`` (nothing else

@@ -228,7 +228,8 @@ def evaluate_synthetic(
     keep its weights, e.g. ``net.state_dict()``); both backends call it (vmap with the run's weights
     loaded into its own network), so keeping the networks never changes which backend trains them.
     """
-    from ..preflight import check_eval_inputs, check_eval_models, check_strategy
+    from ..api_inputs import check_eval_inputs
+    from ..preflight import check_eval_models, check_strategy
 
     cfg = cfg or EvalConfig()
     if not isinstance(cfg, EvalConfig):

@@ -164,7 +164,7 @@ def _hub_id_or_missing_path(source: str) -> str:
 
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    from ..data.hub import looks_like_path, missing_path_error
+    from ..data.sources import looks_like_path, missing_path_error
 
     if not isinstance(source, str) or not source.strip():
         raise DatasetNotFoundError(f"source must be a local folder or a Hub repo id 'owner/name', got {source!r}")

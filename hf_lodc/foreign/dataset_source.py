@@ -20,7 +20,7 @@ __all__ = ["read_dataset"]
 def _load_split(source: str, config_name: str | None, revision: str | None, split: str):
     import datasets
 
-    from ..data.hub import resolve_source
+    from ..data.sources import resolve_source
 
     path, _hub_id = resolve_source(source)
     kwargs: dict[str, Any] = {}
