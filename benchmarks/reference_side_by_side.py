@@ -139,7 +139,8 @@ def run_reference(repo: Path, data: Path, save: Path, ipc: int, iterations: int,
     wall = run_logged(cmd, repo, env_for(threads, site), log)
     s_it, loss = reference_seconds_per_iteration(log.read_text(errors="replace"))
     found = sorted(save.rglob("res_DM_CIFAR10_ConvNet_*ipc.pt"))
-    return {"command": " ".join(["python", *cmd[1:]]), "wall_s": round(wall, 1), "seconds_per_iteration":
+    return {"command": " ".join(["python", *cmd[1:]]).replace(str(save.parent), "$TMP"), "wall_s": round(wall, 1),
+            "seconds_per_iteration":
             None if s_it is None else round(s_it, 3), "final_loss": loss,
             "set": str(found[-1]) if found else None}
 
@@ -213,28 +214,34 @@ def render(r: dict) -> list[str]:
     def s(v):
         return "–" if v is None else f"{v:.2f}"
 
-    a, sp = r["accuracy"], r.get("speed")
+    def per_class(loss):  # hf_lodc's loss is the sum over the 10 classes, the reference logs the mean
+        return "–" if loss is None else round(loss / 10, 4)
+
+    a, sp = r.get("accuracy"), r.get("speed")
     cell = next(c for c in CELLS if c.name == "cifar10-lodm-ipc1")
     lines = [
         f"LoDM on CIFAR-10, rank {RANK}, batch_real 256, DSA, `init noise` on both sides; the reference is "
         f"[EnnengYang/An-Efficient-Dataset-Condensation-Plugin]({REFERENCE}) `main_LoDM.py` at commit "
         f"`{r['reference_commit'][:10]}`, run unmodified but for its command line (iterations, data folder, no "
-        "own evaluation). Measured in one run of `benchmarks/reference_side_by_side.py` on "
-        f"{r['hardware']}, {r['threads']} thread(s) per process, one process at a time; {r['date']}.",
-        "",
-        f"### Accuracy at IPC 1 after {a['iterations']} iterations (paper: 20 000)",
-        "",
-        "Both sets evaluated by the same evaluator (`recipes/evaluate.py`): ConvNet-3 trained from scratch with DSA, "
-        f"{a['eval_runs']} runs × {a['eval_epochs']} epochs, the same seeds, full CIFAR-10 test split (10 000). "
-        f"Paper Table 1 at 20 000 iterations: {cell.paper_mean} ± {cell.paper_std} %.",
-        "",
-        "| implementation | accuracy % | s/iteration (steady) | condensation wall s | final loss |",
-        "|---|---|---|---|---|",
-        f"| reference `main_LoDM.py` | {acc(a['reference_eval'])} | {s(a['reference']['seconds_per_iteration'])} | "
-        f"{a['reference']['wall_s']} | {a['reference']['final_loss']} |",
-        f"| hf_lodc (`speed: auto`) | {acc(a['hf_lodc_eval'])} | {s(a['hf_lodc']['seconds_per_iteration'])} | "
-        f"{a['hf_lodc']['wall_s']} | {a['hf_lodc']['final_loss']} |",
+        "own evaluation). Measured by `benchmarks/reference_side_by_side.py` on "
+        f"{r['hardware']}, {r['threads']} thread(s) per process, one process of the two at a time; {r['date']}.",
     ]
+    if a:
+        lines += [
+            "",
+            f"### Accuracy at IPC 1 after {a['iterations']} iterations (paper: 20 000)",
+            "",
+            "Both sets evaluated by the same evaluator (`recipes/evaluate.py`): ConvNet-3 trained from scratch with "
+            f"DSA, {a['eval_runs']} runs × {a['eval_epochs']} epochs, the same seeds, full CIFAR-10 test split (10 000). "
+            f"Paper Table 1 at 20 000 iterations: {cell.paper_mean} ± {cell.paper_std} %.",
+            "",
+            "| implementation | accuracy % | s/iteration (steady) | condensation wall s | final loss per class |",
+            "|---|---|---|---|---|",
+            f"| reference `main_LoDM.py` | {acc(a['reference_eval'])} | {s(a['reference']['seconds_per_iteration'])} | "
+            f"{a['reference']['wall_s']} | {a['reference']['final_loss']} |",
+            f"| hf_lodc (`speed: auto`) | {acc(a['hf_lodc_eval'])} | {s(a['hf_lodc']['seconds_per_iteration'])} | "
+            f"{a['hf_lodc']['wall_s']} | {per_class(a['hf_lodc']['final_loss'])} |",
+        ]
     if sp:
         ratio = (sp["reference"]["seconds_per_iteration"] / sp["hf_lodc"]["seconds_per_iteration"]
                  if sp["reference"]["seconds_per_iteration"] and sp["hf_lodc"]["seconds_per_iteration"] else None)
@@ -274,6 +281,9 @@ def main(argv=None) -> int:
         OUT.with_suffix(".md").write_text("\n".join(render(r)) + "\n")
         return 0
 
+    import torch
+
+    torch.set_num_threads(args.threads)  # so the recorded machine line states the children's thread count
     tmp = Path(tempfile.mkdtemp(prefix="lodm-side-by-side-"))
     print(f"[side-by-side] working in {tmp}", flush=True)
     try:
