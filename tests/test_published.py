@@ -378,3 +378,79 @@ def test_idc_factor_on_uint8_mosaics_keeps_them_uint8(rgb8, tmp_path):
     ref, _ = idc_decode(u8.float() / 255, y, 2)
     assert torch.equal(cs.images, (ref * 255).round().to(torch.uint8))
     assert infer_normalization(cs.images)[0] == "uint8"
+
+
+# -- HaBa: bases + hallucinators -----------------------------------------------------------------
+
+
+def _haba_folder(tmp_path, data, n_style=3, in_channel=3, ipc=2, name=("images_best.pt", "weights_best.pt")):
+    """A run folder as HaBa's distill_fac.py saves it: image_syn.flatten(0, 1) and the state dict of
+    nn.ModuleList([StyleTranslator(in_channel, mid=C, out=C, kernel_size=3)] * n_style) (scale/shift
+    (1, C, H-2, W-2)); no labels, no lr."""
+    g = torch.Generator().manual_seed(0)
+    c, h, w = data.image_shape
+    k = data.num_classes
+    bases = torch.randn(k, ipc, in_channel, h, w, generator=g).flatten(0, 1)  # (K * ipc, C_in, H, W) class-major
+    state = {}
+    for m in range(n_style):
+        state[f"{m}.scale"] = 1 + 0.1 * torch.randn(1, c, h - 2, w - 2, generator=g)
+        state[f"{m}.shift"] = 0.1 * torch.randn(1, c, h - 2, w - 2, generator=g)
+        state[f"{m}.enc.weight"] = 0.3 * torch.randn(c, in_channel, 3, 3, generator=g)
+        state[f"{m}.enc.bias"] = 0.1 * torch.randn(c, generator=g)
+        state[f"{m}.dec.weight"] = 0.3 * torch.randn(c, c, 3, 3, generator=g)  # ConvTranspose2d: (in, out, k, k)
+        state[f"{m}.dec.bias"] = 0.1 * torch.randn(c, generator=g)
+    torch.save(bases, tmp_path / name[0])
+    torch.save(state, tmp_path / name[1])
+    return bases, state
+
+
+def _style_translator(state, m, in_channel, c, h):
+    """HaBa's StyleTranslator (utils.py) rebuilt with torch.nn modules, loaded with hallucinator m's weights."""
+    enc, dec = torch.nn.Conv2d(in_channel, c, 3), torch.nn.ConvTranspose2d(c, c, 3)
+    enc.load_state_dict({"weight": state[f"{m}.enc.weight"], "bias": state[f"{m}.enc.bias"]})
+    dec.load_state_dict({"weight": state[f"{m}.dec.weight"], "bias": state[f"{m}.dec.bias"]})
+    return lambda x: dec(state[f"{m}.scale"] * enc(x) + state[f"{m}.shift"])
+
+
+def test_haba_hallucinators_render_as_their_style_translator(rgb8, tmp_path):
+    from hf_lodc.published.haba import read_hallucinators
+
+    for in_channel in (3, 1):  # --single_channel bases have one channel
+        bases, state = _haba_folder(tmp_path, rgb8, in_channel=in_channel)
+        hal = read_hallucinators(tmp_path / "weights_best.pt", tuple(bases.shape), 3)
+        assert hal.count == 3 and hal.nbytes == sum(v.numel() * 4 for v in state.values())
+        out = hal.render_all(bases)  # (N * M, C, H, W), basis-major
+        assert out.shape == (len(bases) * 3, 3, 8, 8)
+        with torch.no_grad():
+            for m in range(3):
+                ref = _style_translator(state, m, in_channel, 3, 8)(bases)
+                assert torch.allclose(out[m::3], ref, atol=1e-5)
+        render = hal.batch_renderer(torch.Generator().manual_seed(0))
+        batch = render(bases)  # each basis through one random hallucinator
+        picks = [[m for m in range(3) if torch.allclose(batch[i], out[i * 3 + m], atol=1e-5)] for i in range(len(bases))]
+        assert all(len(p) >= 1 for p in picks)
+    state["0.scale"] = torch.ones(1, 3, 30, 30)  # StyleTranslator's default image_size=32 on an 8x8 set
+    torch.save(state, tmp_path / "weights_best.pt")
+    with pytest.raises(DatasetError, match=r"0.scale \(1, 3, 30, 30\) \(expected \(1, 3, 6, 6\)\)"):
+        read_hallucinators(tmp_path / "weights_best.pt", tuple(bases.shape), 3)
+
+
+def test_haba_folder_is_evaluated_through_its_hallucinators(rgb8, tmp_path):
+    bases, state = _haba_folder(tmp_path, rgb8)
+    r = evaluate_condensed_set(str(tmp_path / "images_best.pt"), rgb8, input_normalization="source", **FAST)
+    assert r.layout.startswith("HaBa bases images_best.pt (6, 3, 8, 8) + 3 hallucinators weights_best.pt")
+    assert r.num_images == 6 and r.images_per_class == {n: 2 for n in rgb8.info.class_names}  # class-major
+    assert r.storage_bytes == bases.numel() * 4 + sum(v.numel() * 4 for v in state.values())
+    assert any("syn_lr" in n for n in r.notes) and any("6 bases x 3 hallucinators" in n for n in r.notes)
+    assert r.evaluations["convnet"]["runs"] == 1 and r.baseline["images_per_class"] >= 1
+    # images_<it>.pt beside styles_<it>.pt is the same layout; a labels file overrides the class-major labels
+    _haba_folder(tmp_path, rgb8, name=("images_5000.pt", "styles_5000.pt"))
+    torch.save(torch.tensor([2, 2, 1, 1, 0, 0]), tmp_path / "labels.pt")
+    r2 = evaluate_condensed_set(str(tmp_path / "images_5000.pt"), rgb8, labels_file=str(tmp_path / "labels.pt"),
+                                input_normalization="source", baseline=False, eval_lr=0.01, **FAST)
+    assert "labels from labels.pt" in r2.layout and not any("syn_lr" in n for n in r2.notes)
+    with pytest.raises(ConfigError, match="ars is not implemented for a HaBa set"):
+        evaluate_condensed_set(str(tmp_path / "images_best.pt"), rgb8, ars=True, **FAST)
+    torch.save(bases[:5], tmp_path / "images_best.pt")
+    with pytest.raises(DatasetError, match="do not split into the test dataset's 3 classes"):
+        evaluate_condensed_set(str(tmp_path / "images_best.pt"), rgb8, **FAST)
