@@ -280,6 +280,8 @@ def test_lrs_and_ars_formulas():
 
 
 def test_haba_bases_with_hallucinators_are_refused(rgb8, tmp_path):
+    """A weights_best.pt that is not a whole StyleTranslator state dict is refused, naming HaBa's layout
+    (a complete one is rendered: test_haba_folder_is_evaluated_through_its_hallucinators)."""
     u8, y = _ipc(rgb8)
     torch.save(normalize(u8, rgb8.mean, rgb8.std), tmp_path / "images_best.pt")  # HaBa's bases
     torch.save(y, tmp_path / "labels_best.pt")
@@ -454,3 +456,25 @@ def test_haba_folder_is_evaluated_through_its_hallucinators(rgb8, tmp_path):
     torch.save(bases[:5], tmp_path / "images_best.pt")
     with pytest.raises(DatasetError, match="do not split into the test dataset's 3 classes"):
         evaluate_condensed_set(str(tmp_path / "images_best.pt"), rgb8, **FAST)
+
+
+def test_haba_run_folder_through_the_recipe(rgb8, rgb8_root, tmp_path, monkeypatch):
+    import recipes.evaluate as rec
+    from hf_lodc.published.haba import Hallucinators
+
+    bases, _ = _haba_folder(tmp_path, rgb8)
+    drawn = []
+    real = Hallucinators.batch_renderer
+
+    def counting(self, g, after=None):
+        render = real(self, g, after)
+        return lambda x: drawn.append(x.shape) or render(x)
+
+    monkeypatch.setattr(Hallucinators, "batch_renderer", counting)
+    out = tmp_path / "out.json"
+    code = rec.main([str(tmp_path), "--test-dataset", str(rgb8_root), "--models", "convnet", "--runs", "1", "--epochs",
+                     "2", "--cpu", "--no-baseline", "--input-normalization", "source", "--output", str(out)])
+    assert code == 0
+    rep = json.loads(out.read_text())["foreign_report"]
+    assert rep["layout"].startswith("HaBa bases images_best.pt") and rep["num_images"] == 6
+    assert drawn == [torch.Size([6, 3, 8, 8])] * 2  # one rendered batch of all 6 bases per epoch, as HaBa's loader

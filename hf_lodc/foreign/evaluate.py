@@ -124,7 +124,11 @@ def evaluate_condensed_set(
     dataset_name = data.info.dataset
     if data.test is None or len(data.test) == 0:
         raise SplitError(f"{dataset_name!r} has no test split to evaluate on")
-    cs, matching = load_condensed_set(source, data, split=split, config_name=config_name, revision=revision,
+    from ..published.haba import haba_run_folder
+
+    folder_bases = haba_run_folder(str(source))  # a HaBa run folder: read its images_best.pt + weights_best.pt
+    path = str(folder_bases) if folder_bases is not None else source
+    cs, matching = load_condensed_set(path, data, split=split, config_name=config_name, revision=revision,
                                       image_column=image_column, label_column=label_column, labels=labels,
                                       labels_file=labels_file, soft_label_column=soft_label_column)
     if teacher is not None and cs.soft is not None:
@@ -171,7 +175,7 @@ def evaluate_condensed_set(
         hal_dev = hal.to(device)
         decode = lambda g: hal_dev.batch_renderer(g, after)  # noqa: E731
 
-    lr, lr_from = resolve_lr(str(source), eval_lr, lr_file)
+    lr, lr_from = resolve_lr(str(path), eval_lr, lr_file)
     ec = eval_config or EvalConfig()
     overrides = {k: v for k, v in {"eval_models": list(models) if models else None, "eval_runs": runs,
                                    "eval_epochs": epochs, "eval_lr": lr}.items() if v is not None}

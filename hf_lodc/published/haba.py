@@ -38,7 +38,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Hallucinators", "haba_weights_beside", "read_hallucinators", "class_major_labels"]
+__all__ = ["Hallucinators", "haba_weights_beside", "haba_run_folder", "read_hallucinators", "class_major_labels"]
 
 _PARTS = ("enc.weight", "enc.bias", "scale", "shift", "dec.weight", "dec.bias")
 
@@ -52,6 +52,14 @@ def haba_weights_beside(path: Path) -> Path | None:
         m = re.fullmatch(r"images_(\d+)\.pt", path.name)
         w = path.with_name(f"styles_{m.group(1)}.pt") if m else None
     return w if w is not None and w.is_file() else None
+
+
+def haba_run_folder(source: str) -> Path | None:
+    """The bases file of a HaBa run folder given as a directory (``images_best.pt`` beside ``weights_best.pt``),
+    else None."""
+    p = Path(str(source)).expanduser()
+    bases = p / "images_best.pt"
+    return bases if p.is_dir() and bases.is_file() and haba_weights_beside(bases) is not None else None
 
 
 @dataclass
