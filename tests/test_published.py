@@ -478,3 +478,53 @@ def test_haba_run_folder_through_the_recipe(rgb8, rgb8_root, tmp_path, monkeypat
     rep = json.loads(out.read_text())["foreign_report"]
     assert rep["layout"].startswith("HaBa bases images_best.pt") and rep["num_images"] == 6
     assert drawn == [torch.Size([6, 3, 8, 8])] * 2  # one rendered batch of all 6 bases per epoch, as HaBa's loader
+
+
+# -- SRe2L / RDED: image folders and FKD soft labels ----------------------------------------------
+
+
+def _image_folder(root, data, k=2):
+    """An ImageFolder as SRe2L / RDED save their sets: <root>/<class>/<n>.png."""
+    from PIL import Image
+
+    u8, y = _ipc(data, k)
+    for i, (img, c) in enumerate(zip(u8, y.tolist())):
+        d = root / data.info.class_names[c]
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(d / f"{i:05d}.png")
+    return root
+
+
+def test_image_folder_without_teacher_warns_it_is_not_the_methods_protocol(rgb8, tmp_path):
+    folder = _image_folder(tmp_path / "syn", rgb8)
+    r = evaluate_condensed_set(str(folder), rgb8, baseline=False, **FAST)
+    assert r.num_images == 6 and r.labels_kind == "hard"
+    assert len(r.warnings) == 1 and "NOT these methods' protocol" in r.warnings[0]
+    assert "WARNING: an image folder (the layout SRe2L" in r.summary() and r.to_dict()["warnings"] == r.warnings
+    teacher = tmp_path / "teacher.pt"
+    from hf_lodc.training.loop import seeded_net
+
+    torch.save(seeded_net("convnet", 3, (3, 8, 8), 0).state_dict(), teacher)
+    r2 = evaluate_condensed_set(str(folder), rgb8, baseline=False, teacher=str(teacher), **FAST)
+    assert r2.warnings == [] and r2.labels_kind.startswith("teacher convnet")
+
+
+def test_fkd_soft_label_files_are_refused_naming_what_is_missing(rgb8, tmp_path):
+    """SRe2L's relabel output: <fkd_path>/epoch_<e>/batch_<b>.tar = [coords, flips, mix index, lam, box, logits]."""
+    fkd = tmp_path / "FKD_soft_label"
+    (fkd / "epoch_0").mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    batch = [torch.rand(4, 4, generator=g), torch.rand(4, generator=g) < 0.5, None, None, None,
+             torch.randn(4, 3, generator=g).half()]
+    torch.save(batch, fkd / "epoch_0" / "batch_0.tar")
+    mixed = [batch[0], batch[1], torch.randperm(4), np.float64(0.7), [np.int64(1), np.int64(2), np.int64(5),
+                                                                         np.int64(6)], batch[5]]  # --mix-type cutmix
+    torch.save(mixed, fkd / "epoch_0" / "batch_1.tar")
+    u8, y = _ipc(rgb8)
+    torch.save(u8, tmp_path / "images.pt")
+    for kw in ({"source": str(fkd)}, {"source": str(fkd / "epoch_0" / "batch_1.tar")},
+               {"source": str(tmp_path / "images.pt"), "labels_file": str(fkd / "epoch_0" / "batch_0.tar")},
+               {"source": str(tmp_path / "images.pt"), "labels_file": str(fkd)}):
+        src = kw.pop("source")
+        with pytest.raises(DatasetError, match="holds FKD soft labels .* what is missing here is that replay"):
+            evaluate_condensed_set(src, rgb8, **kw, **FAST)

@@ -200,6 +200,12 @@ def evaluate_condensed_set(
                      f"hard labels with cross-entropy (no teacher relabels it)")
     elif teacher is None:
         notes.append("labels are not counted in storage_bytes")
+    warnings = []
+    if cs.kind == "dataset" and cs.soft is None and teacher is None:
+        from ..published.relabel import hard_label_warning, is_image_folder
+
+        if is_image_folder(str(source)):
+            warnings.append(hard_label_warning())
     wrap, base_kw = None, {}
     if teacher is not None:
         from ..published.teacher import TeacherLabelled, load_teacher, teacher_criterion
@@ -243,5 +249,5 @@ def evaluate_condensed_set(
         test_data={"dataset": dataset_name, "split": data.info.eval_split, "rows": len(test),
                    "max_per_class": eval_max_per_class},
         notes=notes, normalization=space.describe, labels_kind=labels_kind, label_bytes=label_bytes,
-        eval_lr={"lr": ec.eval_lr, "from": lr_from or "protocol default"}, scores=scores,
+        eval_lr={"lr": ec.eval_lr, "from": lr_from or "protocol default"}, scores=scores, warnings=warnings,
     )

@@ -14,6 +14,9 @@ pickle of any other object is refused, nothing in it is executed). Supported lay
   ``images_best.pt`` and ``labels_best.pt``; a learned ``lr_best.pt`` beside it is the evaluation lr);
 * DC/DSA/DM results ``{'data': [[images, labels], ...], 'accs_all_exps': ...}`` (the last experiment);
 * IDC ``data.pt`` mosaics with ``factor=`` (decoded as IDC decodes; without it the report says so);
+* FKD soft-label files (SRe2L's ``epoch_<e>/batch_<b>.tar``, as source or labels file) are refused, saying
+  what is missing (``published/relabel.py``); an image folder (SRe2L / RDED) evaluated without a teacher
+  gets a warning in the report: hard labels are not those methods' protocol.
 * HaBa's bases ``images_best.pt`` beside its hallucinators ``weights_best.pt`` (or ``images_<it>.pt`` beside
   ``styles_<it>.pt``): the bases with class-major labels (or ``labels_file``) and the hallucinators,
   rendered during training as HaBa's evaluation renders them (``published/haba.py``).
@@ -119,6 +122,10 @@ def load_condensed_set(source: str, data: ImageClassificationData, *, split: str
     elif str(source).endswith((".pt", ".pth")):
         raise DatasetNotFoundError(f"condensed set file {source!r} not found (cwd: {Path.cwd()})")
     else:
+        from ..published.relabel import fkd_dir, refuse_fkd
+
+        if fkd_dir(p):
+            refuse_fkd(p)
         cs = read_dataset(str(source), config_name, revision, split, image_column, label_column,
                            data.image_shape[0], soft_label_column)
     x = cs.images

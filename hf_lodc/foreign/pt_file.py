@@ -57,7 +57,13 @@ def _labels_tensor(y: Any, path: str) -> tuple[torch.Tensor, Any]:
 
 
 def _labels_object(labels_file: str) -> Any:
+    from ..published.relabel import fkd_dir, is_fkd_batch, refuse_fkd
+
+    if fkd_dir(Path(labels_file)):
+        refuse_fkd(labels_file)
     lab = _torch_load(Path(labels_file))
+    if is_fkd_batch(lab):
+        refuse_fkd(labels_file)
     if isinstance(lab, dict):
         lab = lab[_pick_key(lab, LABEL_KEYS, "label", labels_file)]
     return lab
@@ -70,8 +76,11 @@ def read_labels_file(labels_file: str) -> tuple[torch.Tensor, Any]:
 
 def read_pt(path: Path, labels_file: str | None) -> CondensedSet:
     from ..published.layouts import is_dc_experiments, read_experiments
+    from ..published.relabel import is_fkd_batch, refuse_fkd
 
     obj = _torch_load(path)
+    if is_fkd_batch(obj):
+        refuse_fkd(path)
     notes: list[str] = []
     if labels_file is None and is_dc_experiments(obj):
         x, y, layout, notes = read_experiments(obj)
