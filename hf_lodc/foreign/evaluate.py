@@ -71,8 +71,8 @@ def evaluate_condensed_set(
     """Evaluate a condensed set made by anyone against ``dataset``'s real test split.
 
     Args:
-        source: ``.pt`` file, local dataset folder, or Hub dataset repo id (``hf_lodc.foreign.load``'s
-            docstring lists the layouts read).
+        source: ``.pt`` file, local dataset folder, HaBa run folder, or Hub dataset repo id
+            (``hf_lodc.foreign.load``'s docstring lists the layouts read).
         dataset: the real dataset the set was condensed from (Hub id / folder, or loaded data): its
             classes, image size and train-split statistics define the normalisation, its test split
             is tested on, and its train split gives the random real baseline.
@@ -153,6 +153,11 @@ def evaluate_condensed_set(
             reason += f" (of the {len(shown)} rendered images)"
     else:
         mode, reason = input_normalization, "given"
+    if hal is not None and input_normalization == "auto":
+        notes.append("HaBa's code saves its bases in its training space: MTT's constants (input_normalization="
+                     "'mtt-cifar10', 'mtt-cifar100', 'svhn', 'mnist', ...), or kornia's ZCA under --zca, which its "
+                     "CIFAR scripts use ('zca'); the auto choice was inferred from the rendered images: pass "
+                     "input_normalization when the run's settings are known")
     if (set_mean is not None or set_std is not None) and mode != "source":
         raise ConfigError(f"set_mean/set_std describe a 'source'-normalised file, but the values are read as {mode!r}")
     x, space = space_for(mode, shown, data, zca_eps, max_per_class, notes)
