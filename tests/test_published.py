@@ -385,60 +385,61 @@ def test_idc_factor_on_uint8_mosaics_keeps_them_uint8(rgb8, tmp_path):
 # -- HaBa: bases + hallucinators -----------------------------------------------------------------
 
 
+class _StyleTranslatorLike(torch.nn.Module):
+    """The module HaBa's utils.py defines (an unpadded conv, a per-pixel scale and shift sized for the
+    image, a transposed conv back), so its ModuleList state dict has HaBa's keys and shapes."""
+
+    def __init__(self, in_channel, channel, size, k=3):
+        super().__init__()
+        self.enc = torch.nn.Conv2d(in_channel, channel, k)
+        self.scale = torch.nn.Parameter(1. + 0.1 * torch.randn(1, channel, size - k + 1, size - k + 1))
+        self.shift = torch.nn.Parameter(0.1 * torch.randn(1, channel, size - k + 1, size - k + 1))
+        self.dec = torch.nn.ConvTranspose2d(channel, channel, k)
+
+    def forward(self, x):
+        return self.dec(self.scale * self.enc(x) + self.shift)
+
+
 def _haba_folder(tmp_path, data, n_style=3, in_channel=3, ipc=2, name=("images_best.pt", "weights_best.pt")):
-    """A run folder as HaBa's distill_fac.py saves it: image_syn.flatten(0, 1) and the state dict of
-    nn.ModuleList([StyleTranslator(in_channel, mid=C, out=C, kernel_size=3)] * n_style) (scale/shift
-    (1, C, H-2, W-2)); no labels, no lr."""
-    g = torch.Generator().manual_seed(0)
+    """A run folder as HaBa's distill_fac.py saves it: image_syn.flatten(0, 1) and
+    nn.ModuleList([StyleTranslator(in_channel, mid=C, out=C, kernel_size=3)] * n_style).state_dict();
+    no labels, no lr. Returns the bases and the ModuleList."""
+    torch.manual_seed(0)
     c, h, w = data.image_shape
-    k = data.num_classes
-    bases = torch.randn(k, ipc, in_channel, h, w, generator=g).flatten(0, 1)  # (K * ipc, C_in, H, W) class-major
-    state = {}
-    for m in range(n_style):
-        state[f"{m}.scale"] = 1 + 0.1 * torch.randn(1, c, h - 2, w - 2, generator=g)
-        state[f"{m}.shift"] = 0.1 * torch.randn(1, c, h - 2, w - 2, generator=g)
-        state[f"{m}.enc.weight"] = 0.3 * torch.randn(c, in_channel, 3, 3, generator=g)
-        state[f"{m}.enc.bias"] = 0.1 * torch.randn(c, generator=g)
-        state[f"{m}.dec.weight"] = 0.3 * torch.randn(c, c, 3, 3, generator=g)  # ConvTranspose2d: (in, out, k, k)
-        state[f"{m}.dec.bias"] = 0.1 * torch.randn(c, generator=g)
+    bases = torch.randn(data.num_classes, ipc, in_channel, h, w).flatten(0, 1)  # (K * ipc, C_in, H, W) class-major
+    styles = torch.nn.ModuleList([_StyleTranslatorLike(in_channel, c, h) for _ in range(n_style)])
     torch.save(bases, tmp_path / name[0])
-    torch.save(state, tmp_path / name[1])
-    return bases, state
-
-
-def _style_translator(state, m, in_channel, c, h):
-    """HaBa's StyleTranslator (utils.py) rebuilt with torch.nn modules, loaded with hallucinator m's weights."""
-    enc, dec = torch.nn.Conv2d(in_channel, c, 3), torch.nn.ConvTranspose2d(c, c, 3)
-    enc.load_state_dict({"weight": state[f"{m}.enc.weight"], "bias": state[f"{m}.enc.bias"]})
-    dec.load_state_dict({"weight": state[f"{m}.dec.weight"], "bias": state[f"{m}.dec.bias"]})
-    return lambda x: dec(state[f"{m}.scale"] * enc(x) + state[f"{m}.shift"])
+    torch.save(styles.state_dict(), tmp_path / name[1])
+    return bases, styles
 
 
 def test_haba_hallucinators_render_as_their_style_translator(rgb8, tmp_path):
     from hf_lodc.published.haba import read_hallucinators
 
     for in_channel in (3, 1):  # --single_channel bases have one channel
-        bases, state = _haba_folder(tmp_path, rgb8, in_channel=in_channel)
+        bases, styles = _haba_folder(tmp_path, rgb8, in_channel=in_channel)
+        state = styles.state_dict()
+        assert sorted(state)[:6] == ["0.dec.bias", "0.dec.weight", "0.enc.bias", "0.enc.weight", "0.scale", "0.shift"]
         hal = read_hallucinators(tmp_path / "weights_best.pt", tuple(bases.shape), 3)
         assert hal.count == 3 and hal.nbytes == sum(v.numel() * 4 for v in state.values())
         out = hal.render_all(bases)  # (N * M, C, H, W), basis-major
         assert out.shape == (len(bases) * 3, 3, 8, 8)
         with torch.no_grad():
             for m in range(3):
-                ref = _style_translator(state, m, in_channel, 3, 8)(bases)
-                assert torch.allclose(out[m::3], ref, atol=1e-5)
+                assert torch.allclose(out[m::3], styles[m](bases), atol=1e-5)
         render = hal.batch_renderer(torch.Generator().manual_seed(0))
         batch = render(bases)  # each basis through one random hallucinator
         picks = [[m for m in range(3) if torch.allclose(batch[i], out[i * 3 + m], atol=1e-5)] for i in range(len(bases))]
         assert all(len(p) >= 1 for p in picks)
-    state["0.scale"] = torch.ones(1, 3, 30, 30)  # StyleTranslator's default image_size=32 on an 8x8 set
+    state = dict(state, **{"0.scale": torch.ones(1, 3, 30, 30)})  # StyleTranslator's default image_size=32, 8x8 set
     torch.save(state, tmp_path / "weights_best.pt")
     with pytest.raises(DatasetError, match=r"0.scale \(1, 3, 30, 30\) \(expected \(1, 3, 6, 6\)\)"):
         read_hallucinators(tmp_path / "weights_best.pt", tuple(bases.shape), 3)
 
 
 def test_haba_folder_is_evaluated_through_its_hallucinators(rgb8, tmp_path):
-    bases, state = _haba_folder(tmp_path, rgb8)
+    bases, styles = _haba_folder(tmp_path, rgb8)
+    state = styles.state_dict()
     r = evaluate_condensed_set(str(tmp_path / "images_best.pt"), rgb8, input_normalization="source", **FAST)
     assert r.layout.startswith("HaBa bases images_best.pt (6, 3, 8, 8) + 3 hallucinators weights_best.pt")
     assert r.num_images == 6 and r.images_per_class == {n: 2 for n in rgb8.info.class_names}  # class-major
