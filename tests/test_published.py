@@ -427,6 +427,14 @@ def test_haba_hallucinators_render_as_their_style_translator(rgb8, tmp_path):
         with torch.no_grad():
             for m in range(3):
                 assert torch.allclose(out[m::3], styles[m](bases), atol=1e-5)
+        if in_channel == 3:  # hf_lodc's own HaBa parameterisation (affine="pixel") is the same function
+            from hf_lodc.synset.haba import HaBaSet
+
+            own = HaBaSet(3, 2, (3, 8, 8), hallucinators=3, affine="pixel")
+            with torch.no_grad():
+                for k in ("enc_weight", "enc_bias", "scale", "shift", "dec_weight", "dec_bias"):
+                    getattr(own, f"hal_{k}").copy_(getattr(hal, k))
+                assert torch.allclose(own.hallucinate(bases, 1), out[1::3], atol=1e-5)
         render = hal.batch_renderer(torch.Generator().manual_seed(0))
         batch = render(bases)  # each basis through one random hallucinator
         picks = [[m for m in range(3) if torch.allclose(batch[i], out[i * 3 + m], atol=1e-5)] for i in range(len(bases))]
