@@ -516,6 +516,7 @@ def test_image_folder_without_teacher_warns_it_is_not_the_methods_protocol(rgb8,
     torch.save(seeded_net("convnet", 3, (3, 8, 8), 0).state_dict(), teacher)
     r2 = evaluate_condensed_set(str(folder), rgb8, baseline=False, teacher=str(teacher), **FAST)
     assert r2.warnings == [] and r2.labels_kind.startswith("teacher convnet")
+    assert any("the closest protocol here, not theirs" in n for n in r2.notes)
 
 
 def test_fkd_soft_label_files_are_refused_naming_what_is_missing(rgb8, tmp_path):

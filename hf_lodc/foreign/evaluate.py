@@ -206,11 +206,14 @@ def evaluate_condensed_set(
     elif teacher is None:
         notes.append("labels are not counted in storage_bytes")
     warnings = []
-    if cs.kind == "dataset" and cs.soft is None and teacher is None:
-        from ..published.relabel import hard_label_warning, is_image_folder
+    if cs.kind == "dataset" and cs.soft is None:
+        from ..published.relabel import hard_label_warning, is_image_folder, teacher_protocol_note
 
         if is_image_folder(str(source)):
-            warnings.append(hard_label_warning())
+            if teacher is None:
+                warnings.append(hard_label_warning())
+            else:
+                notes.append(teacher_protocol_note())
     wrap, base_kw = None, {}
     if teacher is not None:
         from ..published.teacher import TeacherLabelled, load_teacher, teacher_criterion

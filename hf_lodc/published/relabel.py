@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["is_image_folder", "hard_label_warning", "is_fkd_batch", "fkd_dir", "refuse_fkd"]
+__all__ = ["is_image_folder", "hard_label_warning", "teacher_protocol_note", "is_fkd_batch", "fkd_dir", "refuse_fkd"]
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
@@ -48,6 +48,13 @@ def hard_label_warning() -> str:
             "augmented crop (RDED: the teacher on the fly; SRe2L/CDA: FKD batch files); pass teacher= (--teacher, "
             "a checkpoint trained on the source in this input space) for the closest protocol here, and read this "
             "accuracy as a hard-label one")
+
+
+def teacher_protocol_note() -> str:
+    return ("an image folder relabelled by a teacher: the teacher labels this protocol's DSA batches of whole images; "
+            "SRe2L's and RDED's own loops label RandomResizedCrop + flip + CutMix batches (RDED also shuffles the "
+            "patches of its factor x factor mosaics) and train with AdamW and a cosine schedule: the closest protocol "
+            "here, not theirs")
 
 
 def is_fkd_batch(obj: Any) -> bool:
