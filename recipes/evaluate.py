@@ -7,6 +7,8 @@
     python recipes/evaluate.py someone/their-distilled-mnist --test-dataset ylecun/mnist  # any image+label set
     python recipes/evaluate.py idc_cifar10_ipc10.pt --test-dataset uoft-cs/cifar10 --input-normalization source
     python recipes/evaluate.py user/set --test-dataset uoft-cs/cifar10 --image-column pixel_values --labels by-id
+    python recipes/evaluate.py logged_files/CIFAR10/run --test-dataset uoft-cs/cifar10 --input-normalization zca \
+        --eval-lr 0.01     # a HaBa run folder: images_best.pt bases rendered through weights_best.pt hallucinators
 
 A set made by hf_lodc is loaded with its factors, labels and normalisation, and tested on its own
 source's test split. Any other Hub/local image-classification dataset is read as uint8 images + labels,
@@ -230,7 +232,9 @@ def is_foreign(args) -> bool:
     flags = (args.image_column, args.label_column, args.labels_file, args.storage_bytes, args.set_mean,
              args.set_std, args.real_itemsize, args.factor, args.eval_lr, args.lr_file, args.soft_label_column,
              args.teacher)
-    return (Path(args.source).is_file() or any(v is not None for v in flags) or args.labels != "auto"
+    from hf_lodc.published.haba import haba_run_folder
+
+    return (Path(args.source).is_file() or haba_run_folder(args.source) is not None or any(v is not None for v in flags) or args.labels != "auto"
             or args.input_normalization != "auto" or args.split != "train" or args.zca_eps != 0.1
             or args.soft_loss != "sce" or args.temperature != 1.0 or args.ars)
 

@@ -280,6 +280,8 @@ def test_lrs_and_ars_formulas():
 
 
 def test_haba_bases_with_hallucinators_are_refused(rgb8, tmp_path):
+    """A weights_best.pt that is not a whole StyleTranslator state dict is refused, naming HaBa's layout
+    (a complete one is rendered: test_haba_folder_is_evaluated_through_its_hallucinators)."""
     u8, y = _ipc(rgb8)
     torch.save(normalize(u8, rgb8.mean, rgb8.std), tmp_path / "images_best.pt")  # HaBa's bases
     torch.save(y, tmp_path / "labels_best.pt")
@@ -378,3 +380,161 @@ def test_idc_factor_on_uint8_mosaics_keeps_them_uint8(rgb8, tmp_path):
     ref, _ = idc_decode(u8.float() / 255, y, 2)
     assert torch.equal(cs.images, (ref * 255).round().to(torch.uint8))
     assert infer_normalization(cs.images)[0] == "uint8"
+
+
+# -- HaBa: bases + hallucinators -----------------------------------------------------------------
+
+
+class _StyleTranslatorLike(torch.nn.Module):
+    """The module HaBa's utils.py defines (an unpadded conv, a per-pixel scale and shift sized for the
+    image, a transposed conv back), so its ModuleList state dict has HaBa's keys and shapes."""
+
+    def __init__(self, in_channel, channel, size, k=3):
+        super().__init__()
+        self.enc = torch.nn.Conv2d(in_channel, channel, k)
+        self.scale = torch.nn.Parameter(1. + 0.1 * torch.randn(1, channel, size - k + 1, size - k + 1))
+        self.shift = torch.nn.Parameter(0.1 * torch.randn(1, channel, size - k + 1, size - k + 1))
+        self.dec = torch.nn.ConvTranspose2d(channel, channel, k)
+
+    def forward(self, x):
+        return self.dec(self.scale * self.enc(x) + self.shift)
+
+
+def _haba_folder(tmp_path, data, n_style=3, in_channel=3, ipc=2, name=("images_best.pt", "weights_best.pt")):
+    """A run folder as HaBa's distill_fac.py saves it: image_syn.flatten(0, 1) and
+    nn.ModuleList([StyleTranslator(in_channel, mid=C, out=C, kernel_size=3)] * n_style).state_dict();
+    no labels, no lr. Returns the bases and the ModuleList."""
+    torch.manual_seed(0)
+    c, h, w = data.image_shape
+    bases = torch.randn(data.num_classes, ipc, in_channel, h, w).flatten(0, 1)  # (K * ipc, C_in, H, W) class-major
+    styles = torch.nn.ModuleList([_StyleTranslatorLike(in_channel, c, h) for _ in range(n_style)])
+    torch.save(bases, tmp_path / name[0])
+    torch.save(styles.state_dict(), tmp_path / name[1])
+    return bases, styles
+
+
+def test_haba_hallucinators_render_as_their_style_translator(rgb8, tmp_path):
+    from hf_lodc.published.haba import read_hallucinators
+
+    for in_channel in (3, 1):  # --single_channel bases have one channel
+        bases, styles = _haba_folder(tmp_path, rgb8, in_channel=in_channel)
+        state = styles.state_dict()
+        assert sorted(state)[:6] == ["0.dec.bias", "0.dec.weight", "0.enc.bias", "0.enc.weight", "0.scale", "0.shift"]
+        hal = read_hallucinators(tmp_path / "weights_best.pt", tuple(bases.shape), 3)
+        assert hal.count == 3 and hal.nbytes == sum(v.numel() * 4 for v in state.values())
+        out = hal.render_all(bases)  # (N * M, C, H, W), basis-major
+        assert out.shape == (len(bases) * 3, 3, 8, 8)
+        with torch.no_grad():
+            for m in range(3):
+                assert torch.allclose(out[m::3], styles[m](bases), atol=1e-5)
+        if in_channel == 3:  # hf_lodc's own HaBa parameterisation (affine="pixel") is the same function
+            from hf_lodc.synset.haba import HaBaSet
+
+            own = HaBaSet(3, 2, (3, 8, 8), hallucinators=3, affine="pixel")
+            with torch.no_grad():
+                for k in ("enc_weight", "enc_bias", "scale", "shift", "dec_weight", "dec_bias"):
+                    getattr(own, f"hal_{k}").copy_(getattr(hal, k))
+                assert torch.allclose(own.hallucinate(bases, 1), out[1::3], atol=1e-5)
+        render = hal.batch_renderer(torch.Generator().manual_seed(0))
+        batch = render(bases)  # each basis through one random hallucinator
+        for i in range(len(bases)):  # row i is one of basis i's three renderings
+            assert any(torch.allclose(batch[i], out[i * 3 + m], atol=1e-5) for m in range(3))
+    state = dict(state, **{"0.scale": torch.ones(1, 3, 30, 30)})  # StyleTranslator's default image_size=32, 8x8 set
+    torch.save(state, tmp_path / "weights_best.pt")
+    with pytest.raises(DatasetError, match=r"0.scale \(1, 3, 30, 30\) \(expected \(1, 3, 6, 6\)\)"):
+        read_hallucinators(tmp_path / "weights_best.pt", tuple(bases.shape), 3)
+
+
+def test_haba_folder_is_evaluated_through_its_hallucinators(rgb8, tmp_path):
+    bases, styles = _haba_folder(tmp_path, rgb8)
+    state = styles.state_dict()
+    r = evaluate_condensed_set(str(tmp_path / "images_best.pt"), rgb8, input_normalization="source", **FAST)
+    assert r.layout.startswith("HaBa bases images_best.pt (6, 3, 8, 8) + 3 hallucinators weights_best.pt")
+    assert r.num_images == 6 and r.images_per_class == {n: 2 for n in rgb8.info.class_names}  # class-major
+    assert r.storage_bytes == bases.numel() * 4 + sum(v.numel() * 4 for v in state.values())
+    assert any("syn_lr" in n for n in r.notes) and any("6 bases x 3 hallucinators" in n for n in r.notes)
+    assert r.evaluations["convnet"]["runs"] == 1 and r.baseline["images_per_class"] >= 1
+    # images_<it>.pt beside styles_<it>.pt is the same layout; a labels file overrides the class-major labels
+    _haba_folder(tmp_path, rgb8, name=("images_5000.pt", "styles_5000.pt"))
+    torch.save(torch.tensor([2, 2, 1, 1, 0, 0]), tmp_path / "labels.pt")
+    r2 = evaluate_condensed_set(str(tmp_path / "images_5000.pt"), rgb8, labels_file=str(tmp_path / "labels.pt"),
+                                input_normalization="source", baseline=False, eval_lr=0.01, **FAST)
+    assert "labels from labels.pt" in r2.layout and not any("syn_lr" in n for n in r2.notes)
+    with pytest.raises(ConfigError, match="ars is not implemented for a HaBa set"):
+        evaluate_condensed_set(str(tmp_path / "images_best.pt"), rgb8, ars=True, **FAST)
+    torch.save(bases[:5], tmp_path / "images_best.pt")
+    with pytest.raises(DatasetError, match="do not split into the test dataset's 3 classes"):
+        evaluate_condensed_set(str(tmp_path / "images_best.pt"), rgb8, **FAST)
+
+
+def test_haba_run_folder_through_the_recipe(rgb8, rgb8_root, tmp_path, monkeypatch):
+    import recipes.evaluate as rec
+    from hf_lodc.published.haba import Hallucinators
+
+    bases, _ = _haba_folder(tmp_path, rgb8)
+    drawn = []
+    real = Hallucinators.batch_renderer
+
+    def counting(self, g, after=None):
+        render = real(self, g, after)
+        return lambda x: drawn.append(x.shape) or render(x)
+
+    monkeypatch.setattr(Hallucinators, "batch_renderer", counting)
+    out = tmp_path / "out.json"
+    code = rec.main([str(tmp_path), "--test-dataset", str(rgb8_root), "--models", "convnet", "--runs", "1", "--epochs",
+                     "2", "--cpu", "--no-baseline", "--input-normalization", "source", "--output", str(out)])
+    assert code == 0
+    rep = json.loads(out.read_text())["foreign_report"]
+    assert rep["layout"].startswith("HaBa bases images_best.pt") and rep["num_images"] == 6
+    assert drawn == [torch.Size([6, 3, 8, 8])] * 2  # one rendered batch of all 6 bases per epoch, as HaBa's loader
+
+
+# -- SRe2L / RDED: image folders and FKD soft labels ----------------------------------------------
+
+
+def _image_folder(root, data, k=2):
+    """An ImageFolder as SRe2L / RDED save their sets: <root>/<class>/<n>.png."""
+    from PIL import Image
+
+    u8, y = _ipc(data, k)
+    for i, (img, c) in enumerate(zip(u8, y.tolist())):
+        d = root / data.info.class_names[c]
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(d / f"{i:05d}.png")
+    return root
+
+
+def test_image_folder_without_teacher_warns_it_is_not_the_methods_protocol(rgb8, tmp_path):
+    folder = _image_folder(tmp_path / "syn", rgb8)
+    r = evaluate_condensed_set(str(folder), rgb8, baseline=False, **FAST)
+    assert r.num_images == 6 and r.labels_kind == "hard"
+    assert len(r.warnings) == 1 and "NOT these methods' protocol" in r.warnings[0]
+    assert "WARNING: an image folder (the layout SRe2L" in r.summary() and r.to_dict()["warnings"] == r.warnings
+    teacher = tmp_path / "teacher.pt"
+    from hf_lodc.training.loop import seeded_net
+
+    torch.save(seeded_net("convnet", 3, (3, 8, 8), 0).state_dict(), teacher)
+    r2 = evaluate_condensed_set(str(folder), rgb8, baseline=False, teacher=str(teacher), **FAST)
+    assert r2.warnings == [] and r2.labels_kind.startswith("teacher convnet")
+    assert any("the closest protocol here, not theirs" in n for n in r2.notes)
+
+
+def test_fkd_soft_label_files_are_refused_naming_what_is_missing(rgb8, tmp_path):
+    """SRe2L's relabel output: <fkd_path>/epoch_<e>/batch_<b>.tar = [coords, flips, mix index, lam, box, logits]."""
+    fkd = tmp_path / "FKD_soft_label"
+    (fkd / "epoch_0").mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    batch = [torch.rand(4, 4, generator=g), torch.rand(4, generator=g) < 0.5, None, None, None,
+             torch.randn(4, 3, generator=g).half()]
+    torch.save(batch, fkd / "epoch_0" / "batch_0.tar")
+    mixed = [batch[0], batch[1], torch.randperm(4), np.float64(0.7), [np.int64(1), np.int64(2), np.int64(5),
+                                                                         np.int64(6)], batch[5]]  # --mix-type cutmix
+    torch.save(mixed, fkd / "epoch_0" / "batch_1.tar")
+    u8, y = _ipc(rgb8)
+    torch.save(u8, tmp_path / "images.pt")
+    for kw in ({"source": str(fkd)}, {"source": str(fkd / "epoch_0" / "batch_1.tar")},
+               {"source": str(tmp_path / "images.pt"), "labels_file": str(fkd / "epoch_0" / "batch_0.tar")},
+               {"source": str(tmp_path / "images.pt"), "labels_file": str(fkd)}):
+        src = kw.pop("source")
+        with pytest.raises(DatasetError, match="holds FKD soft labels .* what is missing here is that replay"):
+            evaluate_condensed_set(src, rgb8, **kw, **FAST)

@@ -27,3 +27,5 @@ class CondensedSet:
     class_names: list[str] | None = None  # the set's own names, when it has them
     notes: list[str] = field(default_factory=list)
     soft: Any = None  # published.soft_labels.SoftLabels (N, K) when the labels are soft
+    # published.haba.Hallucinators when ``images`` are HaBa's bases: the training images are rendered from them
+    hallucinators: Any = None

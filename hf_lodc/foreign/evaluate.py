@@ -71,8 +71,8 @@ def evaluate_condensed_set(
     """Evaluate a condensed set made by anyone against ``dataset``'s real test split.
 
     Args:
-        source: ``.pt`` file, local dataset folder, or Hub dataset repo id (``hf_lodc.foreign.load``'s
-            docstring lists the layouts read).
+        source: ``.pt`` file, local dataset folder, HaBa run folder, or Hub dataset repo id
+            (``hf_lodc.foreign.load``'s docstring lists the layouts read).
         dataset: the real dataset the set was condensed from (Hub id / folder, or loaded data): its
             classes, image size and train-split statistics define the normalisation, its test split
             is tested on, and its train split gives the random real baseline.
@@ -124,39 +124,70 @@ def evaluate_condensed_set(
     dataset_name = data.info.dataset
     if data.test is None or len(data.test) == 0:
         raise SplitError(f"{dataset_name!r} has no test split to evaluate on")
-    cs, matching = load_condensed_set(source, data, split=split, config_name=config_name, revision=revision,
+    from ..published.haba import haba_run_folder
+
+    folder_bases = haba_run_folder(str(source))  # a HaBa run folder: read its images_best.pt + weights_best.pt
+    path = str(folder_bases) if folder_bases is not None else source
+    cs, matching = load_condensed_set(path, data, split=split, config_name=config_name, revision=revision,
                                       image_column=image_column, label_column=label_column, labels=labels,
                                       labels_file=labels_file, soft_label_column=soft_label_column)
     if teacher is not None and cs.soft is not None:
         raise ConfigError("the set carries soft labels and a teacher was given: use one or the other")
     c, h, w = data.image_shape
-    stored_bytes = int(cs.images.numel()) * cs.itemsize  # before any decoding: what the file stores
+    hal = cs.hallucinators  # HaBa: the images are bases, rendered by these during training
+    if hal is not None and factor not in (None, 1):
+        raise ConfigError("factor decodes IDC mosaics; a HaBa set is decoded by its hallucinators (give no factor)")
+    if hal is not None and ars:
+        raise ConfigError("ars is not implemented for a HaBa set (its no-augmentation trainings would need the "
+                          "hallucinators' random rendering too); run without ars")
+    # before any decoding: what the files store (HaBa: bases + hallucinators' parameters)
+    stored_bytes = int(cs.images.numel()) * cs.itemsize + (hal.nbytes if hal is not None else 0)
     notes = list(cs.notes)
     decoded = decode_factor(cs, str(source), factor)
     if decoded:
         notes.append(decoded)
+    shown = cs.images if hal is None else hal.render_all(cs.images)  # the images the networks see
     if input_normalization == "auto":
-        mode, reason = infer_normalization(cs.images)
+        mode, reason = infer_normalization(shown)
+        if hal is not None:
+            reason += f" (of the {len(shown)} rendered images)"
     else:
         mode, reason = input_normalization, "given"
+    if hal is not None and input_normalization == "auto":
+        notes.append("HaBa's code saves its bases in its training space: MTT's constants (input_normalization="
+                     "'mtt-cifar10', 'mtt-cifar100', 'svhn', 'mnist', ...), or kornia's ZCA under --zca, which its "
+                     "CIFAR scripts use ('zca'); the auto choice was inferred from the rendered images: pass "
+                     "input_normalization when the run's settings are known")
     if (set_mean is not None or set_std is not None) and mode != "source":
         raise ConfigError(f"set_mean/set_std describe a 'source'-normalised file, but the values are read as {mode!r}")
-    x, space = space_for(mode, cs.images, data, zca_eps, max_per_class, notes)
+    x, space = space_for(mode, shown, data, zca_eps, max_per_class, notes)
     if mode == "source" and input_normalization == "auto" and set_mean is None and set_std is None:
         fits = [n for n in NORMALIZATION_PRESETS if NORMALIZATION_PRESETS.get(n).channels == c]
         notes.append(f"the values were read as normalised with {data.info.dataset!r}'s train statistics; sets saved by "
                      f"the DC/DSA/DM, MTT and IDC code bases use fixed constants instead: pass "
                      f"input_normalization=<preset> (--input-normalization; for {c} channel(s): {', '.join(fits)})")
+    after = None  # HaBa: the change of space applied to each rendered batch (the hallucinators run as stored)
+    if hal is not None and x is None:
+        def after(t: torch.Tensor) -> torch.Tensor:
+            return to_source_normalization(t, mode, data.mean.to(t.device), data.std.to(t.device), set_mean, set_std)
     if x is None:
-        x = to_source_normalization(cs.images, mode, data.mean, data.std, set_mean, set_std)  # (N, C, H, W) float32
+        x = to_source_normalization(shown, mode, data.mean, data.std, set_mean, set_std)  # (N, C, H, W) float32
     if not bool(torch.isfinite(x).all()):
         raise DatasetError(f"{source!r}: the images contain NaN or Inf")
+    decode = None
+    if hal is not None:
+        x = cs.images.float()  # the bases (N, C_in, H, W): each training batch is rendered from them
+        hal_dev = hal.to(device)
+        decode = lambda g: hal_dev.batch_renderer(g, after)  # noqa: E731
 
-    lr, lr_from = resolve_lr(str(source), eval_lr, lr_file)
+    lr, lr_from = resolve_lr(str(path), eval_lr, lr_file)
     ec = eval_config or EvalConfig()
     overrides = {k: v for k, v in {"eval_models": list(models) if models else None, "eval_runs": runs,
                                    "eval_epochs": epochs, "eval_lr": lr}.items() if v is not None}
     ec = EvalConfig(**{**asdict(ec), **overrides})
+    if hal is not None and lr_from is None and eval_lr is None:
+        notes.append("HaBa's evaluation trains with the lr its distillation learned (syn_lr), which its code does not "
+                     "save: the protocol's lr was used; pass eval_lr (--eval-lr) or an lr_best.pt if it is known")
     if lr_from:
         notes.append(f"evaluation lr {lr:g} ({lr_from}); the random real baseline trains with the same lr")
     test = data.test
@@ -174,6 +205,15 @@ def evaluate_condensed_set(
                      f"hard labels with cross-entropy (no teacher relabels it)")
     elif teacher is None:
         notes.append("labels are not counted in storage_bytes")
+    warnings = []
+    if cs.kind == "dataset" and cs.soft is None:
+        from ..published.relabel import hard_label_warning, is_image_folder, teacher_protocol_note
+
+        if is_image_folder(str(source)):
+            if teacher is None:
+                warnings.append(hard_label_warning())
+            else:
+                notes.append(teacher_protocol_note())
     wrap, base_kw = None, {}
     if teacher is not None:
         from ..published.teacher import TeacherLabelled, load_teacher, teacher_criterion
@@ -190,7 +230,8 @@ def evaluate_condensed_set(
     nbytes = int(storage_bytes) if storage_bytes is not None else stored_bytes + label_bytes
 
     records = evaluate_in_space(x, targets, test, space, data.num_classes, ec, seed=seed, device=device,
-                                criterion=criterion, progress=progress, wrap=wrap)
+                                criterion=criterion, progress=progress, wrap=wrap, decode=decode,
+                                image_shape=(c, h, w))
     base_loss = "cross-entropy" if teacher is None else f"teacher {soft_loss} (T={temperature:g})"
     for r in records.values():
         r.protocol = {**r.protocol, "input": space.name, "loss": base_loss if cs.soft is None
@@ -216,5 +257,5 @@ def evaluate_condensed_set(
         test_data={"dataset": dataset_name, "split": data.info.eval_split, "rows": len(test),
                    "max_per_class": eval_max_per_class},
         notes=notes, normalization=space.describe, labels_kind=labels_kind, label_bytes=label_bytes,
-        eval_lr={"lr": ec.eval_lr, "from": lr_from or "protocol default"}, scores=scores,
+        eval_lr={"lr": ec.eval_lr, "from": lr_from or "protocol default"}, scores=scores, warnings=warnings,
     )

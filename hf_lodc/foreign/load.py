@@ -14,7 +14,12 @@ pickle of any other object is refused, nothing in it is executed). Supported lay
   ``images_best.pt`` and ``labels_best.pt``; a learned ``lr_best.pt`` beside it is the evaluation lr);
 * DC/DSA/DM results ``{'data': [[images, labels], ...], 'accs_all_exps': ...}`` (the last experiment);
 * IDC ``data.pt`` mosaics with ``factor=`` (decoded as IDC decodes; without it the report says so);
-* HaBa's bases beside hallucinator weights are refused (``published/layouts.py``).
+* FKD soft-label files (SRe2L's ``epoch_<e>/batch_<b>.tar``, as source or labels file) are refused, saying
+  what is missing (``published/relabel.py``); an image folder (SRe2L / RDED) evaluated without a teacher
+  gets a warning in the report: hard labels are not those methods' protocol.
+* HaBa's bases ``images_best.pt`` beside its hallucinators ``weights_best.pt`` (or ``images_<it>.pt`` beside
+  ``styles_<it>.pt``): the bases with class-major labels (or ``labels_file``) and the hallucinators,
+  rendered during training as HaBa's evaluation renders them (``published/haba.py``).
 
 Images are ``(N, C, H, W)`` (also ``(N, H, W, C)`` or ``(N, H, W)`` for one channel) of any real or
 integer dtype; labels are integer class ids ``(N,)``, one-hot ``(N, K)`` or soft ``(N, K)`` (logits or
@@ -39,7 +44,7 @@ from ..data.types import ImageClassificationData
 from ..errors import ConfigError, DatasetError, DatasetNotFoundError
 from .condensed_set import CondensedSet
 from .dataset_source import read_dataset
-from .pt_file import hub_file, read_pt
+from .pt_file import hub_file, read_labels_file, read_pt
 
 __all__ = ["LABEL_MATCHING", "load_condensed_set"]
 
@@ -56,6 +61,40 @@ def _to_nchw(x: torch.Tensor, shape: tuple[int, int, int], source: str) -> tuple
         return x.permute(0, 3, 1, 2), "images stored channels-last (N, H, W, C), read as (N, C, H, W)"
     raise DatasetError(f"{source!r}: images of shape {tuple(x.shape)} do not fit the test dataset's images "
                        f"(C, H, W) = {shape}; the set must have the source's channels and size")
+
+
+def _read_haba(p: Path, weights: Path, labels_file: str | None, data: ImageClassificationData) -> CondensedSet:
+    """HaBa's bases (N, C_in, H, W) and hallucinators; labels class-major unless ``labels_file`` is given."""
+    from ..published.haba import class_major_labels, read_hallucinators
+    from ..published.layouts import safe_load
+
+    bases = safe_load(p)
+    c, h, w = data.image_shape
+    if not isinstance(bases, torch.Tensor) or bases.dim() != 4 or not bases.is_floating_point() \
+            or tuple(bases.shape[2:]) != (h, w) or bases.shape[1] not in (1, c):
+        got = tuple(bases.shape) if isinstance(bases, torch.Tensor) else type(bases).__name__
+        raise DatasetError(f"{str(p)!r} sits beside HaBa's hallucinators {weights.name}, so it should hold HaBa's "
+                           f"bases, a float tensor (N, C or 1, H, W) = (N, {c} or 1, {h}, {w}); got {got}")
+    hal = read_hallucinators(weights, tuple(bases.shape), c)
+    soft = None
+    if labels_file is not None:
+        labels, soft = read_labels_file(labels_file)
+        how = f"labels from {Path(labels_file).name}"
+    else:
+        labels = class_major_labels(len(bases), data.num_classes, str(p))
+        how = f"labels class-major (basis i is class i // {len(bases) // data.num_classes}, as HaBa saves them)"
+    n, m = len(bases), hal.count
+    layout = (f"HaBa bases {p.name} {tuple(bases.shape)} + {m} hallucinators {weights.name}; {how}; each basis "
+              f"through one hallucinator drawn at random each time it is read, as HaBa's evaluation trains")
+    notes = [f"HaBa: {n} bases x {m} hallucinators render {n * m} distinct images; an epoch is {n} images (each "
+             f"basis once, through a random hallucinator), as in HaBa's StyleTranslatorSharedDataset; "
+             f"storage_bytes counts the bases ({int(bases.numel()) * bases.element_size():,} bytes) and the "
+             f"hallucinators' parameters ({hal.nbytes:,} bytes, float32)"]
+    if hal.in_channels != c:
+        notes.append(f"HaBa --single_channel: {hal.in_channels}-channel bases, {c}-channel images")
+    return CondensedSet(images=bases, labels=labels, kind="pt", layout=layout, soft=soft,
+                        stored_dtype=str(bases.dtype).replace("torch.", ""), itemsize=bases.element_size(),
+                        notes=notes, hallucinators=hal)
 
 
 def load_condensed_set(source: str, data: ImageClassificationData, *, split: str = "train",
@@ -76,16 +115,25 @@ def load_condensed_set(source: str, data: ImageClassificationData, *, split: str
     if p.is_file():
         if p.suffix not in (".pt", ".pth", ".bin", ".tar") and not str(source).endswith(".pt"):
             raise ConfigError(f"{source!r} is a file but not a .pt/.pth torch file; give a .pt file or a dataset folder")
-        cs = read_pt(p, labels_file)
+        from ..published.haba import haba_weights_beside
+
+        weights = haba_weights_beside(p)
+        cs = read_pt(p, labels_file) if weights is None else _read_haba(p, weights, labels_file, data)
     elif str(source).endswith((".pt", ".pth")):
         raise DatasetNotFoundError(f"condensed set file {source!r} not found (cwd: {Path.cwd()})")
     else:
+        from ..published.relabel import fkd_dir, refuse_fkd
+
+        if fkd_dir(p):
+            refuse_fkd(p)
         cs = read_dataset(str(source), config_name, revision, split, image_column, label_column,
                            data.image_shape[0], soft_label_column)
-    x, note = _to_nchw(cs.images, tuple(data.image_shape), str(source))
-    cs.images = x
-    if note:
-        cs.notes.append(note)
+    x = cs.images
+    if cs.hallucinators is None:  # HaBa's bases were checked against the data by their reader
+        x, note = _to_nchw(cs.images, tuple(data.image_shape), str(source))
+        cs.images = x
+        if note:
+            cs.notes.append(note)
     if len(cs.labels) != len(x):
         raise DatasetError(f"{source!r}: {len(x)} images but {len(cs.labels)} labels")
 

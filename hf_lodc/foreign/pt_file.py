@@ -14,7 +14,7 @@ import torch
 from ..errors import DatasetError, DatasetNotFoundError
 from .condensed_set import CondensedSet
 
-__all__ = ["IMAGE_KEYS", "LABEL_KEYS", "read_pt", "hub_file"]
+__all__ = ["IMAGE_KEYS", "LABEL_KEYS", "read_pt", "read_labels_file", "hub_file"]
 
 IMAGE_KEYS = ("images", "image", "x", "data", "imgs", "img", "image_syn", "images_syn", "syn_images", "x_syn",
               "pixel_values", "inputs")
@@ -56,11 +56,31 @@ def _labels_tensor(y: Any, path: str) -> tuple[torch.Tensor, Any]:
     return y.long(), soft
 
 
-def read_pt(path: Path, labels_file: str | None) -> CondensedSet:
-    from ..published.layouts import check_not_haba, is_dc_experiments, read_experiments
+def _labels_object(labels_file: str) -> Any:
+    from ..published.relabel import fkd_dir, is_fkd_batch, refuse_fkd
 
-    check_not_haba(path)
+    if fkd_dir(Path(labels_file)):
+        refuse_fkd(labels_file)
+    lab = _torch_load(Path(labels_file))
+    if is_fkd_batch(lab):
+        refuse_fkd(labels_file)
+    if isinstance(lab, dict):
+        lab = lab[_pick_key(lab, LABEL_KEYS, "label", labels_file)]
+    return lab
+
+
+def read_labels_file(labels_file: str) -> tuple[torch.Tensor, Any]:
+    """(class ids (N,), soft labels or None) of a labels-only file (MTT's ``labels_best.pt``)."""
+    return _labels_tensor(_labels_object(labels_file), labels_file)
+
+
+def read_pt(path: Path, labels_file: str | None) -> CondensedSet:
+    from ..published.layouts import is_dc_experiments, read_experiments
+    from ..published.relabel import is_fkd_batch, refuse_fkd
+
     obj = _torch_load(path)
+    if is_fkd_batch(obj):
+        refuse_fkd(path)
     notes: list[str] = []
     if labels_file is None and is_dc_experiments(obj):
         x, y, layout, notes = read_experiments(obj)
@@ -86,10 +106,7 @@ def read_pt(path: Path, labels_file: str | None) -> CondensedSet:
         raise DatasetError(f"{str(path)!r} holds a {type(obj).__name__}; supported .pt layouts: (images, labels) "
                            f"tuple/list, a dict with image and label keys, or an image tensor with labels_file")
     if labels_file is not None:
-        lab = _torch_load(Path(labels_file))
-        if isinstance(lab, dict):
-            lab = lab[_pick_key(lab, LABEL_KEYS, "label", labels_file)]
-        y = lab
+        y = _labels_object(labels_file)
         layout += f" + labels from {Path(labels_file).name}"
     if x.is_complex() or x.dtype == torch.bool:
         raise DatasetError(f"{str(path)!r}: images of dtype {x.dtype} are not pixel values")

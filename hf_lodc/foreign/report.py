@@ -36,6 +36,7 @@ class ForeignEvalReport:
     label_bytes: int = 0  # soft labels' bytes, included in storage_bytes
     eval_lr: dict[str, Any] = field(default_factory=dict)  # {"lr", "from"}
     scores: dict[str, Any] = field(default_factory=dict)  # model -> {baseline -> DD-Ranking ARS and its inputs}
+    warnings: list[str] = field(default_factory=list)  # where the evaluation is not the method's protocol
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,4 +72,5 @@ class ForeignEvalReport:
                 line += (f"; random real at the same storage {rel['random']:.2f} %, improvement "
                          f"{rel['improvement_pp']:+.2f} points")
             lines.append(line)
+        lines += [f"WARNING: {w}" for w in self.warnings]
         return "\n".join(lines)

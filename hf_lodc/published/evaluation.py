@@ -49,16 +49,21 @@ def space_accuracy(net, test: LabeledImages, space: InputSpace, device, batch: i
 def evaluate_in_space(images: torch.Tensor, targets: torch.Tensor, test: LabeledImages, space: InputSpace,
                       num_classes: int, cfg: EvalConfig, *, seed: int = 0, device: torch.device | str = "cpu",
                       criterion: Criterion | None = None, progress: bool = False,
-                      wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None) -> dict[str, EvalRecord]:
+                      wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+                      decode: Callable[[torch.Generator], Callable[[torch.Tensor], torch.Tensor]] | None = None,
+                      image_shape: tuple[int, int, int] | None = None) -> dict[str, EvalRecord]:
     """Train ``cfg.eval_runs`` networks per model on (images (N, C, H, W) in ``space``, targets: class ids
     (N,) or soft targets (N, K) with ``criterion``) and test them on ``test`` mapped into ``space``.
 
     Run r of a model uses the seeds ``evaluate_synthetic``'s sequential backend uses (``"eval-net"`` and
     ``"eval-data"`` with (model, r)), so a per-channel space with class ids gives the same accuracies.
     ``wrap(net)`` replaces each fresh network for training (e.g. ``teacher.TeacherLabelled``); the test runs
-    the wrapper in eval mode.
+    the wrapper in eval mode. ``decode(generator)`` returns the ``prepare`` of each training (a batch of
+    stored rows -> network input, e.g. HaBa's bases through random hallucinators), drawing from its own
+    generator (``"eval-decode"`` with (model, r)) so the protocol's draws are unchanged; ``image_shape``
+    is then the networks' input (C, H, W) when the stored rows have another shape.
     """
-    if criterion is None and space.mean is not None and wrap is None:
+    if criterion is None and space.mean is not None and wrap is None and decode is None:
         return evaluate_synthetic(images, targets, test, space.mean, space.std, num_classes, cfg, seed=seed,
                                   device=device, progress=progress)
     from ..errors import ConfigError
@@ -69,7 +74,8 @@ def evaluate_in_space(images: torch.Tensor, targets: torch.Tensor, test: Labeled
     if targets.dim() == 2 and criterion is None:
         raise ConfigError("soft targets (N, K) need a soft-label criterion")
     check_strategy(cfg.eval_dsa_strategy, "eval_dsa_strategy")
-    check_eval_models(cfg.eval_models, tuple(images.shape[1:]), num_classes)
+    shape = tuple(image_shape) if image_shape is not None else tuple(images.shape[1:])
+    check_eval_models(cfg.eval_models, shape, num_classes)
     from ..training import device as device_settings
 
     device = torch.device(device)
@@ -84,13 +90,15 @@ def evaluate_in_space(images: torch.Tensor, targets: torch.Tensor, test: Labeled
         t0 = time.perf_counter()
         accs = []
         for r in range(cfg.eval_runs):
-            net = seeded_net(model, num_classes, tuple(x.shape[1:]), seed, "eval-net", model, r, device=device)
+            net = seeded_net(model, num_classes, shape, seed, "eval-net", model, r, device=device)
             if cfg.eval_channels_last:  # the same values in another layout, as evaluate_synthetic does
                 net = net.to(memory_format=torch.channels_last)
             g = generator(seed, "eval-data", model, r)
             if wrap is not None:
                 net = wrap(net)
-            train_network(net, x, y, sched, g, aug, forward=forward, autocast=autocast, criterion=criterion)
+            prepare = None if decode is None else decode(generator(seed, "eval-decode", model, r))
+            train_network(net, x, y, sched, g, aug, forward=forward, autocast=autocast, criterion=criterion,
+                          prepare=prepare)
             accs.append(space_accuracy(net, test, space, device, forward=forward, autocast=autocast))
         proto = dict(protocol_of(cfg))
         out[model] = EvalRecord(model=model, accuracies=accs, epochs=cfg.eval_epochs, protocol=proto,

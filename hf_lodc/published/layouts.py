@@ -6,9 +6,7 @@
   and dtype constructors (data only: no class of the file's choosing is built, nothing else runs) and
   :func:`read_experiments` takes the last experiment's set, as the DC code's final report does.
 * HaBa (``distill_fac.py``) saves its bases as ``images_best.pt`` and its hallucinators' state dict as
-  ``weights_best.pt`` beside them; the set is what the hallucinators render from the bases, which is
-  not implemented here, so such a folder is refused (:func:`check_not_haba`) rather than evaluated
-  on the bases alone.
+  ``weights_best.pt`` beside them: read and rendered in ``published/haba.py``.
 * IDC ``data.pt``: ``[images in [0, 1], targets]``, each stored image a ``factor`` x ``factor`` mosaic;
   :func:`idc_decode` decodes it as IDC's ``decode_zoom`` does (pad to a multiple of the factor with
   0.5, cut the tiles row by row, bilinear upsampling to full size, labels repeated).
@@ -24,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["safe_load", "is_dc_experiments", "read_experiments", "idc_decode", "check_not_haba"]
+__all__ = ["safe_load", "is_dc_experiments", "read_experiments", "idc_decode"]
 
 
 def _numpy_globals() -> list:
@@ -117,14 +115,3 @@ def idc_decode(images: torch.Tensor, labels: torch.Tensor, factor: int) -> tuple
     out = F.interpolate(tiles, size=(h, w), mode="bilinear", align_corners=False)  # nn.Upsample's default
     return out, labels.repeat(factor * factor)  # (f^2 * N,)
 
-
-def check_not_haba(path: Path) -> None:
-    """Refuse an ``images_best.pt`` whose folder also holds HaBa's hallucinator weights."""
-    from ..errors import DatasetError
-
-    weights = path.with_name("weights_best.pt")
-    if path.name == "images_best.pt" and weights.is_file():
-        raise DatasetError(
-            f"{str(path)!r} sits beside {weights.name}: this is HaBa's layout (bases + hallucinator networks), whose "
-            f"set is what the hallucinators render from the bases; that rendering is not implemented here, and the "
-            f"bases alone are not HaBa's set. Render the images with HaBa's code and save them as (images, labels)")
