@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--ars", action="store_true",
                    help="also report DD-Ranking's Augmentation-Robust Score (trains the set and random real baselines "
                         "of the same bytes and of the same image count again without augmentation)")
+    f.add_argument("--lrs", action="store_true",
+                   help="also report DD-Ranking's Label-Robust Score (needs --real-accuracy; a soft-label or teacher "
+                        "set trains once more with its hard labels)")
+    f.add_argument("--real-accuracy", type=real_accuracy_arg, metavar="PCT|MODEL=PCT,...|train",
+                   help="for --lrs: the full real data's hard-label test accuracy in percent (one number, or one per "
+                        "model), or 'train' to train on the whole real train split here (expensive)")
+    f.add_argument("--real-accuracy-from", metavar="TEXT",
+                   help="where a given --real-accuracy comes from (e.g. 'DD-Ranking table 1'); written in the report")
     f.add_argument("--set-mean", type=lambda s: [float(v) for v in s.split(",")],
                    help="with --input-normalization source: the per-channel mean the file was normalised with")
     f.add_argument("--set-std", type=lambda s: [float(v) for v in s.split(",")], help="... and its std")
@@ -103,6 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="also write the results as JSON here")
     p.add_argument("--cpu", action="store_true", help="force CPU even if a GPU is visible")
     return p
+
+
+def real_accuracy_arg(text: str):
+    """``84.8`` | ``convnet=84.8,resnet18_bn=93.1`` | ``train``."""
+    if text.strip() == "train":
+        return "train"
+    try:
+        if "=" not in text:
+            return float(text)
+        return {k.strip(): float(v) for k, v in (item.split("=", 1) for item in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage, MODEL=PCT,... or 'train', got {text!r}") from None
 
 
 def preset_names() -> list[str]:
@@ -229,10 +249,10 @@ def is_foreign(args) -> bool:
 
     flags = (args.image_column, args.label_column, args.labels_file, args.storage_bytes, args.set_mean,
              args.set_std, args.real_itemsize, args.factor, args.eval_lr, args.lr_file, args.soft_label_column,
-             args.teacher)
+             args.teacher, args.real_accuracy)
     return (Path(args.source).is_file() or any(v is not None for v in flags) or args.labels != "auto"
             or args.input_normalization != "auto" or args.split != "train" or args.zca_eps != 0.1
-            or args.soft_loss != "sce" or args.temperature != 1.0 or args.ars)
+            or args.soft_loss != "sce" or args.temperature != 1.0 or args.ars or args.lrs)
 
 
 def evaluate_foreign(args, device) -> dict:
@@ -255,7 +275,8 @@ def evaluate_foreign(args, device) -> dict:
         max_per_class=args.max_per_class, eval_max_per_class=args.eval_max_per_class, seed=args.seed or 0,
         zca_eps=args.zca_eps, factor=args.factor, soft_loss=args.soft_loss, temperature=args.temperature,
         eval_lr=args.eval_lr, lr_file=args.lr_file, ars=args.ars, soft_label_column=args.soft_label_column,
-        teacher=args.teacher, teacher_model=args.teacher_model,
+        teacher=args.teacher, teacher_model=args.teacher_model, lrs=args.lrs, real_accuracy=args.real_accuracy,
+        real_accuracy_from=args.real_accuracy_from or ("--real-accuracy" if args.real_accuracy is not None else None),
         eval_config=EvalConfig(**options) if options else None,
         device=device, progress=True,
     )
