@@ -107,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--push-models", action="store_true",
                    help="also push, per model, the trained network closest to the median accuracy as a model "
                         "repo <repo>-<model> (timm models; needs --runs > 0)")
+    p.add_argument("--leaderboard", metavar="REPO",
+                   help="append this evaluation (one row per model) to the leaderboard dataset REPO on the Hub, in one "
+                        "commit; the repo is created if missing and loads with datasets.load_dataset(REPO)")
+    p.add_argument("--method-name", help="the method's name in the leaderboard row (default: inferred from the layout "
+                                         "or the artefact's record; the row says which)")
     p.add_argument("--token", help="Hub token (default: HF_TOKEN / `hf auth login`)")
     p.add_argument("--output", help="also write the results as JSON here")
     p.add_argument("--cpu", action="store_true", help="force CPU even if a GPU is visible")
@@ -190,9 +195,14 @@ def check_args(args) -> None:
         check_repo_id(args.push_to_hub)
     if args.push_to_hub or args.update_card:
         check_token(args.token, "--push-to-hub" if args.push_to_hub else "--update-card")
+    if args.leaderboard:
+        check_repo_id(args.leaderboard, "--leaderboard")
+        check_token(args.token, "--leaderboard")
+    elif args.method_name:
+        raise ConfigError("--method-name names the method in a leaderboard row: pass --leaderboard REPO too")
 
 
-def evaluate_condensed(args, device) -> dict:
+def evaluate_condensed(args, device) -> tuple[dict, object]:
     from pathlib import Path
 
     from hf_lodc import CondensedDataset
@@ -227,7 +237,7 @@ def evaluate_condensed(args, device) -> dict:
     elif target:
         cd.push_to_hub(target, private=args.hub_private, token=args.token, config_name=cd.name,
                        test_split=args.test_split, push_models=args.push_models)
-    return {v.results_key: cd.results.get(v.results_key, {}) for v in evaluated_views()}
+    return {v.results_key: cd.results.get(v.results_key, {}) for v in evaluated_views()}, cd
 
 
 def eval_options(args) -> dict:
@@ -255,7 +265,7 @@ def is_foreign(args) -> bool:
             or args.soft_loss != "sce" or args.temperature != 1.0 or args.ars or args.lrs)
 
 
-def evaluate_foreign(args, device) -> dict:
+def evaluate_foreign(args, device) -> tuple[dict, object]:
     """Any condensed set (.pt, Image or Array3D dataset): hf_lodc.evaluate_condensed_set, with its report."""
     from hf_lodc.engine.config import EvalConfig
     from hf_lodc.foreign import evaluate_condensed_set
@@ -282,7 +292,7 @@ def evaluate_foreign(args, device) -> dict:
     )
     print(report.summary())
     key = VIEWS.get(UINT8 if report.stored_dtype.startswith("uint8") else FLOAT32).results_key
-    return {key: report.evaluations, "foreign_report": report.to_dict()}
+    return {key: report.evaluations, "foreign_report": report.to_dict()}, report
 
 
 @exit_codes
@@ -291,13 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     check_args(args)
     device = make_accelerator(cpu=args.cpu).device
     try:
-        out = evaluate_foreign(args, device) if is_foreign(args) else evaluate_condensed(args, device)
+        out, evaluated = evaluate_foreign(args, device) if is_foreign(args) else evaluate_condensed(args, device)
     except IncompatibleArtifactError:
         if not args.test_dataset:
             raise
         print(f"[hf_lodc] {args.source!r} is not an hf_lodc set; evaluating its images against "
               f"{args.test_dataset!r}")
-        out = evaluate_foreign(args, device)
+        out, evaluated = evaluate_foreign(args, device)
     for key, recs in out.items():
         if not key.startswith("evaluations"):
             continue
@@ -308,6 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         with open(args.output, "w") as f:
             json.dump(out, f, indent=2)
+    if args.leaderboard:  # last: a Hub failure leaves the results printed and written
+        from hf_lodc.leaderboard import push_to_leaderboard
+
+        push_to_leaderboard(args.leaderboard, evaluated, method=args.method_name, token=args.token,
+                            source=args.source)
     return 0
 
 
