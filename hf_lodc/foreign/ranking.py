@@ -38,7 +38,9 @@ def _random_runs(x, base, data) -> dict[str, tuple[int, dict | None]]:
     runs: dict[str, tuple[int, dict | None]] = {}
     if base.get("images_per_class"):
         runs["same_bytes"] = (base["images_per_class"], base["evaluations"])
-    runs["same_count"] = (min(per_class, available), None)
+    k = min(per_class, available)
+    # the same k picks the same images (random_real's seed) and trains them with the same seeds: reuse
+    runs["same_count"] = (k, base["evaluations"] if k == base.get("images_per_class") else None)
     return runs
 
 
@@ -73,11 +75,15 @@ def ars_scores(x, targets, criterion, test, space, data, ec, records, base, seed
     syn_na = evaluate_in_space(x, targets, test, space, data.num_classes, noaug, seed=seed, device=device,
                                criterion=criterion, progress=progress, wrap=wrap)
     out: dict[str, Any] = {m: {} for m in records}
+    noaug_runs: dict = {}
     for name, (k, aug_recs) in _random_runs(x, base, data).items():
         aug_recs = _random_aug(k, aug_recs, test, space, data, ec, seed, device, progress, base_kw, cache)
-        real = random_real(data.train, k, data.num_classes, seed)
-        na = evaluate_in_space(space.real(real.images), real.labels, test, space, data.num_classes, noaug, seed=seed,
-                               device=device, progress=progress, **base_kw)
+        if ("noaug", k) not in noaug_runs:
+            real = random_real(data.train, k, data.num_classes, seed)
+            noaug_runs[("noaug", k)] = evaluate_in_space(space.real(real.images), real.labels, test, space,
+                                                         data.num_classes, noaug, seed=seed, device=device,
+                                                         progress=progress, **base_kw)
+        na = noaug_runs[("noaug", k)]
         for m, r in records.items():
             acc = {"syn_aug": r.accuracy_mean / 100, "random_aug": aug_recs[m]["accuracy_mean"] / 100,
                    "syn_noaug": syn_na[m].accuracy_mean / 100, "random_noaug": na[m].accuracy_mean / 100}
