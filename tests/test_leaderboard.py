@@ -140,3 +140,14 @@ def test_rows_are_checked_and_methods_inferred_from_layouts():
     assert infer_method("/x/images_best.pt", "tensor (images) + labels from labels_best.pt", "soft (logits)") \
         .startswith("MTT-family (soft")
     assert infer_method("/x/data.pt", "tuple (images, labels)", "hard") == "IDC"
+
+
+def test_an_hf_lodc_artefact_directory_goes_into_the_same_table(hub_server, tmp_path):
+    import recipes.evaluate as rec
+
+    cd = tiny_condensed("lodm")
+    cd.save_to_disk(tmp_path / "run")
+    assert rec.main([str(tmp_path / "run"), "--runs", "0", "--leaderboard", BOARD, "--method-name", "LoDM"]) == 0
+    (row,) = [json.loads(line) for line in hub_server.server.read_file(BOARD, LEADERBOARD_FILE).decode().splitlines()]
+    assert row["method"] == "LoDM" and row["source"] == str(tmp_path / "run") and row["labels"] == "hard"
+    assert row["layout"].startswith("hf_lodc artefact (lowrank") and row["runs"] == 1
