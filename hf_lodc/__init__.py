@@ -23,6 +23,7 @@ from .engine import (
 )
 from .errors import *  # noqa: F401,F403
 from .foreign import evaluate_condensed_set
+from .leaderboard import leaderboard_rows, push_to_leaderboard
 from .errors import __all__ as _errors_all
 from .methods import METHODS, MethodSpec
 from .synset.budget import Budget, plan_budget
@@ -35,6 +36,7 @@ __all__ = [
     "CondensedDataset",
     "load_image_classification", "ImageClassificationData", "LabeledImages", "SourceInfo",
     "condense", "CondenseConfig", "CondenseResult", "DataConfig", "EvalConfig", "EvalRecord", "RunConfig",
-    "evaluate_synthetic", "evaluate_condensed_set", "METHODS", "MethodSpec", "Budget", "plan_budget",
+    "evaluate_synthetic", "evaluate_condensed_set", "leaderboard_rows", "push_to_leaderboard",
+    "METHODS", "MethodSpec", "Budget", "plan_budget",
     "LowRankSet", "PixelSet", "SyntheticSet", "MultiFormationSet", "HaBaSet", "__version__", *_errors_all,
 ]

@@ -86,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--ars", action="store_true",
                    help="also report DD-Ranking's Augmentation-Robust Score (trains the set and random real baselines "
                         "of the same bytes and of the same image count again without augmentation)")
+    f.add_argument("--lrs", action="store_true",
+                   help="also report DD-Ranking's Label-Robust Score (needs --real-accuracy; a soft-label or teacher "
+                        "set trains once more with its hard labels)")
+    f.add_argument("--real-accuracy", type=real_accuracy_arg, metavar="PCT|MODEL=PCT,...|train",
+                   help="for --lrs: the full real data's hard-label test accuracy in percent (one number, or one per "
+                        "model), or 'train' to train on the whole real train split here (expensive)")
+    f.add_argument("--real-accuracy-from", metavar="TEXT",
+                   help="where a given --real-accuracy comes from (e.g. 'DD-Ranking table 1'); written in the report")
     f.add_argument("--set-mean", type=lambda s: [float(v) for v in s.split(",")],
                    help="with --input-normalization source: the per-channel mean the file was normalised with")
     f.add_argument("--set-std", type=lambda s: [float(v) for v in s.split(",")], help="... and its std")
@@ -101,10 +109,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--push-models", action="store_true",
                    help="also push, per model, the trained network closest to the median accuracy as a model "
                         "repo <repo>-<model> (timm models; needs --runs > 0)")
+    p.add_argument("--leaderboard", metavar="REPO",
+                   help="append this evaluation (one row per model) to the leaderboard dataset REPO on the Hub, in one "
+                        "commit; the repo is created if missing and loads with datasets.load_dataset(REPO)")
+    p.add_argument("--method-name", help="the method's name in the leaderboard row (default: inferred from the layout "
+                                         "or the artefact's record; the row says which)")
     p.add_argument("--token", help="Hub token (default: HF_TOKEN / `hf auth login`)")
     p.add_argument("--output", help="also write the results as JSON here")
     p.add_argument("--cpu", action="store_true", help="force CPU even if a GPU is visible")
     return p
+
+
+def real_accuracy_arg(text: str):
+    """``84.8`` | ``convnet=84.8,resnet18_bn=93.1`` | ``train``."""
+    if text.strip() == "train":
+        return "train"
+    try:
+        if "=" not in text:
+            return float(text)
+        return {k.strip(): float(v) for k, v in (item.split("=", 1) for item in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage, MODEL=PCT,... or 'train', got {text!r}") from None
 
 
 def preset_names() -> list[str]:
@@ -172,9 +197,14 @@ def check_args(args) -> None:
         check_repo_id(args.push_to_hub)
     if args.push_to_hub or args.update_card:
         check_token(args.token, "--push-to-hub" if args.push_to_hub else "--update-card")
+    if args.leaderboard:
+        check_repo_id(args.leaderboard, "--leaderboard")
+        check_token(args.token, "--leaderboard")
+    elif args.method_name:
+        raise ConfigError("--method-name names the method in a leaderboard row: pass --leaderboard REPO too")
 
 
-def evaluate_condensed(args, device) -> dict:
+def evaluate_condensed(args, device) -> tuple[dict, object]:
     from pathlib import Path
 
     from hf_lodc import CondensedDataset
@@ -209,7 +239,7 @@ def evaluate_condensed(args, device) -> dict:
     elif target:
         cd.push_to_hub(target, private=args.hub_private, token=args.token, config_name=cd.name,
                        test_split=args.test_split, push_models=args.push_models)
-    return {v.results_key: cd.results.get(v.results_key, {}) for v in evaluated_views()}
+    return {v.results_key: cd.results.get(v.results_key, {}) for v in evaluated_views()}, cd
 
 
 def eval_options(args) -> dict:
@@ -231,15 +261,16 @@ def is_foreign(args) -> bool:
 
     flags = (args.image_column, args.label_column, args.labels_file, args.storage_bytes, args.set_mean,
              args.set_std, args.real_itemsize, args.factor, args.eval_lr, args.lr_file, args.soft_label_column,
-             args.teacher)
+             args.teacher, args.real_accuracy)
     from hf_lodc.published.haba import haba_run_folder
 
-    return (Path(args.source).is_file() or haba_run_folder(args.source) is not None or any(v is not None for v in flags) or args.labels != "auto"
+    return (Path(args.source).is_file() or haba_run_folder(args.source) is not None or any(v is not None for v in flags)
+            or args.labels != "auto"
             or args.input_normalization != "auto" or args.split != "train" or args.zca_eps != 0.1
-            or args.soft_loss != "sce" or args.temperature != 1.0 or args.ars)
+            or args.soft_loss != "sce" or args.temperature != 1.0 or args.ars or args.lrs)
 
 
-def evaluate_foreign(args, device) -> dict:
+def evaluate_foreign(args, device) -> tuple[dict, object]:
     """Any condensed set (.pt, Image or Array3D dataset): hf_lodc.evaluate_condensed_set, with its report."""
     from hf_lodc.engine.config import EvalConfig
     from hf_lodc.foreign import evaluate_condensed_set
@@ -259,13 +290,14 @@ def evaluate_foreign(args, device) -> dict:
         max_per_class=args.max_per_class, eval_max_per_class=args.eval_max_per_class, seed=args.seed or 0,
         zca_eps=args.zca_eps, factor=args.factor, soft_loss=args.soft_loss, temperature=args.temperature,
         eval_lr=args.eval_lr, lr_file=args.lr_file, ars=args.ars, soft_label_column=args.soft_label_column,
-        teacher=args.teacher, teacher_model=args.teacher_model,
+        teacher=args.teacher, teacher_model=args.teacher_model, lrs=args.lrs, real_accuracy=args.real_accuracy,
+        real_accuracy_from=args.real_accuracy_from or ("--real-accuracy" if args.real_accuracy is not None else None),
         eval_config=EvalConfig(**options) if options else None,
         device=device, progress=True,
     )
     print(report.summary())
     key = VIEWS.get(UINT8 if report.stored_dtype.startswith("uint8") else FLOAT32).results_key
-    return {key: report.evaluations, "foreign_report": report.to_dict()}
+    return {key: report.evaluations, "foreign_report": report.to_dict()}, report
 
 
 @exit_codes
@@ -274,13 +306,13 @@ def main(argv: list[str] | None = None) -> int:
     check_args(args)
     device = make_accelerator(cpu=args.cpu).device
     try:
-        out = evaluate_foreign(args, device) if is_foreign(args) else evaluate_condensed(args, device)
+        out, evaluated = evaluate_foreign(args, device) if is_foreign(args) else evaluate_condensed(args, device)
     except IncompatibleArtifactError:
         if not args.test_dataset:
             raise
         print(f"[hf_lodc] {args.source!r} is not an hf_lodc set; evaluating its images against "
               f"{args.test_dataset!r}")
-        out = evaluate_foreign(args, device)
+        out, evaluated = evaluate_foreign(args, device)
     for key, recs in out.items():
         if not key.startswith("evaluations"):
             continue
@@ -291,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         with open(args.output, "w") as f:
             json.dump(out, f, indent=2)
+    if args.leaderboard:  # last: a Hub failure leaves the results printed and written
+        from hf_lodc.leaderboard import push_to_leaderboard
+
+        push_to_leaderboard(args.leaderboard, evaluated, method=args.method_name, token=args.token,
+                            source=args.source)
     return 0
 
 

@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "hf_lodc.foreign": 8,
     "hf_lodc.pipeline": 8,
     "hf_lodc.api": 9,
+    "hf_lodc.leaderboard": 9,  # rows from foreign reports and hf_lodc sets, pushed through export
     "hf_lodc.continual": 9,
     "hf_lodc": 10,  # the package's __init__: the public facade
 }

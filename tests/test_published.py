@@ -314,6 +314,61 @@ def test_ars_in_the_report_follows_its_accuracies(rgb8, tmp_path):
         evaluate_condensed_set(str(tmp_path / "set.pt"), rgb8, ars=True, baseline=False, **FAST)
 
 
+def test_lrs_in_the_report_follows_its_accuracies(rgb8, tmp_path):
+    """A soft-label (DATM) set: HLR from a given real accuracy and the set's hard-label run, IOR against the
+    random baselines; the score is the formula of those fractions, computed by hand."""
+    u8, y = _ipc(rgb8)
+    logits = F.one_hot(y, 3).float() * 3.0
+    torch.save(normalize(u8, rgb8.mean, rgb8.std), tmp_path / "images_best.pt")
+    torch.save(logits, tmp_path / "labels_best.pt")
+    kw = dict(labels_file=str(tmp_path / "labels_best.pt"), **FAST)
+    r = evaluate_condensed_set(str(tmp_path / "images_best.pt"), rgb8, lrs=True, real_accuracy=80.0,
+                               real_accuracy_from="a paper's table", **kw)
+    lr = r.label_robust
+    assert lr["real_hard"] == {"convnet": 80.0} and lr["real_hard_from"] == "given (a paper's table)"
+    assert "hard (argmax) labels" in lr["syn_hard_from"] and "no counterpart" in lr["random_soft_from"]
+    per = lr["models"]["convnet"]
+    assert set(per) == {"same_bytes", "same_count"}
+    v = per["same_bytes"]
+    assert v["syn_soft"] == pytest.approx(r.evaluations["convnet"]["accuracy_mean"] / 100, abs=1e-4)
+    assert v["random_soft"] == pytest.approx(r.baseline["evaluations"]["convnet"]["accuracy_mean"] / 100, abs=1e-4)
+    hlr, ior = 0.80 - v["syn_hard"], v["syn_soft"] - v["random_soft"]
+    alpha = 0.5 * ior - 0.5 * hlr
+    assert v["hlr"] == pytest.approx(hlr, abs=1e-4) and v["ior"] == pytest.approx(ior, abs=1e-4)
+    assert v["lrs"] == pytest.approx((math.exp(alpha) - math.exp(-1)) / (math.e - math.exp(-1)), abs=1e-4)
+    assert "DD-Ranking LRS" in r.summary() and r.to_dict()["label_robust"] == lr
+
+    torch.save((u8.float() / 255.0, y), tmp_path / "set.pt")  # a hard-label set: no extra hard run
+    h = evaluate_condensed_set(str(tmp_path / "set.pt"), rgb8, lrs=True, real_accuracy={"convnet": 90.0},
+                               real_itemsize=4, **FAST)
+    hv = h.label_robust["models"]["convnet"]["same_count"]
+    assert hv["syn_hard"] == hv["syn_soft"] == pytest.approx(h.evaluations["convnet"]["accuracy_mean"] / 100, abs=1e-4)
+    assert "hard-label set" in h.label_robust["syn_hard_from"]
+    for bad, match in [(dict(real_accuracy=None), "needs the full real data"), (dict(real_accuracy=0.8), "fraction"),
+                       (dict(real_accuracy={"resnet": 80.0}), "no full real data accuracy"),
+                       (dict(real_accuracy=80.0, baseline=False), "lrs needs the random real baseline")]:
+        with pytest.raises(ConfigError, match=match):
+            evaluate_condensed_set(str(tmp_path / "set.pt"), rgb8, lrs=True, **{**FAST, **bad})
+    with pytest.raises(ConfigError, match="only read by the Label-Robust Score"):
+        evaluate_condensed_set(str(tmp_path / "set.pt"), rgb8, real_accuracy=80.0, **FAST)
+
+
+def test_lrs_with_the_real_accuracy_trained_here(rgb8, rgb8_root, tmp_path):
+    import recipes.evaluate as rec
+
+    u8, y = _ipc(rgb8)
+    torch.save((u8, y), tmp_path / "set.pt")
+    out = tmp_path / "out.json"
+    code = rec.main([str(tmp_path / "set.pt"), "--test-dataset", str(rgb8_root), "--models", "convnet", "--runs", "1",
+                     "--epochs", "1", "--cpu", "--lrs", "--real-accuracy", "train", "--output", str(out)])
+    assert code == 0
+    lr = json.loads(out.read_text())["foreign_report"]["label_robust"]
+    assert lr["real_hard_from"].startswith("trained here on the real train split read (36 images")
+    assert 0 <= lr["models"]["convnet"]["same_count"]["lrs"] <= 1
+    assert rec.real_accuracy_arg("convnet=84.8,resnet18_bn=93") == {"convnet": 84.8, "resnet18_bn": 93.0}
+    assert rec.real_accuracy_arg("61.5") == 61.5
+
+
 def test_dataset_with_a_soft_label_column_in_its_own_class_order(rgb8, tmp_path):
     import datasets
 

@@ -17,7 +17,8 @@ One module per step, each documenting its part of the contract:
   mosaics);
 * ``input_space``: what the stored values are (``input_normalization``) and the space the networks
   train and test in;
-* ``baseline``: storage, and the random real images at the same storage (and DD-Ranking's ARS);
+* ``baseline``: storage, and the random real images at the same storage;
+* ``ranking``: DD-Ranking's ARS and LRS against those random images;
 * ``report``: :class:`ForeignEvalReport` and its summary;
 * ``evaluate``: :func:`evaluate_condensed_set`, the entry that runs them in order.
 """

@@ -16,18 +16,15 @@ real images priced as the uint8 pixels they are).
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict
 from typing import Any
 
 import torch
 
 from ..data.types import LabeledImages
 from ..engine.config import EvalConfig
-from ..errors import ConfigError
 from ..seeding import generator
 
-__all__ = ["random_real", "same_storage_baseline", "ars_scores"]
+__all__ = ["random_real", "same_storage_baseline"]
 
 
 def random_real(train: LabeledImages, k: int, num_classes: int, seed: int) -> LabeledImages:
@@ -73,44 +70,3 @@ def same_storage_baseline(nbytes: int, itemsize: int, data, test, space, ec: Eva
                        "improvement_pp": round(r.accuracy_mean - rb.accuracy_mean, 3),
                        "ratio": round(r.accuracy_mean / rb.accuracy_mean, 4) if rb.accuracy_mean else None}
     return base, relative
-
-
-def ars_scores(x, targets, criterion, test, space, data, ec, records, base, seed, device, progress,
-               notes, wrap=None, base_kw=None) -> dict[str, Any]:
-    """DD-Ranking's ARS per model against the same-bytes baseline (its augmented accuracies already in
-    ``base``) and against random real images as many per class as the set decodes to."""
-    from ..published.evaluation import evaluate_in_space
-    from ..published.scores import augmentation_robust_score
-
-    if not base.get("enabled"):
-        raise ConfigError("ars needs the random real baseline (baseline=True / no --no-baseline)")
-    noaug = EvalConfig(**{**asdict(ec), "eval_dsa": False})
-    base_kw = base_kw or {}
-    syn_na = evaluate_in_space(x, targets, test, space, data.num_classes, noaug, seed=seed, device=device,
-                               criterion=criterion, progress=progress, wrap=wrap)
-    per_class = max(1, math.ceil(len(x) / data.num_classes))
-    available = int(torch.bincount(data.train.labels, minlength=data.num_classes).min())
-    runs: dict[str, tuple[int, dict | None]] = {}
-    if base.get("images_per_class"):
-        runs["same_bytes"] = (base["images_per_class"], base["evaluations"])
-    runs["same_count"] = (min(per_class, available), None)
-    out: dict[str, Any] = {m: {} for m in records}
-    for name, (k, aug_recs) in runs.items():
-        real = random_real(data.train, k, data.num_classes, seed)
-        xr = space.real(real.images)
-        if aug_recs is None:
-            aug_recs = {m: r.to_dict() for m, r in evaluate_in_space(
-                xr, real.labels, test, space, data.num_classes, ec, seed=seed, device=device,
-                progress=progress, **base_kw).items()}
-        na = evaluate_in_space(xr, real.labels, test, space, data.num_classes, noaug, seed=seed, device=device,
-                               progress=progress, **base_kw)
-        for m, r in records.items():
-            acc = {"syn_aug": r.accuracy_mean / 100, "random_aug": aug_recs[m]["accuracy_mean"] / 100,
-                   "syn_noaug": syn_na[m].accuracy_mean / 100, "random_noaug": na[m].accuracy_mean / 100}
-            sc = augmentation_robust_score(acc["syn_aug"], acc["random_aug"], acc["syn_noaug"], acc["random_noaug"])
-            out[m][name] = {"random_images_per_class": k, **{a: round(v, 5) for a, v in acc.items()},
-                            "beta": round(sc["beta"], 5), "ars": round(sc["ars"], 5)}
-    notes.append("ARS: DD-Ranking's Augmentation-Robust Score, lambda 0.5, from mean last-epoch accuracies with and "
-                 "without DSA (same lr, schedule and seeds); random baselines train on hard labels unless a teacher relabels "
-                 "them")
-    return out

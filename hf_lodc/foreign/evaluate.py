@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
 from ..data.types import ImageClassificationData
 from ..engine.config import EvalConfig
 from ..errors import ConfigError, DatasetError, SplitError
-from .baseline import ars_scores, same_storage_baseline
+from .baseline import same_storage_baseline
 from .conventions import decode_factor, resolve_lr
 from .input_space import NORMALIZATIONS, infer_normalization, space_for, to_source_normalization
 from .load import load_condensed_set
+from .ranking import ars_scores, check_real_accuracy, lrs_scores
 from .report import ForeignEvalReport
 
 __all__ = ["evaluate_condensed_set"]
@@ -67,6 +68,9 @@ def evaluate_condensed_set(
     soft_label_column: str | None = None,
     teacher: str | None = None,
     teacher_model: str = "convnet",
+    lrs: bool = False,
+    real_accuracy: float | Mapping[str, float] | str | None = None,
+    real_accuracy_from: str | None = None,
 ) -> ForeignEvalReport:
     """Evaluate a condensed set made by anyone against ``dataset``'s real test split.
 
@@ -96,6 +100,11 @@ def evaluate_condensed_set(
         teacher / teacher_model: a state-dict ``.pt`` of an evaluation model trained on the source in the
             set's input space; it relabels every augmented batch of the set and of the random baseline
             (SRe2L / RDED style), trained with ``soft_loss`` at ``temperature``.
+        lrs: also report DD-Ranking's Label-Robust Score against the same two random baselines as ``ars``
+            (``foreign/ranking.py`` says which trainings feed it; a soft-label or teacher set trains once
+            more with its hard labels). real_accuracy: its Acc(real, hard), in percent: one number, a
+            model -> number mapping, or ``"train"`` to train on the whole real train split read (as
+            expensive as it sounds); real_accuracy_from: where a given number comes from (reported).
         storage_bytes: override the computed storage (e.g. a factorised set). real_itemsize: bytes
             per value of the baseline's real images (default: the set's element size).
         baseline: also evaluate random real images at the same storage (the relative score).
@@ -113,6 +122,15 @@ def evaluate_condensed_set(
     # options that need no data, checked before anything is read or fitted
     if ars and not baseline:
         raise ConfigError("ars needs the random real baseline (baseline=True / no --no-baseline)")
+    if lrs and not baseline:
+        raise ConfigError("lrs needs the random real baseline (baseline=True / no --no-baseline)")
+    if lrs and real_accuracy is None:
+        raise ConfigError("lrs needs the full real data's hard-label accuracy: pass real_accuracy=<percent> "
+                          "(--real-accuracy, e.g. the whole-dataset row of the paper's table, with real_accuracy_from "
+                          "saying which) or real_accuracy='train' (--real-accuracy train: one more training per run "
+                          "on the whole real train split)")
+    if real_accuracy is not None and not lrs:
+        raise ConfigError("real_accuracy is only read by the Label-Robust Score: pass lrs=True (--lrs) too")
     valid = NORMALIZATIONS + tuple(NORMALIZATION_PRESETS)
     if input_normalization not in valid:
         raise ConfigError(f"input_normalization must be one of {', '.join(valid)}, got {input_normalization!r}")
@@ -140,6 +158,9 @@ def evaluate_condensed_set(
     if hal is not None and ars:
         raise ConfigError("ars is not implemented for a HaBa set (its no-augmentation trainings would need the "
                           "hallucinators' random rendering too); run without ars")
+    if hal is not None and lrs:
+        raise ConfigError("lrs is not implemented for a HaBa set (its hard-label and soft-label trainings would need "
+                          "the hallucinators' random rendering too); run without lrs")
     # before any decoding: what the files store (HaBa: bases + hallucinators' parameters)
     stored_bytes = int(cs.images.numel()) * cs.itemsize + (hal.nbytes if hal is not None else 0)
     notes = list(cs.notes)
@@ -188,6 +209,7 @@ def evaluate_condensed_set(
     if hal is not None and lr_from is None and eval_lr is None:
         notes.append("HaBa's evaluation trains with the lr its distillation learned (syn_lr), which its code does not "
                      "save: the protocol's lr was used; pass eval_lr (--eval-lr) or an lr_best.pt if it is known")
+    real_acc = check_real_accuracy(real_accuracy, ec.eval_models) if lrs else None
     if lr_from:
         notes.append(f"evaluation lr {lr:g} ({lr_from}); the random real baseline trains with the same lr")
     test = data.test
@@ -244,9 +266,16 @@ def evaluate_condensed_set(
             progress=progress, base_kw=base_kw, base_loss=base_loss, notes=notes)
         base.update(entries)
     scores: dict[str, Any] = {}
+    cache: dict = {}  # random same-count trainings both scores read
     if ars:
         scores = ars_scores(x, targets, criterion, test, space, data, ec, records, base, seed, device, progress,
-                            notes, wrap, base_kw)
+                            notes, wrap, base_kw, cache=cache)
+    label_robust: dict[str, Any] = {}
+    if lrs:
+        label_robust = lrs_scores(x, cs.labels, test, space, data, ec, records, base, seed, device, progress, notes,
+                                  real_accuracy=real_acc, real_accuracy_from=real_accuracy_from,
+                                  hard_label_set=cs.soft is None and teacher is None,
+                                  soft_without_teacher=cs.soft is not None, base_kw=base_kw, cache=cache)
     names = data.info.class_names
     return ForeignEvalReport(
         source=str(source), dataset=dataset_name, kind=cs.kind, layout=cs.layout, num_images=len(cs.labels),
@@ -258,4 +287,5 @@ def evaluate_condensed_set(
                    "max_per_class": eval_max_per_class},
         notes=notes, normalization=space.describe, labels_kind=labels_kind, label_bytes=label_bytes,
         eval_lr={"lr": ec.eval_lr, "from": lr_from or "protocol default"}, scores=scores, warnings=warnings,
+        label_robust=label_robust,
     )

@@ -37,6 +37,9 @@ class ForeignEvalReport:
     eval_lr: dict[str, Any] = field(default_factory=dict)  # {"lr", "from"}
     scores: dict[str, Any] = field(default_factory=dict)  # model -> {baseline -> DD-Ranking ARS and its inputs}
     warnings: list[str] = field(default_factory=list)  # where the evaluation is not the method's protocol
+    # DD-Ranking LRS: {"real_hard_from", "real_hard", "syn_hard_from", "random_soft_from",
+    # "models": model -> {baseline -> LRS and its inputs}}; empty when not asked for
+    label_robust: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +62,12 @@ class ForeignEvalReport:
             lines.append(f"{m}: DD-Ranking ARS " + "; ".join(
                 f"vs random real {name.replace('_', ' ')} ({v['random_images_per_class']}/class) {v['ars']:.4f}"
                 for name, v in per.items()))
+        for m, per in self.label_robust.get("models", {}).items():
+            lines.append(f"{m}: DD-Ranking LRS " + "; ".join(
+                f"vs random real {name.replace('_', ' ')} ({v['random_images_per_class']}/class) {v['lrs']:.4f} "
+                f"(HLR {v['hlr']:+.4f}, IOR {v['ior']:+.4f})" for name, v in per.items())
+                + f"; real hard-label accuracy {self.label_robust['real_hard'][m]:.2f} % "
+                  f"({self.label_robust['real_hard_from']})")
         b = self.baseline
         if b.get("images_per_class"):
             lines.append(f"random real baseline: {b['images_per_class']} images/class of the train split "
