@@ -1,6 +1,8 @@
 """Configs, the condensation loop and the evaluation protocol (the training loop itself is ``hf_lodc.training``).
 
-    config.py      dataclass configs (CondenseConfig composes the objectives' options), YAML, checks
+    config.py      dataclass configs (CondenseConfig composes the objectives' options), checks
+    config_sections.py  the flat <-> nested mapping of sectioned run configs (RunConfig, ContinualConfig)
+    config_yaml.py the safe YAML reader of config files
     cli.py         argparse options generated from those dataclasses (every recipe)
     eval_protocols.py  the registries of evaluation protocols and backends (below config and evaluate)
     evaluate.py    the evaluation protocol (sequential backend) -> EvalRecord
@@ -17,7 +19,8 @@
 """
 
 from .condenser import CondenseResult, Condenser, condense
-from .config import CondenseConfig, DataConfig, EvalConfig, RunConfig, load_yaml_config
+from .config import CondenseConfig, DataConfig, EvalConfig, RunConfig
+from .config_yaml import load_yaml_config
 from .evaluate import EvalRecord, evaluate_synthetic
 from .identity import check_identity, identity_diff, run_identity
 from .signals import Interrupted
