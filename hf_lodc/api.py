@@ -26,9 +26,10 @@ from . import pipeline
 from .data.types import ImageClassificationData, LabeledImages
 from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EvalRecord
-from .errors import ConfigError, DatasetError
+from .errors import ConfigError
 from .engine.identity import identity_diff, run_identity
 from .export.artifact import Artifact, build_artifact, load_artifact
+from .export.artifact_source import anchor_relative_source, check_same_source, data_config_of
 from .export.save import save_artifact
 
 __all__ = ["CondensedDataset", "first_per_class"]
@@ -81,7 +82,7 @@ class CondensedDataset:
     @classmethod
     def from_artifact(cls, art: Artifact, name: str | None = None) -> "CondensedDataset":
         """Wrap an artefact (e.g. the one ``pipeline.run_experiment`` returns); its source is read lazily."""
-        data_cfg = _data_config_of(art)
+        data_cfg = data_config_of(art)
         options = {f.name: getattr(data_cfg, f.name) for f in fields(DataConfig)}
         obj = cls(
             options.pop("dataset"), config_name=options.pop("config_name"), revision=options.pop("revision"),
@@ -113,7 +114,7 @@ class CondensedDataset:
         art = load_artifact(p)
         names = [m.parent.name for m in p.glob("condensations/*/hf_lodc.json") if not m.parent.name.startswith("_")]
         cd = cls.from_artifact(art, names[0] if len(names) == 1 else None)
-        _anchor_relative_source(cd.data_config, art, p)
+        anchor_relative_source(cd.data_config, art, p)
         return cd
 
     @classmethod
@@ -133,7 +134,7 @@ class CondensedDataset:
         if self._data is None:
             self._data = pipeline.load_data(self.data_config)
             if self._artifact is not None:
-                _check_same_source(self._artifact, self._data)
+                check_same_source(self._artifact, self._data)
         return self._data
 
     def test_split(self) -> LabeledImages:
@@ -396,55 +397,11 @@ class CondensedDataset:
                 f"{opts}, {units}images={len(s)} ({s.decoded_per_class}/class){shared}, classes={s.num_classes})")
 
 
-def _data_config_of(art: Artifact) -> DataConfig:
-    rec = (art.run_config or {}).get("data")
-    known = {f.name for f in fields(DataConfig)}
-    if isinstance(rec, dict) and rec.get("dataset"):
-        return DataConfig(**{k: v for k, v in rec.items() if k in known})
-    s = art.source
-    return DataConfig(dataset=s.hub_id or s.dataset, config_name=s.config_name, revision=s.revision,
-                      train_split=s.train_split, eval_split=s.eval_split, image_column=s.image_column,
-                      label_column=s.label_column)
-
-
-def _anchor_relative_source(dc: DataConfig, art: Artifact, artefact_dir) -> None:
-    """An artefact of an older hf_lodc may record its local source relative to the folder it was made
-    in: found from here, or from the artefact's folder or one above it, it is used; else a path error
-    (never a Hub lookup) that says so."""
-    from pathlib import Path
-
-    rel = dc.dataset
-    if art.source.hub_id or not isinstance(rel, str) or os.path.isabs(os.path.expanduser(rel)) or Path(rel).exists():
-        return
-    if not (art.source.resolved_path or "/" in rel or rel.startswith(".")):
-        return  # a bare name: a Hub id / cached dataset, looked up as such
-    here = Path(os.path.abspath(artefact_dir))
-    for base in (here, *here.parents):
-        if (base / rel).is_dir():
-            dc.dataset = str(base / rel)
-            return
-    from .errors import LocalPathNotFoundError
-
-    raise LocalPathNotFoundError(
-        f"the artefact {str(here)!r} records its source as the relative path {rel!r} (written by an older hf_lodc), "
-        f"which exists neither from {os.getcwd()!r} nor above the artefact; run from the folder it was made in, or "
-        "set source.dataset in its config.json to the absolute path")
-
-
 def _check_names(given: dict, section, what: str) -> None:
     valid = sorted(f.name for f in fields(section))
     unknown = sorted(set(given) - set(valid))
     if unknown:
         raise ConfigError(f"unknown {what} option(s) {unknown}; valid: {valid}")
-
-
-def _check_same_source(art: Artifact, data: ImageClassificationData) -> None:
-    now, then = tuple(data.image_shape), tuple(art.synset.image_shape)
-    if list(data.info.class_names) != list(art.source.class_names) or now != then:
-        raise DatasetError(
-            f"source {data.info.dataset!r} as loaded now ({data.num_classes} classes, images {now}) does not match "
-            f"the condensed set ({art.synset.num_classes} classes, images {then}); pass the source it came from"
-        )
 
 
 def first_per_class(labels: torch.Tensor, k: int, num_classes: int) -> torch.Tensor:

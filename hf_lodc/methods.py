@@ -11,7 +11,7 @@ The parameterisation methods (IDC, IDC-I, LoIDC, HaBa, LoHaBa) are rows of the s
   and to the class;
 * ``needs_rank``: the row is a low-rank composition (LoIDC, LoHaBa) and takes the config's rank;
 * ``objective_options``: the paper's defaults for the objective's typed options, applied by
-  ``engine/condenser.py: method_config`` to options the config leaves at their generic default.
+  ``engine/resolve.py: method_config`` to options the config leaves at their generic default.
 
 Settings: IDC's ``misc/reproduce.py`` for CIFAR (ConvNet-3, 2000 outer iterations of 100 matching
 rounds, metric mse, n_data 2000, image lr 5e-3 x ipc/10 in [0, 1] pixel space, momentum 0.5, DSA

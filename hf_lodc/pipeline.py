@@ -6,7 +6,8 @@ the steps one at a time on the set it holds; a continual run condenses its task 
 through here. The steps:
 
     load_data(dc, accelerator)      Hub id / local folder -> tensors (the main process fills the cache first)
-    validate(cfg, image_shape)      every check that can run before work: names, budget, networks
+    validate(cfg, image_shape)      every check that can run before work: names, budget, networks (run_checks.py)
+    choose_speed(cfg, data)         the speed options left unset, filled from ``speed`` (run_speed.py)
     condense(data, cfg, ...)        -> CondenseResult (the Condenser, under Accelerate when given one)
     evaluate(art, test, ec, ...)    fresh networks trained on each evaluated view of the set (float32
                                     ``pixel_values``, uint8 PNG ``image``), runs split over processes;
@@ -31,24 +32,23 @@ import torch
 from .data.cache import is_mapped
 from .data.hub import load_image_classification
 from .data.types import ImageClassificationData, LabeledImages
-from .engine.condenser import CondenseResult, Condenser, resolve_config
+from .engine.condenser import CondenseResult, Condenser
 from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
-from .engine.evaluate import EVAL_BACKENDS, EVAL_PROTOCOLS, EvalRecord, evaluate_synthetic, protocol_of, record_key
+from .engine.evaluate import EvalRecord, evaluate_synthetic, protocol_of, record_key
 from .engine.checkpoint import check_resume_target
-from .engine.condenser import Interrupted
 from .engine.curve import CURVE_PNG, SNAPSHOT_DIR, draw_curve, evaluate_curve, load_snapshots, save_snapshot
-from .engine.speed import Hardware, SpeedPlan, compiler_problem, default_speed, plan_speed, probe_hardware
-from .errors import ConfigError, HfLodcError, HubError, UnknownNameError
+from .engine.signals import Interrupted, sigterm_as_interrupt, sigterm_deferred
+from .engine.speed import SpeedPlan
+from .errors import ConfigError, HfLodcError, HubError
 from .export.artifact import Artifact, build_artifact
 from .atomic import check_writable
 from .export.save import save_artifact_or_rescue
-from .export.views import VIEWS, check_config_name, evaluated_views
-from .methods import get_method
-from .models import create_eval_model
-from .preflight import (check_eval_models, check_memory, check_repo_id, check_strategy, check_token,
-                        estimate_memory_bytes, locked_output_dir, resolve_output_dir)
-from .synset.budget import check_budget_args
-from .synset.init import INITS
+from .export.views import VIEWS, evaluated_views
+from .preflight import locked_output_dir, resolve_output_dir
+# the checks before any work and the speed choice are steps of this orchestrator kept in modules of their
+# own (run_checks.py, run_speed.py); importing them here keeps pipeline.validate, pipeline.choose_speed ...
+from .run_checks import validate, validate_eval
+from .run_speed import choose_eval_speed, choose_speed
 
 __all__ = ["load_data", "validate", "validate_eval", "condense", "evaluate", "eval_seed", "publish",
            "run_experiment", "choose_speed", "choose_eval_speed", "FLOAT32", "UINT8"]
@@ -57,7 +57,7 @@ FLOAT32, UINT8 = "pixel_values", "images"  # the evaluated views (export.views):
 
 
 # ---------------------------------------------------------------------------------------------
-# load, check
+# load
 
 
 def load_data(dc: DataConfig, accelerator=None) -> ImageClassificationData:
@@ -81,65 +81,6 @@ def load_data(dc: DataConfig, accelerator=None) -> ImageClassificationData:
             max_per_class=dc.max_per_class,
             decoded_cache=dc.decoded_cache,
         )
-
-
-def validate_eval(ec: EvalConfig, image_shape=None, num_classes: int = 2) -> None:
-    """Evaluation settings; ``eval_runs`` 0 means no evaluation. With ``image_shape`` every model is
-    built and run once at that size (a ViT at 8 px fails here, not after the condensation)."""
-    if ec.eval_runs < 0:
-        raise ConfigError(f"eval_runs must be >= 0 (0: no evaluation), got {ec.eval_runs}")
-    if ec.eval_epochs <= 0:
-        raise ConfigError(f"eval_epochs must be positive, got {ec.eval_epochs}")
-    if ec.eval_backend != "auto":
-        EVAL_BACKENDS.get(ec.eval_backend)
-    EVAL_PROTOCOLS.get(ec.eval_protocol)
-    check_strategy(ec.eval_dsa_strategy, "eval_dsa_strategy")
-    c, h, w = image_shape or (3, 32, 32)
-    for m in ec.eval_models:
-        create_eval_model(m, num_classes=2, in_chans=c, img_size=(h, w))  # raises UnknownNameError
-    if image_shape is not None and ec.eval_runs:
-        check_eval_models(ec.eval_models, image_shape, num_classes)
-
-
-def validate(cfg: RunConfig, image_shape=None, num_classes: int | None = None, num_real: int = 0,
-             num_test: int = 0) -> None:
-    """Checks before any work. Without ``image_shape`` (data not read yet): names and the budget's
-    own arguments; with it: the full budget at that size, and every network built once."""
-    if image_shape is None:
-        spec = get_method(cfg.condense.method)
-        INITS.get(cfg.condense.init or spec.init)
-        check_budget_args(cfg.condense.ipc, cfg.condense.rank if spec.lowrank else None, cfg.condense.images_per_class)
-        if spec.dsa:
-            check_strategy(cfg.condense.dsa_strategy, "dsa_strategy")
-        validate_eval(cfg.eval)
-        if cfg.resume and not cfg.output_dir:
-            raise ConfigError("--resume needs --output-dir (the checkpoint lives in <output-dir>/checkpoints); "
-                              "give the output dir of the interrupted run")
-        if cfg.condense.checkpoint_every and not cfg.output_dir:
-            raise ConfigError(f"--checkpoint-every {cfg.condense.checkpoint_every} needs --output-dir (checkpoints "
-                              "go to <output-dir>/checkpoints); set one, or drop --checkpoint-every")
-        if cfg.push_to_hub:
-            check_repo_id(cfg.push_to_hub)
-            if cfg.hub_config_name is not None:
-                check_config_name(cfg.hub_config_name)
-            check_token(None)
-        return
-    spec, resolved, budget = resolve_config(cfg.condense, image_shape, num_classes)  # classes: for shared numbers (HaBa)
-    validate_eval(cfg.eval, image_shape, num_classes or 2)
-    c, h, w = image_shape
-    try:
-        create_eval_model(resolved.matching_model, num_classes=2, in_chans=c, img_size=(h, w))
-    except UnknownNameError as e:
-        raise UnknownNameError(f"matching_model: {e}") from None
-    if num_classes:
-        check_memory(estimate_memory_bytes(num_classes, budget.images_per_class, image_shape, budget.rank,
-                                           num_real, num_test), _memory_what(cfg.condense, num_classes, budget))
-
-
-def _memory_what(cc: CondenseConfig, num_classes: int, budget) -> str:
-    what = f"ipc {cc.ipc}" if cc.images_per_class is None else f"images_per_class {cc.images_per_class}"
-    return (f"{what}: {num_classes} x {budget.images_per_class} synthetic images of {tuple(budget.image_shape)}"
-            + (f" at rank {budget.rank}" if budget.rank else ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,84 +292,6 @@ def run_experiment(
         return _run_locked(cfg, out, accelerator, data, progress, log, is_main, nets, plan)
 
 
-def choose_speed(cfg: RunConfig, data: ImageClassificationData, accelerator=None, *,
-                 hardware: Hardware | None = None, probe: Callable[[str], str | None] = compiler_problem,
-                 ) -> tuple[RunConfig, SpeedPlan]:
-    """``cfg`` with the speed options it leaves unset filled by ``cfg.speed`` (engine/speed.py), and the
-    plan. ``hardware`` / ``probe`` replace the device and compiler probes (tests)."""
-    if cfg.speed is None:  # recorded as chosen, so the artefact says which path ran
-        cfg = cfg.replace(speed=default_speed())
-    device = accelerator.device if accelerator is not None else torch.device("cpu")
-    hw = hardware or probe_hardware(device)
-    spec, resolved, budget = resolve_config(cfg.condense, data.image_shape, data.num_classes)
-    condense_view = cfg.condense
-    launched = str(accelerator.mixed_precision) if accelerator is not None else "no"
-    if launched != "no":  # `accelerate launch --mixed_precision ...` counts as the user's choice
-        condense_view = CondenseConfig(**{**cfg.condense.__dict__, "mixed_precision": launched})
-    backend = cfg.eval.eval_backend
-    vmap = backend == "vmap" or (backend == "auto" and device.type != "cpu" and cfg.eval.eval_runs > 1)
-    plan = plan_speed(cfg.speed, hw, method_objective=spec.objective, matching_model=resolved.matching_model,
-                      image_shape=tuple(data.image_shape), num_classes=data.num_classes, batch_real=cfg.condense.batch_real,
-                      matched_classes=min(getattr(cfg.condense, "classes_per_iteration", None) or data.num_classes,
-                                          data.num_classes),
-                      syn_per_class=budget.images_per_class, iterations=resolved.iterations, condense_cfg=condense_view,
-                      eval_cfg=cfg.eval, eval_images=data.num_classes * budget.images_per_class,
-                      eval_backend_vmap=vmap, probe=probe)
-    if cfg.resume and cfg.output_dir:
-        _follow_checkpoint(plan, Path(cfg.output_dir) / "checkpoints")
-    plan.apply_host_memory()
-    chosen = plan.options()
-    return (cfg.replace(**chosen) if chosen else cfg), plan
-
-
-def choose_eval_speed(ec: EvalConfig, art: Artifact, speed: str | None, device: torch.device | str = "cpu", *,
-                      hardware: Hardware | None = None, probe: Callable[[str], str | None] = compiler_problem,
-                      ) -> EvalConfig:
-    """``ec`` with the evaluation speed options it leaves unset filled by ``speed`` (None: the default),
-    for evaluating the set of ``art``."""
-    device = torch.device(device)
-    hw = hardware or probe_hardware(device)
-    shape = tuple(art.synset.image_shape)
-    n = int(art.labels.numel())
-    k = int(art.labels.max()) + 1 if n else 1
-    vmap = ec.eval_backend == "vmap" or (ec.eval_backend == "auto" and device.type != "cpu" and ec.eval_runs > 1)
-    plan = plan_speed(speed or default_speed(), hw, method_objective=None, matching_model="", image_shape=shape,
-                      num_classes=k, batch_real=0, syn_per_class=0, iterations=0, condense_cfg=None, eval_cfg=ec,
-                      eval_images=n, eval_backend_vmap=vmap, probe=probe)
-    plan.apply_host_memory()
-    chosen = plan.options()
-    return EvalConfig(**{**ec.__dict__, **chosen}) if chosen else ec
-
-
-_CONDENSE_SPEED_OPTIONS = ("mixed_precision", "channels_last", "compile", "real_chunk")
-
-
-def _follow_checkpoint(plan: SpeedPlan, checkpoint_dir: Path) -> None:
-    """Resuming: the condensation continues on the path its checkpoint was written under (a longer
-    run would otherwise cross the compile threshold and be refused for a different identity)."""
-    from .engine.checkpoint import latest_checkpoint, read_checkpoint
-    from .engine.identity import OMIT_AT_DEFAULT
-
-    path = latest_checkpoint(checkpoint_dir)
-    if path is None:
-        return
-    try:
-        theirs = read_checkpoint(path).get("identity") or {}
-    except HfLodcError:
-        return  # the condenser reports the damaged checkpoint with its remedy
-    cond = next(p for p in plan.phases if p.phase == "condense")
-    followed = []
-    for k in _CONDENSE_SPEED_OPTIONS:
-        if k in cond.kept or (k not in theirs and k not in OMIT_AT_DEFAULT):
-            continue
-        v = theirs.get(k, OMIT_AT_DEFAULT.get(k))
-        if cond.options.get(k) != v:
-            cond.options[k] = v
-            followed.append(f"{k}={v}")
-    if followed:
-        cond.reasons.append(f"resuming {path.name}: its path ({', '.join(followed)})")
-
-
 def _saved_hint(out: Path, cfg: RunConfig) -> str:
     cmd = f"python recipes/evaluate.py {str(out)!r}"
     push = f" --push-to-hub {cfg.push_to_hub}" if cfg.push_to_hub else ""
@@ -450,47 +313,6 @@ def _save_unevaluated(art: Artifact, out: Path | None, cfg: RunConfig, why: str,
     except HfLodcError as e:
         return f"saving the condensed set failed too: {e}"
     return _saved_hint(Path(path), cfg)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM raises KeyboardInterrupt (like Ctrl-C) in the main thread, so the finished condensation
-    can be saved before the process exits."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
-@contextlib.contextmanager
-def _sigterm_deferred():
-    """SIGTERM during the block (the final save) waits until the block is done, then raises
-    KeyboardInterrupt: a launcher killing the process mid-save must not cost the finished run."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    got: list[int] = []
-    old = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-    if got:
-        raise KeyboardInterrupt(f"{signal.Signals(got[0]).name} (the artefact was saved first)")
 
 
 def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, log, is_main, nets=None,
@@ -520,7 +342,7 @@ def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, l
         split = data.info.eval_split
         art.results["evaluation_data"] = {"split": split, "rows": len(data.test), "max_per_class": None}
         try:
-            with _sigterm_as_interrupt():
+            with sigterm_as_interrupt():
                 evaluate(art, data.test, cfg.eval, views=views, seed=eval_seed(art, cfg.eval),
                          test_data=f"split {split!r} ({len(data.test)} rows)", accelerator=accelerator,
                          progress=progress, keep_state=nets)
@@ -541,7 +363,7 @@ def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, l
         if curve_at:
             t0 = time.perf_counter()
             device = accelerator.device if accelerator is not None else "cpu"
-            with _sigterm_as_interrupt():  # an interrupted curve leaves the finished record; save it anyway
+            with sigterm_as_interrupt():  # an interrupted curve leaves the finished record; save it anyway
                 try:
                     art.results["curve"] = evaluate_curve(result, {i: snapshots[i] for i in curve_at if i in snapshots},
                                                           data, cfg.eval, eval_seed(art, cfg.eval), device,
@@ -555,7 +377,7 @@ def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, l
                                                 else "the source has no test split")
         log(f"[hf_lodc] no evaluation ({art.results['not_evaluated_because']})")
     if out is not None and is_main:
-        with _sigterm_deferred():
+        with sigterm_deferred():
             save_artifact_or_rescue(art, out, repo={  # the Hub repo layout too: load_dataset(out) works
                 "config_name": cfg.hub_config_name, "repo_id": cfg.push_to_hub or out.name,
                 "test": data.test if cfg.hub_test_split else None})

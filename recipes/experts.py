@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(data_cfg: DataConfig, cfg: ExpertConfig, output_dir: str, accelerator) -> int:
     from dataclasses import replace
 
-    from hf_lodc.engine.condenser import matching_model_for
+    from hf_lodc.engine.resolve import matching_model_for
     from hf_lodc.models.factory import EVAL_MODEL_ALIASES
     from hf_lodc.pipeline import load_data
 

@@ -11,7 +11,8 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from ..engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig, Sectioned, check_option
+from ..engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig, check_option
+from ..engine.config_sections import Sectioned
 from ..errors import ConfigError
 from ..seeding import derive_seed
 

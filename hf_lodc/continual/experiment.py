@@ -23,7 +23,8 @@ from ..engine.config import RunConfig
 from ..engine.evaluate import EvalRecord, protocol_of
 from ..errors import ConfigError
 from ..export.save import save_artifact
-from ..pipeline import load_data, validate
+from ..pipeline import load_data
+from ..run_checks import validate
 from ..seeding import derive_seed
 from .config import ContinualConfig
 from .gdumb import gdumb_step

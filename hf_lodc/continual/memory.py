@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import pipeline
-from ..engine.condenser import resolve_config
+from ..engine.resolve import resolve_config
 from ..engine.config import CondenseConfig
 from ..errors import ConfigError
 from ..engine.identity import check_identity, finished_identity

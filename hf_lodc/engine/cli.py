@@ -17,7 +17,7 @@ import typing
 from dataclasses import fields
 from typing import Any, Callable, Iterable
 
-from .config import load_yaml_config
+from .config_yaml import load_yaml_config
 
 __all__ = ["value_parser", "add_options", "option_fields", "given", "yaml_base", "base_parser"]
 

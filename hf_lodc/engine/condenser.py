@@ -16,21 +16,21 @@ SGD state stay float32, and the factors are never ``prepare``d (no DDP wrapper, 
 each process owns different factors, so there is nothing to all-reduce).
 
 Checkpoints (every ``checkpoint_every`` iterations, and on SIGINT/SIGTERM) are written, read and
-checked by ``checkpoint.py``; ``--resume`` continues only a run with the same identity
-(``identity.py``: dataset fingerprint, classes and every result-changing setting).
+checked by ``checkpoint.py``, from the run state ``condenser_checkpoints.py`` gathers and restores;
+``--resume`` continues only a run with the same identity (``identity.py``: dataset fingerprint,
+classes and every result-changing setting). The config is resolved by ``resolve.py``, stop signals
+are caught by ``signals.py``, and the iteration timer and non-finite checks are ``iteration_watch.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import math
 import os
 import signal
-import threading
 import time
 import warnings
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,30 +38,27 @@ import torch
 
 from ..data.augment import DSAugment
 from ..data.types import ImageClassificationData, LabeledImages
-from ..errors import ArtifactError, ConfigError, NonFiniteError
-from ..methods import MethodSpec, get_method
+from ..errors import ConfigError, NonFiniteError
+from ..methods import MethodSpec
 from ..objectives import OBJECTIVES, MatchContext, RealSampler, options_for
 from ..seeding import generator
-from ..synset.budget import Budget, plan_budget
-from ..synset.contrast import CONTRASTS, apply_contrast
-from ..synset.init import INITS, initialise
-from ..synset.base import PARAMETERISATIONS, SyntheticSet
+from ..synset.budget import Budget
+from ..synset.contrast import apply_contrast
+from ..synset.init import initialise
+from ..synset.base import SyntheticSet
 from .abortable import AbortableStep, StepAborted
-from .checkpoint import (STATE_FILE, check_resumable, latest_checkpoint, read_checkpoint, resume_command,
-                         save_checkpoint)
+from .checkpoint import STATE_FILE, latest_checkpoint, resume_command
 from ..training import device as device_settings
+from .condenser_checkpoints import CheckpointedRun
 from .config import CondenseConfig
 from .coreset import CORESETS
-from .distributed import (Collective, check_shardable, class_rows, gather_class_rows, gather_synset_state,
-                          shard_classes, sharded_objective)
-from .identity import run_identity
+from .distributed import Collective, check_shardable, gather_synset_state, shard_classes, sharded_objective
+from .iteration_watch import IterationTimer, all_finite, nonfinite_flag, nonfinite_message, read_pending
+from .resolve import build_synset, matching_model_for, resolve_config
+from .signals import Interrupted, catch_signals, interrupt_message
 
 __all__ = ["CondenseResult", "Condenser", "condense", "build_synset", "matching_model_for", "resolve_config",
            "Interrupted", "latest_checkpoint", "resume_command", "STATE_FILE"]
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGINT/SIGTERM during condensation: a checkpoint was saved (path and resume command in the message)."""
 
 
 @dataclass
@@ -89,128 +86,7 @@ class CondenseResult:
         return self.synset.labels.clone()
 
 
-def matching_model_for(image_shape: tuple[int, int, int], name: str = "auto") -> str:
-    if name != "auto":
-        return name
-    return "lodc_convnet_d4_w128" if min(image_shape[1:]) >= 64 else "lodc_convnet_d3_w128"
-
-
-def _field_defaults() -> dict[str, Any]:
-    return {f.name: f.default for f in fields(CondenseConfig) if f.default is not MISSING}
-
-
-def method_config(spec: MethodSpec, cfg: CondenseConfig) -> tuple[CondenseConfig, dict[str, Any]]:
-    """``cfg`` with the method row's objective defaults (``objective_options``: the paper's values,
-    applied to options the config leaves at their generic default) and the parameterisation options
-    (the row's ``param_options``, overridden by the objective's ``PARAM_OPTIONS`` fields that are set,
-    e.g. ``factor``, ``hallucinators``, ``shared_in_budget``). Returns (config copy, param options)."""
-    out = CondenseConfig(**{**cfg.__dict__})
-    defaults = _field_defaults()
-    for k, v in dict(getattr(spec, "objective_options", {}) or {}).items():
-        if k in defaults and getattr(out, k) == defaults[k]:
-            setattr(out, k, v)
-    params = dict(getattr(spec, "param_options", {}) or {})
-    if spec.objective:
-        opts = options_for(spec.objective, out)
-        for k in getattr(type(opts), "PARAM_OPTIONS", ()):
-            if getattr(opts, k) is not None:
-                params[k] = getattr(opts, k)
-    return out, params
-
-
-def resolve_config(cfg: CondenseConfig, image_shape, num_classes: int | None = None
-                   ) -> tuple[MethodSpec, CondenseConfig, Budget]:
-    """Validate ``cfg`` and fill method defaults; never mutates the caller's config. ``num_classes``
-    (the classes condensed) is needed by parameterisations with shared numbers (HaBa)."""
-    spec = get_method(cfg.method)
-    INITS.get(cfg.init or spec.init)
-    CONTRASTS.get(cfg.contrast)
-    rank = cfg.rank if spec.lowrank else None
-    if spec.lowrank and rank is None:
-        raise ConfigError(f"method {spec.name!r} is low-rank: set rank (e.g. 2)")
-    cfg, param_options = method_config(spec, cfg)
-    budget = plan_budget(image_shape, ipc=cfg.ipc, rank=rank, images_per_class=cfg.images_per_class,
-                         parameterisation=spec.parameterisation, num_classes=num_classes, **param_options)
-    iterations = cfg.iterations if cfg.iterations is not None else spec.iterations
-    if spec.kind == "coreset":
-        iterations = 0
-    if iterations < 0:
-        raise ConfigError(f"iterations must be >= 0, got {iterations}")
-    if cfg.batch_real <= 0:
-        raise ConfigError(f"batch_real must be positive, got {cfg.batch_real}")
-    if cfg.mixed_precision not in (None, "no", "bf16", "fp16"):
-        raise ConfigError(f"mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
-    options = options_for(spec.objective, cfg).resolve(budget, iterations) if spec.objective else None
-    resolved = CondenseConfig(**{**cfg.__dict__})
-    resolved.rank = rank
-    resolved.init = cfg.init or spec.init
-    resolved.iterations = iterations
-    resolved.lr = cfg.lr if cfg.lr is not None else spec.lr
-    if options is not None:  # the objective's defaults, resolved by the objective
-        for k, v in asdict(options).items():
-            setattr(resolved, k, v)
-        for k in getattr(type(options), "PARAM_OPTIONS", ()):  # the parameterisation options in force
-            setattr(resolved, k, budget.options.get(k, getattr(resolved, k)))
-    resolved.matching_model = matching_model_for(image_shape, cfg.matching_model)
-    resolved.mixed_precision = cfg.mixed_precision or "no"  # the Condenser records an Accelerator's instead
-    resolved.channels_last = bool(cfg.channels_last)  # None: speed chose nothing, contiguous
-    if hasattr(resolved, "compile"):
-        resolved.compile = bool(resolved.compile)
-    resolved.images_per_class = budget.images_per_class
-    return spec, resolved, budget
-
-
-def build_synset(spec: MethodSpec, num_classes: int, budget: Budget) -> SyntheticSet:
-    cls = PARAMETERISATIONS.get(spec.parameterisation)
-    return cls(num_classes, budget.images_per_class, budget.image_shape, rank=budget.rank, **budget.options)
-
-
-@contextlib.contextmanager
-def _catch_signals(guard: AbortableStep | None = None):
-    """Turn SIGINT/SIGTERM into a flag checked between iterations (main thread only); inside a step
-    whose starting state ``guard`` copied, leave the step at once (``StepAborted``)."""
-    flag = {"sig": None}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, frame):
-        if flag["sig"] is not None:  # second signal: stop now
-            raise KeyboardInterrupt
-        flag["sig"] = signum
-        if guard is not None and guard.active:
-            guard.active = False
-            raise StepAborted
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield flag
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-WARMUP_ITERATIONS = 2
-
-
-class _IterationTimer:
-    """Wall time of the iterations of one process: all of them, and those after the warm-up."""
-
-    def __init__(self) -> None:
-        self.its, self.seconds, self.steady_its, self.steady_s = 0, 0.0, 0, 0.0
-
-    def add(self, seconds: float) -> None:
-        if self.its >= WARMUP_ITERATIONS:
-            self.steady_its += 1
-            self.steady_s += seconds
-        self.its += 1
-        self.seconds += seconds
-
-    def steady(self) -> float | None:
-        return round(self.steady_s / self.steady_its, 4) if self.steady_its else None
-
-
-class Condenser:
+class Condenser(CheckpointedRun):
     """Runs one condensation. Use :func:`condense` unless you need the pieces.
 
     ``classes`` restricts the condensation to those global class ids (default: all); under several
@@ -295,12 +171,6 @@ class Condenser:
         self._objective_state: dict = {}  # from a checkpoint, loaded into the objective once built
         self._identity: dict[str, Any] | None = None
 
-    def identity(self) -> dict[str, Any]:
-        """This run's identity (``identity.run_identity``), computed once (it hashes the train set)."""
-        if self._identity is None:
-            self._identity = run_identity(self.cfg, self.data, self.classes)
-        return self._identity
-
     # -- set-up --------------------------------------------------------------------------------
     def _autocast(self):
         mp = self.cfg.mixed_precision
@@ -362,14 +232,6 @@ class Condenser:
             return generator(self.cfg.seed, "init")
         return generator(self.cfg.seed, "init", tuple(self.classes.tolist()))
 
-    def _keep_own_classes(self, full_state: dict[str, torch.Tensor]) -> None:
-        """Load this process's class rows of a full class-major synset state."""
-        n = self.synset.per_class
-        own = {k: class_rows(full_state[k], n, self.local_positions) for k in self.synset.class_state_keys()}
-        own.update({k: full_state[k] for k in self.synset.shared_state_keys()})  # shared: whole
-        own["labels"] = self.synset.labels
-        self.synset.load_state_dict(own)
-
     def optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.synset.parameters(), lr=self.cfg.lr, momentum=self.cfg.momentum)
 
@@ -387,69 +249,6 @@ class Condenser:
         self._keep_own_classes(full.state_dict())
         self.start_iteration = int(st.get("iteration", 0))
         self.history = list(st.get("history", []))
-
-    # -- checkpoints ---------------------------------------------------------------------------
-    def _gather_state(self, opt: torch.optim.Optimizer) -> dict[str, Any]:
-        """The full, class-major state of the run (collective under several processes)."""
-        K, n = len(self.classes), self.synset.per_class
-        shared = set(self.synset.shared_state_keys())
-
-        def full(name: str, t: torch.Tensor) -> torch.Tensor:
-            if self.sharded and name not in shared:  # class rows; shared tensors are whole everywhere
-                return gather_class_rows(self.comm, t.detach(), n, K).cpu()
-            return t.detach().cpu().clone()
-
-        state = self.synset.state_dict()
-        synset = {k: full(k, state[k]) for k in [*self.synset.class_state_keys(), *shared]}
-        momentum = {}
-        for name, p in self.synset.named_parameters():
-            buf = opt.state.get(p, {}).get("momentum_buffer")  # same presence on every process
-            momentum[name] = full(name, buf) if buf is not None else None
-        objective = self.objective.state_dict() if self.objective is not None else {}
-        return {
-            "iteration": None, "synset": synset, "momentum": momentum, "history": list(self.history),
-            "objective": objective,
-            "config": dict(self.cfg.__dict__), "init_indices": self.init_indices,
-            "num_processes": self.comm.world,
-        }
-
-    def save_checkpoint(self, iteration: int, opt: torch.optim.Optimizer) -> Path | None:
-        """Write the checkpoint after ``iteration`` iterations (every process must call it)."""
-        if self.checkpoint_dir is None:
-            return None
-        state = self._gather_state(opt)
-        state["iteration"] = iteration
-        state["identity"] = self.identity()
-        final = save_checkpoint(self.checkpoint_dir, iteration, state, self.comm, self.accelerator)
-        self.last_checkpoint = (final, iteration)
-        return final
-
-    def load_checkpoint(self, opt: torch.optim.Optimizer) -> bool:
-        """Continue from the latest checkpoint in ``checkpoint_dir``; False if there is none."""
-        p = latest_checkpoint(self.checkpoint_dir)
-        if p is None:
-            if self.checkpoint_dir is not None:
-                self.log(f"[hf_lodc] no checkpoint in {str(self.checkpoint_dir)!r}: starting from iteration 0")
-            return False
-        ck = read_checkpoint(p)
-        check_resumable(ck, self.identity(), self.cfg.iterations, p)
-        if self.accelerator is not None:
-            self.accelerator.load_state(str(p))  # RNG states (a process without a saved one keeps its own)
-        self._keep_own_classes(ck["synset"])
-        n = self.synset.per_class
-        shared = set(self.synset.shared_state_keys())
-        for name, param in self.synset.named_parameters():
-            buf = ck["momentum"].get(name)
-            if buf is not None:
-                own = buf if name in shared else class_rows(buf, n, self.local_positions)
-                opt.state[param]["momentum_buffer"] = own.to(param.device).clone()
-        self.history = list(ck["history"])
-        self._objective_state = ck.get("objective") or {}
-        self.start_iteration = int(ck["iteration"])
-        self.init_indices = ck.get("init_indices")
-        self.last_checkpoint = (p, self.start_iteration)
-        self.log(f"[hf_lodc] resumed from {str(p)!r} at iteration {self.start_iteration}/{self.cfg.iterations}")
-        return True
 
     def _is_main(self) -> bool:
         return self.comm.is_main
@@ -483,7 +282,7 @@ class Condenser:
                 self.initialise()
             self.synset.to(self.device)
             opt = self.optimizer()
-        timed = _IterationTimer()
+        timed = IterationTimer()
         if cfg.iterations > self.start_iteration:
             owns_trackers = self._start_trackers()
             try:
@@ -512,7 +311,7 @@ class Condenser:
             device_settings=asdict(self.device_config),
         )
 
-    def _loop(self, opt: torch.optim.Optimizer, timed: "_IterationTimer") -> None:
+    def _loop(self, opt: torch.optim.Optimizer, timed: IterationTimer) -> None:
         cfg, total, K = self.cfg, self.cfg.iterations, len(self.classes)
         objective = self.objective = self._objective(self._context())
         if self._objective_state:
@@ -523,7 +322,7 @@ class Condenser:
                    disable=not (self.progress and self.comm.is_main), dynamic_ncols=True)
         guard = AbortableStep(enabled=self.comm.world == 1)
         try:
-            with _catch_signals(guard) as flag:
+            with catch_signals(guard) as flag:
                 pending: list[tuple[int, dict, torch.Tensor]] = []  # one process: checked when read
                 for it in range(self.start_iteration, total):
                     t_it = time.perf_counter()
@@ -533,7 +332,7 @@ class Condenser:
                     except StepAborted:  # back at the start of iteration `it`: checkpoint that
                         guard.restore(self.synset, opt, objective)
                         if pending:
-                            self._read_pending(pending)
+                            read_pending(pending, self._nonfinite_message)
                         path = self.save_checkpoint(it, opt)
                         self.log(f"[hf_lodc] {signal.Signals(flag['sig']).name} arrived inside iteration {it}: that "
                                  "step was left at once and is redone on resume")
@@ -542,7 +341,7 @@ class Condenser:
                     if self.comm.world == 1:
                         # no host sync per iteration: the loss and the finiteness flag stay on the
                         # device until the next log / checkpoint / stop / last iteration reads them
-                        pending.append((it, metrics, self._nonfinite_flag(metrics["loss"])))
+                        pending.append((it, metrics, nonfinite_flag(metrics["loss"], self.synset.parameters())))
                         stop = flag["sig"] is not None
                         flush = (stop or done == total or it % cfg.log_every == 0 or done in self.snapshot_at
                                  or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0))
@@ -550,12 +349,12 @@ class Condenser:
                             timed.add(time.perf_counter() - t_it)
                             bar.update(1)
                             continue
-                        loss = self._read_pending(pending)  # raises NonFiniteError at the first bad one
+                        loss = read_pending(pending, self._nonfinite_message)  # raises NonFiniteError at the first bad one
                         metrics = {k: float(v) if torch.is_tensor(v) else v for k, v in metrics.items()}
                         pending.clear()
                         timed.add(time.perf_counter() - t_it)
                     else:
-                        bad_here = not (math.isfinite(metrics["loss"]) and self._finite())
+                        bad_here = not (math.isfinite(metrics["loss"]) and all_finite(self.synset.parameters()))
                         # one all-reduce: the loss summed over classes, and whether to stop anywhere
                         loss, bad, stop = self.comm.sum([metrics["loss"], bad_here, flag["sig"] is not None])
                         timed.add(time.perf_counter() - t_it)
@@ -581,50 +380,11 @@ class Condenser:
         finally:
             bar.close()
 
-    def _save_final_checkpoint(self, done: int, opt: torch.optim.Optimizer) -> None:
-        """A safety net for the evaluation that follows, not a result: a full disk here must not cost the
-        finished set, which the caller still holds and saves (or rescues) after the evaluation."""
-        try:
-            self.save_checkpoint(done, opt)
-        except ArtifactError as e:
-            self.log(f"[hf_lodc] warning: {e}; going on with the finished set in memory (it is saved after the "
-                     "evaluation, to a rescue folder if need be)")
-
     def _nonfinite_message(self, it: int, loss: float) -> str:
-        if self.last_checkpoint is not None:
-            path, at = self.last_checkpoint
-            kept = f"; the last good checkpoint is {str(path)!r} (iteration {at}), kept for inspection or --resume"
-        else:
-            kept = "; no checkpoint was written before it (set checkpoint_every to keep one)"
-        return (f"{self.spec.name}: loss or synthetic data became non-finite at iteration {it} (loss={loss}){kept}. "
-                f"Lower the learning rate (lr={self.cfg.lr}) or use mixed_precision='no'.")
+        return nonfinite_message(self.spec.name, it, loss, self.cfg.lr, self.last_checkpoint)
 
     def _interrupt_message(self, sig: int | None, done: int, path: Path | None) -> str:
-        name = signal.Signals(sig).name if sig else "a signal"
-        head = f"interrupted by {name} after iteration {done}/{self.cfg.iterations}; "
-        if path is None:
-            return head + "no checkpoint directory was set (set output_dir), so the progress is lost"
-        return head + f"checkpoint saved to {str(path)!r}. Resume with: {resume_command(self.comm.world)}"
-
-    def _nonfinite_flag(self, loss) -> torch.Tensor:
-        """A device bool: the loss or any synthetic parameter is non-finite (read later, no sync)."""
-        loss = torch.as_tensor(loss)
-        bad = ~torch.isfinite(loss.detach()).all()
-        for p in self.synset.parameters():
-            bad = bad | ~torch.isfinite(p.detach()).all()
-        return bad
-
-    def _read_pending(self, pending: list) -> float:
-        """One host read for the iterations since the last one; the last loss, or NonFiniteError."""
-        flags = torch.stack([f for _, _, f in pending]).cpu()  # (n,) the one sync
-        if bool(flags.any()):
-            j = int(flags.nonzero()[0, 0])
-            it, metrics, _ = pending[j]
-            raise NonFiniteError(self._nonfinite_message(it, float(metrics["loss"])))
-        return float(pending[-1][1]["loss"])
-
-    def _finite(self) -> bool:
-        return all(bool(torch.isfinite(p).all()) for p in self.synset.parameters())
+        return interrupt_message(sig, done, self.cfg.iterations, path, self.comm.world)
 
     def _snapshot_state(self) -> dict[str, torch.Tensor]:
         """The whole set's state now, as CPU copies (a collective when sharded: every process calls it)."""

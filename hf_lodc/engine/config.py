@@ -19,7 +19,8 @@ field's type, and the range rules of ``_RULES`` (plus the objectives' ``RULES``)
 name a registry entry (method, init, contrast, DSA strategies, evaluation backend) are checked
 against that registry, so a newly registered name is accepted. A wrong value raises
 ``ConfigError`` naming the option, what it must be and what it got. YAML is read with a safe
-loader only (no Python object tags, duplicate keys refused), and unknown keys are refused by name.
+loader only (no Python object tags, duplicate keys refused: ``config_yaml.py``), the flat and
+nested forms are mapped by ``config_sections.py``, and unknown keys are refused by name.
 """
 
 from __future__ import annotations
@@ -30,14 +31,13 @@ import math
 import numbers
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, make_dataclass
-from pathlib import Path
+from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
 from typing import Any, Callable
-
-import yaml
 
 from ..errors import ConfigError, UnknownNameError
 from ..objectives import OBJECTIVES
+from .config_sections import Sectioned  # the flat <-> nested mapping, shared with continual.ContinualConfig
+from .config_yaml import load_yaml_config  # config files; also importable from here, beside the configs
 
 __all__ = ["DataConfig", "CondenseConfig", "EvalConfig", "RunConfig", "load_yaml_config", "check_option",
            "objective_option_owners", "Sectioned"]
@@ -172,65 +172,6 @@ class EvalConfig(_Checked):
     eval_at: list[int] | None = None
     eval_at_runs: int = 2
     eval_at_epochs: int = 300
-
-
-class Sectioned:
-    """Mixin of run configs made of sections (``SECTIONS``: data, condense, eval) plus top-level
-    fields: the flat <-> nested mapping (``to_flat``, ``from_dict``, ``replace``), written once for
-    ``RunConfig`` and ``continual.ContinualConfig``. A subclass provides ``from_flat`` and
-    ``option_owners()`` (flat name -> (section or "top", type))."""
-
-    SECTIONS: typing.ClassVar[tuple[str, ...]] = ("data", "condense", "eval")
-
-    @classmethod
-    def option_owners(cls) -> dict[str, tuple[str, Any]]:
-        raise NotImplementedError
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
-
-    def to_flat(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for s in self.SECTIONS:
-            out.update(asdict(getattr(self, s)))
-        out.update({f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.SECTIONS})  # type: ignore[arg-type]
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "config"):
-        """Accepts the nested form (``to_dict``) or the flat form (CLI option names), or a mix; an
-        option under a section it does not belong to is refused by name."""
-        if not isinstance(d, dict):
-            raise ConfigError(f"{source}: expected a mapping of option names to values, got {type(d).__name__}")
-        owners = cls.option_owners()
-        flat: dict[str, Any] = {}
-
-        def put(key: Any, value: Any, section: str | None) -> None:
-            name = str(key).replace("-", "_")
-            owner = owners.get(name, (section,))[0]
-            if section is not None and owner != section:
-                where = "at the top level" if owner == "top" else f"to section {owner!r}"
-                raise ConfigError(f"{source}: option {name!r} belongs {where}, not {section!r}")
-            if name in flat:
-                raise ConfigError(f"{source}: option {name!r} is given twice")
-            flat[name] = value
-
-        for k, v in d.items():
-            if k in cls.SECTIONS:
-                if v is None:
-                    continue  # an empty section
-                if not isinstance(v, dict):
-                    raise ConfigError(
-                        f"{source}: section {k!r} must be a mapping of option names to values, got {v!r}"
-                    )
-                for kk, vv in v.items():
-                    put(kk, vv, k)
-            else:
-                put(k, v, None)
-        return cls.from_flat(flat, source)  # type: ignore[attr-defined]
-
-    def replace(self, **flat: Any):
-        return type(self).from_flat({**self.to_flat(), **flat})  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -466,61 +407,3 @@ def _coerce(name: str, value: Any, ftype: Any, source: str) -> Any:
     if is_dataclass(ftype) and not isinstance(value, ftype):
         raise _type_error(source, name, f"a {ftype.__name__}", value)
     return value
-
-
-# ---------------------------------------------------------------------------------------------
-# YAML
-
-
-class _SafeNoDuplicatesLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` (plain values only) that also refuses a key given twice in one mapping."""
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            self.flatten_mapping(node)
-            seen: set = set()
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=deep)
-                try:
-                    dup = key in seen
-                    seen.add(key)
-                except TypeError:  # unhashable key: let SafeLoader report it
-                    continue
-                if dup:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r}", key_node.start_mark
-                    )
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_problem(e: yaml.YAMLError) -> str:
-    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-    mark = getattr(e, "problem_mark", None)
-    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-    if "tag:yaml.org,2002:python/" in problem or "!!python/" in problem:
-        tag = problem.split("tag ", 1)[-1].strip().strip("'\"").replace("tag:yaml.org,2002:", "!!")
-        return (f"refused the YAML tag {tag}{where}: configs are read with safe loading, which never builds "
-                "Python objects; use plain values")
-    return f"{problem}{where}"
-
-
-def load_yaml_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config safely (no Python object tags, no duplicate keys) into a flat/nested mapping."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {str(p)!r}: {e.strerror or e}") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-    try:
-        data = yaml.load(text, Loader=_SafeNoDuplicatesLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {str(p)!r}: {_yaml_problem(e)}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"config file {str(p)!r} must be a mapping of option names to values, got {type(data).__name__}"
-        )
-    return data

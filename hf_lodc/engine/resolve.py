@@ -1,0 +1,98 @@
+"""A condensation config resolved for one dataset: validated, the method row's defaults filled, the budget planned.
+
+It lives apart from the loop (``condenser.py``) because more than the loop asks it: the pipeline's
+checks before any work, the speed choice, the continual memory and the Condenser itself all
+resolve a config the same way, and none of the others needs the loop to do it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, asdict, fields
+from typing import Any
+
+from ..errors import ConfigError
+from ..methods import MethodSpec, get_method
+from ..objectives import options_for
+from ..synset.base import PARAMETERISATIONS, SyntheticSet
+from ..synset.budget import Budget, plan_budget
+from ..synset.contrast import CONTRASTS
+from ..synset.init import INITS
+from .config import CondenseConfig
+
+__all__ = ["matching_model_for", "method_config", "resolve_config", "build_synset"]
+
+
+def matching_model_for(image_shape: tuple[int, int, int], name: str = "auto") -> str:
+    if name != "auto":
+        return name
+    return "lodc_convnet_d4_w128" if min(image_shape[1:]) >= 64 else "lodc_convnet_d3_w128"
+
+
+def _field_defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in fields(CondenseConfig) if f.default is not MISSING}
+
+
+def method_config(spec: MethodSpec, cfg: CondenseConfig) -> tuple[CondenseConfig, dict[str, Any]]:
+    """``cfg`` with the method row's objective defaults (``objective_options``: the paper's values,
+    applied to options the config leaves at their generic default) and the parameterisation options
+    (the row's ``param_options``, overridden by the objective's ``PARAM_OPTIONS`` fields that are set,
+    e.g. ``factor``, ``hallucinators``, ``shared_in_budget``). Returns (config copy, param options)."""
+    out = CondenseConfig(**{**cfg.__dict__})
+    defaults = _field_defaults()
+    for k, v in dict(getattr(spec, "objective_options", {}) or {}).items():
+        if k in defaults and getattr(out, k) == defaults[k]:
+            setattr(out, k, v)
+    params = dict(getattr(spec, "param_options", {}) or {})
+    if spec.objective:
+        opts = options_for(spec.objective, out)
+        for k in getattr(type(opts), "PARAM_OPTIONS", ()):
+            if getattr(opts, k) is not None:
+                params[k] = getattr(opts, k)
+    return out, params
+
+
+def resolve_config(cfg: CondenseConfig, image_shape, num_classes: int | None = None
+                   ) -> tuple[MethodSpec, CondenseConfig, Budget]:
+    """Validate ``cfg`` and fill method defaults; never mutates the caller's config. ``num_classes``
+    (the classes condensed) is needed by parameterisations with shared numbers (HaBa)."""
+    spec = get_method(cfg.method)
+    INITS.get(cfg.init or spec.init)
+    CONTRASTS.get(cfg.contrast)
+    rank = cfg.rank if spec.lowrank else None
+    if spec.lowrank and rank is None:
+        raise ConfigError(f"method {spec.name!r} is low-rank: set rank (e.g. 2)")
+    cfg, param_options = method_config(spec, cfg)
+    budget = plan_budget(image_shape, ipc=cfg.ipc, rank=rank, images_per_class=cfg.images_per_class,
+                         parameterisation=spec.parameterisation, num_classes=num_classes, **param_options)
+    iterations = cfg.iterations if cfg.iterations is not None else spec.iterations
+    if spec.kind == "coreset":
+        iterations = 0
+    if iterations < 0:
+        raise ConfigError(f"iterations must be >= 0, got {iterations}")
+    if cfg.batch_real <= 0:
+        raise ConfigError(f"batch_real must be positive, got {cfg.batch_real}")
+    if cfg.mixed_precision not in (None, "no", "bf16", "fp16"):
+        raise ConfigError(f"mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
+    options = options_for(spec.objective, cfg).resolve(budget, iterations) if spec.objective else None
+    resolved = CondenseConfig(**{**cfg.__dict__})
+    resolved.rank = rank
+    resolved.init = cfg.init or spec.init
+    resolved.iterations = iterations
+    resolved.lr = cfg.lr if cfg.lr is not None else spec.lr
+    if options is not None:  # the objective's defaults, resolved by the objective
+        for k, v in asdict(options).items():
+            setattr(resolved, k, v)
+        for k in getattr(type(options), "PARAM_OPTIONS", ()):  # the parameterisation options in force
+            setattr(resolved, k, budget.options.get(k, getattr(resolved, k)))
+    resolved.matching_model = matching_model_for(image_shape, cfg.matching_model)
+    resolved.mixed_precision = cfg.mixed_precision or "no"  # the Condenser records an Accelerator's instead
+    resolved.channels_last = bool(cfg.channels_last)  # None: speed chose nothing, contiguous
+    if hasattr(resolved, "compile"):
+        resolved.compile = bool(resolved.compile)
+    resolved.images_per_class = budget.images_per_class
+    return spec, resolved, budget
+
+
+def build_synset(spec: MethodSpec, num_classes: int, budget: Budget) -> SyntheticSet:
+    cls = PARAMETERISATIONS.get(spec.parameterisation)
+    return cls(num_classes, budget.images_per_class, budget.image_shape, rank=budget.rank, **budget.options)
