@@ -435,7 +435,7 @@ def _damaged_artefacts(ws: Path, fx: dict) -> None:
     variant("shape_mismatch", tensors(narrower))
     variant("config_empty", lambda p: (p / "config.json").write_bytes(b""))
     variant("synset_garbage", lambda p: (p / "synset.safetensors").write_bytes(os.urandom(4096)))
-    variant("labels_float", tensors(lambda t: t.update(labels=t["labels"].float())))
+    variant("labels_float", tensors(lambda t: t.update(labels=t["labels"].float() + 0.5)))  # 0.5, 1.5: no class
     variant("labels_2d", tensors(lambda t: t.update(labels=t["labels"].reshape(-1, 1).contiguous())))
     variant("results_list", lambda p: (p / "results.json").write_text("[]"))
     variant("history_object", lambda p: (p / "history.json").write_text("{\"loss\": \"high\"}"))
@@ -1202,15 +1202,27 @@ def _more_api_cases() -> list[Case]:
         ("api-load-odd-size-error", "D_odd_size", {"mixed": "error"}, r"row 5 \(RGB 16x16\)"),
         ("api-load-label-out-of-range", "D_label_range", {}, r"row 4: 7"),
         ("api-load-shards-disagree", "D_shards_disagree", {}, r"train-0000[01]-of-00002\.parquet.*img"),
-        ("api-load-shards-dtype", "D_shards_dtype", {}, r"train-0000[01]-of-00002\.parquet.*label"),
         ("api-load-truncated-png", "D_trunc_png", {}, r"row 3"),
-        ("api-load-unlabelled", "D_unlabelled", {}, r"row 4"),
+        ("api-load-empty-shard", "D_empty_shard", {}, r"train-00001-of-00002\.parquet.*no rows"),
     ]:
         api(id_, f"load_image_classification: {id_[9:].replace('-', ' ')}",
             lambda fx, k=key, kw=kw: _load(fx, fx[k], **kw), mention=mention, group="data")
-    api("api-load-empty-shard", "load_image_classification: a train shard with no rows next to a full one",
-        lambda fx: _ok_load(fx, fx["D_empty_shard"]), expect="ok", group="data")
+    api("api-load-unlabelled", "load_image_classification: a row labelled -1 is dropped, and noted",
+        lambda fx: _counts(_load(fx, fx["D_unlabelled"]), None, "without a label"), expect="ok", group="data")
+    api("api-load-shards-dtype", "load_image_classification: the second train shard has digit-string labels",
+        lambda fx: _counts(_load(fx, fx["D_shards_dtype"]), [6, 6, 6]), expect="ok", group="data")
     return A
+
+
+def _counts(d, want, note=None):
+    """'ok' if the train labels count ``want`` per class (None: 17 rows in all) and the notes say ``note``."""
+    import torch
+
+    got = torch.bincount(d.train.labels, minlength=d.num_classes).tolist()
+    if (want is not None and got != want) or (want is None and sum(got) != 17):
+        return f"bad: train labels per class {got}"
+    notes = " ".join(d.info.notes or [])
+    return "ok" if note is None or note in notes else f"bad: notes {notes!r} do not say {note!r}"
 
 
 def _float_data(fx):
@@ -1392,7 +1404,7 @@ def cli_cases() -> list[Case]:
                           ("config_empty", "config"), ("synset_garbage", "synset"), ("labels_float", "label"),
                           ("labels_2d", "label"), ("results_list", "results"), ("history_object", "history"),
                           ("config_ipc_mismatch", "images_per_class|shape"),
-                          ("config_classes_mismatch", "num_classes|label|shape"), ("config_null_shape", "image_shape"),
+                          ("config_classes_mismatch", "class_names|num_classes"), ("config_null_shape", "image_shape"),
                           ("no_config", "config")]:
         cli(f"artefact-{name.replace('_', '-')}", E, f"evaluate.py on an artefact: {name.replace('_', ' ')}",
             evaluate("{ART_" + name + "}"), mention=mention, check=eval_results_check)
@@ -1567,8 +1579,10 @@ def cli_cases() -> list[Case]:
         "and row", cond("--skip-corrupt", "--output-dir", "{case}/out", dataset="{D_corrupt}"), expect="ok",
         check=noted(r"skipped 1 corrupt rows \(rows \[2\]"), out="{case}/out")
 
-    for id_, key, mention in [("artefact-pt-extra-str", "PT_extra_str", "note|other than tensors"),
-                              ("artefact-pt-lists", "PT_lists", "images|tensor"),
+    cli("artefact-pt-extra-str", "untrusted", "evaluate.py on a .pt holding a string next to its tensors (a safe "
+        "pickle: the note is ignored, the set evaluated)", evaluate("{PT_extra_str}", "--test-dataset", "{D}"),
+        expect="ok")
+    for id_, key, mention in [("artefact-pt-lists", "PT_lists", "images|tensor"),
                               ("artefact-pt-a-list", "PT_a_list", "images|dict|mapping")]:
         cli(id_, "untrusted", f"evaluate.py on a .pt holding {id_[12:].replace('-', ' ')} (a safe pickle, not a set)",
             evaluate("{" + key + "}", "--test-dataset", "{D}"), mention=mention, check=eval_results_check)
@@ -1576,12 +1590,16 @@ def cli_cases() -> list[Case]:
     for id_, ds, args, mention in [
         ("data-truncated-png", "{D_trunc_png}", [], r"row 3"),
         ("data-empty-png", "{D_empty_png}", [], r"row 3"),
-        ("data-unlabelled-row", "{D_unlabelled}", [], r"row 4"),
-        ("data-shards-dtype", "{D_shards_dtype}", [], r"train-0000[01]-of-00002\.parquet.*label"),
         ("data-garbage-shard", "{D_garbage_shard}", [], r"train-00000-of-00001\.parquet"),
         ("data-test-odd-size-refused", "{D_test_odd_size}", ["--mixed", "error"], r"row 1 \(RGB 16x16\)"),
     ]:
         cli(id_, Da, f"--dataset problem: {id_[5:].replace('-', ' ')}", cond(*args, dataset=ds), mention=mention)
+    cli("data-unlabelled-row", Da, "a row labelled -1 (no label) in a ClassLabel column: dropped, and the artefact "
+        "notes it", cond("--output-dir", "{case}/out", dataset="{D_unlabelled}"), expect="ok",
+        check=noted(r"dropped 1 rows without a label"), out="{case}/out")
+    cli("data-shards-dtype", Da, "the second train shard stores the labels as digit strings: read as the same "
+        "classes", cond("--output-dir", "{case}/out", dataset="{D_shards_dtype}"), expect="ok", check=saved_ok,
+        out="{case}/out")
 
     # options no case used before (each refused before any work, naming the option)
     for id_, args, mention in [
@@ -1604,15 +1622,20 @@ def cli_cases() -> list[Case]:
     for id_, args, mention in [
         ("eval-opt-protocol", ["--protocol", "nosuch"], "nosuch"),
         ("eval-opt-soft-loss", ["--soft-loss", "nosuch"], "nosuch"),
+        ("eval-opt-hf-set-temperature", ["--temperature", "2"], r"--temperature.*hf_lodc artefact"),
+        ("eval-opt-hf-set-split", ["--split", "test"], r"--split.*hf_lodc artefact"),
+    ]:
+        cli(id_, Y, f"evaluate.py on an hf_lodc artefact, option {' '.join(args)}", evaluate("{ART}", *args),
+            mention=mention, check=no_eval_before_refusal)
+    for id_, args, mention in [  # options of sets not made by hf_lodc, on such a set (a .pt)
         ("eval-opt-temperature", ["--temperature", "0"], "temperature"),
         ("eval-opt-labels-file", ["--labels-file", "{ws}/no_labels.pt"], "no_labels.pt"),
         ("eval-opt-lr-file", ["--lr-file", "{ws}/no_lr.pt"], "no_lr.pt"),
-        ("eval-opt-split", ["--split", "nosuch"], "nosuch"),
         ("eval-opt-zca-eps", ["--zca-eps", "-1"], "zca"),
         ("eval-opt-storage-bytes", ["--storage-bytes", "-5"], "storage"),
     ]:
-        cli(id_, Y, f"evaluate.py option {' '.join(args)}", evaluate("{ART}", *args), mention=mention,
-            check=no_eval_before_refusal)
+        cli(id_, Y, f"evaluate.py on a .pt set, option {' '.join(args)}",
+            evaluate("{PT_extra_str}", "--test-dataset", "{D}", *args), mention=mention, check=no_eval_before_refusal)
 
     # damaged checkpoints (a checkpoint at iteration 2 of 3, then one thing broken)
     def ck_edit(fn):
