@@ -19,6 +19,12 @@ the exit code, stderr, the exception and the files left on disk:
 * ``debris``: partial files left behind (``.tmp-iter_*`` checkpoints, a literal ``~`` folder);
 * ``hang``: the case ran past its timeout.
 
+The ``hub`` cases start the loopback Hub-compatible server of the tests (``tests/hubserver``) inside
+the case's child and inject its faults (5xx, 429 with Retry-After, a connection dropped mid-upload or
+mid-download, a commit applied whose reply is lost, another writer's commit between read and commit,
+two processes pushing to one repo at once): a push or pull must end with the right content or one clear
+error, never a card entry lost.
+
 Tiny sizes throughout (3 classes of 8x8 images written by ``tests/datasets_factory.py``, one or two
 iterations, one evaluation epoch), so the whole catalogue runs in a few minutes on 2 cores. It writes
 ``benchmarks/results/fault_catalogue.{json,md}`` and exits non-zero only if the catalogue itself crashes.
