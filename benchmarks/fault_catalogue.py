@@ -19,6 +19,12 @@ the exit code, stderr, the exception and the files left on disk:
 * ``debris``: partial files left behind (``.tmp-iter_*`` checkpoints, a literal ``~`` folder);
 * ``hang``: the case ran past its timeout.
 
+The ``hub`` cases start the loopback Hub-compatible server of the tests (``tests/hubserver``) inside
+the case's child and inject its faults (5xx, 429 with Retry-After, a connection dropped mid-upload or
+mid-download, a commit applied whose reply is lost, another writer's commit between read and commit,
+two processes pushing to one repo at once): a push or pull must end with the right content or one clear
+error, never a card entry lost.
+
 Tiny sizes throughout (3 classes of 8x8 images written by ``tests/datasets_factory.py``, one or two
 iterations, one evaluation epoch), so the whole catalogue runs in a few minutes on 2 cores. It writes
 ``benchmarks/results/fault_catalogue.{json,md}`` and exits non-zero only if the catalogue itself crashes.
@@ -206,6 +212,28 @@ def _source_faults(d: Path, fx: dict, mk) -> None:
     pq.write_table(t.slice(half).rename_columns(["img" if c == "image" else c for c in t.column_names]),
                    f.with_name("train-00001-of-00002.parquet"))
     f.unlink()
+    mk("D_trunc_png", odd={"train": {3: OddRow(corrupt="truncated")}})  # a PNG cut mid-data: header decodes
+    mk("D_empty_png", odd={"train": {3: OddRow(corrupt="empty")}})
+    mk("D_unlabelled", odd={"train": {4: OddRow(unlabelled=True)}})  # label -1 in a ClassLabel column
+    mk("D_test_odd_size", odd={"test": {1: OddRow(size=(16, 16))}})  # the odd image is in the test split
+    mk("D_shards_dtype")  # train split in two files, the second with the labels as strings
+    f = train_file("D_shards_dtype")
+    t = pq.read_table(f)
+    half = t.num_rows // 2
+    pq.write_table(t.slice(0, half), f.with_name("train-00000-of-00002.parquet"))
+    rest = t.slice(half)
+    i = rest.schema.get_field_index("label")
+    pq.write_table(rest.set_column(i, "label", pa.array([str(v) for v in rest.column("label").to_pylist()])),
+                   f.with_name("train-00001-of-00002.parquet"), )
+    f.unlink()
+    mk("D_empty_shard")  # a second train shard with the right schema and no rows: valid, 18 rows in all
+    f = train_file("D_empty_shard")
+    t = pq.read_table(f)
+    pq.write_table(t, f.with_name("train-00000-of-00002.parquet"))
+    pq.write_table(t.slice(0, 0), f.with_name("train-00001-of-00002.parquet"))
+    f.unlink()
+    mk("D_garbage_shard")  # the only train shard is not parquet at all
+    train_file("D_garbage_shard").write_bytes(b"PAR1 this is not a parquet file, just text\n" * 8)
 
 
 class _RunsCode:
@@ -227,6 +255,14 @@ def _untrusted_pt(ws: Path, fx: dict) -> None:
     torch.save({"images": torch.zeros(6, 3, 8, 8), "labels": torch.arange(3).repeat(2),
                 "extra": _RunsCode(fx["PT_marker"])}, root / "runs_code.pt")
     fx["PT_runs_code"] = str(root / "runs_code.pt")
+    # safe pickles (no code) whose content is not the set: a string next to the tensors, and images as lists
+    torch.save({"images": torch.zeros(6, 3, 8, 8), "labels": torch.arange(3).repeat(2), "note": "hello"},
+               root / "extra_str.pt")
+    fx["PT_extra_str"] = str(root / "extra_str.pt")
+    torch.save({"images": [[0.0] * 8] * 6, "labels": [0, 1, 2, 0, 1, 2]}, root / "lists.pt")
+    fx["PT_lists"] = str(root / "lists.pt")
+    torch.save([torch.zeros(6, 3, 8, 8)], root / "a_list.pt")
+    fx["PT_a_list"] = str(root / "a_list.pt")
 
 
 def no_code_ran(fx, case_dir, o):
@@ -251,9 +287,42 @@ def _untrusted_repos(ws: Path, fx: dict) -> None:
                                           f"    path: {path}\n", 1)
         (dst / "README.md").write_text(text)
         fx[f"REPO_card_{name}"] = str(dst)
+    # a linked folder (not a file) that leads out of the repo folder
+    link_dir = root / "link_dir"
+    shutil.copytree(fx["ART"], link_dir)
+    (root / "outside").mkdir()
+    (root / "outside" / "secret.txt").write_text("private\n")
+    (link_dir / "condensations" / "more").symlink_to(root / "outside", target_is_directory=True)
+    fx["REPO_link_dir"] = str(link_dir)
+    name = next(p.parent.name for p in Path(fx["ART"]).glob("condensations/*/hf_lodc.json"))
+    # huge files (sparse: no disk used): a data file far larger than the set, and a 17 MiB card
+    for key, rel, size in [("huge_data", f"condensations/{name}/images/train-00000-of-00001.parquet", 3 << 30),
+                           ("huge_card", "README.md", 17 << 20),
+                           ("huge_record", f"condensations/{name}/hf_lodc.json", 17 << 20)]:
+        dst = root / key
+        shutil.copytree(fx["ART"], dst)
+        with open(dst / rel, "r+b") as fh:
+            fh.truncate(size)
+        fx[f"REPO_{key}"] = str(dst)
+    # a card whose data_files use a Windows drive / a home path
+    for key, path in [("drive", "C:/Windows/win.ini"), ("home", "~/.ssh/id_rsa")]:
+        dst = root / f"card_{key}"
+        shutil.copytree(fx["ART"], dst)
+        text = (dst / "README.md").read_text()
+        (dst / "README.md").write_text(text.replace("configs:\n", "configs:\n- config_name: evil\n  data_files:\n"
+                                                                 f"  - split: train\n    path: {path}\n", 1))
+        fx[f"REPO_card_{key}"] = str(dst)
 
 
-_API_NEEDS_RUNS = {"api-pull-link-out", "api-pull-card-dotdot", "api-pull-card-absolute", "api-cd-from-disk-truncated", "api-cd-from-disk-results", "api-cd-nan-from-disk-eval"}
+_API_NEEDS_RUNS = {"api-pull-link-dir", "api-pull-huge-data", "api-pull-huge-card", "api-pull-huge-record",
+                   "api-pull-card-drive", "api-pull-card-home", "hub-push-500-retried", "hub-push-502-gives-up",
+                   "hub-push-429-retry-after", "hub-push-drop-upload", "hub-push-commit-landed-reply-lost",
+                   "hub-push-revision-moved", "hub-push-two-writer-processes", "hub-pull-drop-download",
+                   "hub-pull-truncated-download", "hub-pull-500-download", "hub-push-bad-token",
+                   "hub-push-other-namespace", "hub-push-network-down", "hub-push-card-bad-yaml",
+                   "hub-pull-card-dotdot", "hub-push-twice-unchanged", "hub-pull-no-revision",
+                   "hub-pull-missing-repo", "hub-push-preupload-503", "hub-pull-tree-moved",
+                   "api-pull-link-out", "api-pull-card-dotdot", "api-pull-card-absolute", "api-cd-from-disk-truncated", "api-cd-from-disk-results", "api-cd-nan-from-disk-eval"}
 
 
 def needs_runs(cases: list[Case]) -> bool:
@@ -370,6 +439,16 @@ def _damaged_artefacts(ws: Path, fx: dict) -> None:
         t[k] = t[k][..., :-1].contiguous()
 
     variant("shape_mismatch", tensors(narrower))
+    variant("config_empty", lambda p: (p / "config.json").write_bytes(b""))
+    variant("synset_garbage", lambda p: (p / "synset.safetensors").write_bytes(os.urandom(4096)))
+    variant("labels_float", tensors(lambda t: t.update(labels=t["labels"].float() + 0.5)))  # 0.5, 1.5: no class
+    variant("labels_2d", tensors(lambda t: t.update(labels=t["labels"].reshape(-1, 1).contiguous())))
+    variant("results_list", lambda p: (p / "results.json").write_text("[]"))
+    variant("history_object", lambda p: (p / "history.json").write_text("{\"loss\": \"high\"}"))
+    variant("config_ipc_mismatch", cfg_edit(lambda c: c.update(images_per_class=3)))
+    variant("config_classes_mismatch", cfg_edit(lambda c: c.update(num_classes=5)))
+    variant("config_null_shape", cfg_edit(lambda c: c.update(image_shape=None)))
+    variant("no_config", lambda p: (p / "config.json").unlink())
     # an artefact whose source folder was moved away after it was made
     moved_src = ws / "data" / "D_moving"
     shutil.copytree(fx["D"], moved_src)
@@ -803,7 +882,353 @@ def _api_cases() -> list[Case]:
     api("api-budget-types", "plan_budget('1', ...) wrong types", lambda fx: _plan_budget_bad(fx), mention="ipc")
     api("api-config-bool-ipc", "CondenseConfig(ipc=True)", lambda fx: __import__("hf_lodc").CondenseConfig(ipc=True),
         mention="ipc")
+    return A + _more_api_cases() + _hub_cases()
+
+
+# ---------------------------------------------------------------------------------------------
+# the Hub failing (a loopback Hub-compatible server, tests/hubserver, started inside the case's child)
+
+HUB_REPO = "alice/faulty"
+
+
+def _hub(fx):
+    """Start the loopback Hub in this (forked, thrown away) child and point huggingface_hub / datasets at it.
+    Returns the server; the good artefact's set is ``_hub_set(fx)``."""
+    import pytest
+
+    from tests.conftest_hub import _UNSET, ALICE_TOKEN, BOB_TOKEN, _patch_clients, _reset_client_state, hub_env
+    from tests.hubserver import HubServer
+
+    server = HubServer(tokens={ALICE_TOKEN: "alice", BOB_TOKEN: "bob"}).start()
+    home = Path(tempfile.mkdtemp(prefix="hub-home-", dir=fx["ws"]))
+    for name in (*_UNSET, "HF_LODC_LOCAL_HUB"):
+        os.environ.pop(name, None)
+    os.environ.update(hub_env(server.endpoint, ALICE_TOKEN, home))
+    _patch_clients(pytest.MonkeyPatch(), server.endpoint, home)  # never undone: the child exits after the case
+    _reset_client_state()
+    return server
+
+
+def _hub_set(fx):
+    import hf_lodc
+
+    return hf_lodc.CondensedDataset.from_disk(fx["ART"])
+
+
+def _push(cd, name="a", **kw):
+    return cd.push_to_hub(HUB_REPO, config_name=name, **{"retry_wait": 0.01, "log": None, **kw})
+
+
+def _card_names(server) -> set:
+    import yaml
+
+    text = server.read_file(HUB_REPO, "README.md").decode()
+    front = yaml.safe_load(text.split("---\n")[1])
+    return {c.get("config_name") for c in front.get("condensation") or []}
+
+
+def _landed(server, *names) -> str:
+    files = server.repo_state(HUB_REPO).files
+    missing = [n for n in names if f"condensations/{n}/hf_lodc.json" not in files or n not in _card_names(server)]
+    return f"bad: {missing} not in the repo and its card" if missing else "ok"
+
+
+def _hub_retried(kind, n, **fault):
+    """``n`` faults on ``kind``, then the push must land once, whole."""
+    def fn(fx):
+        server = _hub(fx)
+        cd = _hub_set(fx)
+        server.fail_next(kind, times=n, **fault)
+        res = _push(cd)
+        if res.commit_sha != server.repo_state(HUB_REPO).head:
+            return "bad: the push returned another head than the repo's"
+        if len(server.commits(HUB_REPO)) != 2:  # the repo's initial commit + exactly one push
+            return f"bad: {len(server.commits(HUB_REPO)) - 1} commits for one push"
+        return _landed(server, "a")
+    return fn
+
+
+def _hub_gives_up(fx):
+    server = _hub(fx)
+    cd = _hub_set(fx)
+    _push(cd)
+    before = server.repo_state(HUB_REPO).head
+    server.fail_next("commit", status=502, times=20)
+    try:
+        _push(cd, "b", max_retries=2)
+    finally:
+        if server.repo_state(HUB_REPO).head != before:
+            raise AssertionError("the repo moved although the push failed")
+
+
+def _hub_revision_moved(fx):
+    from huggingface_hub import HfApi
+
+    server = _hub(fx)
+    cd = _hub_set(fx)
+    _push(cd)
+    real, moved = HfApi.create_commit, []
+
+    def racing(self, *a, **kw):
+        if not moved:  # another writer's commit lands between the push's read of the head and its commit
+            moved.append(server.put_files(HUB_REPO, {"notes/rival.txt": b"the other writer"}, message="rival"))
+        return real(self, *a, **kw)
+
+    HfApi.create_commit = racing
+    _push(cd, "b")
+    if "notes/rival.txt" not in server.repo_state(HUB_REPO).files:
+        return "bad: the other writer's file was overwritten"
+    if 412 not in [r.status for r in server.requests("commit")]:
+        return "bad: the stale commit was not refused (no parent_commit check)"
+    return _landed(server, "a", "b")
+
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+import hf_lodc
+ipc, go, ready = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+cd = hf_lodc.CondensedDataset(sys.argv[4])
+cd.condense(method="lodm", ipc=ipc, rank=2, iterations=1, batch_real=4, progress=False)
+ready.write_text("ready")
+while not go.exists():
+    time.sleep(0.05)
+res = cd.push_to_hub(sys.argv[5], retry_wait=0.05, log=print)
+print("PUSHED", res.config_name, res.commit_sha)
+"""
+
+
+def _hub_two_writers(fx):
+    """Two processes condense the same source with ipc 1 and ipc 2 and push to one repo at the same moment:
+    both condensations must end up in the repo and its card (the stale commit refused by parent_commit and
+    re-planned on the other's), or one push fails naming the other writer - never one card entry lost."""
+    server = _hub(fx)
+    _push(_hub_set(fx), "first")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    d = Path(tempfile.mkdtemp(prefix="writers-", dir=fx["ws"]))
+    procs = []
+    for ipc in (1, 2):
+        log = open(d / f"w{ipc}.log", "w")
+        procs.append(subprocess.Popen([PY, "-c", _WRITER, str(ipc), str(d / "go"), str(d / f"ready{ipc}"), fx["D"],
+                                       HUB_REPO], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=fx["ws"]))
+    t0 = time.time()
+    while not all((d / f"ready{i}").exists() for i in (1, 2)):
+        if time.time() - t0 > 150 or any(p.poll() is not None for p in procs):
+            break
+        time.sleep(0.1)
+    server.fail_next("commit", mode="delay", delay=2.0, times=2)  # both read the same head before either lands
+    (d / "go").write_text("go")
+    rcs = [p.wait(timeout=150) for p in procs]
+    logs = [(d / f"w{i}.log").read_text() for i in (1, 2)]
+    statuses = [r.status for r in server.requests("commit")]
+    if rcs != [0, 0]:
+        failed = [log for rc, log in zip(rcs, logs) if rc != 0]
+        if any("another writer" in log for log in failed) and _landed(server, "first") == "ok":
+            return "ok"  # a clean refusal naming the other writer is the other acceptable outcome
+        return f"bad: writers exited {rcs}: {[log[-400:] for log in failed]}"
+    names = [ln.split()[1] for log in logs for ln in log.splitlines() if ln.startswith("PUSHED")]
+    if 412 not in statuses:
+        return f"bad: no stale commit was refused, the pushes did not race (commit statuses {statuses})"
+    return _landed(server, "first", *names)
+
+
+def _hub_pull_fault(kind, **fault):
+    """A download failing once: the right set (retried) or one clear error naming the repo."""
+    def fn(fx):
+        import hf_lodc
+        import torch
+
+        server = _hub(fx)
+        cd = _hub_set(fx)
+        _push(cd)
+        server.fail_next(kind, times=1, **fault)
+        back = hf_lodc.CondensedDataset.from_hub(HUB_REPO)
+        return "ok" if torch.equal(back.images(), cd.images()) else "bad: the set read back differs"
+    return fn
+
+
+def _hub_bad_token(fx):
+    _hub(fx)
+    os.environ["HF_TOKEN"] = "hf_not_a_token"
+    _push(_hub_set(fx))
+
+
+def _hub_other_namespace(fx):
+    _hub(fx)
+    _hub_set(fx).push_to_hub("bob/not-yours", config_name="a", retry_wait=0.01, log=None)
+
+
+def _hub_network_down(fx):
+    server = _hub(fx)
+    cd = _hub_set(fx)
+    server.stop()
+    _push(cd, max_retries=1)
+
+
+def _hub_card_bad_yaml(fx):
+    server = _hub(fx)
+    server.create_repo(HUB_REPO)
+    server.put_files(HUB_REPO, {"README.md": b"---\nlicense: [mit\n---\nhand written\n"})
+    _push(_hub_set(fx))
+
+
+def _hub_pull_card_dotdot(fx):
+    import hf_lodc
+
+    server = _hub(fx)
+    _push(_hub_set(fx))
+    text = server.read_file(HUB_REPO, "README.md").decode()
+    evil = text.replace("configs:\n", "configs:\n- config_name: evil\n  data_files:\n  - split: train\n"
+                                      "    path: ../../secret/*.parquet\n", 1)
+    server.put_files(HUB_REPO, {"README.md": evil.encode()}, message="evil card")
+    hf_lodc.CondensedDataset.from_hub(HUB_REPO)
+
+
+def _hub_twice(fx):
+    server = _hub(fx)
+    cd = _hub_set(fx)
+    first = _push(cd)
+    second = _push(cd)
+    if second.changed or second.commit_sha != first.commit_sha:
+        return "bad: re-pushing the same set made a commit"
+    return _landed(server, "a")
+
+
+def _hub_no_revision(fx):
+    import hf_lodc
+
+    _hub(fx)
+    _push(_hub_set(fx))
+    hf_lodc.CondensedDataset.from_hub(HUB_REPO, revision="no-such-branch")
+
+
+def _hub_missing_repo(fx):
+    import hf_lodc
+
+    _hub(fx)
+    hf_lodc.CondensedDataset.from_hub("alice/never-pushed")
+
+
+def _hub_read_moved(fx):
+    """The repo moves (another push) between a reader's listing and its downloads: the reader reads the
+    commit it listed (pinned sha), not a mix of two commits."""
+    import hf_lodc
+    import torch
+    from huggingface_hub import HfApi
+
+    server = _hub(fx)
+    cd = _hub_set(fx)
+    _push(cd)
+    real, moved = HfApi.repo_info, []
+
+    def moving(self, *a, **kw):
+        info = real(self, *a, **kw)
+        if not moved:
+            moved.append(server.put_files(HUB_REPO, {"README.md": b"---\nlicense: mit\n---\nrewritten\n"},
+                                          message="card rewritten by someone else"))
+        return info
+
+    HfApi.repo_info = moving
+    back = hf_lodc.CondensedDataset.from_hub(HUB_REPO)
+    return "ok" if torch.equal(back.images(), cd.images()) else "bad: read a mix of two commits"
+
+
+def _hub_cases() -> list[Case]:
+    H = []
+
+    def hub(id_, desc, fn, expect="clean_error", mention=None, forbid=None, timeout=120):
+        H.append(Case(id=id_, group="hub", description=desc, api=fn, expect=expect, mention=mention, forbid=forbid,
+                      timeout=timeout))
+
+    hub("hub-push-500-retried", "push: the commit answers 500 twice, then lands once (retried, said)",
+        _hub_retried("commit", 2, status=500), expect="ok")
+    hub("hub-push-502-gives-up", "push: the commit answers 502 every time: one error after bounded retries, "
+        "the repo unchanged", _hub_gives_up, mention=r"failed after 3 attempt.*unchanged")
+    hub("hub-push-429-retry-after", "push: 429 Too Many Requests with Retry-After: 1 on the commit, then lands",
+        _hub_retried("commit", 1, status=429, headers={"Retry-After": "1"}), expect="ok")
+    hub("hub-push-drop-upload", "push: the connection drops half-way through the LFS upload, then lands",
+        _hub_retried("lfs_upload", 1, mode="drop"), expect="ok")
+    hub("hub-push-commit-landed-reply-lost", "push: the commit is applied but its reply times out (dropped): "
+        "the retry finds it there, no second commit", _hub_retried("commit", 1, mode="drop", when="after"),
+        expect="ok")
+    hub("hub-push-preupload-503", "push: the preupload call answers 503 once, then lands",
+        _hub_retried("preupload", 1, status=503), expect="ok")
+    hub("hub-push-revision-moved", "push: another commit lands between the push's read of the head and its "
+        "commit: refused as stale (parent_commit), re-planned, both kept", _hub_revision_moved, expect="ok")
+    hub("hub-push-two-writer-processes", "two processes push ipc 1 and ipc 2 condensations of one source to one "
+        "repo at once: both in the repo and the card", _hub_two_writers, expect="ok", timeout=300)
+    hub("hub-push-twice-unchanged", "push the same set twice: the second finds nothing to change, no commit",
+        _hub_twice, expect="ok")
+    hub("hub-push-bad-token", "push with an invalid token (401)", _hub_bad_token, mention="token")
+    hub("hub-push-other-namespace", "push to another user's namespace (403)", _hub_other_namespace,
+        mention=r"bob/not-yours.*(write|access)")
+    hub("hub-push-network-down", "push while the Hub is unreachable", _hub_network_down,
+        mention=r"failed after .*attempt")
+    hub("hub-push-card-bad-yaml", "push into a repo whose hand-written README has broken YAML",
+        _hub_card_bad_yaml, mention=r"README\.md.*YAML")
+    hub("hub-pull-drop-download", "from_hub: the connection drops on one file download (retried)",
+        _hub_pull_fault("resolve", mode="drop", method="GET"), expect="ok")
+    hub("hub-pull-truncated-download", "from_hub: one download cut short mid-body (retried)",
+        _hub_pull_fault("resolve", mode="truncate", method="GET"), expect="ok")
+    hub("hub-pull-500-download", "from_hub: one download answers 500 (retried)",
+        _hub_pull_fault("resolve", status=500, method="GET"), expect="ok")
+    hub("hub-pull-tree-moved", "from_hub: the repo moves between the listing and the downloads: the listed "
+        "commit is read", _hub_read_moved, expect="ok")
+    hub("hub-pull-card-dotdot", "from_hub: a remote card whose data_files leave the repo (../)",
+        _hub_pull_card_dotdot, mention=r"\.\./\.\./secret.*outside")
+    hub("hub-pull-no-revision", "from_hub(revision='no-such-branch')", _hub_no_revision, mention="no-such-branch")
+    hub("hub-pull-missing-repo", "from_hub('alice/never-pushed')", _hub_missing_repo, mention="alice/never-pushed")
+    return H
+
+
+def _more_api_cases() -> list[Case]:
+    """Source-data faults through the API, and more untrusted repo folders."""
+    import hf_lodc
+
+    A = []
+
+    def api(id_, desc, fn, expect="clean_error", mention=None, forbid=None, group="api"):
+        A.append(Case(id=id_, group=group, description=desc, api=fn, expect=expect, mention=mention, forbid=forbid,
+                      timeout=90))
+
+    pull = hf_lodc.CondensedDataset.from_hub
+    for id_, key, mention in [
+        ("api-pull-link-dir", "REPO_link_dir", r"more.*outside"),
+        ("api-pull-huge-data", "REPO_huge_data", r"bytes.*refusing"),
+        ("api-pull-huge-card", "REPO_huge_card", r"README\.md.*bytes"),
+        ("api-pull-huge-record", "REPO_huge_record", r"hf_lodc\.json.*bytes"),
+        ("api-pull-card-drive", "REPO_card_drive", r"C:/Windows.*outside"),
+        ("api-pull-card-home", "REPO_card_home", r"~/\.ssh.*outside"),
+    ]:
+        api(id_, f"from_hub(a repo folder: {id_[9:].replace('-', ' ')})", lambda fx, k=key: pull(fx[k]),
+            mention=mention, group="untrusted")
+    for id_, key, kw, mention in [
+        ("api-load-truncated-shard", "D_trunc_shard", {}, r"train-00000-of-00001\.parquet.*(damaged|truncated)"),
+        ("api-load-garbage-shard", "D_garbage_shard", {}, r"train-00000-of-00001\.parquet"),
+        ("api-load-odd-size-error", "D_odd_size", {"mixed": "error"}, r"row 5 \(RGB 16x16\)"),
+        ("api-load-label-out-of-range", "D_label_range", {}, r"row 4: 7"),
+        ("api-load-shards-disagree", "D_shards_disagree", {}, r"train-0000[01]-of-00002\.parquet.*img"),
+        ("api-load-truncated-png", "D_trunc_png", {}, r"row 3"),
+        ("api-load-empty-shard", "D_empty_shard", {}, r"train-00001-of-00002\.parquet.*no rows"),
+    ]:
+        api(id_, f"load_image_classification: {id_[9:].replace('-', ' ')}",
+            lambda fx, k=key, kw=kw: _load(fx, fx[k], **kw), mention=mention, group="data")
+    api("api-load-unlabelled", "load_image_classification: a row labelled -1 is dropped, and noted",
+        lambda fx: _counts(_load(fx, fx["D_unlabelled"]), None, "without a label"), expect="ok", group="data")
+    api("api-load-shards-dtype", "load_image_classification: the second train shard has digit-string labels",
+        lambda fx: _counts(_load(fx, fx["D_shards_dtype"]), [6, 6, 6]), expect="ok", group="data")
     return A
+
+
+def _counts(d, want, note=None):
+    """'ok' if the train labels count ``want`` per class (None: 17 rows in all) and the notes say ``note``."""
+    import torch
+
+    got = torch.bincount(d.train.labels, minlength=d.num_classes).tolist()
+    if (want is not None and got != want) or (want is None and sum(got) != 17):
+        return f"bad: train labels per class {got}"
+    notes = " ".join(d.info.notes or [])
+    return "ok" if note is None or note in notes else f"bad: notes {notes!r} do not say {note!r}"
 
 
 def _float_data(fx):
@@ -981,7 +1406,12 @@ def cli_cases() -> list[Case]:
                           ("config_neg_ipc", "images_per_class"), ("config_no_source", "source"),
                           ("config_source_str", "source"), ("config_version99", "format_version"),
                           ("config_bad_param", "wavelet|parameterisation"), ("config_mean_short", "mean"),
-                          ("labels_out_of_range", "label"), ("labels_short", "label"), ("no_synset", "synset")]:
+                          ("labels_out_of_range", "label"), ("labels_short", "label"), ("no_synset", "synset"),
+                          ("config_empty", "config"), ("synset_garbage", "synset"), ("labels_float", "label"),
+                          ("labels_2d", "label"), ("results_list", "results"), ("history_object", "history"),
+                          ("config_ipc_mismatch", "images_per_class|shape"),
+                          ("config_classes_mismatch", "class_names|num_classes"), ("config_null_shape", "image_shape"),
+                          ("no_config", "config")]:
         cli(f"artefact-{name.replace('_', '-')}", E, f"evaluate.py on an artefact: {name.replace('_', ' ')}",
             evaluate("{ART_" + name + "}"), mention=mention, check=eval_results_check)
     cli("artefact-nan-factors", E, "evaluate.py on an artefact with NaN factors", evaluate("{ART_nan_factors}"),
@@ -1154,6 +1584,97 @@ def cli_cases() -> list[Case]:
     cli("data-corrupt-skipped", Da, "a corrupt image with --skip-corrupt: skipped, and the artefact notes the count "
         "and row", cond("--skip-corrupt", "--output-dir", "{case}/out", dataset="{D_corrupt}"), expect="ok",
         check=noted(r"skipped 1 corrupt rows \(rows \[2\]"), out="{case}/out")
+
+    cli("artefact-pt-extra-str", "untrusted", "evaluate.py on a .pt holding a string next to its tensors (a safe "
+        "pickle: the note is ignored, the set evaluated)", evaluate("{PT_extra_str}", "--test-dataset", "{D}"),
+        expect="ok")
+    for id_, key, mention in [("artefact-pt-lists", "PT_lists", "images|tensor"),
+                              ("artefact-pt-a-list", "PT_a_list", "images|dict|mapping")]:
+        cli(id_, "untrusted", f"evaluate.py on a .pt holding {id_[12:].replace('-', ' ')} (a safe pickle, not a set)",
+            evaluate("{" + key + "}", "--test-dataset", "{D}"), mention=mention, check=eval_results_check)
+
+    for id_, ds, args, mention in [
+        ("data-truncated-png", "{D_trunc_png}", [], r"row 3"),
+        ("data-empty-png", "{D_empty_png}", [], r"row 3"),
+        ("data-garbage-shard", "{D_garbage_shard}", [], r"train-00000-of-00001\.parquet"),
+        ("data-test-odd-size-refused", "{D_test_odd_size}", ["--mixed", "error"], r"row 1 \(RGB 16x16\)"),
+    ]:
+        cli(id_, Da, f"--dataset problem: {id_[5:].replace('-', ' ')}", cond(*args, dataset=ds), mention=mention)
+    cli("data-unlabelled-row", Da, "a row labelled -1 (no label) in a ClassLabel column: dropped, and the artefact "
+        "notes it", cond("--output-dir", "{case}/out", dataset="{D_unlabelled}"), expect="ok",
+        check=noted(r"dropped 1 rows without a label"), out="{case}/out")
+    cli("data-shards-dtype", Da, "the second train shard stores the labels as digit strings: read as the same "
+        "classes", cond("--output-dir", "{case}/out", dataset="{D_shards_dtype}"), expect="ok", check=saved_ok,
+        out="{case}/out")
+
+    # options no case used before (each refused before any work, naming the option)
+    for id_, args, mention in [
+        ("opt-batch-syn-zero", ["--batch-syn", "0"], "batch_syn"),
+        ("opt-classes-per-iteration", ["--classes-per-iteration", "0"], "classes_per_iteration"),
+        ("opt-cutmix-p", ["--cutmix-p", "2"], "cutmix_p"),
+        ("opt-eval-momentum", ["--eval-momentum", "1.5"], "momentum"),
+        ("opt-eval-weight-decay", ["--eval-weight-decay", "-1"], "weight_decay"),
+        ("opt-eval-mixed-precision", ["--eval-mixed-precision", "fp8"], "fp8"),
+        ("opt-eval-batch-zero", ["--eval-batch", "0"], "eval_batch"),
+        ("opt-eval-protocol", ["--eval-protocol", "nosuch"], "nosuch"),
+        ("opt-log-every", ["--log-every", "-1"], "log_every"),
+        ("opt-lr-net-nan", ["--lr-net", "nan"], "lr_net"),
+        ("opt-speed", ["--speed", "warp"], "warp"),
+        ("opt-decoded-cache", ["--decoded-cache", "maybe"], "maybe"),
+        ("opt-eval-at", ["--eval-at", "x"], "eval.at"),
+        ("opt-holdout-seed", ["--holdout-seed", "abc"], "holdout.seed"),
+    ]:
+        cli(id_, Y, f"option {' '.join(args)}", cond(*args), mention=mention)
+    for id_, args, mention in [
+        ("eval-opt-protocol", ["--protocol", "nosuch"], "nosuch"),
+        ("eval-opt-soft-loss", ["--soft-loss", "nosuch"], "nosuch"),
+        ("eval-opt-hf-set-temperature", ["--temperature", "2"], r"--temperature.*hf_lodc artefact"),
+        ("eval-opt-hf-set-split", ["--split", "test"], r"--split.*hf_lodc artefact"),
+    ]:
+        cli(id_, Y, f"evaluate.py on an hf_lodc artefact, option {' '.join(args)}", evaluate("{ART}", *args),
+            mention=mention, check=no_eval_before_refusal)
+    for id_, args, mention in [  # options of sets not made by hf_lodc, on such a set (a .pt)
+        ("eval-opt-temperature", ["--temperature", "0"], "temperature"),
+        ("eval-opt-labels-file", ["--labels-file", "{ws}/no_labels.pt"], "no_labels.pt"),
+        ("eval-opt-lr-file", ["--lr-file", "{ws}/no_lr.pt"], "no_lr.pt"),
+        ("eval-opt-zca-eps", ["--zca-eps", "-1"], "zca"),
+        ("eval-opt-storage-bytes", ["--storage-bytes", "-5"], "storage"),
+    ]:
+        cli(id_, Y, f"evaluate.py on a .pt set, option {' '.join(args)}",
+            evaluate("{PT_extra_str}", "--test-dataset", "{D}", *args), mention=mention, check=no_eval_before_refusal)
+
+    # damaged checkpoints (a checkpoint at iteration 2 of 3, then one thing broken)
+    def ck_edit(fn):
+        def setup(fx, cd):
+            copy_ckpt(fx, cd)
+            fn(next((cd / "out" / "checkpoints").glob("iter_*")))
+        return setup
+
+    def _code_pickle(fx, it: Path):
+        import torch
+
+        torch.save({"state": _RunsCode(fx["PT_marker"] + "-ckpt")}, it / "condenser_state.pt")
+
+    for id_, desc, fn, mention in [
+        ("resume-missing-rng", "random_states_0.pkl deleted", lambda it: (it / "random_states_0.pkl").unlink(),
+         "random_states"),
+        ("resume-empty-checkpoint", "the iter_ folder empty",
+         lambda it: [f.unlink() for f in list(it.iterdir())], "checkpoint"),
+        ("resume-truncated-state", "condenser_state.pt cut in half",
+         lambda it: (it / "condenser_state.pt").write_bytes((it / "condenser_state.pt").read_bytes()[:200]),
+         "condenser_state|checkpoint"),
+        ("resume-state-wrong-content", "condenser_state.pt a valid pickle of a list",
+         lambda it: __import__("torch").save([1, 2, 3], it / "condenser_state.pt"), "condenser_state|checkpoint"),
+        ("resume-state-empty", "condenser_state.pt of 0 bytes", lambda it: (it / "condenser_state.pt").write_bytes(b""),
+         "condenser_state|checkpoint"),
+    ]:
+        cli(id_, R, f"resume from a checkpoint: {desc}", resume(), setup=ck_edit(fn), check=resumed_anyway,
+            mention=mention, out="{case}/out")
+    cli("resume-state-runs-code", "untrusted", "resume from a checkpoint whose condenser_state.pt would run a "
+        "command when unpickled", resume(), setup=lambda fx, cd: (copy_ckpt(fx, cd), _code_pickle(
+            fx, next((cd / "out" / "checkpoints").glob("iter_*")))), mention="condenser_state|checkpoint",
+        check=lambda fx, cd, o: ["silent_wrong"] if Path(fx["PT_marker"] + "-ckpt").exists() else [],
+        out="{case}/out")
 
     # own: the other recipes
     K = "recipes"

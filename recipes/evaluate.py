@@ -255,19 +255,31 @@ def target_of(args) -> str | None:
     return args.push_to_hub or (args.source if args.update_card else None)
 
 
+def foreign_options(args) -> list[str]:
+    """The options given that only sets not made by hf_lodc have (their flags, as typed)."""
+    names = ("image_column", "label_column", "labels_file", "storage_bytes", "set_mean", "set_std", "real_itemsize",
+             "factor", "eval_lr", "lr_file", "soft_label_column", "teacher", "real_accuracy")
+    given = [n for n in names if getattr(args, n) is not None]
+    defaults = {"labels": "auto", "input_normalization": "auto", "split": "train", "zca_eps": 0.1, "soft_loss": "sce",
+                "temperature": 1.0, "ars": False, "lrs": False}
+    given += [n for n, d in defaults.items() if getattr(args, n) != d]
+    return ["--" + n.replace("_", "-") for n in given]
+
+
 def is_foreign(args) -> bool:
     """A .pt file, or options only sets not made by hf_lodc have: skip the hf_lodc artefact reader."""
     from pathlib import Path
 
-    flags = (args.image_column, args.label_column, args.labels_file, args.storage_bytes, args.set_mean,
-             args.set_std, args.real_itemsize, args.factor, args.eval_lr, args.lr_file, args.soft_label_column,
-             args.teacher, args.real_accuracy)
     from hf_lodc.published.haba import haba_run_folder
 
-    return (Path(args.source).is_file() or haba_run_folder(args.source) is not None or any(v is not None for v in flags)
-            or args.labels != "auto"
-            or args.input_normalization != "auto" or args.split != "train" or args.zca_eps != 0.1
-            or args.soft_loss != "sce" or args.temperature != 1.0 or args.ars or args.lrs)
+    return Path(args.source).is_file() or haba_run_folder(args.source) is not None or bool(foreign_options(args))
+
+
+def _is_hf_lodc_folder(source: str) -> bool:
+    from pathlib import Path
+
+    p = Path(source).expanduser()
+    return p.is_dir() and ((p / "config.json").is_file() or any(p.glob("condensations/*/hf_lodc.json")))
 
 
 def evaluate_foreign(args, device) -> tuple[dict, object]:
@@ -275,6 +287,10 @@ def evaluate_foreign(args, device) -> tuple[dict, object]:
     from hf_lodc.engine.config import EvalConfig
     from hf_lodc.foreign import evaluate_condensed_set
 
+    if not args.test_dataset and _is_hf_lodc_folder(args.source):
+        raise ConfigError(f"{' '.join(foreign_options(args))} only apply to sets not made by hf_lodc, and "
+                          f"{args.source!r} is an hf_lodc artefact (its own record gives the labels, normalisation "
+                          "and split): drop those options, or pass --test-dataset to evaluate it as a plain set")
     if not args.test_dataset:
         raise ConfigError(f"{args.source!r} is not an hf_lodc set: pass --test-dataset (the real dataset it was "
                           f"condensed from, e.g. ylecun/mnist)")

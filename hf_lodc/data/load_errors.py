@@ -159,8 +159,12 @@ def _shard_problems(source: str) -> list[str]:
         rel = f.relative_to(root).as_posix()
         try:
             columns[rel] = pq.read_schema(f).names
+            rows = pq.read_metadata(f).num_rows
         except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid / OSError for damaged files
             problems.append(f"{rel!r} is damaged or truncated ({first_line(e)})")
+            continue
+        if rows == 0:  # valid parquet, but datasets' reader fails on it ("BatchSize must be greater than 0")
+            problems.append(f"{rel!r} holds no rows (delete it: the datasets library cannot read an empty file)")
     by_split: dict[str, dict[str, list[str]]] = {}
     for rel, cols in columns.items():
         split = re.sub(r"-\d+-of-\d+\.parquet$|\.parquet$", "", rel)

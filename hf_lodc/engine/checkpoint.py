@@ -38,7 +38,8 @@ from ..atomic import replace_dir
 from .identity import NOT_IDENTITY, check_identity
 
 __all__ = ["CHECKPOINT_PREFIX", "STATE_FILE", "latest_checkpoint", "resume_command", "save_checkpoint",
-           "read_checkpoint", "check_resumable", "check_resume_target", "prune"]
+           "read_checkpoint", "check_resumable", "check_resume_target", "prune", "check_rng_saved",
+           "incomplete_checkpoints"]
 
 CHECKPOINT_PREFIX = "iter_"  # <checkpoint_dir>/iter_0000120/ holds the state after 120 iterations
 STATE_FILE = "condenser_state.pt"
@@ -146,8 +147,38 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ArtifactError(f"checkpoint {str(path)!r} is unreadable ({type(e).__name__}: {e}); delete it to restart") from None
+    missing = [k for k in _STATE_KEYS if k not in state] if isinstance(state, dict) else list(_STATE_KEYS)
+    if missing:  # a readable pickle of something else (a list, another program's dict) is no state to continue
+        what = f"a {type(state).__name__} without {missing}" if isinstance(state, dict) else f"a {type(state).__name__}"
+        raise ArtifactError(f"checkpoint {str(path)!r}: {STATE_FILE} holds {what}, not the state of a condensation; "
+                            "it was not written by hf_lodc or is damaged. Delete that checkpoint folder to restart")
     _check_rng_files(path)
     return state
+
+
+_STATE_KEYS = ("synset", "momentum", "history", "iteration")  # what load_checkpoint reads unconditionally
+
+
+def check_rng_saved(path: Path) -> None:
+    """A checkpoint resumed through Accelerate must hold the main process's RNG state: ``load_state``
+    would otherwise go on with fresh randomness and the resumed run silently differ from an
+    uninterrupted one (a process beyond the saved ones keeps its own, which is fine)."""
+    if not (path / "random_states_0.pkl").is_file():
+        raise ArtifactError(f"checkpoint {str(path)!r} has no random_states_0.pkl (the random number generator "
+                            "states): resuming from it would not continue the run exactly. Delete that checkpoint "
+                            "folder to resume from an older one or restart")
+
+
+def incomplete_checkpoints(checkpoint_dir: str | os.PathLike | None, after: Path | None) -> list[Path]:
+    """``iter_<i>`` folders newer than ``after`` without a state file. A save is written elsewhere and
+    renamed whole, so such a folder was damaged afterwards (files deleted): resuming past it, or
+    starting afresh over it, would silently drop the iterations it held."""
+    if checkpoint_dir is None or not Path(checkpoint_dir).is_dir():
+        return []
+    done = int(after.name[len(CHECKPOINT_PREFIX):]) if after is not None else -1
+    return sorted(p for p in Path(checkpoint_dir).glob(CHECKPOINT_PREFIX + "*")
+                  if p.name[len(CHECKPOINT_PREFIX):].isdigit() and int(p.name[len(CHECKPOINT_PREFIX):]) > done
+                  and not (p / STATE_FILE).is_file())
 
 
 def _check_rng_files(path: Path) -> None:

@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from ..errors import ArtifactError
-from .checkpoint import check_resumable, latest_checkpoint, read_checkpoint, save_checkpoint
+from .checkpoint import (STATE_FILE, check_resumable, check_rng_saved, incomplete_checkpoints, latest_checkpoint,
+                         read_checkpoint, save_checkpoint)
 from .distributed import class_rows, gather_class_rows
 from .identity import run_identity
 
@@ -81,6 +82,11 @@ class CheckpointedRun:
     def load_checkpoint(self, opt: torch.optim.Optimizer) -> bool:
         """Continue from the latest checkpoint in ``checkpoint_dir``; False if there is none."""
         p = latest_checkpoint(self.checkpoint_dir)
+        broken = incomplete_checkpoints(self.checkpoint_dir, p)
+        if broken:
+            raise ArtifactError(f"checkpoint {str(broken[-1])!r} is incomplete (no {STATE_FILE}): it was damaged after "
+                                f"it was written. Delete that folder to resume from "
+                                f"{'the older ' + repr(str(p)) if p is not None else 'iteration 0'}")
         if p is None:
             if self.checkpoint_dir is not None:
                 self.log(f"[hf_lodc] no checkpoint in {str(self.checkpoint_dir)!r}: starting from iteration 0")
@@ -88,6 +94,7 @@ class CheckpointedRun:
         ck = read_checkpoint(p)
         check_resumable(ck, self.identity(), self.cfg.iterations, p)
         if self.accelerator is not None:
+            check_rng_saved(p)
             self.accelerator.load_state(str(p))  # RNG states (a process without a saved one keeps its own)
         self._keep_own_classes(ck["synset"])
         n = self.synset.per_class

@@ -283,6 +283,10 @@ def _check_state_matches(synset: SyntheticSet, state: dict[str, torch.Tensor], w
     problems += [f"{k!r} is not part of it" for k in state if k not in want]
     problems += [f"{k!r} has shape {list(state[k].shape)}, the record needs {list(v.shape)}"
                  for k, v in want.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    # a class id stored as a float (0.5) would be truncated to another class by load_state_dict's copy
+    problems += [f"{k!r} holds {str(state[k].dtype).removeprefix('torch.')} values, the record needs "
+                 f"{str(v.dtype).removeprefix('torch.')} (class ids)" for k, v in want.items()
+                 if k in state and not v.is_floating_point() and state[k].is_floating_point()]
     if problems:
         raise IncompatibleArtifactError(
             f"{where!r}: {tensors_file} does not match {record_file} ({_synset_desc(synset)}): {'; '.join(problems[:4])}. "

@@ -15,7 +15,7 @@ import yaml
 from ..errors import DatasetNotFoundError, HubError, IncompatibleArtifactError
 from .artifact import Artifact, artifact_from_record
 from .card import read_card_data
-from .hub_http import classify, read_remote
+from .hub_http import GaveUp, classify, read_remote, with_retries
 from .views import (LAYOUT_VERSION, META_FILE, ROOT, VIEWS, condensation_of, has_exact_view, ordered_views,
                     quiet_datasets, reserved_names)
 
@@ -64,7 +64,12 @@ class _HubRepo:
 
     def read(self, path: str) -> bytes | None:
         _check_text_size(self.sizes.get(path), path, self.where)
-        return read_remote(self.api, self.repo_id, self.sha, path)
+        try:  # a 5xx, 429 or dropped connection on one file is transient: read the pinned commit again
+            return with_retries(lambda _n: read_remote(self.api, self.repo_id, self.sha, path), max_retries=3,
+                                retry_wait=1.0, say=lambda _m: None)
+        except GaveUp as e:
+            raise HubError(f"cannot read {path} of dataset repo {self.repo_id!r} from {self.api.endpoint} "
+                           f"(after {e.attempts} attempt(s)): {e.failure.message}") from None
 
     def load(self, config: str):
         import datasets

@@ -137,6 +137,11 @@ def evaluate_condensed_set(
     SOFT_LOSSES.get(soft_loss)
     if not (isinstance(temperature, (int, float)) and temperature > 0):
         raise ConfigError(f"the soft-label temperature must be positive, got {temperature!r}")
+    if not (isinstance(zca_eps, (int, float)) and not isinstance(zca_eps, bool) and zca_eps > 0):
+        raise ConfigError(f"zca_eps (the ZCA regularisation) must be a positive number, got {zca_eps!r}")
+    for name, v in (("storage_bytes", storage_bytes), ("real_itemsize", real_itemsize)):
+        if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v > 0):
+            raise ConfigError(f"{name} must be a positive whole number of bytes, got {v!r}")
     data = dataset if isinstance(dataset, ImageClassificationData) else \
         load_image_classification(dataset, max_per_class=max_per_class)
     dataset_name = data.info.dataset
