@@ -38,7 +38,8 @@ import torch
 
 from ..data.augment import DSAugment
 from ..data.types import ImageClassificationData, LabeledImages
-from ..errors import ArtifactError, ConfigError, NonFiniteError
+from ..errors import ArtifactError, ConfigError, NonFiniteError, PeerLostError
+from ..launch import is_peer_lost, peer_lost_message
 from ..methods import MethodSpec, get_method
 from ..objectives import OBJECTIVES, MatchContext, RealSampler, options_for
 from ..seeding import generator
@@ -488,6 +489,10 @@ class Condenser:
             owns_trackers = self._start_trackers()
             try:
                 self._loop(opt, timed)
+            except RuntimeError as e:
+                if self.comm.world == 1 or not is_peer_lost(e):
+                    raise
+                raise PeerLostError(peer_lost_message(e, self.comm.rank, self.comm.world, self._resume_hint())) from None
             finally:
                 if owns_trackers:
                     for tracker in self.accelerator.trackers:
@@ -598,6 +603,13 @@ class Condenser:
             kept = "; no checkpoint was written before it (set checkpoint_every to keep one)"
         return (f"{self.spec.name}: loss or synthetic data became non-finite at iteration {it} (loss={loss}){kept}. "
                 f"Lower the learning rate (lr={self.cfg.lr}) or use mixed_precision='no'.")
+
+    def _resume_hint(self) -> str:
+        if self.last_checkpoint is None:
+            return "No checkpoint was written (set checkpoint_every to keep one); the run starts afresh"
+        path, at = self.last_checkpoint
+        return (f"The last checkpoint is {str(path)!r} (iteration {at}/{self.cfg.iterations}). "
+                f"Resume with: {resume_command(self.comm.world)}")
 
     def _interrupt_message(self, sig: int | None, done: int, path: Path | None) -> str:
         name = signal.Signals(sig).name if sig else "a signal"
