@@ -117,3 +117,20 @@ def test_a_killed_rank_stops_the_other_with_one_error_and_resume_gives_the_same_
         for k in a:
             assert torch.equal(a[k], b[k]), f"{name}:{k} differs from the uninterrupted run"
     assert not [e.name for e in tmp_path.iterdir() if e.name not in ("ref", "run")]  # no lock file or temporaries
+
+
+def test_the_collective_timeout_comes_from_the_environment_and_is_checked(monkeypatch):
+    from hf_lodc.errors import ConfigError
+    from hf_lodc.launch import COLLECTIVE_TIMEOUT_S, collective_timeout_s, is_peer_lost
+
+    monkeypatch.delenv("HF_LODC_COLLECTIVE_TIMEOUT", raising=False)
+    assert collective_timeout_s() == COLLECTIVE_TIMEOUT_S == 600
+    monkeypatch.setenv("HF_LODC_COLLECTIVE_TIMEOUT", "45")
+    assert collective_timeout_s() == 45
+    for bad in ("0", "-3", "soon", "inf"):
+        monkeypatch.setenv("HF_LODC_COLLECTIVE_TIMEOUT", bad)
+        with pytest.raises(ConfigError, match="HF_LODC_COLLECTIVE_TIMEOUT"):
+            collective_timeout_s()
+    assert is_peer_lost(RuntimeError("[gloo/transport/tcp/pair.cc:561] Connection closed by peer [127.0.0.1]:10635"))
+    assert is_peer_lost(RuntimeError("[gloo/unbound_buffer.cc:81] Timed out waiting 45000ms for recv operation"))
+    assert not is_peer_lost(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
