@@ -52,6 +52,7 @@ STARTED = re.compile(r"^\[hf_lodc\] .*: \d+ classes, .* method ")
 CONDENSED = "[hf_lodc] condensed in"
 EVALUATED = ("[hf_lodc] evaluation took", "[hf_lodc] no evaluation")
 WROTE = "[hf_lodc] wrote "
+RESUMED_AT_END = re.compile(r"^\[hf_lodc\] resumed from .* at iteration (\d+)/(\d+)")
 LOCK_REFUSED = "is in use by"
 LOCK_TAKEN_OVER = "taking over the stale lock"
 RUN_TIMEOUT_S = 600.0
@@ -116,6 +117,12 @@ def _started(line: str) -> bool:
     return bool(STARTED.match(line))
 
 
+def _evaluating(line: str) -> bool:
+    """The condensation is over: it ran, or the run resumed from the checkpoint after its last iteration."""
+    m = RESUMED_AT_END.match(line)
+    return line.startswith(CONDENSED) or (m is not None and m.group(1) == m.group(2))
+
+
 def timeline(dataset: Path, out: Path, args: list[str]) -> dict[str, float]:
     """Run the reference (uninterrupted) and time its phases, in seconds from the process start."""
     run = Run(args)
@@ -170,7 +177,7 @@ def _landed(run: Run, t_kill: float, out: Path, files: dict[str, bool]) -> str:
         return "save"
     if any(s.startswith(EVALUATED) for s in before):
         return "save"
-    if any(s.startswith(CONDENSED) for s in before):
+    if any(_evaluating(s) for s in before):
         return "eval"
     if files.get("checkpoint_tmp"):
         return "checkpoint"
@@ -198,7 +205,7 @@ def kill_once(args: list[str], out: Path, marks: dict[str, float], iterations: i
             time.sleep(rng.uniform(0, max(left * 0.9, 0.01)))
             aimed = _poll_path(run, lambda: _checkpoint_tmp(out), left + 30)
         elif phase == "eval":
-            if run.wait_for(lambda s: s.startswith(CONDENSED), RUN_TIMEOUT_S) is not None:
+            if run.wait_for(_evaluating, RUN_TIMEOUT_S) is not None:
                 time.sleep(rng.uniform(0, marks["evaluated"] - marks["condensed"]))
                 aimed = True
         elif phase == "save":
