@@ -5,6 +5,10 @@ rules for which existing directory it may replace), checkpoint directories (:fun
 single files (:func:`write_atomically`: JSON reports, expert trajectories, the decoded-data cache).
 A failure (read-only directory, disk full, an exception of the writer) never leaves a half-written
 file or directory under the final name.
+
+A process killed outright (SIGKILL, the machine's OOM killer) runs no cleanup, so every temporary name
+carries its writer's pid, and the next write of the same target removes the temporaries of writers that
+are no longer running (:func:`sweep_dead`); a directory swap cut between its two renames is undone.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,7 +26,8 @@ from safetensors import SafetensorError
 
 from .errors import ArtifactError
 
-__all__ = ["WRITE_ERRORS", "atomic_dir", "artefact_path", "check_writable", "replace_dir", "write_atomically"]
+__all__ = ["WRITE_ERRORS", "atomic_dir", "artefact_path", "check_writable", "pid_alive", "replace_dir", "sweep_dead",
+           "write_atomically"]
 
 # What a run itself may have put in its output directory before the artefact exists.
 _RUN_ENTRIES = frozenset({"checkpoints", "logs"})
@@ -56,6 +62,48 @@ def _fsync_tree(root: Path) -> None:
                 os.close(fd)
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (a process of another user counts as running)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_dead(target: Path) -> list[Path]:
+    """Remove what killed writers of ``target`` left beside it; returns what was removed.
+
+    ``.<name>.tmp<pid>...`` (a file or directory being written) of a dead pid is deleted. ``.<name>.old<pid>``
+    (the previous ``target`` during :func:`replace_dir`) of a dead pid is deleted, or renamed back when
+    ``target`` is missing: the writer died between moving the old one away and renaming the new one in.
+    """
+    target = Path(target)
+    parent = target.parent
+    if not parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(tmp|old)(\d+)(?:-.*)?$")
+    removed = []
+    for p in sorted(parent.iterdir()):
+        m = pattern.match(p.name)
+        if m is None or pid_alive(int(m.group(2))):
+            continue
+        if m.group(1) == "old" and not target.exists() and p.is_dir():
+            os.replace(p, target)
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        removed.append(p)
+    return removed
+
+
 def replace_dir(tmp: Path, target: Path) -> None:
     """Rename ``tmp`` to ``target``; an existing ``target`` is restored if the rename fails."""
     if not target.exists():
@@ -72,14 +120,18 @@ def replace_dir(tmp: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike, overwrite: bool = True):
+def atomic_dir(target: str | os.PathLike, overwrite: bool = True, keep: tuple[str, ...] = ()):
     """Yield a temporary directory next to ``target``; on success it replaces ``target``.
+
+    ``keep``: entries of the run's own (``checkpoints``) that move from the old ``target`` into the new
+    one, besides the tracker logs that always do.
 
     On any failure (read-only file system, disk full, an exception in the ``with`` body) the
     temporary directory is removed and ``target`` is left exactly as it was: no partial artefact.
     File-system failures become :class:`ArtifactError`; other exceptions propagate unchanged.
     """
     target = artefact_path(target)
+    sweep_dead(target)
     existed = target.exists()
     if existed:
         if not overwrite:
@@ -92,7 +144,7 @@ def atomic_dir(target: str | os.PathLike, overwrite: bool = True):
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp", dir=parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp{os.getpid()}-", dir=parent))
     except OSError as e:
         raise ArtifactError(
             f"cannot write the artefact {str(target)!r}: {str(parent)!r} is not writable ({e.strerror or e}). "
@@ -103,7 +155,7 @@ def atomic_dir(target: str | os.PathLike, overwrite: bool = True):
         yield tmp
         _fsync_tree(tmp)
         if existed:
-            for name in _KEPT_ENTRIES:  # moved, not copied (same file system); moved back on failure
+            for name in (*_KEPT_ENTRIES, *keep):  # moved, not copied (same file system); moved back on failure
                 if (target / name).exists() and not (tmp / name).exists():
                     os.replace(target / name, tmp / name)
                     moved.append(name)
@@ -166,6 +218,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[Path], None]) -> 
     removed and the exception propagates unchanged."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    sweep_dead(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)

@@ -116,5 +116,10 @@ class HubPushError(HubError):
     """A push failed; the remote repo was left as it was."""
 
 
+class PeerLostError(HfLodcError, RuntimeError):
+    """Another process of a multi-process run died or stopped answering; this one stopped too (the
+    message says where the last checkpoint is and how to resume)."""
+
+
 class CacheError(HfLodcError, OSError):
     """The decoded-image cache on disk cannot be written or read back (disk full, read-only folder)."""

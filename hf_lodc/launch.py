@@ -2,22 +2,74 @@
 
 Precedence of mixed precision: an explicit ``mixed_precision`` (YAML or ``--mixed-precision``) >
 the launcher's (``accelerate launch --mixed_precision bf16``, or ``accelerate config``) > ``no``.
+
+A process of a multi-process run that dies (SIGKILL, the OOM killer, a crash) closes its connections, and
+gloo fails the survivors' next collective at once ("Connection closed by peer"). A process that hangs
+instead closes nothing: the others wait in the collective until the process group's timeout, torch's
+30 minutes by default. ``HF_LODC_COLLECTIVE_TIMEOUT`` (seconds; default :data:`COLLECTIVE_TIMEOUT_S`)
+bounds that wait. It also bounds how long the other processes wait for the main one while it alone
+saves and pushes the artefact, so it stays well above a push's duration. Either failure becomes one
+:class:`PeerLostError` line, not a traceback from every process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import os
 import sys
 from typing import Callable, Iterator
 
-from .errors import ConfigError, HfLodcError
+from .errors import ConfigError, HfLodcError, PeerLostError
 
-__all__ = ["make_accelerator", "accelerated", "exit_codes", "EXIT_ERROR", "EXIT_INTERRUPTED"]
+__all__ = ["make_accelerator", "accelerated", "exit_codes", "collective_timeout_s", "is_peer_lost", "peer_lost_message",
+           "COLLECTIVE_TIMEOUT_ENV", "COLLECTIVE_TIMEOUT_S", "EXIT_ERROR", "EXIT_INTERRUPTED"]
 
 EXIT_ERROR = 2  # bad input / a clear HfLodcError
 EXIT_INTERRUPTED = 130  # SIGINT/SIGTERM (a checkpoint was saved when one could be)
+COLLECTIVE_TIMEOUT_ENV = "HF_LODC_COLLECTIVE_TIMEOUT"
+COLLECTIVE_TIMEOUT_S = 600.0  # a hung process is noticed in 10 minutes, not torch's 30; far above a save
+# what gloo (and torch's store) say when the other end of a collective is gone or silent
+_PEER_LOST = ("connection closed by peer", "connection reset by peer", "broken pipe", "timed out waiting",
+              "connection refused")
+
+
+def collective_timeout_s(value: float | str | None = None) -> float:
+    """The process group's timeout in seconds: ``value``, else ``$HF_LODC_COLLECTIVE_TIMEOUT``, else the default."""
+    raw = value if value is not None else os.environ.get(COLLECTIVE_TIMEOUT_ENV)
+    if raw is None or raw == "":
+        return COLLECTIVE_TIMEOUT_S
+    try:
+        t = float(raw)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if not t > 0 or t == float("inf"):
+        raise ConfigError(f"{COLLECTIVE_TIMEOUT_ENV}={raw!r}: the collective timeout must be a positive number "
+                          f"of seconds (default {COLLECTIVE_TIMEOUT_S:g})")
+    return t
+
+
+def is_peer_lost(e: BaseException) -> bool:
+    """``e`` is a collective's failure because another process died or stopped answering."""
+    try:
+        import torch.distributed as dist
+
+        if isinstance(e, getattr(dist, "DistError", ())):
+            return True
+    except ImportError:
+        pass
+    return isinstance(e, RuntimeError) and any(k in str(e).lower() for k in _PEER_LOST)
+
+
+def peer_lost_message(e: BaseException, rank: int, world: int, after: str = "") -> str:
+    """One line for a process that stopped because another one of the run is gone."""
+    first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+    return (f"process {rank} of {world}: another process of this run died (killed, out of memory, crashed) or hung "
+            f"(no answer within the {collective_timeout_s():g} s collective timeout, ${COLLECTIVE_TIMEOUT_ENV}) "
+            f"({first}); this process stops too. "
+            + (after or "Check the other processes' logs; if a checkpoint was written, the same launch command "
+               "with --resume continues from it"))
 
 
 def _check_trackers(log_with: list[str]) -> None:
@@ -36,16 +88,18 @@ def _check_trackers(log_with: list[str]) -> None:
 
 
 def make_accelerator(mixed_precision: str | None = None, *, cpu: bool = False, log_with: list[str] | None = None,
-                     project_dir: str | os.PathLike | None = None):
+                     project_dir: str | os.PathLike | None = None, collective_timeout: float | None = None):
     """An ``Accelerator``; ``mixed_precision=None`` leaves the choice to ``accelerate launch``.
 
     ``log_with`` (tracker names, e.g. ["tensorboard"]) log to ``<project_dir>/logs``; an unknown or
-    uninstalled tracker is refused here rather than silently dropped.
+    uninstalled tracker is refused here rather than silently dropped. ``collective_timeout`` (seconds;
+    None: :func:`collective_timeout_s`) bounds every collective of a multi-process run.
     """
     from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
+    from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration
 
-    kw = {}
+    timeout = datetime.timedelta(seconds=collective_timeout_s(collective_timeout))
+    kw = {"kwargs_handlers": [InitProcessGroupKwargs(timeout=timeout)]}
     if log_with:
         _check_trackers(log_with)
         if project_dir is None:
@@ -83,7 +137,8 @@ def accelerated(mixed_precision: str | None = None, **kwargs) -> Iterator:
 
 
 def exit_codes(main: Callable[..., int]) -> Callable[..., int]:
-    """Wrap a recipe's ``main``: HfLodcError -> "error: ..." and 2; Ctrl-C/SIGTERM -> 130."""
+    """Wrap a recipe's ``main``: HfLodcError (and a collective failed by a lost process) -> "error: ..." and 2;
+    Ctrl-C/SIGTERM -> 130."""
 
     @functools.wraps(main)
     def wrapped(*args, **kwargs) -> int:
@@ -91,6 +146,13 @@ def exit_codes(main: Callable[..., int]) -> Callable[..., int]:
             return main(*args, **kwargs)
         except HfLodcError as e:
             print(f"error: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        except RuntimeError as e:  # a collective outside the condensation loop (evaluation, the final barrier)
+            world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+            if world == 1 or not is_peer_lost(e):
+                raise
+            err = PeerLostError(peer_lost_message(e, int(os.environ.get("RANK", "0") or 0), world))
+            print(f"error: {err}", file=sys.stderr)
             return EXIT_ERROR
         except KeyboardInterrupt as e:
             print(f"interrupted: {e}", file=sys.stderr)

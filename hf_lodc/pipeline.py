@@ -35,7 +35,7 @@ from .data.types import ImageClassificationData, LabeledImages
 from .engine.condenser import CondenseResult, Condenser
 from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EvalRecord, evaluate_synthetic, protocol_of, record_key
-from .engine.checkpoint import check_resume_target
+from .engine.checkpoint import check_resume_target, latest_checkpoint
 from .engine.curve import CURVE_PNG, SNAPSHOT_DIR, draw_curve, evaluate_curve, load_snapshots, save_snapshot
 from .engine.signals import Interrupted, sigterm_as_interrupt, sigterm_deferred
 from .engine.speed import SpeedPlan
@@ -300,7 +300,11 @@ def _saved_hint(out: Path, cfg: RunConfig) -> str:
 
 
 def _save_unevaluated(art: Artifact, out: Path | None, cfg: RunConfig, why: str, log) -> str:
-    """Save the finished condensation before an evaluation failure propagates; returns the hint."""
+    """Save the finished condensation before an evaluation failure propagates; returns the hint.
+
+    Interrupted (a stop signal, a supervisor's timeout): the checkpoint written after the last iteration
+    stays beside the saved set, so ``--resume`` goes straight to the evaluation as after a SIGKILL;
+    otherwise the stale checkpoints go with the directory they lived in."""
     art.results["evaluated"] = False
     art.results["not_evaluated_because"] = why
     for view in evaluated_views():  # partial records of an interrupted evaluation are dropped
@@ -308,11 +312,15 @@ def _save_unevaluated(art: Artifact, out: Path | None, cfg: RunConfig, why: str,
     art.results[VIEWS.get(FLOAT32).results_key] = {}
     if out is None:
         return "the condensed set was not saved (no --output-dir)"
+    resumable = why == "interrupted" and latest_checkpoint(out / "checkpoints") is not None
     try:
-        path = save_artifact_or_rescue(art, out)
+        path = save_artifact_or_rescue(art, out, keep=("checkpoints",) if resumable else ())
     except HfLodcError as e:
         return f"saving the condensed set failed too: {e}"
-    return _saved_hint(Path(path), cfg)
+    hint = _saved_hint(Path(path), cfg)
+    if resumable and Path(path) == out:
+        hint += "; or finish the run: the same command with --resume evaluates it (its final checkpoint is kept)"
+    return hint
 
 
 def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, log, is_main, nets=None,

@@ -140,12 +140,31 @@ def _holder(lock_file: Path) -> str:
     return f"process {pid} ({cmd})" if pid.isdigit() else "another process"
 
 
+def _say_if_taken_over(fd: int, path: Path) -> None:
+    """A released lock file is unlinked, so one that still names a holder was left by a process that died
+    without releasing it (SIGKILL, OOM killer, power loss). The kernel dropped its ``flock`` when it died,
+    so the lock is free and is taken over; say so, since the dead run may have left a checkpoint to resume."""
+    from .atomic import pid_alive
+
+    try:
+        previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+    except OSError:
+        return
+    pid, _, cmd = previous.partition(" ")
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return
+    state = "no longer running" if not pid_alive(int(pid)) else "running, but no longer holding it"
+    print(f"[hf_lodc] taking over the stale lock of {str(path)!r}: it was held by process {pid} ({cmd}), "
+          f"which is {state}", file=sys.stderr)
+
+
 def lock_output_dir(path: Path, option: str = "--output-dir", command: Sequence[str] | None = None) -> OutputLock:
     """Take the exclusive lock of output directory ``path`` (its parent is created if needed).
 
     A second run into the same directory fails at once with :class:`OutputDirLockedError` naming the
     pid and command line of the run that holds it. The lock is released by :meth:`OutputLock.release`
-    or when the process exits (the kernel drops ``flock`` locks of a dead process).
+    or when the process exits (the kernel drops ``flock`` locks of a dead process): the lock of a run
+    killed outright never blocks the next one, which takes it over with a line saying so.
     """
     lock_file = lock_path(path)
     try:
@@ -177,6 +196,7 @@ def lock_output_dir(path: Path, option: str = "--output-dir", command: Sequence[
         if not same:  # the previous holder unlinked it after we opened it: lock the new file
             os.close(fd)
             continue
+        _say_if_taken_over(fd, path)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {cmd}\n".encode())
         return OutputLock(path, lock_file, fd)

@@ -217,3 +217,15 @@ def test_memory_check_refuses_what_cannot_fit():
     need = preflight.estimate_memory_bytes(3, 100_000_000, (3, 8, 8))  # `--ipc 100000000` of the issue
     with pytest.raises(MemoryBudgetError, match=r"needs about \d+\.\d GiB"):
         preflight.check_memory(need, "--ipc 100000000")
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over_with_a_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    preflight.lock_path(out).write_text(f"{dead} python recipes/condense.py --output-dir {out}\n")  # never released
+    with preflight.lock_output_dir(out):
+        err = capsys.readouterr().err
+        assert f"taking over the stale lock of {str(out)!r}: it was held by process {dead}" in err
+        assert "no longer running" in err
+    with preflight.lock_output_dir(out):  # released normally: nothing to say
+        assert "stale" not in capsys.readouterr().err

@@ -143,11 +143,12 @@ def test_huge_ipc_is_a_memory_error_up_front(tiny):
 
 
 def test_interrupt_during_evaluation_saves_the_set_unevaluated(tiny, tmp_path):
-    """SIGTERM while evaluating: the condensed set is saved (marked un-evaluated, no stale checkpoints),
-    and the error names where and how to evaluate it later."""
+    """SIGTERM while evaluating: the condensed set is saved (marked un-evaluated, no stale checkpoints:
+    only this run's final one, so --resume goes straight to the evaluation), and the error names where
+    and how to evaluate it later."""
     data, _, _, cfg = tiny
     out = tmp_path / "o"
-    (out / "checkpoints" / "iter_0000001").mkdir(parents=True)  # a stale checkpoint of an earlier run
+    (out / "checkpoints" / "iter_0000000").mkdir(parents=True)  # a stale checkpoint of an earlier run
 
     def log(msg):  # the condensation is done: send SIGTERM a moment into the evaluation
         if "condensed in" in msg:
@@ -160,8 +161,15 @@ def test_interrupt_during_evaluation_saves_the_set_unevaluated(tiny, tmp_path):
     assert "SIGTERM" in msg and str(out) in msg and "recipes/evaluate.py" in msg
     saved = load_artifact(out)
     assert saved.results["evaluated"] is False and saved.results["not_evaluated_because"] == "interrupted"
-    assert not (out / "checkpoints").exists()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["iter_0000001"]  # this run's final one
+    assert "--resume" in msg
     assert not (tmp_path / f".{out.name}.hf_lodc.lock").exists()  # the lock is released
+    logs = []
+    done = pipeline.run_experiment(cfg.replace(eval_runs=1, eval_epochs=2, output_dir=str(out), resume=True), data=data,
+                                   progress=False, log=logs.append)
+    assert any("resumed" in m.lower() for m in logs), logs
+    assert done.results.get("evaluated") is not False and not (out / "checkpoints").exists()
+    torch.testing.assert_close(load_artifact(out).synset.state_dict(), saved.synset.state_dict(), rtol=0, atol=0)
 
 
 def test_sigterm_during_the_final_save_waits_for_the_save(tiny, tmp_path, monkeypatch):

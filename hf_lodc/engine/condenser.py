@@ -38,7 +38,8 @@ import torch
 
 from ..data.augment import DSAugment
 from ..data.types import ImageClassificationData, LabeledImages
-from ..errors import ConfigError, NonFiniteError
+from ..errors import ConfigError, NonFiniteError, PeerLostError
+from ..launch import is_peer_lost, peer_lost_message
 from ..methods import MethodSpec
 from ..objectives import OBJECTIVES, MatchContext, RealSampler, options_for
 from ..seeding import generator
@@ -287,6 +288,10 @@ class Condenser(CheckpointedRun):
             owns_trackers = self._start_trackers()
             try:
                 self._loop(opt, timed)
+            except RuntimeError as e:
+                if self.comm.world == 1 or not is_peer_lost(e):
+                    raise
+                raise PeerLostError(peer_lost_message(e, self.comm.rank, self.comm.world, self._resume_hint())) from None
             finally:
                 if owns_trackers:
                     for tracker in self.accelerator.trackers:
@@ -382,6 +387,13 @@ class Condenser(CheckpointedRun):
 
     def _nonfinite_message(self, it: int, loss: float) -> str:
         return nonfinite_message(self.spec.name, it, loss, self.cfg.lr, self.last_checkpoint)
+
+    def _resume_hint(self) -> str:
+        if self.last_checkpoint is None:
+            return "No checkpoint was written (set checkpoint_every to keep one); the run starts afresh"
+        path, at = self.last_checkpoint
+        return (f"The last checkpoint is {str(path)!r} (iteration {at}/{self.cfg.iterations}). "
+                f"Resume with: {resume_command(self.comm.world)}")
 
     def _interrupt_message(self, sig: int | None, done: int, path: Path | None) -> str:
         return interrupt_message(sig, done, self.cfg.iterations, path, self.comm.world)

@@ -46,15 +46,16 @@ def _json(path: Path, obj: Any) -> None:
 
 
 def save_artifact(art: Artifact, out_dir: str | os.PathLike, overwrite: bool = True, *,
-                  repo: dict[str, Any] | None = None) -> Path:
+                  repo: dict[str, Any] | None = None, keep: tuple[str, ...] = ()) -> Path:
     """Write ``art`` to ``out_dir`` atomically; returns the path.
 
     ``repo``: also write, in the same atomic step, the Hub repo layout of the set (``repo_files.repo_folder_files``:
     ``README.md`` + ``condensations/<name>/...`` + the real test split), so that
     ``datasets.load_dataset(out_dir)`` reads it exactly as the pushed repo; keys ``config_name``,
     ``test`` (LabeledImages or None), ``repo_id`` (named in the card; default the folder name).
+    ``keep``: entries of the run already in ``out_dir`` that stay (``checkpoints``: a resumable run).
     """
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, keep=keep) as tmp:
         if repo is not None:
             opts = dict(repo)
             opts.setdefault("repo_id", artefact_path(out_dir).name)
