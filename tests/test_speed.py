@@ -138,8 +138,8 @@ def test_a_resumed_run_follows_its_checkpoint_path(tiny, tmp_path):
     out = tmp_path / "run"
     ck = out / "checkpoints" / "iter_0000002"
     ck.mkdir(parents=True)  # what an eager float32 run's checkpoint records (compile, channels_last off: omitted)
-    torch.save({"identity": {"method": "lodm", "mixed_precision": "no", "real_chunk": None}, "iteration": 2},
-               ck / "condenser_state.pt")
+    torch.save({"identity": {"method": "lodm", "mixed_precision": "no", "real_chunk": None}, "iteration": 2,
+                "synset": {}, "momentum": {}, "history": []}, ck / "condenser_state.pt")
     longer = _cfg(path, speed="auto", iterations=10**7, eval_runs=0, output_dir=str(out), resume=True)
     cfg, plan = pipeline.choose_speed(longer, data, hardware=PLAIN, probe=_works)
     assert cfg.condense.compile is False and cfg.condense.real_chunk is None
