@@ -258,6 +258,10 @@ def render(r: dict) -> list[str]:
             "",
             f"hf_lodc / reference speed-up: **{ratio:.2f}×**." if ratio else "",
         ]
+    for name, part in (("accuracy", a), ("speed", sp)):
+        if part and part.get("loads"):
+            lines += ["", f"Machine load during the {name} part (1-minute load average before each child; 2 cores): "
+                      + ", ".join(f"{x['child'].split()[0]} {x['load_1min_before']:.1f}" for x in part["loads"]) + "."]
     lines += ["", "Commands: " + "; ".join(f"`{c}`" for c in r["commands"]) + "."]
     return lines
 
@@ -325,8 +329,9 @@ def accuracy_part(args, repo: Path, tmp: Path, site: list[str]) -> dict:
     ref_eval = evaluate(ref["set"], ["--test-dataset", "uoft-cs/cifar10", "--input-normalization", "dc-cifar10",
                                      "--no-baseline"],
                         args.eval_runs, args.eval_epochs, args.threads, tmp / "ref-eval.json", tmp / "ref-eval.log")
-    hf_eval = evaluate(ours["set"], [], args.eval_runs, args.eval_epochs, args.threads, tmp / "hf-eval.json",
-                       tmp / "hf-eval.log")
+    # float32 against float32: the reference's set is a float tensor, so hf_lodc's uint8 PNG view is left out
+    hf_eval = evaluate(ours["set"], ["--no-uint8"], args.eval_runs, args.eval_epochs, args.threads,
+                       tmp / "hf-eval.json", tmp / "hf-eval.log")
     for r in (ref, ours):
         r["set"] = Path(r["set"]).name
     return {"iterations": args.iterations, "eval_runs": args.eval_runs, "eval_epochs": args.eval_epochs,
