@@ -18,7 +18,7 @@ this hardware runs correctly, per phase (condensation, evaluation):
   embedded in fixed-size chunks, so the compiled graph is one shape whatever the class count.
 - on a CPU, freed large host blocks are kept for reuse (``training.device.keep_freed_host_memory``:
   glibc's mmap/trim thresholds raised) instead of being unmapped and page-faulted in again every
-  step: the numbers are untouched, an eager MNIST IPC 10 step on one core went from 7.5 to 5.5 s.
+  step; the numbers are untouched (measured in docs/speed.md, "Host memory").
 
 Options the user set (YAML, CLI, API) are never changed. The fast path is measured for
 distribution matching and ConvNet evaluation; other objectives and architectures run ``exact`` under

@@ -16,7 +16,7 @@ from typing import Callable, TypeVar
 
 from ..errors import HubAuthError
 
-__all__ = ["Failure", "GaveUp", "classify", "with_retries", "resolve_token", "read_remote", "whoami"]
+__all__ = ["Failure", "GaveUp", "classify", "with_retries", "resolve_token", "read_remote", "whoami", "refusal"]
 
 T = TypeVar("T")
 
@@ -131,3 +131,17 @@ def whoami(api) -> str:
         return api.whoami()["name"]
     except Exception:  # noqa: BLE001 - only used to word a message
         return "(unknown user)"
+
+
+def refusal(failure: Failure, api, repo_id: str, repo_type: str, consequence: str) -> HubAuthError | None:
+    """The error for a write the Hub refused (401: the token, 403: the namespace), ending with
+    ``consequence`` (what was left undone); None for any other failure."""
+    if failure.kind == "auth":
+        return HubAuthError(
+            f"the Hub at {api.endpoint} rejected the token (401: {failure.message}): it is invalid or expired. "
+            f"Create a write token (Settings > Access Tokens), set HF_TOKEN or run `hf auth login`; {consequence}")
+    if failure.kind == "forbidden":
+        return HubAuthError(
+            f"user {whoami(api)!r} may not write to {repo_type} repo {repo_id!r} (403: {failure.message}). "
+            f"Push to a repo in your own namespace or ask its owner for write access; {consequence}")
+    return None

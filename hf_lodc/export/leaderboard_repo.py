@@ -18,8 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import ConfigError, HubAuthError, HubPushError
-from .hub_http import GaveUp, read_remote, resolve_token, whoami, with_retries
+from ..errors import ConfigError, HubPushError
+from .hub_http import GaveUp, read_remote, refusal, resolve_token, with_retries
 
 __all__ = ["COLUMNS", "LEADERBOARD_FILE", "LeaderboardResult", "append_rows", "leaderboard_card"]
 
@@ -177,12 +177,9 @@ def append_rows(repo_id: str, rows: list[dict[str, Any]], *, token: str | None =
         return with_retries(attempt, max_retries=max_retries, retry_wait=retry_wait, say=say)
     except GaveUp as e:
         f = e.failure
-        if f.kind == "auth":
-            raise HubAuthError(f"the Hub at {api.endpoint} rejected the token (401: {f.message}); set HF_TOKEN or run "
-                               "`hf auth login` with a write token; nothing was appended") from None
-        if f.kind == "forbidden":
-            raise HubAuthError(f"user {whoami(api)!r} may not write to dataset repo {repo_id!r} (403: {f.message}); "
-                               "nothing was appended") from None
+        refused = refusal(f, api, repo_id, "dataset", "nothing was appended")
+        if refused is not None:
+            raise refused from None
         raise HubPushError(f"appending to the leaderboard {repo_id!r} failed after {e.attempts} attempt(s): "
                            f"{f.message}; nothing was appended (each attempt is one commit, made or not). Run the "
                            f"evaluation's --leaderboard again when the Hub is reachable") from None

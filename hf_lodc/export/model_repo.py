@@ -31,9 +31,9 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError, HubAuthError, HubPushError
+from ..errors import ConfigError, HubPushError
 from .artifact import Artifact
-from .hub_http import GaveUp, resolve_token, whoami, with_retries
+from .hub_http import GaveUp, refusal, resolve_token, with_retries
 
 __all__ = ["TrainedNets", "KeptNet", "median_run", "model_repo_id", "model_files", "push_model", "ModelPushResult"]
 
@@ -277,12 +277,9 @@ def push_model(
         return with_retries(attempt, max_retries=max_retries, retry_wait=retry_wait, say=say)
     except GaveUp as e:
         f = e.failure
-        if f.kind == "auth":
-            raise HubAuthError(f"the Hub at {api.endpoint} rejected the token (401: {f.message}); set HF_TOKEN "
-                               "or run `hf auth login`. The model repo was not pushed") from None
-        if f.kind == "forbidden":
-            raise HubAuthError(f"user {whoami(api)!r} may not write to model repo {repo_id!r} (403: {f.message}); "
-                               "name a repo in your own namespace. The model repo was not pushed") from None
+        refused = refusal(f, api, repo_id, "model", "the model repo was not pushed")
+        if refused is not None:
+            raise refused from None
         where = "the remote repo could not be checked"
         try:
             now = api.repo_info(repo_id, repo_type="model").sha

@@ -22,10 +22,10 @@ from typing import Any, Callable
 
 import yaml
 
-from ..errors import HubAuthError, HubPushError
+from ..errors import HubPushError
 from .artifact import Artifact
 from .card import build_card, front_matter, is_managed, read_card_data
-from .hub_http import GaveUp, read_remote, resolve_token, whoami, with_retries
+from .hub_http import GaveUp, read_remote, refusal, resolve_token, with_retries
 from .repo_files import condensation_files, folder_condensation
 from .views import LAYOUT_VERSION, META_FILE, ROOT, check_config_name, default_config_name
 
@@ -181,18 +181,9 @@ def push_files(
         return with_retries(attempt, max_retries=max_retries, retry_wait=retry_wait, say=say)
     except GaveUp as e:
         failure = e.failure
-        if failure.kind == "auth":
-            raise HubAuthError(
-                f"the Hub at {api.endpoint} rejected the token (401: {failure.message}): it is invalid or expired. "
-                "Create a write token (Settings > Access Tokens), set HF_TOKEN or run `hf auth login`; "
-                "nothing was pushed and the local artefact is untouched"
-            ) from None
-        if failure.kind == "forbidden":
-            raise HubAuthError(
-                f"user {whoami(api)!r} may not write to dataset repo {repo_id!r} (403: {failure.message}). "
-                "Push to a repo in your own namespace or ask its owner for write access; nothing was pushed "
-                "and the local artefact is untouched"
-            ) from None
+        refused = refusal(failure, api, repo_id, "dataset", "nothing was pushed and the local artefact is untouched")
+        if refused is not None:
+            raise refused from None
         raise HubPushError(_failure_message(api, repo_id, name, e.attempts, failure, state["first_head"],
                                             state["created_here"])) from None
 

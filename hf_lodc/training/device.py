@@ -185,8 +185,8 @@ def keep_freed_host_memory() -> str | None:
 
     glibc serves every allocation above its mmap threshold (at most 32 MiB by default) with a fresh
     mapping and unmaps it on free, so each large activation of a CPU pass (a real batch of 256 images
-    at 128 channels is 100 MB; unchunked, 1 GB) is page-faulted in, zero-filled, again every step. That
-    was measured at a quarter to a third of an eager MNIST LoDM step on one core (docs/speed.md).
+    at 128 channels is 100 MB; unchunked, 1 GB) is page-faulted in, zero-filled, again every step
+    (what that costs a step: docs/speed.md, "Host memory").
     Raising the mmap and trim thresholds keeps freed blocks in the heap for the next step: the numbers
     are untouched, the process's resident memory stays at its peak instead of shrinking between steps.
     Process-wide and idempotent; returns what was done, or None where the C library is not glibc."""
