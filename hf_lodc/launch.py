@@ -18,7 +18,9 @@ import contextlib
 import datetime
 import functools
 import os
+import signal
 import sys
+import threading
 from typing import Callable, Iterator
 
 from .errors import ConfigError, HfLodcError, PeerLostError
@@ -136,6 +138,31 @@ def accelerated(mixed_precision: str | None = None, **kwargs) -> Iterator:
             accelerator.state.destroy_process_group()
 
 
+#: What a SIGTERM outside the guarded phases says: the condensation loop, the evaluation and the final save
+#: install their own handlers (engine/signals.py), which checkpoint or save first and say where.
+UNGUARDED_SIGTERM = ("SIGTERM outside the condensation loop, evaluation and save (while loading data, checking "
+                     "inputs or starting): nothing in progress is lost; what finished is in the output folder. "
+                     "Run the same command again (with --resume if the output folder holds checkpoints)")
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt(message: str | None = None) -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt (like Ctrl-C) in the main thread, so what is finished can be saved
+    and the process ends with one line instead of the default handler's silent exit -15."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(message or signal.Signals(signum).name)
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def exit_codes(main: Callable[..., int]) -> Callable[..., int]:
     """Wrap a recipe's ``main``: HfLodcError (and a collective failed by a lost process) -> "error: ..." and 2;
     Ctrl-C/SIGTERM -> 130."""
@@ -143,7 +170,8 @@ def exit_codes(main: Callable[..., int]) -> Callable[..., int]:
     @functools.wraps(main)
     def wrapped(*args, **kwargs) -> int:
         try:
-            return main(*args, **kwargs)
+            with sigterm_as_interrupt(UNGUARDED_SIGTERM):
+                return main(*args, **kwargs)
         except HfLodcError as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_ERROR

@@ -129,3 +129,27 @@ def test_a_run_killed_during_evaluation_resumes_straight_into_it(tiny, tmp_path,
                             log=lambda m: None)
     a, b = load_file(str(out / "synset.safetensors")), load_file(str(fresh / "synset.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigterm_while_loading_data_ends_with_one_line_and_writes_nothing(tiny, tmp_path, monkeypatch, capsys):
+    """Before the loop's own handler exists (data loading, checks, start-up) a SIGTERM used to end the
+    process through the default handler: exit -15 and no word. The recipe now says what happened."""
+    from hf_lodc import pipeline
+    from recipes.condense import main
+
+    real_load = pipeline.load_data
+
+    def load_data_signalled(*args, **kwargs):  # the signal lands while the source is being read
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "load_data", load_data_signalled)
+    out = tmp_path / "run"
+    before = signal.getsignal(signal.SIGTERM)
+    rc = main(["--dataset", str(tiny), "--cpu", "--iterations", "2", "--eval-runs", "0", "--output-dir", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 130
+    assert "interrupted: SIGTERM outside the condensation loop" in err and "Run the same command again" in err
+    assert "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())  # nothing half-written
+    assert signal.getsignal(signal.SIGTERM) is before  # the recipe's handler does not outlive it

@@ -15,6 +15,7 @@ import signal
 import threading
 from pathlib import Path
 
+from ..launch import sigterm_as_interrupt  # below the engine: the recipes' exit handling uses it too
 from .abortable import AbortableStep, StepAborted
 from .checkpoint import resume_command
 
@@ -57,24 +58,6 @@ def interrupt_message(sig: int | None, done: int, total: int, path: Path | None,
     if path is None:
         return head + "no checkpoint directory was set (set output_dir), so the progress is lost"
     return head + f"checkpoint saved to {str(path)!r}. Resume with: {resume_command(world)}"
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM raises KeyboardInterrupt (like Ctrl-C) in the main thread, so the finished condensation
-    can be saved before the process exits."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 @contextlib.contextmanager
