@@ -7,6 +7,7 @@ resolve a config the same way, and none of the others needs the loop to do it.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import MISSING, asdict, fields
 from typing import Any
 
@@ -35,7 +36,7 @@ def method_config(spec: MethodSpec, cfg: CondenseConfig) -> tuple[CondenseConfig
     applied to options the config leaves at their generic default) and the parameterisation options
     (the row's ``param_options``, overridden by the objective's ``PARAM_OPTIONS`` fields that are set,
     e.g. ``factor``, ``hallucinators``, ``shared_in_budget``). Returns (config copy, param options)."""
-    out = CondenseConfig(**{**cfg.__dict__})
+    out = copy.copy(cfg)  # a copy of a checked config: not rebuilt, so not checked again
     defaults = _field_defaults()
     for k, v in dict(getattr(spec, "objective_options", {}) or {}).items():
         if k in defaults and getattr(out, k) == defaults[k]:
@@ -66,7 +67,7 @@ def resolve_config(cfg: CondenseConfig, image_shape, num_classes: int | None = N
     if spec.kind == "coreset":
         iterations = 0
     options = options_for(spec.objective, cfg).resolve(budget, iterations) if spec.objective else None
-    resolved = CondenseConfig(**{**cfg.__dict__})
+    resolved = copy.copy(cfg)
     resolved.rank = rank
     resolved.init = cfg.init or spec.init
     resolved.iterations = iterations

@@ -10,8 +10,9 @@ output and Hub checks and is what every entry point calls; the engine's own publ
 (``hf_lodc.condense``, ``hf_lodc.evaluate_synthetic``) call these functions themselves, since they
 can be reached without it. Past them the engine trusts its inputs.
 
-``VALIDATED`` names every option checked here or in ``run_checks`` (tests/test_validation_once.py
-holds it against the config's own checks: each option has one owner).
+``VALIDATED`` names every option whose value is checked here or in ``run_checks``, ``RELATIONS`` the
+checks of options that need each other (tests/test_validation_once.py holds them against the config's
+own checks: each option's value has one owner).
 """
 
 from __future__ import annotations
@@ -21,25 +22,49 @@ from ..methods import get_method
 from ..synset.budget import Budget, check_budget_args
 from .config import CondenseConfig, EvalConfig
 
-__all__ = ["VALIDATED", "validate_condense", "validate_condense_data", "validate_eval", "sequential_only", "memory_what"]
+__all__ = ["VALIDATED", "LOADER_CHECKED", "RELATIONS", "validated_options", "validate_condense", "validate_condense_data", "validate_eval", "sequential_only", "memory_what"]
 
-# option -> what the validate step checks (the config classes check every option's type)
+# option -> what the validate step checks of its value (the config classes check every option's type;
+# an objective's options checked on resolve are added by ``validated_options``)
 VALIDATED: dict[str, str] = {
-    "ipc": "the pixel budget: positive, then what it buys at the image size (synset/budget.py)",
-    "rank": "positive; required by low-rank methods; what it buys at the image size",
-    "images_per_class": "positive, within the ipc budget at the image size",
+    "ipc": "the pixel budget: positive, then what it buys at the image size and in memory (synset/budget.py)",
+    "rank": "positive, then what it buys at the image size and in memory",
+    "images_per_class": "positive, within the ipc budget at the image size, and in memory",
     "matching_model": "a model that builds at the image size",
     "eval_models": "a non-empty list of models, each built and run once at the image size",
-    "eval_compile": "only with a backend that runs it (sequential / auto)",
-    "eval_channels_last": "only with a backend that runs it (sequential / auto)",
-    "eval_mixed_precision": "only with a backend that runs it (sequential / auto); its values: the config",
-    "output_dir": "not empty, writable, not a file, not in use (run_checks / preflight)",
-    "resume": "needs output_dir (run_checks)",
-    "checkpoint_every": "needs output_dir (run_checks); its range: the config",
+    "output_dir": "not empty, not a file, writable, not in use (run_experiment, with preflight's checks)",
     "push_to_hub": "a valid Hub repo id, and a token to push with (run_checks)",
     "hub_config_name": "a valid repo config name (run_checks)",
-    "hub_push_models": "needs push_to_hub (run_checks)",
 }
+
+# options that name something inside the dataset: the loader checks them when it reads the header
+# (data/hub.py), the first read of the data, before any image is decoded
+LOADER_CHECKED: dict[str, str] = {
+    "config_name": "a config of the source", "revision": "a revision of the source",
+    "train_split": "a split of the source", "eval_split": "a split of the source, not the train split",
+    "image_column": "an image column", "label_column": "a label column",
+}
+
+# checks of options that need each other: (options, what); each in one place, named in its message
+RELATIONS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("method", "rank"), "a low-rank method needs rank (resolve_config)"),
+    (("ipc", "images_per_class"), "one of them is given (synset/budget.py)"),
+    (("resume", "output_dir"), "resume needs output_dir (run_checks)"),
+    (("checkpoint_every", "output_dir"), "checkpoints need output_dir (run_checks)"),
+    (("eval_compile", "eval_channels_last", "eval_mixed_precision", "eval_backend"),
+     "the sequential-only options need a backend that runs them (validate_eval)"),
+    (("hub_push_models", "push_to_hub", "eval_runs"), "pushed models need a push and runs (run_checks)"),
+)
+
+
+def validated_options() -> dict[str, str]:
+    """``VALIDATED`` plus every registered objective's options checked on resolve (``CHECKED_ON_RESOLVE``)."""
+    from ..objectives import OBJECTIVES
+
+    out = dict(VALIDATED)
+    for name in OBJECTIVES.names():
+        out.update(OBJECTIVES.get(name).Options.CHECKED_ON_RESOLVE)
+    return out
 
 
 def sequential_only(cfg: EvalConfig) -> list[str]:
