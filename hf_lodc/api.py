@@ -28,6 +28,7 @@ from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EvalRecord
 from .errors import ConfigError
 from .engine.identity import identity_diff, run_identity
+from .engine.validate import validate_condense_data
 from .export.artifact import Artifact, build_artifact, load_artifact
 from .export.artifact_source import anchor_relative_source, check_same_source, data_config_of
 from .export.save import save_artifact
@@ -240,6 +241,7 @@ class CondensedDataset:
         prev = self._artifact
         cfg, initial_state = self._condense_plan(given, continue_from_current)
         data = self.data
+        validate_condense_data(data, cfg)  # before any work; the engine trusts what passed
         if initial_state is None:  # a continued set keeps the path it was condensed on
             run, _ = pipeline.choose_speed(RunConfig(data=self.data_config, condense=cfg, eval=self.eval_config,
                                                      speed=speed), data, accelerator)

@@ -34,17 +34,17 @@ from .data.hub import load_image_classification
 from .data.types import ImageClassificationData, LabeledImages
 from .engine.condenser import CondenseResult, Condenser
 from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
-from .engine.evaluate import EvalRecord, evaluate_synthetic, protocol_of, record_key
+from .engine.evaluate import EvalRecord, evaluate_validated, protocol_of, record_key
 from .engine.checkpoint import check_resume_target, latest_checkpoint
 from .engine.curve import CURVE_PNG, SNAPSHOT_DIR, draw_curve, evaluate_curve, load_snapshots, save_snapshot
 from .engine.signals import Interrupted, sigterm_as_interrupt, sigterm_deferred
 from .engine.speed import SpeedPlan
-from .errors import ConfigError, HfLodcError, HubError
+from .errors import HfLodcError, HubError
 from .export.artifact import Artifact, build_artifact
 from .atomic import check_writable
 from .export.save import save_artifact_or_rescue
 from .export.views import VIEWS, evaluated_views
-from .preflight import locked_output_dir, resolve_output_dir
+from .preflight import check_data, locked_output_dir, resolve_output_dir
 # the checks before any work and the speed choice are steps of this orchestrator kept in modules of their
 # own (run_checks.py, run_speed.py); importing them here keeps pipeline.validate, pipeline.choose_speed ...
 from .run_checks import validate, validate_eval
@@ -143,7 +143,7 @@ def _evaluate_runs(images: torch.Tensor, labels: torch.Tensor, test: LabeledImag
     mine = list(range(ec.eval_runs))[rank::world]
     records = {}
     if mine:
-        records = evaluate_synthetic(images, labels, test, mean, std, num_classes, ec, seed=seed,
+        records = evaluate_validated(images, labels, test, mean, std, num_classes, ec, seed=seed,
                                      device=device or torch.device("cpu"), runs=mine,
                                      progress=progress and world == 1, keep_state=keep_state)
     if world == 1:
@@ -272,20 +272,18 @@ def run_experiment(
         check_resume_target(out)  # a finished artefact without a checkpoint is not replaced by a fresh run
     if data is None:
         data = load_data(cfg.data, accelerator)
+    else:
+        check_data(data)  # handed in by the Python API: checked as the condenser's own entry checks it
     in_memory = [0 if s is None or is_mapped(s.images) else len(s) for s in (data.train, data.test)]  # a map: none
-    validate(cfg, data.image_shape, data.num_classes, *in_memory)
+    validate(cfg, data.image_shape, data.num_classes, *in_memory, test_split=data.test is not None)
     cfg, plan = choose_speed(cfg, data, accelerator)
     if is_main:
         for line in plan.lines():
             log(line)
     nets = None
-    if cfg.hub_push_models and not (cfg.push_to_hub and cfg.eval.eval_runs and data.test is not None):
-        raise ConfigError("push_models: needs push_to_hub, eval_runs > 0 and a test split (the models pushed are "
-                          "the networks the evaluation trains); set them or drop --push-models")
     if cfg.hub_push_models:
-        from .export.model_repo import TrainedNets, check_publishable_models
+        from .export.model_repo import TrainedNets
 
-        check_publishable_models(cfg.eval.eval_models, data.image_shape)  # before any work
         nets = TrainedNets()
     # the lock (beside the output dir, so its parent is created) only once every check has passed
     with locked_output_dir(out if is_main else None):

@@ -10,7 +10,8 @@ order (see each docstring for when):
   (an ``fcntl`` lock beside the directory, released when the process exits);
 * :func:`check_repo_id` and :func:`check_token` for ``--push-to-hub`` (offline: the token is looked
   up, not verified);
-* :func:`check_strategy` for ``dsa_strategy`` / ``eval_dsa_strategy``;
+* :func:`check_strategy` for a DSA strategy given outside a run config (``recipes/experts.py``; the run
+  configs check theirs as their own field);
 * once the image shape is known (dataset header / first batch): :func:`check_eval_models` (each
   model built once and run on a dummy batch of that shape) and :func:`check_memory` with
   :func:`estimate_memory_bytes` (the synthetic set, its optimiser state and the real data against

@@ -190,9 +190,9 @@ def check_args(args) -> None:
     if args.update_card and Path(args.source).is_dir() and not args.push_to_hub:
         raise ConfigError("--update-card needs a Hub repo as source (or --push-to-hub REPO for a local set)")
     if args.protocol is not None:
-        from hf_lodc.engine.evaluate import EVAL_PROTOCOLS
+        from hf_lodc.engine.config import EvalConfig
 
-        EVAL_PROTOCOLS.get(args.protocol)  # an unknown name fails before the set is read
+        EvalConfig(eval_protocol=args.protocol)  # the option's own check, before the set is read
     if args.push_to_hub:
         check_repo_id(args.push_to_hub)
     if args.push_to_hub or args.update_card:

@@ -16,7 +16,8 @@ import torch.nn as nn
 
 from hf_lodc.data.types import LabeledImages, normalize
 from hf_lodc.engine.config import EvalConfig, RunConfig
-from hf_lodc.engine.evaluate import _sequential_only, evaluate_synthetic, protocol_of
+from hf_lodc.engine.evaluate import evaluate_synthetic, protocol_of
+from hf_lodc.engine.validate import sequential_only as _sequential_only
 from hf_lodc.errors import ConfigError
 
 SEED = 5

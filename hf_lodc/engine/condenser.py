@@ -114,20 +114,13 @@ class Condenser(CheckpointedRun):
         on_snapshot: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
         checkpoint_at_end: bool = False,
     ):
-        from ..data.cache import is_mapped
-        from ..preflight import check_data, check_memory, estimate_memory_bytes
-
-        check_data(data)
+        # the data and the options are checked by whoever hands them in: condense() below, or the pipeline's
+        # validate step (run_checks.py); the memory check among them, before the set is built here
         if not isinstance(cfg, CondenseConfig):
             raise ConfigError(f"cfg must be a CondenseConfig, got {type(cfg).__name__}")
         self.data = data
         n_classes = len(classes) if classes is not None else data.num_classes
         self.spec, self.cfg, self.budget = resolve_config(cfg, data.image_shape, n_classes)
-        check_memory(estimate_memory_bytes(n_classes, self.budget.images_per_class, data.image_shape,
-                                           self.budget.rank, 0 if is_mapped(data.train.images) else len(data.train)),
-                     f"{n_classes} classes x {self.budget.images_per_class} synthetic images of "
-                     f"{tuple(self.budget.image_shape)}" + (f" at rank {self.budget.rank}" if self.budget.rank else "")
-                     + f" (ipc {cfg.ipc})")
         self.accelerator = accelerator
         self.comm = Collective(accelerator)
         if accelerator is not None:  # an Accelerator that was asked for a precision decides it
@@ -435,4 +428,7 @@ def condense(
         raise ConfigError(f"condense: unknown option(s) {unknown}" + (f" ({hint})" if hint else "")
                           + f"; valid options: {', '.join(sorted(valid))}")
     cfg = CondenseConfig(**{**(cfg.__dict__ if cfg else {}), **overrides})
+    from .validate import validate_condense_data
+
+    validate_condense_data(data, cfg)  # a public entry that the pipeline's validate step does not guard
     return Condenser(data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir, progress=progress).run(resume)

@@ -265,7 +265,6 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "log_every": _POSITIVE,
     "checkpoint_every": _NON_NEGATIVE,
     "mixed_precision": _one_of("no", "bf16", "fp16"),
-    "eval_models": (lambda v: len(v) > 0, "a non-empty list of model names"),
     "eval_runs": _NON_NEGATIVE,
     "eval_epochs": _POSITIVE,
     "eval_lr": _POSITIVE,

@@ -25,7 +25,7 @@ from ..seeding import generator
 from ..synset.contrast import apply_contrast
 from .condenser import CondenseResult
 from .config import EvalConfig
-from .evaluate import evaluate_synthetic
+from .evaluate import evaluate_validated
 
 __all__ = ["SNAPSHOT_DIR", "CURVE_PNG", "save_snapshot", "load_snapshots", "curve_config", "evaluate_curve",
            "draw_curve"]
@@ -77,8 +77,8 @@ def evaluate_curve(result: CondenseResult, snapshots: dict[int, dict[str, torch.
                            generator(result.config.seed, "contrast"))
         with torch.no_grad():
             images = syn().detach()  # (N, C, H, W)
-        rec = evaluate_synthetic(images, syn.labels.clone(), data.test, data.mean, data.std, data.num_classes,
-                                 short, seed=seed, device=device, progress=False)[model]
+        rec = evaluate_validated(images, syn.labels.clone(), data.test, data.mean, data.std, data.num_classes,
+                                 short, seed=seed, device=device, progress=False)[model]  # the run's options
         points.append({"iteration": it, "accuracy_mean": rec.accuracy_mean, "accuracy_std": rec.accuracy_std,
                        "accuracies": list(rec.accuracies)})
         if progress:

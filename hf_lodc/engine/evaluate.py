@@ -29,10 +29,11 @@ from ..errors import ConfigError
 from ..seeding import generator
 from .config import EvalConfig
 from .eval_protocols import EVAL_BACKENDS, EVAL_PROTOCOLS, EvalProtocol
+from .validate import sequential_only, validate_eval
 from ..training import device as device_settings
 from ..training.loop import TrainSchedule, forward_fn, seeded_net, test_accuracy, train_network
 
-__all__ = ["EvalRecord", "evaluate_synthetic", "train_one", "test_accuracy", "protocol_of", "schedule_of",
+__all__ = ["EvalRecord", "evaluate_synthetic", "evaluate_validated", "train_one", "test_accuracy", "protocol_of", "schedule_of",
            "augment_of", "autocast_of", "record_key", "EvalProtocol", "EVAL_PROTOCOLS", "EVAL_BACKENDS"]
 
 
@@ -132,15 +133,6 @@ def autocast_of(cfg: EvalConfig, device: torch.device | str) -> Callable:
     return device_settings.autocast(cfg.eval_mixed_precision or "no", device)
 
 
-def _sequential_only(cfg: EvalConfig) -> list[str]:
-    """The options set in ``cfg`` that only the sequential backend runs: torch.compile of one network's
-    forward; channels_last weights (vmap stacks them); autocast, which torch does not apply inside
-    ``vmap`` (the stacked passes would silently stay float32)."""
-    on = {"eval_compile": cfg.eval_compile, "eval_channels_last": cfg.eval_channels_last,
-          "eval_mixed_precision": (cfg.eval_mixed_precision or "no") != "no"}
-    return [name for name, v in on.items() if v]
-
-
 def forward_of(cfg: EvalConfig):
     """The evaluation forward ``(net, x) -> logits`` for ``cfg`` (None: ``net(x)``): compiled when
     ``eval_compile``; with ``eval_channels_last`` the batch enters in channels_last strides (one-channel
@@ -228,33 +220,46 @@ def evaluate_synthetic(
     keep its weights, e.g. ``net.state_dict()``); both backends call it (vmap with the run's weights
     loaded into its own network), so keeping the networks never changes which backend trains them.
     """
-    from ..api_inputs import check_eval_inputs
-    from ..preflight import check_eval_models, check_strategy
-
     cfg = cfg or EvalConfig()
     if not isinstance(cfg, EvalConfig):
         raise ConfigError(f"cfg must be an EvalConfig, got {type(cfg).__name__}")
-    if cfg.eval_runs <= 0 or cfg.eval_epochs <= 0:
+    images, labels, mean, std = _checked_arguments(images, labels, test, mean, std, num_classes, cfg)
+    # a public entry that the pipeline's validate step does not guard: the options' checks, here
+    validate_eval(cfg, tuple(images.shape[1:]), num_classes)
+    return _evaluate(images, labels, test, mean, std, num_classes, cfg, seed=seed, device=device, runs=runs,
+                     progress=progress, keep_state=keep_state)
+
+
+def evaluate_validated(images, labels, test, mean, std, num_classes: int, cfg: EvalConfig, **kw: Any
+                       ) -> dict[str, EvalRecord]:
+    """``evaluate_synthetic`` for a caller whose ``cfg`` passed the validate step at this image size
+    (``run_checks.validate`` / ``validate_eval``): the tensor arguments are checked, the options trusted."""
+    images, labels, mean, std = _checked_arguments(images, labels, test, mean, std, num_classes, cfg)
+    return _evaluate(images, labels, test, mean, std, num_classes, cfg, **kw)
+
+
+def _checked_arguments(images, labels, test, mean, std, num_classes: int, cfg: EvalConfig):
+    from ..api_inputs import check_eval_inputs
+
+    if cfg.eval_runs <= 0:  # 0 is a valid option ("no evaluation"), but not a request to evaluate
         raise ConfigError(f"eval_runs and eval_epochs must be positive, got {cfg.eval_runs}, {cfg.eval_epochs}")
     if test is None or (hasattr(test, "__len__") and len(test) == 0):
         raise ConfigError("evaluation needs a test split; set eval_split or holdout_fraction")
-    images, labels, mean, std = check_eval_inputs(images, labels, test, mean, std, num_classes)
-    check_strategy(cfg.eval_dsa_strategy, "eval_dsa_strategy")
-    check_eval_models(cfg.eval_models, tuple(images.shape[1:]), num_classes)
+    return check_eval_inputs(images, labels, test, mean, std, num_classes)
+
+
+def _evaluate(images, labels, test, mean, std, num_classes: int, cfg: EvalConfig, *, seed: int = 0,
+              device: torch.device | str = "cpu", runs: list[int] | None = None, progress: bool = False,
+              keep_state: Callable[[str, int, float, nn.Module], None] | None = None) -> dict[str, EvalRecord]:
     device = torch.device(device)
     device_settings.ensure(device)  # TF32 / cudnn.benchmark set explicitly (a condensation's, else the defaults)
     images = images.detach().float().to(device)
     labels = labels.long().to(device)
     run_ids = list(range(cfg.eval_runs)) if runs is None else list(runs)
-    backend = cfg.eval_backend
-    sequential_only = _sequential_only(cfg)
-    if sequential_only and backend not in ("auto", "sequential"):
-        raise ConfigError(f"{', '.join(sequential_only)} run(s) through the sequential evaluation backend only; "
-                          f"eval_backend={backend!r} cannot (set eval_backend='sequential' or 'auto', or drop "
-                          f"{' and '.join(sequential_only)})")
+    backend = cfg.eval_backend  # an explicit backend runs every option set (validate_eval)
     if backend == "auto":  # vmap pays off on accelerators; on CPU it measured slower (benchmarks/results/speed_eval.md)
         vectorise = ("vmap" in EVAL_BACKENDS and len(run_ids) > 1 and device.type != "cpu"
-                     and not sequential_only)
+                     and not sequential_only(cfg))
         backend = "vmap" if vectorise else "sequential"
     fn = EVAL_BACKENDS.get(backend)
     out = {}

@@ -7,6 +7,7 @@ resolve a config the same way, and none of the others needs the loop to do it.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import MISSING, asdict, fields
 from typing import Any
 
@@ -15,8 +16,6 @@ from ..methods import MethodSpec, get_method
 from ..objectives import options_for
 from ..synset.base import PARAMETERISATIONS, SyntheticSet
 from ..synset.budget import Budget, plan_budget
-from ..synset.contrast import CONTRASTS
-from ..synset.init import INITS
 from .config import CondenseConfig
 
 __all__ = ["matching_model_for", "method_config", "resolve_config", "build_synset"]
@@ -37,7 +36,7 @@ def method_config(spec: MethodSpec, cfg: CondenseConfig) -> tuple[CondenseConfig
     applied to options the config leaves at their generic default) and the parameterisation options
     (the row's ``param_options``, overridden by the objective's ``PARAM_OPTIONS`` fields that are set,
     e.g. ``factor``, ``hallucinators``, ``shared_in_budget``). Returns (config copy, param options)."""
-    out = CondenseConfig(**{**cfg.__dict__})
+    out = copy.copy(cfg)  # a copy of a checked config: not rebuilt, so not checked again
     defaults = _field_defaults()
     for k, v in dict(getattr(spec, "objective_options", {}) or {}).items():
         if k in defaults and getattr(out, k) == defaults[k]:
@@ -53,11 +52,11 @@ def method_config(spec: MethodSpec, cfg: CondenseConfig) -> tuple[CondenseConfig
 
 def resolve_config(cfg: CondenseConfig, image_shape, num_classes: int | None = None
                    ) -> tuple[MethodSpec, CondenseConfig, Budget]:
-    """Validate ``cfg`` and fill method defaults; never mutates the caller's config. ``num_classes``
-    (the classes condensed) is needed by parameterisations with shared numbers (HaBa)."""
+    """Fill method defaults and plan the budget; never mutates the caller's config. ``num_classes``
+    (the classes condensed) is needed by parameterisations with shared numbers (HaBa). The config's
+    fields are checked already (each by its config class); what needs the method row and the image
+    size is checked here, once: this is the validate step's budget check (``engine/validate.py``)."""
     spec = get_method(cfg.method)
-    INITS.get(cfg.init or spec.init)
-    CONTRASTS.get(cfg.contrast)
     rank = cfg.rank if spec.lowrank else None
     if spec.lowrank and rank is None:
         raise ConfigError(f"method {spec.name!r} is low-rank: set rank (e.g. 2)")
@@ -67,14 +66,8 @@ def resolve_config(cfg: CondenseConfig, image_shape, num_classes: int | None = N
     iterations = cfg.iterations if cfg.iterations is not None else spec.iterations
     if spec.kind == "coreset":
         iterations = 0
-    if iterations < 0:
-        raise ConfigError(f"iterations must be >= 0, got {iterations}")
-    if cfg.batch_real <= 0:
-        raise ConfigError(f"batch_real must be positive, got {cfg.batch_real}")
-    if cfg.mixed_precision not in (None, "no", "bf16", "fp16"):
-        raise ConfigError(f"mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
     options = options_for(spec.objective, cfg).resolve(budget, iterations) if spec.objective else None
-    resolved = CondenseConfig(**{**cfg.__dict__})
+    resolved = copy.copy(cfg)
     resolved.rank = rank
     resolved.init = cfg.init or spec.init
     resolved.iterations = iterations

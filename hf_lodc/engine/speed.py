@@ -201,7 +201,7 @@ def plan_speed(speed: str, hw: Hardware, *, method_objective: str | None, matchi
                probe=compiler_problem, matched_classes: int | None = None) -> SpeedPlan:
     """The options ``speed`` chooses for this run (see the module docstring). ``condense_cfg`` /
     ``eval_cfg`` are read for the options the user set; nothing is modified."""
-    if speed not in SPEEDS:
+    if speed not in SPEEDS:  # RunConfig checks its speed; the API's speed= keyword arrives here unchecked
         raise ConfigError(f"speed must be one of {', '.join(SPEEDS)}, got {speed!r}")
     cond, ev = PhasePlan("condense"), PhasePlan("eval")
     out = SpeedPlan(speed, hw, [cond, ev])

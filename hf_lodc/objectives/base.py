@@ -45,6 +45,9 @@ class ObjectiveOptions:
     with a default and, where needed, a rule in ``RULES``."""
 
     RULES: ClassVar[dict[str, Rule]] = {}
+    # options checked against the run when the options are resolved (``resolve``, in the validate
+    # step) rather than on their own: option -> what is checked
+    CHECKED_ON_RESOLVE: ClassVar[dict[str, str]] = {}
 
     def __post_init__(self) -> None:
         for name, (ok, what) in self.RULES.items():

@@ -70,6 +70,7 @@ class HaBaOptions(TMOptions):
     RULES = {**TMOptions.RULES, "hallucinators": POSITIVE, "lambda_club": _NONNEG, "lambda_cls": _NONNEG,
              "lambda_likeli": _NONNEG, "lambda_contrast": _NONNEG, "lr_adversary": POSITIVE,
              "lr_hallucinator": POSITIVE}
+    CHECKED_ON_RESOLVE = {**TMOptions.CHECKED_ON_RESOLVE, "affine": "an affine the HaBa set has, when the budget is planned"}
 
 
 def supervised_contrastive(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:

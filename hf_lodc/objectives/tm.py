@@ -49,6 +49,7 @@ class TMOptions(ObjectiveOptions):
 
     RULES = {"syn_steps": POSITIVE, "expert_epochs": POSITIVE, "max_start_epoch": POSITIVE,
              "lr_teacher": POSITIVE, "lr_lr": POSITIVE, "batch_syn": POSITIVE}
+    CHECKED_ON_RESOLVE = {"expert_dir": "set when the run has iterations to do"}
 
     def resolve(self, budget, iterations: int) -> "TMOptions":
         if iterations > 0:
