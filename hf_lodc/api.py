@@ -11,7 +11,8 @@
 
 A facade over the orchestrator (``pipeline``: load, condense, evaluate, publish) and the artefact
 (``export.artifact``): it only keeps the state between calls (the source, the set, its name in a
-repo), so a set made here and one made by ``recipes/condense.py`` are the same thing.
+repo) and hands every step (the speed choice, the artefact, the evaluation) to ``pipeline``, so a set
+made here and one made by ``recipes/condense.py`` are the same thing.
 """
 
 from __future__ import annotations
