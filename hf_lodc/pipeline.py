@@ -33,6 +33,7 @@ import torch
 from .data.cache import is_mapped
 from .data.hub import load_image_classification
 from .data.types import ImageClassificationData, LabeledImages
+from .engine.condenser import CondenseResult
 from .engine.config import DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EvalRecord, evaluate_synthetic, protocol_of, record_key
 from .engine.checkpoint import check_resume_target, latest_checkpoint
@@ -40,7 +41,6 @@ from .engine.curve import CURVE_PNG, SNAPSHOT_DIR, draw_curve, evaluate_curve, l
 from .engine.signals import Interrupted, sigterm_as_interrupt, sigterm_deferred
 from .engine.speed import SpeedPlan
 from .errors import ConfigError, HfLodcError, HubError
-from .engine.condenser import CondenseResult
 from .export.artifact import Artifact
 from .atomic import check_writable
 from .export.save import save_artifact_or_rescue
@@ -335,8 +335,8 @@ def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, l
 
     evaluates = bool(cfg.eval.eval_runs and data.test is not None)
     engine: list[CondenseResult] = []  # the curve re-decodes the engine's set at each snapshot
-    art = condense(data, cfg, speed=plan if plan is not None else False, accelerator=accelerator, checkpoint_dir=ckpt, resume=cfg.resume,
-                   progress=progress, log=log, checkpoint_at_end=evaluates, snapshot_at=curve_at,
+    art = condense(data, cfg, speed=plan if plan is not None else False, accelerator=accelerator, checkpoint_dir=ckpt,
+                   resume=cfg.resume, progress=progress, log=log, checkpoint_at_end=evaluates, snapshot_at=curve_at,
                    on_snapshot=keep_snapshot if curve_at else None, on_result=engine.append)
     if evaluates:
         t0 = time.perf_counter()
