@@ -48,7 +48,7 @@ def condense(
     alone when the data came from elsewhere (recorded as the run config's ``condense`` section; the
     source is then the artefact's ``SourceInfo``). ``record``: further run-config sections of the
     caller (e.g. a continual run's class order).
-    ``speed``: True fills the speed options ``cfg`` leaves unset from ``cfg.speed`` first
+    ``speed``: True fills the speed options a ``RunConfig`` leaves unset from its ``speed`` first
     (``run_speed.py``; not for a continued set, which keeps the path it was condensed on); a
     ``SpeedPlan`` is one the caller already chose. Either way the plan goes into ``results["speed"]``.
     ``continue_from``: an artefact to continue; ``cfg``'s iterations count from its start, so the
