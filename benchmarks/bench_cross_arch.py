@@ -102,12 +102,15 @@ def stratified_test(test, per_class: int, seed: int = 0):
 def condense_row(data, dataset: str, method: str, args):
     """The row's condensed set (seed ``args.seed``: the same set on every resume) and the row's header."""
     from hf_lodc import pipeline
-    from hf_lodc.engine.config import CondenseConfig
-    from hf_lodc.export.artifact import build_artifact
+    from hf_lodc.engine.config import CondenseConfig, DataConfig, RunConfig
 
+    engine = []  # the engine's result: its resolved init and the images' spread for the row's header
+    run = RunConfig(data=DataConfig(dataset=DATASETS[dataset]),  # each cell's EvalConfig: evaluate_cell
+                    condense=CondenseConfig(method=method, ipc=1, rank=2, iterations=args.iterations,
+                                            batch_real=args.batch_real, seed=args.seed))
     t0 = time.perf_counter()
-    res = pipeline.condense(data, CondenseConfig(method=method, ipc=1, rank=2, iterations=args.iterations,
-                                                 batch_real=args.batch_real, seed=args.seed))
+    art = pipeline.condense(data, run, on_result=engine.append)
+    res = engine[0]
     head = {
         "dataset": dataset, "method": method, "init": res.config.init, "rank": res.budget.rank,
         "images_per_class": res.budget.images_per_class, "iterations": res.config.iterations,
@@ -115,7 +118,7 @@ def condense_row(data, dataset: str, method: str, args):
         "synthetic_std": round(float(res.images().std()), 3),  # normalised real data: 1.0
         "accuracy": {},
     }
-    return build_artifact(res, data.info, run_config={}), head
+    return art, head
 
 
 def evaluate_cell(art, test, model: str, args) -> tuple[dict, str]:

@@ -51,13 +51,13 @@ def main(argv=None) -> int:
         return 0
     os.environ.setdefault("HF_LODC_LOCAL_HUB", str((ROOT / ".." / "shared" / "hub").resolve()))
     from hf_lodc import pipeline
-    from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig
-    from hf_lodc.export.artifact import build_artifact
+    from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
     from hf_lodc.objectives.experts import ExpertConfig, train_experts
     from hf_lodc.pipeline import load_data
 
     hw = machine()
-    data = load_data(DataConfig(dataset="ylecun/mnist", max_per_class=args.max_per_class))
+    dc = DataConfig(dataset="ylecun/mnist", max_per_class=args.max_per_class)
+    data = load_data(dc)
     t0 = time.perf_counter()
     reused = (Path(args.expert_dir) / "experts.json").is_file()
     buf = train_experts(data, ExpertConfig(num_experts=args.experts, epochs=args.expert_epochs_trained,
@@ -70,10 +70,12 @@ def main(argv=None) -> int:
         if method in ("mtt", "lomtt"):
             kw.update(iterations=args.iterations, expert_dir=args.expert_dir, syn_steps=args.syn_steps,
                       expert_epochs=2, max_start_epoch=2, lr=args.lr, lr_lr=1e-5)
+        engine = []  # the engine's result: unrounded timings for the table
+        run = RunConfig(data=dc, condense=CondenseConfig(**kw), eval=ev)
         t = time.perf_counter()
-        res = pipeline.condense(data, CondenseConfig(**kw))
+        art = pipeline.condense(data, run, on_result=engine.append)
         cond_s = time.perf_counter() - t
-        art = build_artifact(res, data.info, run_config={})
+        res = engine[0]
         rec = pipeline.evaluate(art, data.test, ev, views=(pipeline.FLOAT32,),
                                 seed=args.seed)[pipeline.FLOAT32]["convnet"]
         rows.append({"method": method, "images_per_class": res.budget.images_per_class,

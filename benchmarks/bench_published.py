@@ -125,13 +125,15 @@ def _lodm_set(data, folder: Path, args) -> dict:
     import torch
 
     from hf_lodc import pipeline
-    from hf_lodc.engine.config import CondenseConfig
+    from hf_lodc.engine.config import CondenseConfig, DataConfig, RunConfig
 
+    run = RunConfig(data=DataConfig(dataset=DATASET, max_per_class=args.max_per_class),
+                    condense=CondenseConfig(method="lodm", ipc=1, rank=args.rank, iterations=args.lodm_iterations,
+                                            seed=args.seed))
     t = time.perf_counter()
-    res = pipeline.condense(data, CondenseConfig(method="lodm", ipc=1, rank=args.rank, iterations=args.lodm_iterations,
-                                                 seed=args.seed))
-    x, y = res.images(), res.labels  # (N, 3, 32, 32) normalised with the train statistics read; (N,)
-    nbytes = res.budget.bytes(data.num_classes)["stored_bytes"]
+    art = pipeline.condense(data, run)
+    x, y = art.images(), art.labels  # (N, 3, 32, 32) normalised with the train statistics read; (N,)
+    nbytes = art.budget.bytes(data.num_classes)["stored_bytes"]
     path = folder / "lodm.pt"
     torch.save((x, y), path)
     return {"source": path, "options": {"input_normalization": "source", "storage_bytes": nbytes},

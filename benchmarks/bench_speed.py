@@ -202,8 +202,7 @@ def bench_bf16(args) -> None:
     from accelerate.state import AcceleratorState
 
     from hf_lodc import pipeline
-    from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig
-    from hf_lodc.export.artifact import build_artifact
+    from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
     from hf_lodc.pipeline import load_data
 
     hw = machine()
@@ -214,8 +213,11 @@ def bench_bf16(args) -> None:
     for mp in ("no", "bf16"):
         AcceleratorState._reset_state(True)  # the precision is fixed per Accelerator state
         acc = Accelerator(cpu=True, mixed_precision=mp)
-        res = pipeline.condense(data, CondenseConfig(**{**cfg.__dict__, "mixed_precision": mp}), accelerator=acc)
-        art = build_artifact(res, data.info, run_config={})
+        engine = []  # the engine's result: unrounded timings for the table
+        run = RunConfig(data=DataConfig(dataset=MNIST), eval=ev,
+                        condense=CondenseConfig(**{**cfg.__dict__, "mixed_precision": mp}))
+        art = pipeline.condense(data, run, accelerator=acc, on_result=engine.append)
+        res = engine[0]
         rec = pipeline.evaluate(art, data.test, ev, views=(pipeline.FLOAT32,), seed=0)[pipeline.FLOAT32]["convnet"]
         rows.append({"mixed_precision": mp, "seconds_per_iteration": round(1.0 / res.iterations_per_s, 3),
                      "final_loss": round(res.history[-1]["loss"], 3), "accuracy_mean": round(rec.accuracy_mean, 2),

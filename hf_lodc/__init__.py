@@ -5,6 +5,10 @@
     >>> result = hf_lodc.condense(data, method="lodm", ipc=1, rank=2, iterations=200)
     >>> records = hf_lodc.evaluate_synthetic(result.images(), result.labels, data.test,
     ...                                      data.mean, data.std, data.num_classes)
+
+``condense`` and ``evaluate_synthetic`` are the engine-level calls (tensors in, a result or records
+out). A set to keep has one road: ``CondensedDataset`` (or ``hf_lodc.pipeline.condense`` /
+``pipeline.evaluate``, which it delegates to) gives an artefact with its run config and its records.
 """
 
 from . import models  # noqa: F401  registers the lodc_* models in timm

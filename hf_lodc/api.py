@@ -11,7 +11,8 @@
 
 A facade over the orchestrator (``pipeline``: load, condense, evaluate, publish) and the artefact
 (``export.artifact``): it only keeps the state between calls (the source, the set, its name in a
-repo), so a set made here and one made by ``recipes/condense.py`` are the same thing.
+repo) and hands every step (the speed choice, the artefact, the evaluation) to ``pipeline``, so a set
+made here and one made by ``recipes/condense.py`` are the same thing.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from typing import Any
 import torch
 
 from . import pipeline
+from .data.splits import first_per_class
 from .data.types import ImageClassificationData, LabeledImages
 from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EvalRecord
 from .errors import ConfigError
 from .engine.identity import identity_diff, run_identity
 from .engine.validate import validate_condense_data
-from .export.artifact import Artifact, build_artifact, load_artifact
+from .export.artifact import Artifact, load_artifact
 from .export.artifact_source import anchor_relative_source, check_same_source, data_config_of
 from .export.save import save_artifact
 
@@ -238,27 +240,17 @@ class CondensedDataset:
         given = {"method": method, "ipc": ipc, "rank": rank, "iterations": iterations, **options}
         _check_names(given, CondenseConfig, "condense")
         given = {k: v for k, v in given.items() if v is not None}
-        prev = self._artifact
-        cfg, initial_state = self._condense_plan(given, continue_from_current)
-        data = self.data
-        validate_condense_data(data, cfg)  # before any work; the engine trusts what passed
-        if initial_state is None:  # a continued set keeps the path it was condensed on
-            run, _ = pipeline.choose_speed(RunConfig(data=self.data_config, condense=cfg, eval=self.eval_config,
-                                                     speed=speed), data, accelerator)
-            cfg = run.condense
-        result = pipeline.condense(data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir,
-                                   initial_state=initial_state, progress=progress)
-        run = RunConfig(data=self.data_config, condense=result.config, eval=self.eval_config)
-        continued = initial_state is not None
-        self._artifact = build_artifact(result, data.info, run_config=run.to_dict(),
-                                        continued_from=prev if continued else None,
-                                        from_iteration=initial_state["iteration"] if continued else None)
-        if initial_state is None:
+        cfg, prev = self._condense_plan(given, continue_from_current)
+        validate_condense_data(self.data, cfg)  # before any work; the engine trusts what passed
+        run = RunConfig(data=self.data_config, condense=cfg, eval=self.eval_config, speed=speed)
+        self._artifact = pipeline.condense(self.data, run, speed=True, continue_from=prev, accelerator=accelerator,
+                                           checkpoint_dir=checkpoint_dir, progress=progress)
+        if prev is None:
             self.name = None  # a new condensation; a continued one keeps its name in the repo
         return self
 
     def _condense_plan(self, given: dict[str, Any], continue_from_current: bool | None):
-        """(config, initial_state or None): continue the held set, or start afresh."""
+        """(config, the held set to continue or None): continue the held set, or start afresh."""
         prev = self._artifact
         if prev is None or continue_from_current is False:
             return CondenseConfig(**given), None
@@ -275,8 +267,7 @@ class CondensedDataset:
         if "iterations" not in given:
             raise ConfigError("continuing a condensation: say how many more iterations with iterations=...")
         done = int(base.get("iterations") or 0)
-        cfg = CondenseConfig(**{**base, **given, "iterations": done + given["iterations"]})
-        return cfg, {"synset": prev.synset.state_dict(), "iteration": done, "history": list(prev.history)}
+        return CondenseConfig(**{**base, **given, "iterations": done + given["iterations"]}), prev
 
     # -- evaluate ----------------------------------------------------------------------------------------
     def evaluate(
@@ -313,34 +304,28 @@ class CondensedDataset:
         if not (float32 or uint8):
             raise ConfigError("nothing to evaluate: set float32=True and/or uint8=True")
         ec = EvalConfig(**{**asdict(self.eval_config), **{k: v for k, v in overrides.items() if v is not None}})
-        pipeline.validate_eval(ec, tuple(art.synset.image_shape))
-        ec = pipeline.choose_eval_speed(ec, art, speed, accelerator.device if accelerator is not None else device)
-        if test is None:
-            test = self.test_split()
-            split = self.data.info.eval_split
-            desc = (f"first {self.eval_max_per_class} images per class of split {split!r} ({len(test)} rows)"
-                    if self.eval_max_per_class is not None else f"split {split!r} ({len(test)} rows)")
-            art.results["evaluation_data"] = {"split": split, "rows": len(test),
-                                              "max_per_class": self.eval_max_per_class}
-        else:
-            desc = f"a test set given by the caller ({len(test)} rows)"
         views = tuple(v for v, wanted in ((pipeline.FLOAT32, float32), (pipeline.UINT8, uint8)) if wanted)
         nets = None
         if keep_models:
-            from .export.model_repo import TrainedNets, check_publishable_models
+            from .export.model_repo import TrainedNets
 
-            check_publishable_models(ec.eval_models, tuple(art.synset.image_shape))
             nets = TrainedNets()
-        records = pipeline.evaluate(art, test, ec, views=views, seed=seed, test_data=desc, device=device,
-                                    accelerator=accelerator, progress=progress, keep_state=nets)
-        art.results.pop("not_evaluated_because", None)  # a set saved unevaluated is evaluated now
-        art.results["evaluated"] = True
+        desc = f"a test set given by the caller ({len(test)} rows)" if test is not None else None
+        records = pipeline.evaluate(art, test if test is not None else self._held_test_split, ec, views=views,
+                                    seed=seed, test_data=desc, device=device, accelerator=accelerator,
+                                    progress=progress, keep_state=nets, held=True, speed=speed)
         if nets is not None:
-            nets.gather(accelerator)
             self._trained = nets
-        self.eval_config = ec
-        art.run_config = {**(art.run_config or {}), "eval": asdict(ec)}
+        self.eval_config = EvalConfig(**art.run_config["eval"])  # with the speed options the evaluation chose
         return records[views[0]]
+
+    def _held_test_split(self) -> tuple[LabeledImages, str, dict[str, Any]]:
+        """The test split this object evaluates on, its description and its ``evaluation_data`` record."""
+        test = self.test_split()
+        split = self.data.info.eval_split
+        desc = (f"first {self.eval_max_per_class} images per class of split {split!r} ({len(test)} rows)"
+                if self.eval_max_per_class is not None else f"split {split!r} ({len(test)} rows)")
+        return test, desc, {"split": split, "rows": len(test), "max_per_class": self.eval_max_per_class}
 
     # -- save / publish ----------------------------------------------------------------------------------
     def save_to_disk(self, path: str | os.PathLike, overwrite: bool = True, *, test_split: bool = True):
@@ -404,13 +389,3 @@ def _check_names(given: dict, section, what: str) -> None:
     unknown = sorted(set(given) - set(valid))
     if unknown:
         raise ConfigError(f"unknown {what} option(s) {unknown}; valid: {valid}")
-
-
-def first_per_class(labels: torch.Tensor, k: int, num_classes: int) -> torch.Tensor:
-    """Indices of the first ``k`` rows of each class, in their original order."""
-    order = torch.argsort(labels, stable=True)  # (N,) class-major, original order within a class
-    counts = torch.bincount(labels, minlength=num_classes)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(len(order)) - starts[labels[order]]
-    return torch.nonzero(rank < k).flatten()

@@ -2,16 +2,16 @@
 
 ``recipes/condense.py`` runs all of it (:func:`run_experiment`); ``CondensedDataset`` (api.py) calls
 the steps one at a time on the set it holds; a continual run condenses its task memories with
-:func:`condense` and :func:`~hf_lodc.export.artifact.build_artifact`; the benchmarks load and condense
-through here. The steps:
+:func:`condense`; the benchmarks load, condense and evaluate through here. The steps:
 
     load_data(dc, accelerator)      Hub id / local folder -> tensors (the main process fills the cache first)
     validate(cfg, image_shape)      every check that can run before work: names, budget, networks (run_checks.py)
     choose_speed(cfg, data)         the speed options left unset, filled from ``speed`` (run_speed.py)
-    condense(data, cfg, ...)        -> CondenseResult (the Condenser, under Accelerate when given one)
+    condense(data, cfg, ...)        -> Artifact with its run config (the Condenser, under Accelerate when
+                                    given one; run_condense.py): the one road from data to a condensed set
     evaluate(art, test, ec, ...)    fresh networks trained on each evaluated view of the set (float32
                                     ``pixel_values``, uint8 PNG ``image``), runs split over processes;
-                                    the records go into ``art.results``
+                                    the records go into ``art.results``: the one evaluation of a set
     publish(art, repo_id, ...)      -> PushResult (one commit)
 
 Everything that can be checked before work starts is checked first, so a bad option fails in
@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,15 +33,15 @@ import torch
 from .data.cache import is_mapped
 from .data.hub import load_image_classification
 from .data.types import ImageClassificationData, LabeledImages
-from .engine.condenser import CondenseResult, Condenser
-from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
+from .engine.condenser import CondenseResult
+from .engine.config import DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EvalRecord, evaluate_validated, protocol_of, record_key
 from .engine.checkpoint import check_resume_target, latest_checkpoint
 from .engine.curve import CURVE_PNG, SNAPSHOT_DIR, draw_curve, evaluate_curve, load_snapshots, save_snapshot
 from .engine.signals import Interrupted, sigterm_as_interrupt, sigterm_deferred
 from .engine.speed import SpeedPlan
 from .errors import HfLodcError, HubError
-from .export.artifact import Artifact, build_artifact
+from .export.artifact import Artifact
 from .atomic import check_writable
 from .export.save import save_artifact_or_rescue
 from .export.views import VIEWS, evaluated_views
@@ -49,6 +50,9 @@ from .preflight import check_data, locked_output_dir, resolve_output_dir
 # own (run_checks.py, run_speed.py); importing them here keeps pipeline.validate, pipeline.choose_speed ...
 from .run_checks import validate, validate_eval
 from .run_speed import choose_eval_speed, choose_speed
+# the road from data to artefact (condense, then build the artefact with its run config) is this
+# orchestrator's step too, in a module of its own for its length
+from .run_condense import condense
 
 __all__ = ["load_data", "validate", "validate_eval", "condense", "evaluate", "eval_seed", "publish",
            "run_experiment", "choose_speed", "choose_eval_speed", "FLOAT32", "UINT8"]
@@ -81,43 +85,6 @@ def load_data(dc: DataConfig, accelerator=None) -> ImageClassificationData:
             max_per_class=dc.max_per_class,
             decoded_cache=dc.decoded_cache,
         )
-
-
-# ---------------------------------------------------------------------------------------------
-# condense
-
-
-def condense(
-    data: ImageClassificationData,
-    cfg: CondenseConfig,
-    *,
-    accelerator=None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    initial_state: dict[str, Any] | None = None,
-    progress: bool = False,
-    log: Callable[[str], None] | None = None,
-    snapshot_at: tuple[int, ...] = (),
-    on_snapshot: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
-    checkpoint_at_end: bool = False,
-) -> CondenseResult:
-    """Condense ``data`` with ``cfg``; ``initial_state`` continues a held set, ``resume`` a checkpoint;
-    ``on_snapshot(iteration, state)`` sees the set after each iteration in ``snapshot_at``;
-    ``checkpoint_at_end`` also checkpoints the finished loop (before a long evaluation)."""
-    condenser = Condenser(data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir, progress=progress,
-                          initial_state=initial_state, log=log, snapshot_at=snapshot_at, on_snapshot=on_snapshot,
-                          checkpoint_at_end=checkpoint_at_end)
-    if log is not None:
-        b = condenser.budget
-        log(f"[hf_lodc] {data.info.dataset}: {data.num_classes} classes, {data.info.num_train} train images "
-            f"{tuple(data.image_shape)}; method {condenser.spec.name}, budget {b.ipc} pixel image(s)/class -> "
-            f"{b.images_per_class} stored/class" + (f" at rank {b.rank}" if b.rank else ""))
-    result = condenser.run(resume=resume)
-    if log is not None and result.iterations_per_s:
-        steady = (f"; {result.steady_seconds_per_iteration:.3g} s/iteration after warm-up"
-                  if result.steady_seconds_per_iteration else "")
-        log(f"[hf_lodc] condensed in {result.wall_time_s:.1f} s ({result.iterations_per_s:.3f} it/s{steady})")
-    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,7 +134,7 @@ def _evaluate_runs(images: torch.Tensor, labels: torch.Tensor, test: LabeledImag
 
 def evaluate(
     art: Artifact,
-    test: LabeledImages,
+    test: LabeledImages | Callable[[], tuple[LabeledImages, str, dict[str, Any] | None]],
     ec: EvalConfig,
     *,
     views: tuple[str, ...] = (FLOAT32, UINT8),
@@ -177,18 +144,40 @@ def evaluate(
     device: torch.device | str | None = None,
     progress: bool = False,
     keep_state: Callable | None = None,
+    evaluation_data: dict[str, Any] | None = None,
+    held: bool = False,
+    speed: str | None = None,
 ) -> dict[str, dict[str, EvalRecord]]:
     """Train ``ec.eval_runs`` fresh networks per model on each of ``views`` of ``art`` (the same seeds for
     every view), test them on ``test``; returns view -> model -> record.
 
     The records go into ``art.results[<the view's results key>]`` (records of other models already
-    there are kept), each protocol noting the ``seed`` and ``test_data`` (how the test set was chosen).
+    there are kept), each protocol noting the ``seed`` and ``test_data`` (how the test set was chosen);
+    ``evaluation_data`` (split, rows, max_per_class) into ``art.results["evaluation_data"]``.
     With an ``accelerator`` the runs are split over its processes; every process gets all records.
     ``keep_state`` (``engine.evaluate.evaluate_synthetic``) sees the networks trained on the first
-    evaluated view (the float32 ``pixel_values``), on the process that trained them.
+    evaluated view (the float32 ``pixel_values``), on the process that trained them; a
+    ``TrainedNets`` is gathered onto every process at the end.
+    ``held``: a set evaluated apart from its condensation (``CondensedDataset``, a saved set): ``ec``
+    is checked against it, its speed options left unset are filled from ``speed``, networks kept for
+    publishing are checked to be publishable, and the artefact records that it is evaluated and
+    under which ``EvalConfig``. ``test`` may then be a function giving (test set, ``test_data``,
+    ``evaluation_data``), called once the options are checked, so a bad option fails before a source
+    is read.
     """
     for name in views:
         VIEWS.get(name)  # an unknown view name fails before anything is measured
+    if held:
+        validate_eval(ec, tuple(art.synset.image_shape))
+        ec = choose_eval_speed(ec, art, speed, accelerator.device if accelerator is not None else (device or "cpu"))
+    if callable(test):
+        test, test_data, evaluation_data = test()
+    if held and keep_state is not None:  # run_experiment checks this at its door
+        from .export.model_repo import check_publishable_models
+
+        check_publishable_models(ec.eval_models, tuple(art.synset.image_shape))
+    if evaluation_data is not None:
+        art.results["evaluation_data"] = evaluation_data
     seed = eval_seed(art, ec) if seed is None else seed
     out: dict[str, dict[str, EvalRecord]] = {}
     for view in evaluated_views():
@@ -205,6 +194,13 @@ def evaluate(
             d["protocol"] = {**d["protocol"], **({"test_data": test_data} if test_data else {}), "seed": seed}
             stored[m] = d
         out[view.name] = records
+    if held:
+        art.results.pop("not_evaluated_because", None)  # a set saved unevaluated is evaluated now
+        art.results["evaluated"] = True
+    if getattr(keep_state, "gather", None) is not None:
+        keep_state.gather(accelerator)
+    if held:
+        art.run_config = {**(art.run_config or {}), "eval": asdict(ec)}
     return out
 
 
@@ -336,24 +332,20 @@ def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, l
             save_snapshot(snap_dir, iteration, state)
 
     evaluates = bool(cfg.eval.eval_runs and data.test is not None)
-    result = condense(data, cfg.condense, accelerator=accelerator, checkpoint_dir=ckpt, resume=cfg.resume,
-                      progress=progress, log=log, checkpoint_at_end=evaluates, snapshot_at=curve_at,
-                      on_snapshot=keep_snapshot if curve_at else None)
-    art = build_artifact(result, data.info, run_config=cfg.to_dict())
-    if plan is not None:
-        art.results["speed"] = plan.record()
+    engine: list[CondenseResult] = []  # the curve re-decodes the engine's set at each snapshot
+    art = condense(data, cfg, speed=plan if plan is not None else False, accelerator=accelerator, checkpoint_dir=ckpt,
+                   resume=cfg.resume, progress=progress, log=log, checkpoint_at_end=evaluates, snapshot_at=curve_at,
+                   on_snapshot=keep_snapshot if curve_at else None, on_result=engine.append)
     if evaluates:
         t0 = time.perf_counter()
         views = (FLOAT32, UINT8) if cfg.push_to_hub else (FLOAT32,)
         split = data.info.eval_split
-        art.results["evaluation_data"] = {"split": split, "rows": len(data.test), "max_per_class": None}
         try:
             with sigterm_as_interrupt():
                 evaluate(art, data.test, cfg.eval, views=views, seed=eval_seed(art, cfg.eval),
                          test_data=f"split {split!r} ({len(data.test)} rows)", accelerator=accelerator,
-                         progress=progress, keep_state=nets)
-            if nets is not None:
-                nets.gather(accelerator)
+                         progress=progress, keep_state=nets,
+                         evaluation_data={"split": split, "rows": len(data.test), "max_per_class": None})
         except KeyboardInterrupt as e:
             hint = _save_unevaluated(art, out if is_main else None, cfg, "interrupted", log) if is_main else ""
             sig = str(e) or "SIGINT"
@@ -371,7 +363,7 @@ def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, l
             device = accelerator.device if accelerator is not None else "cpu"
             with sigterm_as_interrupt():  # an interrupted curve leaves the finished record; save it anyway
                 try:
-                    art.results["curve"] = evaluate_curve(result, {i: snapshots[i] for i in curve_at if i in snapshots},
+                    art.results["curve"] = evaluate_curve(engine[0], {i: snapshots[i] for i in curve_at if i in snapshots},
                                                           data, cfg.eval, eval_seed(art, cfg.eval), device,
                                                           progress=progress and is_main)
                 except KeyboardInterrupt:

@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "hf_lodc.pipeline": 8,
     "hf_lodc.run_checks": 8,  # the orchestrator's checks before any work (need engine, models, export.views)
     "hf_lodc.run_speed": 8,  # the orchestrator's speed choice (reads an artefact from export)
+    "hf_lodc.run_condense": 8,  # the orchestrator's road from data to artefact (engine, export, run_speed)
     "hf_lodc.api": 9,
     "hf_lodc.leaderboard": 9,  # rows from foreign reports and hf_lodc sets, pushed through export
     "hf_lodc.continual": 9,

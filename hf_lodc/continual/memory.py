@@ -17,7 +17,7 @@ from ..engine.resolve import resolve_config
 from ..engine.config import CondenseConfig
 from ..errors import ConfigError
 from ..engine.identity import check_identity, finished_identity
-from ..export.artifact import Artifact, build_artifact, load_artifact
+from ..export.artifact import Artifact, load_artifact
 from ..synset.budget import Budget
 from .tasks import ClassSubset
 
@@ -56,10 +56,12 @@ def condense_task(
 
     ``record`` (e.g. the class order) is stored in the artefact's results under ``"continual"``.
     """
-    result = pipeline.condense(subset.data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir,
-                               resume=checkpoint_dir is not None, progress=progress)
+    engine: list = []  # the engine's result: the real rows its initialisation picked
+    art = pipeline.condense(subset.data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir,
+                            resume=checkpoint_dir is not None, progress=progress, record={"continual": record or {}},
+                            on_result=engine.append)
+    result = engine[0]
     init_rows = subset.train_rows[result.init_indices] if result.init_indices is not None else None
-    art = build_artifact(result, subset.data.info, run_config={"continual": record or {}})
     art.results.pop("evaluations")  # the memory is evaluated by GDumb over all seen classes, not alone
     art.results["continual"] = {
         **(record or {}),

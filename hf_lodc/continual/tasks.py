@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..data.splits import first_per_class
 from ..data.types import ImageClassificationData, LabeledImages
 from ..errors import ConfigError
 from ..seeding import generator
@@ -52,16 +53,6 @@ def split_classes(num_classes: int, tasks: int, seed: int) -> TaskSplit:
     perm = torch.randperm(num_classes, generator=generator(seed, "continual", "class-order"))  # (K,)
     chunks = torch.tensor_split(perm, tasks)  # sizes differ by at most one (first chunks larger)
     return TaskSplit(seed=seed, order=tuple(perm.tolist()), tasks=tuple(tuple(c.tolist()) for c in chunks))
-
-
-def first_per_class(labels: torch.Tensor, n: int) -> torch.Tensor:
-    """Sorted row ids of the first ``n`` rows of every class (all rows of smaller classes)."""
-    order = torch.argsort(labels, stable=True)  # rows grouped by class, original order within
-    sorted_labels = labels[order]
-    counts = torch.bincount(sorted_labels)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(len(order)) - starts[sorted_labels]  # position within its class
-    return torch.sort(order[rank < n]).values
 
 
 @dataclass

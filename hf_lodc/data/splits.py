@@ -4,7 +4,8 @@ Before decoding: :func:`pick_splits` chooses the train and evaluation splits (or
 the evaluation split off train), refusing an evaluation on the train split itself. After decoding:
 :func:`check_label_range` refuses label ids outside the class list (naming rows), and
 :func:`assemble` drops unlabelled rows (``-1``), refuses or drops classes without train images and
-carves the class-stratified, seeded holdout. These are the loader's rules about rows and
+carves the class-stratified, seeded holdout; :func:`first_per_class` keeps the first k rows of
+each class (a quick evaluation on part of a test split, a continual run's test rows). These are the loader's rules about rows and
 classes, apart from how the images are decoded (``decode_plan.py``) or where they come from
 (``sources.py``).
 """
@@ -19,7 +20,7 @@ import torch
 from ..errors import ClassSizeError, ColumnError, ConfigError, DatasetError, SplitError
 from .types import LabeledImages
 
-__all__ = ["pick_splits", "check_label_range", "assemble"]
+__all__ = ["pick_splits", "check_label_range", "assemble", "first_per_class"]
 
 
 def pick_splits(dd, dataset: str, train_split: str, eval_split: str | None,
@@ -162,3 +163,13 @@ def assemble(tensors: dict, class_names: list[str], dataset: str, train_split: s
             "holdout_fraction=0.1 (on the command line: --eval-split none --holdout-fraction 0.1)"
         )
     return train, test, eval_name, class_names
+
+
+def first_per_class(labels: torch.Tensor, k: int, num_classes: int | None = None) -> torch.Tensor:
+    """Sorted row ids of the first ``k`` rows of every class (all rows of smaller classes)."""
+    order = torch.argsort(labels, stable=True)  # (N,) rows grouped by class, original order within
+    sorted_labels = labels[order]
+    counts = torch.bincount(sorted_labels, minlength=num_classes or 0)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(len(order)) - starts[sorted_labels]  # position within its class
+    return torch.sort(order[rank < k]).values

@@ -417,7 +417,10 @@ def condense(
     progress: bool = True,
     **overrides: Any,
 ) -> CondenseResult:
-    """Condense ``data`` with ``cfg`` (or keyword overrides of the defaults)."""
+    """The engine-level call: one ``Condenser`` run on ``data`` with ``cfg`` (or keyword overrides of the
+    defaults) -> ``CondenseResult``, no artefact and no speed choice (the options' own defaults), for
+    studying the loop itself. A condensed set to save, evaluate or publish comes from
+    ``hf_lodc.pipeline.condense``, which records the run config in the artefact."""
     if cfg is not None and not isinstance(cfg, CondenseConfig):
         raise ConfigError(f"cfg must be a CondenseConfig (or pass options as keywords), got {type(cfg).__name__}")
     valid = {f.name for f in fields(CondenseConfig)}

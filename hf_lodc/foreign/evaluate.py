@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from ..data.splits import first_per_class
 from ..data.types import ImageClassificationData
 from ..engine.config import EvalConfig
 from ..errors import ConfigError, DatasetError, SplitError
@@ -25,11 +26,6 @@ from .ranking import ars_scores, check_real_accuracy, lrs_scores
 from .report import ForeignEvalReport
 
 __all__ = ["evaluate_condensed_set"]
-
-
-def _first_per_class(labels: torch.Tensor, k: int, num_classes: int) -> torch.Tensor:
-    keep = [torch.nonzero(labels == c).flatten()[:k] for c in range(num_classes)]
-    return torch.cat(keep).sort().values
 
 
 def evaluate_condensed_set(
@@ -219,7 +215,7 @@ def evaluate_condensed_set(
         notes.append(f"evaluation lr {lr:g} ({lr_from}); the random real baseline trains with the same lr")
     test = data.test
     if eval_max_per_class is not None:
-        test = test.subset(_first_per_class(test.labels, eval_max_per_class, data.num_classes))
+        test = test.subset(first_per_class(test.labels, eval_max_per_class, data.num_classes))
     counts = torch.bincount(cs.labels, minlength=data.num_classes)
     criterion, targets, label_bytes, labels_kind = None, cs.labels, 0, "hard"
     if cs.soft is not None:
@@ -256,6 +252,9 @@ def evaluate_condensed_set(
                      f"storage_bytes counts the images only (the teacher is not priced)")
     nbytes = int(storage_bytes) if storage_bytes is not None else stored_bytes + label_bytes
 
+    # not pipeline.evaluate: a set made elsewhere has no artefact to record into, trains in its own input
+    # space (soft labels, a teacher, HaBa's rendering) and is reported beside a baseline; the protocol,
+    # the run seeds and the test rows (first_per_class) are the same ones
     records = evaluate_in_space(x, targets, test, space, data.num_classes, ec, seed=seed, device=device,
                                 criterion=criterion, progress=progress, wrap=wrap, decode=decode,
                                 image_shape=(c, h, w))

@@ -1,0 +1,96 @@
+"""The road from data to artefact: one condensation, recorded with the config it ran under.
+
+``pipeline.condense`` is this function. Every caller that makes a condensed set goes through it:
+the orchestrator (``recipes/condense.py``), ``CondensedDataset.condense``, a continual run's task
+memories and the benchmarks, so each artefact records its run config the same way and the next fix
+to "condense then build the artefact" is made once. ``engine.condenser.condense`` stays the
+engine-level call (one ``Condenser`` run, a ``CondenseResult``, no artefact) for code that studies
+the loop itself.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import torch
+
+from .data.types import ImageClassificationData
+from .engine.condenser import CondenseResult, Condenser
+from .engine.config import CondenseConfig, RunConfig
+from .engine.speed import SpeedPlan
+from .export.artifact import Artifact, build_artifact
+from .run_speed import choose_speed
+
+__all__ = ["condense"]
+
+
+def condense(
+    data: ImageClassificationData,
+    cfg: RunConfig | CondenseConfig,
+    *,
+    speed: bool | SpeedPlan = False,
+    continue_from: Artifact | None = None,
+    accelerator=None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    snapshot_at: tuple[int, ...] = (),
+    on_snapshot: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
+    checkpoint_at_end: bool = False,
+    record: dict[str, Any] | None = None,
+    on_result: Callable[[CondenseResult], None] | None = None,
+) -> Artifact:
+    """Condense ``data`` with ``cfg`` and return the artefact (not yet evaluated).
+
+    ``cfg``: a ``RunConfig`` (recorded whole as the artefact's run config), or a ``CondenseConfig``
+    alone when the data came from elsewhere (recorded as the run config's ``condense`` section; the
+    source is then the artefact's ``SourceInfo``). ``record``: further run-config sections of the
+    caller (e.g. a continual run's class order).
+    ``speed``: True fills the speed options a ``RunConfig`` leaves unset from its ``speed`` first
+    (``run_speed.py``; not for a continued set, which keeps the path it was condensed on); a
+    ``SpeedPlan`` is one the caller already chose. Either way the plan goes into ``results["speed"]``.
+    ``continue_from``: an artefact to continue; ``cfg``'s iterations count from its start, so the
+    set's own iterations are already done. ``resume`` continues a checkpoint in ``checkpoint_dir``;
+    ``on_snapshot(iteration, state)`` sees the set after each iteration in ``snapshot_at``;
+    ``checkpoint_at_end`` also checkpoints the finished loop (before a long evaluation);
+    ``on_result`` sees the engine's ``CondenseResult`` (unrounded timings, the real rows an
+    initialisation picked) before it becomes the artefact.
+    """
+    run = cfg if isinstance(cfg, RunConfig) else None
+    plan = speed if isinstance(speed, SpeedPlan) else None
+    if speed is True and run is not None and continue_from is None:
+        run, plan = choose_speed(run, data, accelerator)
+        if log is not None:
+            for line in plan.lines():
+                log(line)
+    cc = run.condense if run is not None else cfg
+    initial_state = _initial_state(continue_from) if continue_from is not None else None
+    condenser = Condenser(data, cc, accelerator=accelerator, checkpoint_dir=checkpoint_dir, progress=progress,
+                          initial_state=initial_state, log=log, snapshot_at=snapshot_at, on_snapshot=on_snapshot,
+                          checkpoint_at_end=checkpoint_at_end)
+    if log is not None:
+        b = condenser.budget
+        log(f"[hf_lodc] {data.info.dataset}: {data.num_classes} classes, {data.info.num_train} train images "
+            f"{tuple(data.image_shape)}; method {condenser.spec.name}, budget {b.ipc} pixel image(s)/class -> "
+            f"{b.images_per_class} stored/class" + (f" at rank {b.rank}" if b.rank else ""))
+    result = condenser.run(resume=resume)
+    if log is not None and result.iterations_per_s:
+        steady = (f"; {result.steady_seconds_per_iteration:.3g} s/iteration after warm-up"
+                  if result.steady_seconds_per_iteration else "")
+        log(f"[hf_lodc] condensed in {result.wall_time_s:.1f} s ({result.iterations_per_s:.3f} it/s{steady})")
+    if on_result is not None:
+        on_result(result)
+    recorded = run.to_dict() if run is not None else {"condense": RunConfig(condense=cc).to_dict()["condense"]}
+    art = build_artifact(result, data.info, run_config={**recorded, **(record or {})}, continued_from=continue_from,
+                         from_iteration=initial_state["iteration"] if initial_state is not None else None)
+    if plan is not None:
+        art.results["speed"] = plan.record()
+    return art
+
+
+def _initial_state(art: Artifact) -> dict[str, Any]:
+    """The engine's starting point for continuing ``art``: its set, its iterations done, its history."""
+    done = int(art.condense_config.get("iterations") or 0)
+    return {"synset": art.synset.state_dict(), "iteration": done, "history": list(art.history)}
