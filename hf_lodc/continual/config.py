@@ -11,7 +11,8 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from ..engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig, check_option
+from ..engine.condense_options import flat_option_names
+from ..engine.config import CORE_CONDENSE_FIELDS, CondenseConfig, DataConfig, EvalConfig, RunConfig, check_option
 from ..engine.config_sections import Sectioned
 from ..errors import ConfigError
 from ..seeding import derive_seed
@@ -71,8 +72,10 @@ class ContinualConfig(Sectioned):
 
     def task_condense_config(self, method: str, seed: int, task: int) -> CondenseConfig:
         """The condensation of ``task`` for memory type ``method`` under class order ``seed``."""
+        # the shared section's options reach the memory types that have them (dm and lodm share DM's)
+        own = set(flat_option_names(method))
         return CondenseConfig(**{
-            **asdict(self.condense),
+            **{k: v for k, v in self.condense.to_flat().items() if k in CORE_CONDENSE_FIELDS or k in own},
             "method": method,
             "ipc": self.memory_ipc,
             "images_per_class": None,
