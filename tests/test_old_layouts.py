@@ -49,7 +49,7 @@ def test_the_old_artefact_evaluates_and_continues_bit_for_bit_and_is_saved_in_th
 
     cd = CondensedDataset.from_disk(OLD_ARTEFACT)
     recs = cd.evaluate(models=["convnet"], runs=1, epochs=1, uint8=False)
-    assert 0.0 <= recs["convnet"].mean <= 1.0
+    assert recs["convnet"].runs == 1 and 0.0 <= recs["convnet"].accuracy_mean <= 100.0
     with pytest.raises(ConfigError, match="cannot continue the current set: batch_real=8"):
         cd.condense(iterations=1, batch_real=8, continue_from_current=True)  # the old record is compared
     cd.condense(iterations=1)  # continues the loaded set (old record) from iteration 2
@@ -69,8 +69,9 @@ def test_the_old_artefact_evaluates_and_continues_bit_for_bit_and_is_saved_in_th
 
 def test_an_old_checkpoint_resumes_bit_for_bit(shared_hub, tmp_path):
     import hf_lodc
-    from hf_lodc.engine.checkpoint import read_checkpoint
+    from hf_lodc.engine.checkpoint import latest_checkpoint, read_checkpoint
     from hf_lodc.engine.condenser import condense
+    from hf_lodc.engine.identity import identity_diff
 
     shutil.copytree(FIXTURES / "old_layout_checkpoint", tmp_path / "ck")
     old = read_checkpoint(tmp_path / "ck" / "iter_0000001")
@@ -79,7 +80,10 @@ def test_an_old_checkpoint_resumes_bit_for_bit(shared_hub, tmp_path):
     r = condense(data, method="lodm", ipc=1, rank=2, iterations=2, batch_real=4, seed=0, checkpoint_every=1,
                  checkpoint_dir=tmp_path / "ck", resume=True, progress=False)
     _same_tensors(r.synset.state_dict(), load_file(OLD_ARTEFACT / "synset.safetensors"))
-    new = read_checkpoint(tmp_path / "ck" / "iter_0000002")
+    condense(data, method="lodm", ipc=1, rank=2, iterations=2, batch_real=4, seed=0, checkpoint_every=1,
+             checkpoint_dir=tmp_path / "new", progress=False)  # a checkpoint written now
+    new = read_checkpoint(latest_checkpoint(tmp_path / "new"))
+    assert identity_diff(new["identity"], old["identity"]) == {}  # the same run, either layout
     assert new["config"]["options"] == DM_OPTIONS and not any(k in new["config"] for k in FOREIGN)
     assert not any(k in new["identity"] for k in FOREIGN)
     # another run is still refused, old layout or not
@@ -103,5 +107,7 @@ def test_an_option_the_method_does_not_have_is_refused_by_name():
     run = RunConfig.from_dict({"condense": {"method": "dc", "options": {"outer_loop": 2}}})
     assert run == RunConfig.from_dict({"method": "dc", "outer_loop": 2}) == RunConfig.from_dict(run.to_dict())
     assert run.condense.outer_loop == 2 and run.to_dict()["condense"]["options"]["outer_loop"] == 2
-    assert run.replace(method="lodm").condense.options == CondenseConfig().options
+    assert RunConfig.from_dict({"method": "dc"}).replace(method="lodm").condense.options == CondenseConfig().options
+    with pytest.raises(ConfigError, match=r"method 'lodm' .* has no option 'outer_loop'"):
+        run.replace(method="lodm")  # one set to another value is not dropped silently
     assert CondenseConfig(method="random").options is None  # a coreset has no objective options

@@ -125,6 +125,14 @@ class CondenseConfig(_CondenseCore):
         self.__post_init__()  # the engine's fields first: the method must be known to pick its options
         self.options = method_options(self.method, options, given, type(self).__name__)
 
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, Any], source: str = "CondenseConfig") -> "CondenseConfig":
+        """From flat names (and ``options``, the nested form); errors name ``source`` (e.g. a YAML file)."""
+        cfg = cls(**{k: v for k, v in flat.items() if k in _CORE})
+        rest = {k: v for k, v in flat.items() if k not in _CORE and k != OPTIONS_KEY}
+        cfg.options = method_options(cfg.method, flat.get(OPTIONS_KEY), rest, source)
+        return cfg
+
     def __getattr__(self, name: str) -> Any:  # only called for names that are not attributes
         opts = self.__dict__.get("options")
         if opts is not None and name in {f.name for f in fields(opts)}:
@@ -225,7 +233,7 @@ class RunConfig(Sectioned, _Checked):
             (parts[owner] if owner in parts else top)[k] = v
         return cls(
             data=DataConfig(**parts["data"]),
-            condense=CondenseConfig(**parts["condense"]),
+            condense=CondenseConfig.from_flat(parts["condense"], source),
             eval=EvalConfig(**parts["eval"]),
             **top,
         )
