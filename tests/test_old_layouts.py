@@ -111,3 +111,14 @@ def test_an_option_the_method_does_not_have_is_refused_by_name():
     with pytest.raises(ConfigError, match=r"method 'lodm' .* has no option 'outer_loop'"):
         run.replace(method="lodm")  # one set to another value is not dropped silently
     assert CondenseConfig(method="random").options is None  # a coreset has no objective options
+
+
+def test_an_old_run_record_reads_back_as_a_run_config():
+    from hf_lodc.engine.config import RunConfig
+
+    record = json.loads((OLD_ARTEFACT / "config.json").read_text())["run"]
+    with pytest.raises(ConfigError, match=r"method 'lodm' .* has no option"):
+        RunConfig.from_dict(record)  # as a config given by a user: other objectives' options are refused
+    run = RunConfig.from_record(record)  # as a record: they were recorded for every run, and are left out
+    assert run.condense.method == "lodm" and run.condense.batch_real == 4 and run.data.max_per_class == 5
+    assert RunConfig.from_record(run.to_dict()) == run == RunConfig.from_dict(run.to_dict())

@@ -33,7 +33,7 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 from ..objectives import ObjectiveOptions
-from .condense_options import OPTIONS_KEY, method_options, objective_option_owners as _owners
+from .condense_options import OPTIONS_KEY, flat_condense_record, method_options, objective_option_owners as _owners
 from .config_checks import Checked as _Checked, check_option, hints as _hints
 from .config_sections import Sectioned  # the flat <-> nested mapping, shared with continual.ContinualConfig
 from .config_yaml import load_yaml_config  # config files; also importable from here, beside the configs
@@ -216,6 +216,15 @@ class RunConfig(Sectioned, _Checked):
     @classmethod
     def option_owners(cls) -> dict[str, tuple[str, Any]]:
         return _field_owners()
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], source: str = "config") -> "RunConfig":
+        """A recorded run config (``config.json``'s ``run``) of any version: one written before a config
+        held only its method's options lists every objective's, flat; the others' are left out."""
+        d = dict(record)
+        if isinstance(d.get("condense"), Mapping):
+            d["condense"] = flat_condense_record(d["condense"])
+        return cls.from_dict(d, source)
 
     @classmethod
     def from_flat(cls, flat: dict[str, Any], source: str = "config") -> "RunConfig":
