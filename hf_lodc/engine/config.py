@@ -143,7 +143,7 @@ class CondenseConfig(_CondenseCore):
     def flat_fields(cls) -> list[tuple[str, Any, dict]]:
         """(name, type, metadata) of every flat option: the engine's fields, then every registered
         objective's (the CLI and YAML names; each checked against the chosen method when built)."""
-        core = [(n, _hints(_CondenseCore)[n], f.metadata) for n, f in ((f.name, f) for f in fields(_CondenseCore))]
+        core = [(f.name, _hints(_CondenseCore)[f.name], f.metadata) for f in fields(_CondenseCore)]
         return core + [(n, t, f.metadata) for n, (_, t, f) in objective_option_owners().items()]
 
     def to_flat(self) -> dict[str, Any]:
