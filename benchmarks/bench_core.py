@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from _machine import machine_line  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 from hf_lodc import pipeline  # noqa: E402
-from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig  # noqa: E402
+from hf_lodc.engine.condense_options import flat_option_names  # noqa: E402
+from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig, objective_option_owners  # noqa: E402
 from hf_lodc.export.artifact import build_artifact  # noqa: E402
 
 DATASETS = {"mnist": "ylecun/mnist", "cifar10": "uoft-cs/cifar10"}
@@ -61,7 +62,9 @@ def run_row(data, dataset: str, row: str, args) -> dict:
               seed=args.seed)
     if init:
         kw["init"] = init
-    kw.update(getattr(args, "options", None) or {})  # --options: e.g. {"compile": true} for every row
+    # --options: e.g. {"compile": true} for every row that has it (a row's method has its own objective's options)
+    foreign = set(objective_option_owners()) - set(flat_option_names(method))
+    kw.update({k: v for k, v in (getattr(args, "options", None) or {}).items() if k not in foreign})
     t0 = time.perf_counter()
     res = pipeline.condense(data, CondenseConfig(**kw))
     cond_s = time.perf_counter() - t0
