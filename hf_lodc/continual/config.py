@@ -77,7 +77,8 @@ class ContinualConfig(Sectioned):
         """The objective options in force: the condense section's (those a memory type has) and, over them,
         ``objective_options``, each checked and refused by name when no memory type has it."""
         owners = objective_option_owners()
-        had = {n for m in self.methods for n in flat_option_names(m)}
+        known = [m for m in self.methods if m in METHODS.names()]  # an unknown one is refused by the run's checks
+        had = {n for m in known for n in flat_option_names(m)}
         out = {k: v for k, v in (asdict(self.condense.options) if self.condense.options else {}).items() if k in had}
         for k, v in dict(self.objective_options).items():
             if k not in owners:
