@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from _machine import machine_line  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 from hf_lodc import pipeline  # noqa: E402
-from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig  # noqa: E402
+from hf_lodc.engine.condense_options import flat_option_names  # noqa: E402
+from hf_lodc.engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig, objective_option_owners  # noqa: E402
 
 DATASETS = {"mnist": "ylecun/mnist", "cifar10": "uoft-cs/cifar10"}
 ROWS = {  # row name -> (method, init)
@@ -60,7 +61,9 @@ def run_row(data, dataset: str, row: str, args) -> dict:
               seed=args.seed)
     if init:
         kw["init"] = init
-    kw.update(getattr(args, "options", None) or {})  # --options: e.g. {"compile": true} for every row
+    # --options: e.g. {"compile": true} for every row that has it (a row's method has its own objective's options)
+    foreign = set(objective_option_owners()) - set(flat_option_names(method))
+    kw.update({k: v for k, v in (getattr(args, "options", None) or {}).items() if k not in foreign})
     ev = EvalConfig(eval_runs=args.eval_runs, eval_epochs=args.eval_epochs, eval_backend="sequential")
     run = RunConfig(data=DataConfig(dataset=DATASETS[dataset]), condense=CondenseConfig(**kw), eval=ev)
     engine = []  # the engine's result: unrounded timings for the table

@@ -76,7 +76,7 @@ def flag_options(flags: list[str]) -> dict:
 
 def check_run(run: Path, cell, iterations: int, fast: bool, flags: list[str] | None = None) -> dict:
     """The run's results, after checking that its config is the cell's YAML with these changes only."""
-    cfg = RunConfig.from_dict(json.loads((run / "config.json").read_text())["run"], str(run)).to_flat()
+    cfg = RunConfig.from_record(json.loads((run / "config.json").read_text())["run"], str(run)).to_flat()
     want = {**yaml.safe_load((ROOT / "recipes" / "configs" / cell.config).read_text()), "iterations": iterations,
             **(FAST_CONFIG if fast else {}), **flag_options(list(flags or []))}
     want.pop("output_dir", None)
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
             if subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, env=env).returncode != 0:
                 raise SystemExit(f"{' '.join(cmd)} failed")
         results = check_run(ROOT / run, cell, args.iterations, args.fast, args.flags.split())
-        cfg = RunConfig.from_dict(json.loads((ROOT / run / "config.json").read_text())["run"], str(run)).to_flat()
+        cfg = RunConfig.from_record(json.loads((ROOT / run / "config.json").read_text())["run"], str(run)).to_flat()
         row = row_of(cell, args.iterations, args.fast, results, cmd, path_of(cfg), args.note)
         row["init"] = cfg.get("init")  # svd (hf_lodc's default) or the paper's noise: two rows of one cell
         key = (row["cell"], row["iterations"], row["fast"], row["init"])

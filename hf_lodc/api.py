@@ -26,7 +26,8 @@ import torch
 from . import pipeline
 from .data.splits import first_per_class
 from .data.types import ImageClassificationData, LabeledImages
-from .engine.config import CondenseConfig, DataConfig, EvalConfig, RunConfig
+from .engine.condense_options import flat_condense_record, flat_option_names
+from .engine.config import CORE_CONDENSE_FIELDS, CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .engine.evaluate import EvalRecord
 from .errors import ConfigError
 from .engine.identity import identity_diff, run_identity
@@ -254,9 +255,10 @@ class CondensedDataset:
         prev = self._artifact
         if prev is None or continue_from_current is False:
             return CondenseConfig(**given), None
-        known = {f.name for f in fields(CondenseConfig)}
-        base = {k: v for k, v in prev.condense_config.items() if k in known}
-        base["method"] = prev.method
+        # the set's engine fields and its method's options, from a record of any version (flat or nested)
+        base = flat_condense_record({**prev.condense_config, "method": prev.method})
+        known = {*CORE_CONDENSE_FIELDS, *flat_option_names(prev.method)}
+        base = {k: v for k, v in base.items() if k in known}
         # the settings given that change what is computed (engine/identity.py) must equal the set's
         mismatch = identity_diff(run_identity(given), run_identity(base), only_common=True)
         if mismatch:
@@ -385,7 +387,8 @@ class CondensedDataset:
 
 
 def _check_names(given: dict, section, what: str) -> None:
-    valid = sorted(f.name for f in fields(section))
+    flat = getattr(section, "flat_fields", None)  # CondenseConfig: its fields and every objective's options
+    valid = sorted(n for n, *_ in flat()) if flat is not None else sorted(f.name for f in fields(section))
     unknown = sorted(set(given) - set(valid))
     if unknown:
         raise ConfigError(f"unknown {what} option(s) {unknown}; valid: {valid}")

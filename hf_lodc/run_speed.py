@@ -49,7 +49,7 @@ def choose_speed(cfg: RunConfig, data: ImageClassificationData, accelerator=None
                       eval_cfg=cfg.eval, eval_images=data.num_classes * budget.images_per_class,
                       eval_backend_vmap=vmap, probe=probe)
     if cfg.resume and cfg.output_dir:
-        _follow_checkpoint(plan, Path(cfg.output_dir) / "checkpoints")
+        _follow_checkpoint(plan, Path(cfg.output_dir) / "checkpoints", cfg.condense.method)
     plan.apply_host_memory()
     chosen = plan.options()
     return (cfg.replace(**chosen) if chosen else cfg), plan
@@ -77,10 +77,11 @@ def choose_eval_speed(ec: EvalConfig, art: Artifact, speed: str | None, device: 
 _CONDENSE_SPEED_OPTIONS = ("mixed_precision", "channels_last", "compile", "real_chunk")
 
 
-def _follow_checkpoint(plan: SpeedPlan, checkpoint_dir: Path) -> None:
+def _follow_checkpoint(plan: SpeedPlan, checkpoint_dir: Path, method: str) -> None:
     """Resuming: the condensation continues on the path its checkpoint was written under (a longer
     run would otherwise cross the compile threshold and be refused for a different identity)."""
     from .engine.checkpoint import latest_checkpoint, read_checkpoint
+    from .engine.condense_options import flat_option_names, objective_option_owners
     from .engine.identity import OMIT_AT_DEFAULT
 
     path = latest_checkpoint(checkpoint_dir)
@@ -92,8 +93,9 @@ def _follow_checkpoint(plan: SpeedPlan, checkpoint_dir: Path) -> None:
         return  # the condenser reports the damaged checkpoint with its remedy
     cond = next(p for p in plan.phases if p.phase == "condense")
     followed = []
+    foreign = set(objective_option_owners()) - set(flat_option_names(method))  # options of other objectives
     for k in _CONDENSE_SPEED_OPTIONS:
-        if k in cond.kept or (k not in theirs and k not in OMIT_AT_DEFAULT):
+        if k in cond.kept or k in foreign or (k not in theirs and k not in OMIT_AT_DEFAULT):
             continue
         v = theirs.get(k, OMIT_AT_DEFAULT.get(k))
         if cond.options.get(k) != v:

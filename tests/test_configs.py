@@ -67,8 +67,10 @@ def test_objective_options_are_owned_by_the_objectives_and_composed_flat():
     # DM owns speed knobs and the class sampling that bounds a many-class step
     assert [f.name for f in fields(OBJECTIVES.get("dm").Options)] == ["real_chunk", "compile", "classes_per_iteration"]
     assert {k for k, v in owners.items() if v[0] == "dm"} == {"real_chunk", "compile", "classes_per_iteration"}
-    names = {f.name for f in fields(CondenseConfig)}
-    assert set(owners) <= names and CondenseConfig().expert_dir is None and CondenseConfig().lr_net == 0.01
+    # every objective's options are flat names (CLI, YAML, keywords); a config holds its method's options only
+    names = {n for n, *_ in CondenseConfig.flat_fields()}
+    assert set(owners) <= names and CondenseConfig(method="mtt").expert_dir is None
+    assert CondenseConfig(method="dc").lr_net == 0.01
     # the objective resolves its own defaults against the budget (DC/DSA loops by IPC)
     _, resolved, _ = resolve_config(CondenseConfig(method="dc", ipc=10), (1, 28, 28))
     assert (resolved.outer_loop, resolved.inner_loop) == (10, 50)
@@ -111,10 +113,17 @@ def test_documented_none_values_are_accepted_on_the_command_line(recipe):
     spec = importlib.util.spec_from_file_location(f"{recipe}_recipe", REPO_ROOT / "recipes" / f"{recipe}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    cfg, _ = mod.config_from_args(["--contrast", "none", "--dsa-strategy", "none", "--eval-dsa-strategy", "none",
-                                   "--init", "none", "--outer-loop", "3", "--expert-dir", "experts/x"])
+    argv = ["--contrast", "none", "--dsa-strategy", "none", "--eval-dsa-strategy", "none", "--init", "none"]
+    if recipe == "condense":  # one method's options per run: gradient matching's, then trajectory matching's
+        cfg, _ = mod.config_from_args([*argv, "--method", "dc", "--outer-loop", "3"])
+        other, _ = mod.config_from_args([*argv, "--method", "mtt", "--expert-dir", "experts/x"])
+        outer_loop, expert_dir = cfg.condense.outer_loop, other.condense.expert_dir
+    else:  # the memory types' options, each reaching the memory types that have it
+        cfg, _ = mod.config_from_args([*argv, "--methods", "dc,mtt", "--outer-loop", "3", "--expert-dir", "experts/x"])
+        outer_loop = cfg.task_condense_config("dc", 0, 0).outer_loop
+        expert_dir = cfg.task_condense_config("mtt", 0, 0).expert_dir
     assert (cfg.condense.contrast, cfg.condense.dsa_strategy, cfg.eval.eval_dsa_strategy) == ("none",) * 3
-    assert cfg.condense.init is None and (cfg.condense.outer_loop, cfg.condense.expert_dir) == (3, "experts/x")
+    assert cfg.condense.init is None and (outer_loop, expert_dir) == (3, "experts/x")
 
 
 def test_experts_recipe_options_come_from_the_config_dataclasses():

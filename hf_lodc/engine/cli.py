@@ -55,6 +55,10 @@ def option_fields(*classes: type, skip: Iterable[str] = ()) -> list[tuple[str, A
     skip = set(skip)
     out = []
     for cls in classes:
+        flat = getattr(cls, "flat_fields", None)  # CondenseConfig: its fields, then every objective's options, flat
+        if flat is not None:
+            out.extend((n, t, meta.get("help")) for n, t, meta in flat() if n not in skip)
+            continue
         hints = typing.get_type_hints(cls)
         out.extend((f.name, hints[f.name], f.metadata.get("help")) for f in fields(cls) if f.name not in skip)
     return out

@@ -423,7 +423,7 @@ def condense(
     ``hf_lodc.pipeline.condense``, which records the run config in the artefact."""
     if cfg is not None and not isinstance(cfg, CondenseConfig):
         raise ConfigError(f"cfg must be a CondenseConfig (or pass options as keywords), got {type(cfg).__name__}")
-    valid = {f.name for f in fields(CondenseConfig)}
+    valid = {n for n, *_ in CondenseConfig.flat_fields()}  # its fields and every objective's options, flat
     unknown = sorted(set(overrides) - valid)
     if unknown:
         close = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}

@@ -64,7 +64,7 @@ class CheckpointedRun:
         return {
             "iteration": None, "synset": synset, "momentum": momentum, "history": list(self.history),
             "objective": objective,
-            "config": dict(self.cfg.__dict__), "init_indices": self.init_indices,
+            "config": self.cfg.to_dict(), "init_indices": self.init_indices,  # plain values: weights_only loads it
             "num_processes": self.comm.world,
         }
 

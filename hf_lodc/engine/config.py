@@ -4,18 +4,20 @@ Every field name is unique across the three sections, so one flat mapping (the C
 YAML file with the same keys) fills all of them; ``RunConfig.to_dict()`` writes them nested.
 
 Objective options (design): each objective owns its options as a dataclass
-(``objectives/gm.py: GMOptions``, ``objectives/tm.py: TMOptions``; distribution matching has
-none), registered with the objective (``Objective.Options``). ``CondenseConfig`` is composed here:
-its engine fields (``_CondenseCore``) plus, flat, the fields of every registered objective's
-options, with the objective's defaults, types and range rules. So the flat names users have today
-(``hf_lodc.condense(data, method="dc", outer_loop=2)``, ``--outer-loop``, ``expert_dir:`` in YAML)
-keep working, an objective registered later gets its options on the CLI and in YAML without an
-edit here, and the objective itself is handed its own typed, resolved options object
-(``objectives.options_for(name, cfg).resolve(budget, iterations)``). Nothing here knows what an
-objective option means.
+(``objectives/gm.py: GMOptions``, ``objectives/tm.py: TMOptions``, ``objectives/dm.py: DMOptions``),
+registered with the objective (``Objective.Options``). ``CondenseConfig`` holds the engine's fields
+(``_CondenseCore``) and ``options``: the chosen method's options object, nothing of the other
+objectives'; it is recorded nested (``condense: {method: ..., ..., "options": {...}}``, None for a
+method without objective options). The flat names users have (``CondenseConfig(method="dc",
+outer_loop=2)``, ``--outer-loop``, ``expert_dir:`` in YAML) keep working: every objective's field
+names are unique, so the CLI and YAML are generated from all of them (``CondenseConfig.flat_fields``)
+and a flat option is put into the method's options, or refused by name when the method does not
+have it (``condense_options.py``, which also reads the flat records of earlier versions). An
+objective registered later gets its options on the CLI and in YAML without an edit here; nothing
+here knows what an objective option means.
 
 Every config checks itself when built (from Python, YAML or the CLI): each value against its
-field's type, and the range rules of ``_RULES`` (plus the objectives' ``RULES``); options that
+field's type, and the range rules (``config_checks.py``, plus the objectives' ``RULES``); options that
 name a registry entry (method, init, contrast, DSA strategies, evaluation backend) are checked
 against that registry, so a newly registered name is accepted. A wrong value raises
 ``ConfigError`` naming the option, what it must be and what it got. YAML is read with a safe
@@ -26,31 +28,18 @@ nested forms are mapped by ``config_sections.py``, and unknown keys are refused 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
-import numbers
-import types
-import typing
-from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
 
-from ..errors import ConfigError, UnknownNameError
-from ..objectives import OBJECTIVES
+from ..errors import ConfigError
+from ..objectives import ObjectiveOptions
+from .condense_options import OPTIONS_KEY, flat_condense_record, method_options, objective_option_owners as _owners
+from .config_checks import Checked as _Checked, check_option, hints as _hints
 from .config_sections import Sectioned  # the flat <-> nested mapping, shared with continual.ContinualConfig
 from .config_yaml import load_yaml_config  # config files; also importable from here, beside the configs
 
 __all__ = ["DataConfig", "CondenseConfig", "EvalConfig", "RunConfig", "load_yaml_config", "check_option",
-           "objective_option_owners", "Sectioned"]
-
-
-class _Checked:
-    """Mixin: type-check and range-check every field after ``__init__``."""
-
-    def __post_init__(self) -> None:
-        hints = _hints(type(self))
-        for f in fields(self):  # type: ignore[arg-type]
-            value = check_option(f.name, getattr(self, f.name), hints[f.name], type(self).__name__)
-            object.__setattr__(self, f.name, value)
+           "objective_option_owners", "Sectioned", "CORE_CONDENSE_FIELDS"]
 
 
 @dataclass
@@ -104,40 +93,69 @@ class _CondenseCore(_Checked):
     contrast: str = "class_std"  # finished matching sets: a CONTRASTS name (class_std: real per-class std; none)
 
 
+# the engine's own condense fields (the rest of a flat condense mapping is objective options)
+CORE_CONDENSE_FIELDS = _CORE = tuple(f.name for f in fields(_CondenseCore))
+
+
 def objective_option_owners() -> dict[str, tuple[str, Any, Any]]:
     """Flat objective option name -> (objective, type, dataclass field), over the registered objectives."""
-    out: dict[str, tuple[str, Any, Any]] = {}
-    core = {f.name for f in fields(_CondenseCore)}
-    for name in OBJECTIVES.names():
-        opts = OBJECTIVES.get(name).Options
-        hints = typing.get_type_hints(opts)
-        for f in fields(opts):
-            if f.name in out and out[f.name][2] is f:  # inherited (haba's options extend tm's): one flat option,
-                if issubclass(OBJECTIVES.get(out[f.name][0]).Options, opts):  # owned by the base objective
-                    out[f.name] = (name, hints[f.name], f)
-                continue
-            if f.name in core or f.name in out:
-                other = "the engine" if f.name in core else f"objective {out[f.name][0]!r}"
-                raise TypeError(f"objective {name!r} option {f.name!r} clashes with {other}'s; rename it")
-            out[f.name] = (name, hints[f.name], f)
-    return out
+    return _owners(_CORE)
 
 
-def _compose_condense_config() -> type:
-    extra = []
-    for n, (_, t, f) in objective_option_owners().items():
-        kw = ({"default_factory": f.default_factory} if f.default_factory is not dataclasses.MISSING
-              else {"default": f.default})
-        extra.append((n, t, field(**kw, metadata=f.metadata)))  # the objective's help text travels along
-    cls = make_dataclass("CondenseConfig", extra, bases=(_CondenseCore,))
-    cls.__module__ = __name__
-    cls.__qualname__ = "CondenseConfig"
-    cls.__doc__ = ("How to condense: the engine's settings (method, budget, lr, seed, ...) and, flat, every "
-                   "registered objective's options (see the module docstring).")
-    return cls
+objective_option_owners()  # a clash between an objective option and an engine field fails at import
 
 
-CondenseConfig = _compose_condense_config()
+@dataclass(init=False)
+class CondenseConfig(_CondenseCore):
+    """How to condense: the engine's settings (method, budget, lr, seed, ...) and ``options``, the chosen
+    method's objective options object (None when it has none; see the module docstring).
+
+    Built with the options flat (``CondenseConfig(method="dc", outer_loop=2)``) or as ``options=`` (an
+    options object of the method's class, or a mapping of its fields); reading ``cfg.outer_loop`` reads
+    ``cfg.options.outer_loop``. An option the method does not have is refused by name."""
+
+    options: ObjectiveOptions | None = None
+
+    def __init__(self, options: ObjectiveOptions | Mapping[str, Any] | None = None, **given: Any):
+        for f in fields(_CondenseCore):
+            value = given.pop(f.name) if f.name in given else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+            object.__setattr__(self, f.name, value)
+        self.options = None
+        self.__post_init__()  # the engine's fields first: the method must be known to pick its options
+        self.options = method_options(self.method, options, given, type(self).__name__)
+
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, Any], source: str = "CondenseConfig") -> "CondenseConfig":
+        """From flat names (and ``options``, the nested form); errors name ``source`` (e.g. a YAML file)."""
+        cfg = cls(**{k: v for k, v in flat.items() if k in _CORE})
+        rest = {k: v for k, v in flat.items() if k not in _CORE and k != OPTIONS_KEY}
+        cfg.options = method_options(cfg.method, flat.get(OPTIONS_KEY), rest, source)
+        return cfg
+
+    def __getattr__(self, name: str) -> Any:  # only called for names that are not attributes
+        opts = self.__dict__.get("options")
+        if opts is not None and name in {f.name for f in fields(opts)}:
+            return getattr(opts, name)
+        raise AttributeError(f"{type(self).__name__}: method {self.__dict__.get('method')!r} has no option {name!r}")
+
+    @classmethod
+    def flat_fields(cls) -> list[tuple[str, Any, dict]]:
+        """(name, type, metadata) of every flat option: the engine's fields, then every registered
+        objective's (the CLI and YAML names; each checked against the chosen method when built)."""
+        core = [(f.name, _hints(_CondenseCore)[f.name], f.metadata) for f in fields(_CondenseCore)]
+        return core + [(n, t, f.metadata) for n, (_, t, f) in objective_option_owners().items()]
+
+    def to_flat(self) -> dict[str, Any]:
+        """The engine's fields and the method's options, flat (the CLI / YAML names)."""
+        out = {n: getattr(self, n) for n in _CORE}
+        if self.options is not None:
+            out.update(dataclasses.asdict(self.options))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """As recorded: the engine's fields and ``options``: {the method's objective options} (or None)."""
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -200,6 +218,15 @@ class RunConfig(Sectioned, _Checked):
         return _field_owners()
 
     @classmethod
+    def from_record(cls, record: Mapping[str, Any], source: str = "config") -> "RunConfig":
+        """A recorded run config (``config.json``'s ``run``) of any version: one written before a config
+        held only its method's options lists every objective's, flat; the others' are left out."""
+        d = dict(record)
+        if isinstance(d.get("condense"), Mapping):
+            d["condense"] = flat_condense_record(d["condense"])
+        return cls.from_dict(d, source)
+
+    @classmethod
     def from_flat(cls, flat: dict[str, Any], source: str = "config") -> "RunConfig":
         owners = _field_owners()
         unknown = sorted(str(k) for k in flat if k not in owners)
@@ -215,194 +242,23 @@ class RunConfig(Sectioned, _Checked):
             (parts[owner] if owner in parts else top)[k] = v
         return cls(
             data=DataConfig(**parts["data"]),
-            condense=CondenseConfig(**parts["condense"]),
+            condense=CondenseConfig.from_flat(parts["condense"], source),
             eval=EvalConfig(**parts["eval"]),
             **top,
         )
 
 
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 def _field_owners() -> dict[str, tuple[str, Any]]:
     owners: dict[str, tuple[str, Any]] = {}
-    for section, cls_ in (("data", DataConfig), ("condense", CondenseConfig), ("eval", EvalConfig)):
+    for section, cls_ in (("data", DataConfig), ("eval", EvalConfig)):
         for f in fields(cls_):
             owners[f.name] = (section, _hints(cls_)[f.name])
+    for name, ftype, _ in CondenseConfig.flat_fields():
+        owners[name] = ("condense", ftype)
+    owners[OPTIONS_KEY] = ("condense", Any)  # the nested form (as recorded); CondenseConfig checks it
     for f in fields(RunConfig):
         if f.name not in RunConfig.SECTIONS:
             owners[f.name] = ("top", _hints(RunConfig)[f.name])
     return owners
 
 
-# ---------------------------------------------------------------------------------------------
-# value checks
-
-
-def _one_of(*choices: Any) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: v in choices), "one of " + ", ".join(map(repr, choices))
-
-
-_POSITIVE = (lambda v: v > 0, "> 0")
-_NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
-_MOMENTUM = (lambda v: 0 <= v < 1, "in [0, 1)")
-
-# option -> (predicate on a non-None value, what it must be); types are checked separately
-_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "dataset": (lambda v: bool(v.strip()), "a non-empty Hub id or path"),
-    "holdout_fraction": (lambda v: 0 < v < 1, "in (0, 1)"),
-    "image_size": _POSITIVE,
-    "image_mode": _one_of("L", "RGB"),
-    "mixed": _one_of("convert", "error"),
-    "max_per_class": _POSITIVE,
-    "decoded_cache": _one_of("auto", "on", "off"),
-    "iterations": _NON_NEGATIVE,
-    "batch_real": _POSITIVE,
-    "lr": _POSITIVE,
-    "momentum": _MOMENTUM,
-    "log_every": _POSITIVE,
-    "checkpoint_every": _NON_NEGATIVE,
-    "mixed_precision": _one_of("no", "bf16", "fp16"),
-    "eval_runs": _NON_NEGATIVE,
-    "eval_epochs": _POSITIVE,
-    "eval_lr": _POSITIVE,
-    "eval_momentum": _MOMENTUM,
-    "eval_weight_decay": _NON_NEGATIVE,
-    "eval_batch": _POSITIVE,
-    "eval_mixed_precision": _one_of("no", "bf16"),
-    "speed": _one_of("auto", "exact"),
-    "eval_at": (lambda v: all(i > 0 for i in v), "a list of iterations > 0"),
-    "eval_at_runs": _POSITIVE,
-    "eval_at_epochs": _POSITIVE,
-}
-
-
-def _dsa_strategy(value: str) -> None:
-    from ..data.augment import DSAugment
-
-    DSAugment(value)  # parses the families; raises UnknownNameError naming the valid ones
-
-
-def _registry_check(registry: Callable[[], Any]) -> Callable[[Any], None]:
-    return lambda value: registry().get(value)
-
-
-def _eval_backends():
-    from .eval_protocols import EVAL_BACKENDS  # filled by evaluate / vmap_eval: looked up at check time
-
-    return EVAL_BACKENDS
-
-
-def _eval_backend(value: str) -> None:
-    backends = _eval_backends()
-    if value != "auto" and value not in backends:
-        raise UnknownNameError(f"unknown evaluation backend {value!r}; valid evaluation backends: auto, "
-                               f"{', '.join(backends.names())}")
-
-
-def _eval_protocols():
-    from .eval_protocols import EVAL_PROTOCOLS
-
-    return EVAL_PROTOCOLS
-
-
-def _methods():
-    from ..methods import METHODS
-
-    return METHODS
-
-
-def _inits():
-    from ..synset.init import INITS
-
-    return INITS
-
-
-def _contrasts():
-    from ..synset.contrast import CONTRASTS
-
-    return CONTRASTS
-
-
-# option -> a check that asks the registry behind it (raises UnknownNameError listing the valid names)
-_NAME_CHECKS: dict[str, Callable[[Any], None]] = {
-    "method": _registry_check(_methods),
-    "init": _registry_check(_inits),
-    "contrast": _registry_check(_contrasts),
-    "dsa_strategy": _dsa_strategy,
-    "eval_dsa_strategy": _dsa_strategy,
-    "eval_backend": lambda v: _eval_backend(v),
-    "eval_protocol": _registry_check(_eval_protocols),
-}
-
-
-@functools.cache
-def _objective_rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
-    rules = {}
-    for name in OBJECTIVES.names():
-        rules.update(OBJECTIVES.get(name).Options.RULES)
-    return rules
-
-
-def check_option(name: str, value: Any, ftype: Any, source: str = "config") -> Any:
-    """Check one option: its type (returning the coerced value), its range rule, its registry."""
-    value = _coerce(name, value, ftype, source)
-    rule = _RULES.get(name) or _objective_rules().get(name)
-    if rule is not None and value is not None and not rule[0](value):
-        raise ConfigError(f"{source}: option {name!r} must be {rule[1]}, got {value!r}")
-    check = _NAME_CHECKS.get(name)
-    if check is not None and value is not None:
-        check(value)  # the registry's own UnknownNameError: "unknown <kind> <value>; valid <kind>s: ..."
-    return value
-
-
-def _type_error(source: str, name: str, what: str, value: Any) -> ConfigError:
-    return ConfigError(f"{source}: option {name!r} must be {what}, got {value!r} ({type(value).__name__})")
-
-
-def _coerce(name: str, value: Any, ftype: Any, source: str) -> Any:
-    """Check ``value`` against the field type; accept ints for floats and a comma string for lists."""
-    origin = typing.get_origin(ftype)
-    args = typing.get_args(ftype)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        errors = []
-        for a in inner:
-            try:
-                return _coerce(name, value, a, source)
-            except ConfigError as e:
-                errors.append(e)
-        raise errors[0]
-    if origin is list:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise _type_error(source, name, "a list", value)
-        if args and args[0] is int:  # "500,1000" from the command line
-            value = [int(v) if isinstance(v, str) and v.strip().lstrip("-").isdigit() else v for v in value]
-        return [_coerce(name, v, args[0] if args else str, source) for v in value]
-    if ftype is bool:
-        if isinstance(value, bool):
-            return value
-        raise _type_error(source, name, "true/false", value)
-    if ftype is int:
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-            return int(value)
-        raise _type_error(source, name, "an integer", value)
-    if ftype is float:
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            if not math.isfinite(float(value)):
-                raise _type_error(source, name, "a finite number", value)
-            return float(value)
-        raise _type_error(source, name, "a number", value)
-    if ftype is str:
-        if isinstance(value, str):
-            return value
-        raise _type_error(source, name, "a string", value)
-    if is_dataclass(ftype) and not isinstance(value, ftype):
-        raise _type_error(source, name, f"a {ftype.__name__}", value)
-    return value

@@ -36,7 +36,8 @@ class Sectioned:
     def to_flat(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for s in self.SECTIONS:
-            out.update(asdict(getattr(self, s)))
+            section = getattr(self, s)
+            out.update(section.to_flat() if hasattr(section, "to_flat") else asdict(section))
         out.update({f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.SECTIONS})  # type: ignore[arg-type]
         return out
 
@@ -74,4 +75,14 @@ class Sectioned:
         return cls.from_flat(flat, source)  # type: ignore[attr-defined]
 
     def replace(self, **flat: Any):
-        return type(self).from_flat({**self.to_flat(), **flat})  # type: ignore[attr-defined]
+        base = self.to_flat()
+        section = getattr(self, "condense", None)
+        opts = getattr(section, "options", None)
+        if opts is not None and flat.get("method", section.method) != section.method:
+            # another method: the old method's options left at their defaults are not carried over (the
+            # new method may not have them); one set to another value is, and is refused if it does not fit
+            default = type(opts)()
+            for f in fields(opts):
+                if getattr(opts, f.name) == getattr(default, f.name):
+                    base.pop(f.name, None)
+        return type(self).from_flat({**base, **flat})  # type: ignore[attr-defined]

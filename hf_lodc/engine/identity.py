@@ -13,8 +13,11 @@ In the identity:
   revision sha, train split), its class names, image shape, train size and normalisation;
 * the classes condensed (global ids);
 * every ``CondenseConfig`` field (method, ipc, rank, images_per_class, init, lr, momentum,
-  batch_real, seed, dsa_strategy, matching_model, mixed_precision, every objective option, ...)
-  except those in ``NOT_IDENTITY``.
+  batch_real, seed, dsa_strategy, matching_model, mixed_precision, ...) and each of the method's
+  objective options, flat, except those in ``NOT_IDENTITY``. Identities recorded before a config
+  held only its method's options list every objective's; those of other objectives computed nothing
+  in the run, so comparisons leave them out (``condense_options.flat_condense_record``) and an old
+  identity equals the new one of the same run.
 
 Not in it (``NOT_IDENTITY``): ``iterations`` (a larger count continues the run; a smaller one
 than already done is refused by the loader, with its own message), ``log_every`` and
@@ -41,6 +44,7 @@ import torch
 
 from ..data.types import ImageClassificationData
 from ..errors import ConfigError
+from .condense_options import flat_condense_record
 
 __all__ = ["NOT_IDENTITY", "OMIT_AT_DEFAULT", "FINISHED_SET_KEYS", "run_identity", "finished_identity", "identity_diff",
            "check_identity", "dataset_fingerprint"]
@@ -95,7 +99,7 @@ def run_identity(cfg: Any, data: ImageClassificationData | None = None, classes:
             classes = torch.arange(data.num_classes)
     if classes is not None:
         out["classes"] = [int(c) for c in torch.as_tensor(classes).tolist()]
-    values = cfg if isinstance(cfg, Mapping) else {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+    values = _flat_values(cfg)
     out.update({k: v for k, v in values.items()
                 if k not in NOT_IDENTITY and not (k in OMIT_AT_DEFAULT and v in (None, OMIT_AT_DEFAULT[k]))})
     return json.loads(json.dumps(out))  # plain JSON values (tuples -> lists), comparable after a round trip
@@ -105,15 +109,25 @@ def finished_identity(cfg: Any, data: ImageClassificationData | None = None, cla
                       *, fingerprint: str | None = None) -> dict[str, Any]:
     """:func:`run_identity` plus ``FINISHED_SET_KEYS``: equal for two finished sets that are the same set."""
     out = run_identity(cfg, data, classes, fingerprint=fingerprint)
-    values = cfg if isinstance(cfg, Mapping) else {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+    values = _flat_values(cfg)
     out.update(json.loads(json.dumps({k: values[k] for k in FINISHED_SET_KEYS if k in values})))
     return out
+
+
+def _flat_values(cfg: Any) -> dict[str, Any]:
+    """A config (``CondenseConfig``) or a condense record / identity of any version, flat: the engine's
+    fields and the method's objective options, without other objectives' (``flat_condense_record``)."""
+    if isinstance(cfg, Mapping):
+        return flat_condense_record(cfg)
+    return cfg.to_flat() if hasattr(cfg, "to_flat") else {f.name: getattr(cfg, f.name) for f in fields(cfg)}
 
 
 def identity_diff(ours: Mapping[str, Any], theirs: Mapping[str, Any], *, only_common: bool = False
                   ) -> dict[str, tuple[Any, Any]]:
     """key -> (ours, theirs) for every key whose value differs (a key one side lacks counts as
     different unless ``only_common``, for states recorded before a key existed)."""
+    # identities recorded before the options were the method's own hold every objective's: compare the method's
+    ours, theirs = flat_condense_record(ours), flat_condense_record(theirs)
     keys = (set(ours) & set(theirs)) if only_common else (set(ours) | set(theirs))
     diff = {}
     for k in sorted(keys):

@@ -8,12 +8,11 @@ resolve a config the same way, and none of the others needs the loop to do it.
 from __future__ import annotations
 
 import copy
-from dataclasses import MISSING, asdict, fields
+from dataclasses import MISSING, fields, replace
 from typing import Any
 
 from ..errors import ConfigError
 from ..methods import MethodSpec, get_method
-from ..objectives import options_for
 from ..synset.base import PARAMETERISATIONS, SyntheticSet
 from ..synset.budget import Budget, plan_budget
 from .config import CondenseConfig
@@ -27,23 +26,21 @@ def matching_model_for(image_shape: tuple[int, int, int], name: str = "auto") ->
     return "lodc_convnet_d4_w128" if min(image_shape[1:]) >= 64 else "lodc_convnet_d3_w128"
 
 
-def _field_defaults() -> dict[str, Any]:
-    return {f.name: f.default for f in fields(CondenseConfig) if f.default is not MISSING}
-
-
 def method_config(spec: MethodSpec, cfg: CondenseConfig) -> tuple[CondenseConfig, dict[str, Any]]:
     """``cfg`` with the method row's objective defaults (``objective_options``: the paper's values,
     applied to options the config leaves at their generic default) and the parameterisation options
     (the row's ``param_options``, overridden by the objective's ``PARAM_OPTIONS`` fields that are set,
     e.g. ``factor``, ``hallucinators``, ``shared_in_budget``). Returns (config copy, param options)."""
-    out = copy.copy(cfg)  # a copy of a checked config: not rebuilt, so not checked again
-    defaults = _field_defaults()
-    for k, v in dict(getattr(spec, "objective_options", {}) or {}).items():
-        if k in defaults and getattr(out, k) == defaults[k]:
-            setattr(out, k, v)
+    out = _copy(cfg)
+    opts = out.options
+    if opts is not None:
+        defaults = {f.name: f.default for f in fields(opts) if f.default is not MISSING}
+        row = {k: v for k, v in dict(getattr(spec, "objective_options", {}) or {}).items()
+               if k in defaults and getattr(opts, k) == defaults[k]}
+        if row:
+            out.options = opts = replace(opts, **row)
     params = dict(getattr(spec, "param_options", {}) or {})
-    if spec.objective:
-        opts = options_for(spec.objective, out)
+    if opts is not None:
         for k in getattr(type(opts), "PARAM_OPTIONS", ()):
             if getattr(opts, k) is not None:
                 params[k] = getattr(opts, k)
@@ -66,22 +63,21 @@ def resolve_config(cfg: CondenseConfig, image_shape, num_classes: int | None = N
     iterations = cfg.iterations if cfg.iterations is not None else spec.iterations
     if spec.kind == "coreset":
         iterations = 0
-    options = options_for(spec.objective, cfg).resolve(budget, iterations) if spec.objective else None
-    resolved = copy.copy(cfg)
+    options = cfg.options.resolve(budget, iterations) if cfg.options is not None else None
+    resolved = _copy(cfg)
     resolved.rank = rank
     resolved.init = cfg.init or spec.init
     resolved.iterations = iterations
     resolved.lr = cfg.lr if cfg.lr is not None else spec.lr
     if options is not None:  # the objective's defaults, resolved by the objective
-        for k, v in asdict(options).items():
-            setattr(resolved, k, v)
-        for k in getattr(type(options), "PARAM_OPTIONS", ()):  # the parameterisation options in force
-            setattr(resolved, k, budget.options.get(k, getattr(resolved, k)))
+        params = {k: budget.options.get(k, getattr(options, k))  # the parameterisation options in force
+                  for k in getattr(type(options), "PARAM_OPTIONS", ())}
+        if hasattr(options, "compile"):
+            params["compile"] = bool(options.compile)
+        resolved.options = replace(options, **params)
     resolved.matching_model = matching_model_for(image_shape, cfg.matching_model)
     resolved.mixed_precision = cfg.mixed_precision or "no"  # the Condenser records an Accelerator's instead
     resolved.channels_last = bool(cfg.channels_last)  # None: speed chose nothing, contiguous
-    if hasattr(resolved, "compile"):
-        resolved.compile = bool(resolved.compile)
     resolved.images_per_class = budget.images_per_class
     return spec, resolved, budget
 
@@ -89,3 +85,11 @@ def resolve_config(cfg: CondenseConfig, image_shape, num_classes: int | None = N
 def build_synset(spec: MethodSpec, num_classes: int, budget: Budget) -> SyntheticSet:
     cls = PARAMETERISATIONS.get(spec.parameterisation)
     return cls(num_classes, budget.images_per_class, budget.image_shape, rank=budget.rank, **budget.options)
+
+
+def _copy(cfg: CondenseConfig) -> CondenseConfig:
+    """A copy of a checked config with its own options object: not rebuilt, so not checked again."""
+    out = copy.copy(cfg)
+    if out.options is not None:
+        out.options = copy.copy(out.options)
+    return out

@@ -168,7 +168,7 @@ def build_artifact(
         source=source,
         budget=result.budget,
         method=result.method.name,
-        condense_config=dict(result.config.__dict__),
+        condense_config=result.config.to_dict(),  # the engine's fields + the method's "options"
         run_config=run_config,
         results=results,
         history=result.history,

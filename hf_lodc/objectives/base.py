@@ -2,10 +2,11 @@
 and its own typed options.
 
 Options: each objective class names its options dataclass (``Options``, a subclass of
-:class:`ObjectiveOptions`: defaults, range rules, and ``resolve`` against the run's budget). The
-config layer (``engine/config.py``) composes ``CondenseConfig``'s flat objective options from the
-registered objectives' ``Options`` fields, and the condenser hands the objective its own resolved
-options object in ``MatchContext.options``; nothing outside the objective knows what they mean.
+:class:`ObjectiveOptions`: defaults, range rules, and ``resolve`` against the run's budget). A
+``CondenseConfig`` (``engine/config.py``) holds the chosen method's instance (its ``options``
+field, recorded nested); the CLI and YAML take the registered objectives' fields as flat names
+(``engine/condense_options.py``), and the condenser hands the objective its own resolved options
+object in ``MatchContext.options``; nothing outside the objective knows what they mean.
 """
 
 from __future__ import annotations
