@@ -8,7 +8,7 @@ resolve a config the same way, and none of the others needs the loop to do it.
 from __future__ import annotations
 
 import copy
-from dataclasses import MISSING, fields, replace
+from dataclasses import MISSING, fields
 from typing import Any
 
 from ..errors import ConfigError
@@ -38,7 +38,7 @@ def method_config(spec: MethodSpec, cfg: CondenseConfig) -> tuple[CondenseConfig
         row = {k: v for k, v in dict(getattr(spec, "objective_options", {}) or {}).items()
                if k in defaults and getattr(opts, k) == defaults[k]}
         if row:
-            out.options = opts = replace(opts, **row)
+            out.options = opts = _with(opts, **row)
     params = dict(getattr(spec, "param_options", {}) or {})
     if opts is not None:
         for k in getattr(type(opts), "PARAM_OPTIONS", ()):
@@ -74,7 +74,7 @@ def resolve_config(cfg: CondenseConfig, image_shape, num_classes: int | None = N
                   for k in getattr(type(options), "PARAM_OPTIONS", ())}
         if hasattr(options, "compile"):
             params["compile"] = bool(options.compile)
-        resolved.options = replace(options, **params)
+        resolved.options = _with(options, **params)
     resolved.matching_model = matching_model_for(image_shape, cfg.matching_model)
     resolved.mixed_precision = cfg.mixed_precision or "no"  # the Condenser records an Accelerator's instead
     resolved.channels_last = bool(cfg.channels_last)  # None: speed chose nothing, contiguous
@@ -92,4 +92,13 @@ def _copy(cfg: CondenseConfig) -> CondenseConfig:
     out = copy.copy(cfg)
     if out.options is not None:
         out.options = copy.copy(out.options)
+    return out
+
+
+def _with(options, **values):
+    """``options`` with ``values`` set (the method row's, the budget's: not user input), on a copy, without
+    running its field checks again."""
+    out = copy.copy(options)
+    for k, v in values.items():
+        setattr(out, k, v)
     return out

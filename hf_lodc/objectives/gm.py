@@ -9,7 +9,7 @@ on the (detached) synthetic set. Per-class gradients of all classes come from on
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -79,7 +79,9 @@ class GMOptions(ObjectiveOptions):
     def resolve(self, budget, iterations: int) -> "GMOptions":
         """Loops not given take the DC/DSA papers' values for the nearest pixel IPC of the budget."""
         outer, inner = default_loops(budget.ipc)
-        return dataclasses.replace(self, outer_loop=self.outer_loop or outer, inner_loop=self.inner_loop or inner)
+        out = copy.copy(self)  # checked when built: a copy, not a rebuild that would check the fields again
+        out.outer_loop, out.inner_loop = self.outer_loop or outer, self.inner_loop or inner
+        return out
 
 
 @OBJECTIVES.register("gm")
