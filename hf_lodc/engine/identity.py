@@ -22,7 +22,8 @@ In the identity:
 Not in it (``NOT_IDENTITY``): ``iterations`` (a larger count continues the run; a smaller one
 than already done is refused by the loader, with its own message), ``log_every`` and
 ``checkpoint_every`` (bookkeeping), ``contrast`` (applied to the finished set only, after the
-loop) and everything about evaluation. The local path the data was read from is not compared:
+loop), ``syn_chunk`` (distribution matching's synthetic pass in groups of classes: the same bits, and
+chosen from the free memory when unset) and everything about evaluation. The local path the data was read from is not compared:
 the fingerprint already says whether the content is the same, and a moved folder may resume.
 
 Left out at their default (``OMIT_AT_DEFAULT``): options added after identities were first recorded
@@ -49,7 +50,7 @@ from .condense_options import flat_condense_record
 __all__ = ["NOT_IDENTITY", "OMIT_AT_DEFAULT", "FINISHED_SET_KEYS", "run_identity", "finished_identity", "identity_diff",
            "check_identity", "dataset_fingerprint"]
 
-NOT_IDENTITY = frozenset({"iterations", "log_every", "checkpoint_every", "contrast"})
+NOT_IDENTITY = frozenset({"iterations", "log_every", "checkpoint_every", "contrast", "syn_chunk"})
 OMIT_AT_DEFAULT: dict[str, Any] = {"compile": False, "tf32": False, "channels_last": False,
                                    "classes_per_iteration": None}
 # A FINISHED set (reused instead of condensed again, e.g. a continual task memory) is also defined by

@@ -9,7 +9,7 @@ iteration; the real half needs no gradient, so it can be gathered, normalised, a
 in chunks of ``real_chunk`` images (0, the default: one pass; chunking is bit-identical, and only pays
 where a chunk's activations then stay in cache). The passes run in channels_last where
 ``hf_lodc.training.device`` says so (off by default). The synthetic half goes through the network in one
-pass. The loss stays a device tensor: the engine reads it when it logs, so the loop does not wait on
+pass, unless its activations would not fit in memory (``syn_chunk``, below). The loss stays a device tensor: the engine reads it when it logs, so the loop does not wait on
 the device every iteration.
 
 ``classes_per_iteration`` (off by default) matches a random subset of the classes each iteration,
@@ -18,6 +18,14 @@ would embed 256 000 real images. Each chosen class's term is the same as in the 
 per-class gradient scale is unchanged; an unchosen class gets no gradient that iteration (its
 factors still move by the optimiser's momentum). The history records ``classes_matched``; its ``loss``
 is then the sum over those classes. With several processes each draws from its own classes.
+
+``syn_chunk``: classes per synthetic pass. The loss is a sum over classes and each class's images are
+decoded from factors of their own, so passing the classes in groups and backpropagating each group's
+term before the next gives the same gradient while holding one group's activations instead of all of
+them. Unset, one pass is used whenever its activations (measured once per run on one image, in eval
+mode, outside the random streams) fit in half the free memory, and otherwise the largest group that
+does, said once in the log: 200 classes x 16 decoded images at 64 px through ConvNet-4 is about 36 GB
+of activations in one pass, which a 24 GB machine cannot hold.
 
 ``compile`` (off unless ``speed`` turns it on for a large run) runs both embedding passes through ``torch.compile`` (inductor): on the CPU
 it fuses the memory-bound norm -> ReLU -> pool passes that dominate after the convolutions. The network
@@ -76,7 +84,12 @@ class DMOptions(ObjectiveOptions):
         "iteration's seeded generator; None: every class, as the paper). With 1 000 classes it bounds the step: "
         "the real batch is classes_per_iteration x batch_real images, not num_classes x batch_real")
 
-    RULES = {"real_chunk": (lambda v: v >= 0, ">= 0"), "classes_per_iteration": (lambda v: v > 0, "> 0")}
+    syn_chunk: int | None = option(
+        None, "distribution matching: classes per synthetic pass, each pass backpropagated before the next (the "
+        "same gradient, one group's activations held); 0: one pass; unset: one pass when it fits in memory")
+
+    RULES = {"real_chunk": (lambda v: v >= 0, ">= 0"), "classes_per_iteration": (lambda v: v > 0, "> 0"),
+             "syn_chunk": (lambda v: v >= 0, ">= 0")}
 
 
 @OBJECTIVES.register("dm")
@@ -117,21 +130,55 @@ class DistributionMatching(Objective):
                     e = embed(net, device_settings.as_memory_format(x, cl)).float()  # (m, D)
                 sums.index_add_(0, y.to(dev, non_blocking=True), e)
         m_real = sums / b  # (K, D)
-        if params is not None:
-            y_syn = torch.arange(K).repeat_interleave(n)  # (K*n,) host
-            x_syn = ctx.augment.apply(x_syn, y_syn, params)
-        with ctx.autocast():
-            e_syn = embed(net, device_settings.as_memory_format(x_syn, cl)).float()  # (K*n, D)
-        m_syn = e_syn.view(K, n, -1).mean(1)  # (K, D)
-        loss = ((m_real - m_syn) ** 2).sum()
-        optimizer.zero_grad(set_to_none=True)
-        self.backward(loss)
+        per_pass = self._classes_per_pass(K, n, net, x_syn)
+        if per_pass >= K:
+            if params is not None:
+                y_syn = torch.arange(K).repeat_interleave(n)  # (K*n,) host
+                x_syn = ctx.augment.apply(x_syn, y_syn, params)
+            with ctx.autocast():
+                e_syn = embed(net, device_settings.as_memory_format(x_syn, cl)).float()  # (K*n, D)
+            m_syn = e_syn.view(K, n, -1).mean(1)  # (K, D)
+            loss = ((m_real - m_syn) ** 2).sum()
+            optimizer.zero_grad(set_to_none=True)
+            self.backward(loss)
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            loss = torch.zeros((), device=dev)
+            for k0 in range(0, K, per_pass):
+                k1 = min(K, k0 + per_pass)
+                xs = x_syn[k0 * n:k1 * n]  # (g*n, C, H, W) classes k0..k1-1
+                if params is not None:
+                    xs = ctx.augment.apply(xs, torch.arange(k0, k1).repeat_interleave(n), params)
+                with ctx.autocast():
+                    e = embed(net, device_settings.as_memory_format(xs, cl)).float()  # (g*n, D)
+                part = ((m_real[k0:k1] - e.view(k1 - k0, n, -1).mean(1)) ** 2).sum()
+                self.backward(part, retain_graph=k1 < K)  # the decoding graph serves every group
+                loss = loss + part.detach()
         optimizer.step()
         loss = loss.detach()
         out = {"loss": loss, "loss_per_class": loss / K}
         if chosen is not None:  # recorded in the run's history: its loss sums over these classes only
             out["classes_matched"] = K
         return out
+
+    def _classes_per_pass(self, K: int, n: int, net, x_syn: torch.Tensor) -> int:
+        """``syn_chunk`` if set (0: all), else all ``K`` classes when one pass fits in half the free memory,
+        else the largest group that does (at least one class)."""
+        if self.options.syn_chunk is not None:
+            return K if self.options.syn_chunk == 0 else int(self.options.syn_chunk)
+        if getattr(self, "_act_bytes", None) is None:
+            self._act_bytes = _activation_bytes(net, x_syn[:1].detach())
+            self._told = False
+        free = _free_memory(x_syn.device)
+        if free is None or K * n * self._act_bytes <= SYN_PASS_SHARE * free:
+            return K
+        per_pass = max(1, int(SYN_PASS_SHARE * free // (n * self._act_bytes)))
+        if not self._told:
+            self._told = True
+            print(f"[dm] one synthetic pass of {K} classes x {n} images would hold about "
+                  f"{K * n * self._act_bytes / 2**30:.1f} GiB of activations ({free / 2**30:.1f} GiB free): "
+                  f"{per_pass} classes per pass (syn_chunk), the same gradient", flush=True)
+        return per_pass
 
     def _chosen_classes(self, K: int, generator: torch.Generator) -> torch.Tensor | None:
         """``classes_per_iteration`` distinct local classes, ascending (class-major order kept), drawn
@@ -150,3 +197,39 @@ def _feat_dim(net, image_shape) -> int:
     with torch.no_grad():
         p = next(net.parameters())
         return int(_embed(net, torch.zeros(1, *image_shape, device=p.device)).shape[1])
+
+
+SYN_PASS_SHARE = 0.5  # of the free memory, for one synthetic pass's activations (the rest: the real pass, grads)
+
+
+def _activation_bytes(net, x_one: torch.Tensor) -> int:
+    """Bytes one image's pass keeps for its backward, about: twice the outputs of every leaf module
+    (what autograd saves, and the gradients of the same size that the backward makes). Measured in
+    eval mode without gradients: no random draw (dropout), no running-statistics update."""
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        if isinstance(output, torch.Tensor):
+            total += output.numel() * 4  # float32 (autocast halves it: the estimate errs on the safe side)
+
+    leaves = [m for m in net.modules() if not any(True for _ in m.children())]
+    hooks = [m.register_forward_hook(count) for m in leaves]
+    was_training = net.training
+    try:
+        net.eval()
+        with torch.no_grad():
+            _embed(net, x_one)
+    finally:
+        net.train(was_training)
+        for h in hooks:
+            h.remove()
+    return 2 * total
+
+
+def _free_memory(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    from ..preflight import available_memory_bytes
+
+    return available_memory_bytes()

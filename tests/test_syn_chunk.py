@@ -1,0 +1,65 @@
+"""Distribution matching's synthetic pass in groups of classes (``syn_chunk``): the same bits as one pass,
+chosen on its own when one pass would not fit in memory (hf_lodc/objectives/dm.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import hf_lodc
+from hf_lodc.objectives import dm
+from tests.datasets_factory import make_dataset
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = make_dataset(tmp_path_factory.mktemp("synchunk") / "d", per_class={"train": 12, "test": 2})
+    return hf_lodc.load_image_classification(str(path), cache=False)
+
+
+def _factors(data, **kw):
+    res = hf_lodc.condense(data, method="lodm", ipc=1, rank=2, iterations=3, batch_real=4, progress=False, **kw)
+    return res.synset.state_dict(), [h["loss"] for h in res.history]
+
+
+def test_classes_in_groups_give_the_bits_of_one_pass(tiny):
+    whole, loss = _factors(tiny, syn_chunk=0)
+    for per_pass in (1, 2):
+        grouped, grouped_loss = _factors(tiny, syn_chunk=per_pass)
+        assert sorted(grouped) == sorted(whole)
+        assert all(torch.equal(grouped[k], whole[k]) for k in whole), per_pass
+        assert grouped_loss == pytest.approx(loss, rel=1e-6)
+
+
+def test_a_pass_that_would_not_fit_is_split_on_its_own(tiny, monkeypatch, capsys):
+    whole, _ = _factors(tiny)  # unset: one pass fits easily here
+    assert "classes per pass" not in capsys.readouterr().out
+    per_image = {}
+    real = dm._activation_bytes
+
+    def measured(net, x):
+        per_image["bytes"] = real(net, x)
+        return per_image["bytes"]
+
+    monkeypatch.setattr(dm, "_activation_bytes", measured)
+    # free memory for about one image's pass: the step must split (one class per pass), and say so once
+    monkeypatch.setattr(dm, "_free_memory", lambda device: int(per_image["bytes"] / dm.SYN_PASS_SHARE) + 1)
+    grouped, _ = _factors(tiny)
+    out = capsys.readouterr().out
+    assert out.count("classes per pass (syn_chunk)") == 1 and "[dm] one synthetic pass of" in out
+    assert "1 classes per pass" in out
+    assert all(torch.equal(grouped[k], whole[k]) for k in whole)
+
+
+def test_activation_estimate_leaves_the_network_as_it_was():
+    from hf_lodc.models import create_eval_model
+
+    net = create_eval_model("convnet", num_classes=3, in_chans=1, img_size=(8, 8))
+    net.train()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.rand(1, 1, 8, 8)
+    rng = torch.get_rng_state()
+    n = dm._activation_bytes(net, x)
+    assert n > 0 and net.training
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in state.items())
