@@ -2,7 +2,7 @@
 """Copy the latest measured tables from ``benchmarks/results/*.md`` into the documentation.
 
 The tables live in ``docs/results.md`` (accuracy, full protocol, cross-architecture) and
-``docs/speed.md`` (speed); README.md only links to them. A page marks each table with
+``docs/speed.md`` (speed), ``docs/scale.md`` (memory and scale); README.md only links to them. A page marks each table with
 ``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->``; everything between the markers is replaced
 by ``benchmarks/results/NAME.md``. Every page in ``PAGES`` is filled, and every table name may appear
 on one page only. Run it after a benchmark:
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 # the pages that hold generated tables; README.md is listed so a table pasted back there is kept fresh too
-PAGES = ("docs/results.md", "docs/speed.md", "README.md")
+PAGES = ("docs/results.md", "docs/speed.md", "docs/scale.md", "README.md")
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
 
