@@ -23,6 +23,7 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from hf_lodc.engine.condense_options import flat_option_names
 from hf_lodc.engine.config import RunConfig
 from hf_lodc.errors import HfLodcError
 from hf_lodc.export.artifact import load_artifact
@@ -93,8 +94,11 @@ def test_pipeline_succeeds_or_raises_its_own_error(scenario, scratch, monkeypatc
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         root = make_dataset(Path(tmp) / "data", **scenario["dataset"])
         out = Path(tmp) / "out"
+        # a small inner-network batch for the methods that train one (gradient matching); the others
+        # have no such option and refuse it by name
+        small = {"batch_train": 8} if "batch_train" in flat_option_names(scenario["options"]["method"]) else {}
         cfg = RunConfig.from_dict({
-            "dataset": str(root), **scenario["options"], "iterations": 1, "batch_real": 2, "batch_train": 8,
+            "dataset": str(root), **scenario["options"], "iterations": 1, "batch_real": 2, **small,
             "eval_runs": 1, "eval_epochs": 1, "eval_batch": 16, "eval_backend": "sequential",
             "output_dir": str(out),
         })
