@@ -167,7 +167,8 @@ class DistributionMatching(Objective):
         if self.options.syn_chunk is not None:
             return K if self.options.syn_chunk == 0 else int(self.options.syn_chunk)
         if getattr(self, "_act_bytes", None) is None:
-            self._act_bytes = _activation_bytes(net, x_syn[:1].detach())
+            with self.ctx.autocast():  # the pass's own precision
+                self._act_bytes = _activation_bytes(net, x_syn[:1].detach())
             self._told = False
         free = _free_memory(x_syn.device)
         if free is None or K * n * self._act_bytes <= SYN_PASS_SHARE * free:
