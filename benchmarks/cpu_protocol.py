@@ -34,6 +34,8 @@ sys.path.insert(0, str(HERE / "gpu"))
 from _machine import machine_line  # noqa: E402
 from cells import CELLS  # noqa: E402
 from hf_lodc.engine.config import RunConfig  # noqa: E402
+from hf_lodc.engine.config_checks import check_option  # noqa: E402
+from hf_lodc.errors import HfLodcError  # noqa: E402
 
 OUT = HERE / "results" / "cpu_protocol"
 FAST = ["--compile", "--real-chunk", "256", "--channels-last", "--mixed-precision", "bf16",
@@ -80,6 +82,13 @@ def check_run(run: Path, cell, iterations: int, fast: bool, flags: list[str] | N
     want = {**yaml.safe_load((ROOT / "recipes" / "configs" / cell.config).read_text()), "iterations": iterations,
             **(FAST_CONFIG if fast else {}), **flag_options(list(flags or []))}
     want.pop("output_dir", None)
+    owners = RunConfig.option_owners()
+    for k, v in want.items():  # flag strings as the recipe reads them ("500,1000" is a list of iterations)
+        if k in owners and isinstance(v, str):
+            try:
+                want[k] = check_option(k, v, owners[k][1], "flags")
+            except HfLodcError:
+                pass  # compared as given: a mismatch is reported below
     wrong = {k: (cfg.get(k), v) for k, v in want.items() if k in cfg and cfg[k] != v}
     if wrong:
         raise SystemExit(f"{run}: not made by this command; config differs (run, expected): {wrong}")
@@ -126,7 +135,8 @@ def render(rows: list[dict]) -> list[str]:
         lines.append(
             f"| {r['cell']}{' (init noise)' if r.get('init') == 'noise' else ''} | {r['iterations']} ({r['paper_iterations']}) | {'yes' if r['fast'] else 'no'} | "
             f"{acc(r['float32'])} | {acc(r['uint8'])} | {paper} | {gap} | "
-            f"{r['seconds_per_iteration']} | {r['condense_wall_s'] / 60:.1f} | {r['eval_wall_s'] / 60:.1f} | "
+            f"{r['seconds_per_iteration'] or '–'} | "  # –: the recorded run only evaluated (condensed earlier)
+            f"{r['condense_wall_s'] / 60:.1f} | {r['eval_wall_s'] / 60:.1f} | "
             f"{r['hardware']} |")
     lines += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in rows) + "."]
     paths = [f"{r['cell']} at {r['iterations']}: {r['path']}" + (f" ({r['note']})" if r.get("note") else "")
