@@ -130,30 +130,19 @@ class DistributionMatching(Objective):
                     e = embed(net, device_settings.as_memory_format(x, cl)).float()  # (m, D)
                 sums.index_add_(0, y.to(dev, non_blocking=True), e)
         m_real = sums / b  # (K, D)
-        per_pass = self._classes_per_pass(K, n, net, x_syn)
-        if per_pass >= K:
+        per_pass = self._classes_per_pass(K, n, net, x_syn)  # K: one pass, as the paper's code
+        optimizer.zero_grad(set_to_none=True)
+        loss = torch.zeros((), device=dev)
+        for k0 in range(0, K, per_pass):
+            k1 = min(K, k0 + per_pass)
+            xs = x_syn[k0 * n:k1 * n]  # (g*n, C, H, W) classes k0..k1-1
             if params is not None:
-                y_syn = torch.arange(K).repeat_interleave(n)  # (K*n,) host
-                x_syn = ctx.augment.apply(x_syn, y_syn, params)
+                xs = ctx.augment.apply(xs, torch.arange(k0, k1).repeat_interleave(n), params)  # host groups
             with ctx.autocast():
-                e_syn = embed(net, device_settings.as_memory_format(x_syn, cl)).float()  # (K*n, D)
-            m_syn = e_syn.view(K, n, -1).mean(1)  # (K, D)
-            loss = ((m_real - m_syn) ** 2).sum()
-            optimizer.zero_grad(set_to_none=True)
-            self.backward(loss)
-        else:
-            optimizer.zero_grad(set_to_none=True)
-            loss = torch.zeros((), device=dev)
-            for k0 in range(0, K, per_pass):
-                k1 = min(K, k0 + per_pass)
-                xs = x_syn[k0 * n:k1 * n]  # (g*n, C, H, W) classes k0..k1-1
-                if params is not None:
-                    xs = ctx.augment.apply(xs, torch.arange(k0, k1).repeat_interleave(n), params)
-                with ctx.autocast():
-                    e = embed(net, device_settings.as_memory_format(xs, cl)).float()  # (g*n, D)
-                part = ((m_real[k0:k1] - e.view(k1 - k0, n, -1).mean(1)) ** 2).sum()
-                self.backward(part, retain_graph=k1 < K)  # the decoding graph serves every group
-                loss = loss + part.detach()
+                e = embed(net, device_settings.as_memory_format(xs, cl)).float()  # (g*n, D)
+            part = ((m_real[k0:k1] - e.view(k1 - k0, n, -1).mean(1)) ** 2).sum()
+            self.backward(part, retain_graph=k1 < K)  # the decoding graph serves every group
+            loss = loss + part.detach()
         optimizer.step()
         loss = loss.detach()
         out = {"loss": loss, "loss_per_class": loss / K}
