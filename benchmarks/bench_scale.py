@@ -160,10 +160,11 @@ def child(args) -> dict:
     out["decoded_bytes"] = int(data.train.images.numel() + (data.test.images.numel() if data.test else 0))
     for cpi in (None, args.cpi):
         with _Peak() as peak:
-            res = hf_lodc.condense(data, method="lodm", ipc=1, rank=2, iterations=args.iterations,
+            art = hf_lodc.condense(data, method="lodm", ipc=1, rank=2, iterations=args.iterations,
                                    batch_real=args.batch_real, classes_per_iteration=cpi, progress=False)
         key = f"cpi_{cpi or 'all'}"
-        out[f"s_per_it_{key}"] = 1.0 / res.iterations_per_s if res.iterations_per_s else None
+        it_per_s = art.results["condensation"]["iterations_per_s"]
+        out[f"s_per_it_{key}"] = 1.0 / it_per_s if it_per_s else None
         out["peak_kb"][key] = peak.peak
     return out
 

@@ -27,11 +27,11 @@ from . import pipeline
 from .data.splits import first_per_class
 from .data.types import ImageClassificationData, LabeledImages
 from .engine.condense_options import flat_condense_record, flat_option_names
-from .engine.config import CORE_CONDENSE_FIELDS, CondenseConfig, DataConfig, EvalConfig, RunConfig
+from .engine.config import (CORE_CONDENSE_FIELDS, CondenseConfig, DataConfig, EvalConfig, RunConfig,
+                            check_option_names)
 from .engine.evaluate import EvalRecord
 from .errors import ConfigError
 from .engine.identity import identity_diff, run_identity
-from .engine.validate import validate_condense_data
 from .export.artifact import Artifact, load_artifact
 from .export.artifact_source import anchor_relative_source, check_same_source, data_config_of
 from .export.save import save_artifact
@@ -70,7 +70,7 @@ class CondensedDataset:
     ):
         if source is None and data is None:
             raise ConfigError("give a source dataset (Hub id or local folder) or data=...")
-        _check_names(data_options, DataConfig, "data")
+        check_option_names(data_options, DataConfig, "data")
         self.data_config = DataConfig(
             dataset=source if source is not None else data.info.dataset, config_name=config_name, revision=revision,
             train_split=split, eval_split=eval_split, image_column=image_column, label_column=label_column,
@@ -239,10 +239,9 @@ class CondensedDataset:
         compatible; True: required; False: start afresh).
         """
         given = {"method": method, "ipc": ipc, "rank": rank, "iterations": iterations, **options}
-        _check_names(given, CondenseConfig, "condense")
+        check_option_names(given, CondenseConfig, "condense")
         given = {k: v for k, v in given.items() if v is not None}
         cfg, prev = self._condense_plan(given, continue_from_current)
-        validate_condense_data(self.data, cfg)  # before any work; the engine trusts what passed
         run = RunConfig(data=self.data_config, condense=cfg, eval=self.eval_config, speed=speed)
         self._artifact = pipeline.condense(self.data, run, speed=True, continue_from=prev, accelerator=accelerator,
                                            checkpoint_dir=checkpoint_dir, progress=progress)
@@ -302,7 +301,7 @@ class CondensedDataset:
         """
         art = self.artifact
         overrides = {"eval_models": models, "eval_runs": runs, "eval_epochs": epochs, **eval_options}
-        _check_names(overrides, EvalConfig, "evaluation")
+        check_option_names(overrides, EvalConfig, "evaluation")
         if not (float32 or uint8):
             raise ConfigError("nothing to evaluate: set float32=True and/or uint8=True")
         ec = EvalConfig(**{**asdict(self.eval_config), **{k: v for k, v in overrides.items() if v is not None}})
@@ -384,11 +383,3 @@ class CondensedDataset:
         shared = f", shared_numbers={s.numel_shared}" if s.numel_shared else ""
         return (f"CondensedDataset(source={self.data_config.dataset!r}, method={a.method!r}, ipc={a.budget.ipc}"
                 f"{opts}, {units}images={len(s)} ({s.decoded_per_class}/class){shared}, classes={s.num_classes})")
-
-
-def _check_names(given: dict, section, what: str) -> None:
-    flat = getattr(section, "flat_fields", None)  # CondenseConfig: its fields and every objective's options
-    valid = sorted(n for n, *_ in flat()) if flat is not None else sorted(f.name for f in fields(section))
-    unknown = sorted(set(given) - set(valid))
-    if unknown:
-        raise ConfigError(f"unknown {what} option(s) {unknown}; valid: {valid}")

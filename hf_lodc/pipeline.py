@@ -8,7 +8,8 @@ the steps one at a time on the set it holds; a continual run condenses its task 
     validate(cfg, image_shape)      every check that can run before work: names, budget, networks (run_checks.py)
     choose_speed(cfg, data)         the speed options left unset, filled from ``speed`` (run_speed.py)
     condense(data, cfg, ...)        -> Artifact with its run config (the Condenser, under Accelerate when
-                                    given one; run_condense.py): the one road from data to a condensed set
+                                    given one; run_condense.py): the one road from data to a condensed set,
+                                    public as ``hf_lodc.condense``
     evaluate(art, test, ec, ...)    fresh networks trained on each evaluated view of the set (float32
                                     ``pixel_values``, uint8 PNG ``image``), runs split over processes;
                                     the records go into ``art.results``: the one evaluation of a set

@@ -1,15 +1,20 @@
 """The road from data to artefact: one condensation, recorded with the config it ran under.
 
-``pipeline.condense`` is this function. Every caller that makes a condensed set goes through it:
-the orchestrator (``recipes/condense.py``), ``CondensedDataset.condense``, a continual run's task
+This is the one public ``condense`` (``hf_lodc.condense``, ``pipeline.condense``). Every caller that
+makes a condensed set goes through it: the Python API (keyword options or a config), the
+orchestrator (``recipes/condense.py``), ``CondensedDataset.condense``, a continual run's task
 memories and the benchmarks, so each artefact records its run config the same way and the next fix
-to "condense then build the artefact" is made once. ``engine.condenser.condense`` stays the
-engine-level call (one ``Condenser`` run, a ``CondenseResult``, no artefact) for code that studies
-the loop itself.
+to "check, condense, then build the artefact" is made once. The loop itself is ``engine.Condenser``.
+
+What a run measured is read from the artefact: the set, its history and budget are fields;
+``results["condensation"]`` holds the timings (``wall_time_s``, ``iterations_per_s``,
+``steady_seconds_per_iteration``), ``processes`` and the ``device`` settings; ``condense_config`` the
+resolved options; ``init_indices`` the real train rows an initialisation picked (in memory only).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Callable
 
@@ -17,8 +22,10 @@ import torch
 
 from .data.types import ImageClassificationData
 from .engine.condenser import CondenseResult, Condenser
-from .engine.config import CondenseConfig, RunConfig
+from .engine.config import CondenseConfig, RunConfig, check_option_names
 from .engine.speed import SpeedPlan
+from .engine.validate import validate_condense_data
+from .errors import ConfigError
 from .export.artifact import Artifact, build_artifact
 from .run_speed import choose_speed
 
@@ -27,7 +34,7 @@ __all__ = ["condense"]
 
 def condense(
     data: ImageClassificationData,
-    cfg: RunConfig | CondenseConfig,
+    cfg: RunConfig | CondenseConfig | None = None,
     *,
     speed: bool | SpeedPlan = False,
     continue_from: Artifact | None = None,
@@ -41,31 +48,46 @@ def condense(
     checkpoint_at_end: bool = False,
     record: dict[str, Any] | None = None,
     on_result: Callable[[CondenseResult], None] | None = None,
+    **options: Any,
 ) -> Artifact:
-    """Condense ``data`` with ``cfg`` and return the artefact (not yet evaluated).
+    """Condense ``data`` and return the artefact (not yet evaluated).
+
+        >>> art = hf_lodc.condense(data, method="lodm", ipc=1, rank=2, iterations=200)
 
     ``cfg``: a ``RunConfig`` (recorded whole as the artefact's run config), or a ``CondenseConfig``
     alone when the data came from elsewhere (recorded as the run config's ``condense`` section; the
-    source is then the artefact's ``SourceInfo``). ``record``: further run-config sections of the
-    caller (e.g. a continual run's class order).
+    source is then the artefact's ``SourceInfo``), or None: the defaults. ``options``: any
+    ``CondenseConfig`` option (and any objective's) by its flat name, over ``cfg``'s condense section.
+    The data and the options are checked here, before any work. ``record``: further run-config
+    sections of the caller (e.g. a continual run's class order).
     ``speed``: True fills the speed options a ``RunConfig`` leaves unset from its ``speed`` first
     (``run_speed.py``; not for a continued set, which keeps the path it was condensed on); a
     ``SpeedPlan`` is one the caller already chose. Either way the plan goes into ``results["speed"]``.
+    Left False, the options' own defaults run (the float32 eager path).
     ``continue_from``: an artefact to continue; ``cfg``'s iterations count from its start, so the
     set's own iterations are already done. ``resume`` continues a checkpoint in ``checkpoint_dir``;
-    ``on_snapshot(iteration, state)`` sees the set after each iteration in ``snapshot_at``;
-    ``checkpoint_at_end`` also checkpoints the finished loop (before a long evaluation);
-    ``on_result`` sees the engine's ``CondenseResult`` (unrounded timings, the real rows an
-    initialisation picked) before it becomes the artefact.
+    ``progress`` shows a progress bar; ``on_snapshot(iteration, state)`` sees the set after each
+    iteration in ``snapshot_at``; ``checkpoint_at_end`` also checkpoints the finished loop (before a
+    long evaluation); ``on_result`` sees the engine's ``CondenseResult`` (unrounded timings) before it
+    becomes the artefact.
     """
+    if cfg is not None and not isinstance(cfg, (RunConfig, CondenseConfig)):
+        raise ConfigError(f"cfg must be a RunConfig or CondenseConfig (or pass options as keywords), got "
+                          f"{type(cfg).__name__}")
+    check_option_names(options, CondenseConfig, "condense")
     run = cfg if isinstance(cfg, RunConfig) else None
+    cc = run.condense if run is not None else cfg
+    if options or cc is None:
+        cc = CondenseConfig(**{**(cc.__dict__ if cc is not None else {}), **options})
+        run = dataclasses.replace(run, condense=cc) if run is not None else None
+    validate_condense_data(data, cc)  # the door: the engine trusts what passed
     plan = speed if isinstance(speed, SpeedPlan) else None
     if speed is True and run is not None and continue_from is None:
         run, plan = choose_speed(run, data, accelerator)
+        cc = run.condense
         if log is not None:
             for line in plan.lines():
                 log(line)
-    cc = run.condense if run is not None else cfg
     initial_state = _initial_state(continue_from) if continue_from is not None else None
     condenser = Condenser(data, cc, accelerator=accelerator, checkpoint_dir=checkpoint_dir, progress=progress,
                           initial_state=initial_state, log=log, snapshot_at=snapshot_at, on_snapshot=on_snapshot,

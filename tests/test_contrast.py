@@ -51,7 +51,7 @@ def _condense(data, contrast, method="lodm", iterations=10):
 def test_class_std_sets_each_image_to_its_class_real_std(mnist):
     grown = _condense(mnist, "none")
     fixed = _condense(mnist, "class_std")
-    assert fixed.config.contrast == "class_std" and grown.config.contrast == "none"
+    assert fixed.condense_config["contrast"] == "class_std" and grown.condense_config["contrast"] == "none"
     # the reference target, from ALL train images of each class (the contrast uses 256 per class)
     ref = torch.stack([normalize(mnist.train.images[mnist.train.labels == c], mnist.mean, mnist.std)
                        .flatten(1).std(1).mean() for c in range(10)])  # (K,)

@@ -418,7 +418,7 @@ def artefact() -> Artifact:
         shutil.rmtree(root, ignore_errors=True)
     r = hf_lodc.condense(d, method="lorandom", ipc=1, rank=2, progress=False)
     return Artifact(synset=r.synset, source=d.info, budget=r.budget, method="lorandom",
-                    condense_config=dict(r.config.__dict__))
+                    condense_config=dict(r.condense_config))
 
 
 def _same(a: Artifact, b: Artifact) -> bool:

@@ -71,26 +71,25 @@ def test_the_old_artefact_evaluates_and_continues_bit_for_bit_and_is_saved_in_th
 def test_an_old_checkpoint_resumes_bit_for_bit(shared_hub, tmp_path):
     import hf_lodc
     from hf_lodc.engine.checkpoint import latest_checkpoint, read_checkpoint
-    from hf_lodc.engine.condenser import condense
     from hf_lodc.engine.identity import identity_diff
 
     shutil.copytree(FIXTURES / "old_layout_checkpoint", tmp_path / "ck")
     old = read_checkpoint(tmp_path / "ck" / "iter_0000001")
     assert "cutmix_p" in old["config"] and "cutmix_p" in old["identity"]  # the old layout
     data = hf_lodc.load_image_classification("ylecun/mnist", max_per_class=5)
-    r = condense(data, method="lodm", ipc=1, rank=2, iterations=2, batch_real=4, seed=0, checkpoint_every=1,
-                 checkpoint_dir=tmp_path / "ck", resume=True, progress=False)
+    r = hf_lodc.condense(data, method="lodm", ipc=1, rank=2, iterations=2, batch_real=4, seed=0, checkpoint_every=1,
+                         checkpoint_dir=tmp_path / "ck", resume=True, progress=False)
     _same_tensors(r.synset.state_dict(), load_file(OLD_ARTEFACT / "synset.safetensors"))
-    condense(data, method="lodm", ipc=1, rank=2, iterations=2, batch_real=4, seed=0, checkpoint_every=1,
-             checkpoint_dir=tmp_path / "new", progress=False)  # a checkpoint written now
+    hf_lodc.condense(data, method="lodm", ipc=1, rank=2, iterations=2, batch_real=4, seed=0, checkpoint_every=1,
+                     checkpoint_dir=tmp_path / "new", progress=False)  # a checkpoint written now
     new = read_checkpoint(latest_checkpoint(tmp_path / "new"))
     assert identity_diff(new["identity"], old["identity"]) == {}  # the same run, either layout
     assert new["config"]["options"] == DM_OPTIONS and not any(k in new["config"] for k in FOREIGN)
     assert not any(k in new["identity"] for k in FOREIGN)
     # another run is still refused, old layout or not
     with pytest.raises(ConfigError, match="seed"):
-        condense(data, method="lodm", ipc=1, rank=2, iterations=3, batch_real=4, seed=1,
-                 checkpoint_dir=tmp_path / "ck", resume=True, progress=False)
+        hf_lodc.condense(data, method="lodm", ipc=1, rank=2, iterations=3, batch_real=4, seed=1,
+                         checkpoint_dir=tmp_path / "ck", resume=True, progress=False)
 
 
 def test_an_option_the_method_does_not_have_is_refused_by_name():

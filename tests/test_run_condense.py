@@ -7,6 +7,7 @@ import torch
 
 import hf_lodc
 from hf_lodc import pipeline
+from hf_lodc.engine.condenser import Condenser
 from hf_lodc.engine.config import RunConfig
 from tests.datasets_factory import make_dataset
 
@@ -27,7 +28,7 @@ def test_the_road_records_its_run_config_and_computes_the_engines_set(tiny):
     assert len(seen) == 1 and torch.equal(seen[0].images(), art.images())
     part = pipeline.condense(data, cfg.condense, record={"continual": {"task": 0}})
     assert part.run_config == {"condense": cfg.to_dict()["condense"], "continual": {"task": 0}}
-    ref = hf_lodc.condense(data, cfg.condense, progress=False)  # the engine-level call: the same bits
+    ref = Condenser(data, cfg.condense, progress=False).run()  # the engine alone: the same bits
     for k, v in ref.synset.state_dict().items():
         assert torch.equal(art.synset.state_dict()[k], v) and torch.equal(part.synset.state_dict()[k], v), k
     more = pipeline.condense(data, cfg.replace(iterations=3), continue_from=art)  # one more iteration

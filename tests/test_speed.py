@@ -148,10 +148,7 @@ def test_a_resumed_run_follows_its_checkpoint_path(tiny, tmp_path):
 
 def test_the_api_chooses_the_evaluation_path_of_a_held_set(tiny):
     path, data = tiny
-    res = hf_lodc.condense(data, method="lodm", ipc=1, rank=2, iterations=1, batch_real=4, progress=False)
-    from hf_lodc.export.artifact import build_artifact
-
-    art = build_artifact(res, data.info, run_config={})
+    art = hf_lodc.condense(data, method="lodm", ipc=1, rank=2, iterations=1, batch_real=4, progress=False)
     ec = hf_lodc.EvalConfig(eval_runs=5, eval_epochs=10**7)
     fast = pipeline.choose_eval_speed(ec, art, "auto", hardware=AMX, probe=_works)
     assert (fast.eval_mixed_precision, fast.eval_channels_last, fast.eval_compile) == ("bf16", True, True)

@@ -56,12 +56,9 @@ def condense_task(
 
     ``record`` (e.g. the class order) is stored in the artefact's results under ``"continual"``.
     """
-    engine: list = []  # the engine's result: the real rows its initialisation picked
     art = pipeline.condense(subset.data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir,
-                            resume=checkpoint_dir is not None, progress=progress, record={"continual": record or {}},
-                            on_result=engine.append)
-    result = engine[0]
-    init_rows = subset.train_rows[result.init_indices] if result.init_indices is not None else None
+                            resume=checkpoint_dir is not None, progress=progress, record={"continual": record or {}})
+    init_rows = subset.train_rows[art.init_indices] if art.init_indices is not None else None
     art.results.pop("evaluations")  # the memory is evaluated by GDumb over all seen classes, not alone
     art.results["continual"] = {
         **(record or {}),
@@ -70,10 +67,9 @@ def condense_task(
         "train_rows_given": len(subset.train_rows),
         "init_rows": init_rows.tolist() if init_rows is not None else None,
     }
-    images = result.images()  # (k*n, C, H, W)
-    memory = TaskMemory(task=task, method=result.method.name, classes=subset.classes.clone(), images=images,
-                        labels=subset.to_global(result.labels), budget=result.budget, train_rows=subset.train_rows,
-                        init_rows=init_rows, wall_time_s=result.wall_time_s)
+    memory = TaskMemory(task=task, method=art.method, classes=subset.classes.clone(), images=art.images(),
+                        labels=subset.to_global(art.labels), budget=art.budget, train_rows=subset.train_rows,
+                        init_rows=init_rows, wall_time_s=float(art.results["condensation"]["wall_time_s"]))
     return memory, art
 
 

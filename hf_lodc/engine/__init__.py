@@ -13,12 +13,12 @@
     signals.py     SIGINT / SIGTERM turned into a stop at a safe point (checkpoint, save first)
     iteration_watch.py  the loop's iteration timer and non-finite checks (one host sync per read)
     condenser_checkpoints.py  the condenser's run state gathered for a checkpoint and restored on resume
-    condenser.py   the condensation loop (set-up, sharding, trackers)
+    condenser.py   the condensation loop (set-up, sharding, trackers); hf_lodc.condense (run_condense.py) runs it
     distributed.py class sharding across processes
     coreset.py     random / herding baselines
 """
 
-from .condenser import CondenseResult, Condenser, condense
+from .condenser import CondenseResult, Condenser
 from .config import CondenseConfig, DataConfig, EvalConfig, RunConfig
 from .config_yaml import load_yaml_config
 from .evaluate import EvalRecord, evaluate_synthetic
@@ -27,7 +27,7 @@ from .signals import Interrupted
 from . import vmap_eval as _vmap_eval  # noqa: F401  (registers the "vmap" evaluation backend)
 
 __all__ = [
-    "CondenseResult", "Condenser", "Interrupted", "condense",
+    "CondenseResult", "Condenser", "Interrupted",
     "CondenseConfig", "DataConfig", "EvalConfig", "RunConfig", "load_yaml_config",
     "EvalRecord", "evaluate_synthetic", "run_identity", "identity_diff", "check_identity",
 ]

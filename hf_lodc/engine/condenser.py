@@ -24,7 +24,6 @@ are caught by ``signals.py``, and the iteration timer and non-finite checks are 
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import signal
@@ -58,7 +57,7 @@ from .iteration_watch import IterationTimer, all_finite, nonfinite_flag, nonfini
 from .resolve import build_synset, matching_model_for, resolve_config
 from .signals import Interrupted, catch_signals, interrupt_message
 
-__all__ = ["CondenseResult", "Condenser", "condense", "build_synset", "matching_model_for", "resolve_config",
+__all__ = ["CondenseResult", "Condenser", "build_synset", "matching_model_for", "resolve_config",
            "Interrupted", "latest_checkpoint", "resume_command", "STATE_FILE"]
 
 
@@ -88,7 +87,7 @@ class CondenseResult:
 
 
 class Condenser(CheckpointedRun):
-    """Runs one condensation. Use :func:`condense` unless you need the pieces.
+    """Runs one condensation. Use ``hf_lodc.condense`` (run_condense.py) unless you study the loop itself.
 
     ``classes`` restricts the condensation to those global class ids (default: all); under several
     processes each one condenses ``classes[rank::P]`` of them. ``initial_state``
@@ -114,8 +113,8 @@ class Condenser(CheckpointedRun):
         on_snapshot: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
         checkpoint_at_end: bool = False,
     ):
-        # the data and the options are checked by whoever hands them in: condense() below, or the pipeline's
-        # validate step (run_checks.py); the memory check among them, before the set is built here
+        # the data and the options are checked by whoever hands them in: hf_lodc.condense (run_condense.py),
+        # or the pipeline's validate step (run_checks.py); the memory check among them, before the set is built
         if not isinstance(cfg, CondenseConfig):
             raise ConfigError(f"cfg must be a CondenseConfig, got {type(cfg).__name__}")
         self.data = data
@@ -406,32 +405,3 @@ class Condenser(CheckpointedRun):
         full.load_state_dict({**state, "labels": full.labels})
         return full.eval()
 
-
-def condense(
-    data: ImageClassificationData,
-    cfg: CondenseConfig | None = None,
-    *,
-    accelerator=None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    **overrides: Any,
-) -> CondenseResult:
-    """The engine-level call: one ``Condenser`` run on ``data`` with ``cfg`` (or keyword overrides of the
-    defaults) -> ``CondenseResult``, no artefact and no speed choice (the options' own defaults), for
-    studying the loop itself. A condensed set to save, evaluate or publish comes from
-    ``hf_lodc.pipeline.condense``, which records the run config in the artefact."""
-    if cfg is not None and not isinstance(cfg, CondenseConfig):
-        raise ConfigError(f"cfg must be a CondenseConfig (or pass options as keywords), got {type(cfg).__name__}")
-    valid = {n for n, *_ in CondenseConfig.flat_fields()}  # its fields and every objective's options, flat
-    unknown = sorted(set(overrides) - valid)
-    if unknown:
-        close = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
-        hint = "; ".join(f"{k!r}: did you mean {m[0]!r}?" for k, m in close.items() if m)
-        raise ConfigError(f"condense: unknown option(s) {unknown}" + (f" ({hint})" if hint else "")
-                          + f"; valid options: {', '.join(sorted(valid))}")
-    cfg = CondenseConfig(**{**(cfg.__dict__ if cfg else {}), **overrides})
-    from .validate import validate_condense_data
-
-    validate_condense_data(data, cfg)  # a public entry that the pipeline's validate step does not guard
-    return Condenser(data, cfg, accelerator=accelerator, checkpoint_dir=checkpoint_dir, progress=progress).run(resume)

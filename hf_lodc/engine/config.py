@@ -28,6 +28,7 @@ nested forms are mapped by ``config_sections.py``, and unknown keys are refused 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
@@ -39,7 +40,7 @@ from .config_sections import Sectioned  # the flat <-> nested mapping, shared wi
 from .config_yaml import load_yaml_config  # config files; also importable from here, beside the configs
 
 __all__ = ["DataConfig", "CondenseConfig", "EvalConfig", "RunConfig", "load_yaml_config", "check_option",
-           "objective_option_owners", "Sectioned", "CORE_CONDENSE_FIELDS"]
+           "objective_option_owners", "Sectioned", "CORE_CONDENSE_FIELDS", "check_option_names"]
 
 
 @dataclass
@@ -262,3 +263,16 @@ def _field_owners() -> dict[str, tuple[str, Any]]:
     return owners
 
 
+
+
+def check_option_names(given: Mapping[str, Any], section: type, what: str) -> None:
+    """Keyword options of the Python API against ``section``'s names (``CondenseConfig``: its fields and
+    every objective's options, flat): each unknown one named, with the closest valid name."""
+    flat = getattr(section, "flat_fields", None)
+    valid = sorted(n for n, *_ in flat()) if flat is not None else sorted(f.name for f in fields(section))
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        close = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
+        hint = "; ".join(f"{k!r}: did you mean {m[0]!r}?" for k, m in close.items() if m)
+        raise ConfigError(f"unknown {what} option(s) {unknown}" + (f" ({hint})" if hint else "")
+                          + f"; valid options: {', '.join(valid)}")

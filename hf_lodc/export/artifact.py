@@ -78,6 +78,9 @@ class Artifact:
     results: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=environment_info)
+    # the real train rows a real / SVD initialisation or a coreset picked, in the order of the set's images;
+    # known in memory right after condensing (None when loaded, or when the init drew noise): not saved
+    init_indices: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     @property
     def mean(self) -> torch.Tensor:
@@ -172,6 +175,7 @@ def build_artifact(
         run_config=run_config,
         results=results,
         history=result.history,
+        init_indices=result.init_indices,
     )
 
 
