@@ -48,7 +48,7 @@ def test_only_the_chosen_classes_move_and_the_draw_is_seeded(small_mnist):
     one = hf_lodc.condense(small_mnist, iterations=1, classes_per_iteration=3, log_every=1, **RUN)
     moved = [c for c in range(10) if not torch.equal(_per_class_images(one)[c], init[c])]
     assert len(moved) == 3  # the others got no gradient (and the momentum buffer starts at zero)
-    assert one.condense_config["classes_per_iteration"] == 3  # recorded with the run's config
+    assert one.condense_config["options"]["classes_per_iteration"] == 3  # recorded with the run's config
     assert one.history[0]["classes_matched"] == 3  # and in its history
     again = hf_lodc.condense(small_mnist, iterations=1, classes_per_iteration=3, log_every=1, **RUN)
     assert torch.equal(again.images(), one.images())
