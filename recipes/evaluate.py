@@ -21,6 +21,9 @@ normalisation assumed, the storage in bytes and the accuracy of random real imag
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the libraries: a SIGTERM while they import says so
+    import _startup  # noqa: F401  (recipes/ is sys.path[0] when run as a script)
+
 import argparse
 import json
 import sys

@@ -12,6 +12,9 @@ missing ones; a directory made with other settings is refused.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the libraries: a SIGTERM while they import says so
+    import _startup  # noqa: F401  (recipes/ is sys.path[0] when run as a script)
+
 import argparse
 import sys
 from dataclasses import fields
