@@ -21,8 +21,11 @@ normalisation assumed, the storage in bytes and the accuracy of random real imag
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # before the libraries: a SIGTERM while they import says so
-    import _startup  # noqa: F401  (recipes/ is sys.path[0] when run as a script)
+import contextlib
+
+if __name__ == "__main__":  # before the libraries: a SIGTERM while they import says so (_startup.py)
+    with contextlib.suppress(ImportError):  # found when run as a script: recipes/ is sys.path[0]
+        import _startup  # noqa: F401
 
 import argparse
 import json

@@ -12,8 +12,11 @@ missing ones; a directory made with other settings is refused.
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # before the libraries: a SIGTERM while they import says so
-    import _startup  # noqa: F401  (recipes/ is sys.path[0] when run as a script)
+import contextlib
+
+if __name__ == "__main__":  # before the libraries: a SIGTERM while they import says so (_startup.py)
+    with contextlib.suppress(ImportError):  # found when run as a script: recipes/ is sys.path[0]
+        import _startup  # noqa: F401
 
 import argparse
 import sys
