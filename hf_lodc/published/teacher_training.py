@@ -172,7 +172,8 @@ def _card(t: TrainedTeacher, repo_id: str, license: str | None) -> str:
             task_type="image-classification", task_name="Image Classification", dataset_type=src,
             dataset_name=src, dataset_config=r["config_name"], dataset_split=r["test_split"] or "test",
             dataset_revision=r["revision_sha"], metric_type="accuracy", metric_name="accuracy",
-            metric_value=r["test_accuracy"], source_name="hf_lodc teacher training")],
+            metric_value=r["test_accuracy"], source_name="hf_lodc teacher training",
+            source_url=f"https://huggingface.co/{repo_id}")],
     )
     sub = f"the first {r['test_max_per_class']} images per class of " if r["test_max_per_class"] else ""
     tr = r["train"]
