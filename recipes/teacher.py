@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """Train a teacher on a dataset's real train split, for evaluating teacher-label sets (SRe2L, RDED).
 
-    python recipes/teacher.py --dataset uoft-cs/cifar10 --output teachers/cifar10-convnet.pt
+    python recipes/teacher.py --dataset uoft-cs/cifar10 --output cifar10-convnet.pt
     python recipes/teacher.py --dataset uoft-cs/cifar10 --model resnet18_bn --epochs 100 \\
-        --output teachers/cifar10-resnet18.pt --push-to-hub alice/cifar10-teacher-resnet18
+        --output cifar10-resnet18.pt --push-to-hub alice/cifar10-teacher-resnet18
     python recipes/evaluate.py rded_cifar10_ipc10/ --test-dataset uoft-cs/cifar10 \\
-        --teacher teachers/cifar10-convnet.pt --teacher-model convnet
+        --teacher cifar10-convnet.pt --teacher-model convnet
 
 The teacher trains with the evaluation protocol (SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch
 256, lr x0.1 at half, DSA; ``--protocol idc`` for IDC's) on images normalised with the train split's

@@ -142,9 +142,9 @@ def check_publishable(model: str, image_shape) -> None:
     c, h, w = image_shape
     if model.strip().lower().startswith("hf:") or _timm_cfg(
             create_eval_model(model, num_classes=2, in_chans=c, img_size=(h, w))) is None:
-        raise ConfigError(f"--push-to-hub: teacher model {model!r} cannot be published: hf_lodc publishes timm models "
-                          f"built at the source's size ({c}x{h}x{w}) only (lodc_* such as 'convnet', and timm backbones "
-                          "that take img_size); train another model or leave out --push-to-hub")
+        raise ConfigError(f"teacher model {model!r} cannot be published as a model repo: hf_lodc publishes timm "
+                          f"models built at the source's size ({c}x{h}x{w}) only (lodc_* such as 'convnet', and timm "
+                          "backbones that take img_size); train another model, or do not push it (--push-to-hub)")
 
 
 def save_teacher(teacher: TrainedTeacher, path: str | Path) -> tuple[Path, Path]:
