@@ -109,6 +109,19 @@ def test_push_round_trip_through_the_model_repo_pusher(hub_server, rgb8_root, tm
     assert "--teacher-model convnet" in card.text
 
 
+def test_a_failed_first_push_leaves_the_teacher_written_and_no_empty_repo(hub_server, rgb8):
+    from hf_lodc.errors import HubPushError
+    from hf_lodc.published.teacher_training import push_teacher
+
+    t = train_teacher(rgb8, "convnet", epochs=1)
+    server = hub_server.server
+    server.fail_next("commit", status=503, times=10)
+    with pytest.raises(HubPushError, match=r"pushing teacher 'convnet' to 'alice/t' failed after 2 attempt\(s\).*"
+                                           r"the empty repo created for this push was deleted again"):
+        push_teacher(t, "alice/t", max_retries=1, retry_wait=0.01, log=None)
+    assert server.store.get("model", "alice/t") is None
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--model", "no_such_net"], "no_such_net"),
     (["--dataset", "/nonexistent/ds"], "/nonexistent/ds"),
