@@ -17,6 +17,12 @@ test accuracy, hf_lodc version); ``--push-to-hub`` also publishes it as a timm m
 
 from __future__ import annotations
 
+import contextlib
+
+if __name__ == "__main__":  # before the libraries: a SIGTERM while they import says so (_startup.py)
+    with contextlib.suppress(ImportError):  # found when run as a script: recipes/ is sys.path[0]
+        import _startup  # noqa: F401
+
 import argparse
 import sys
 

@@ -170,3 +170,16 @@ def test_sigterm_while_the_recipe_imports_its_libraries_ends_with_one_line(tiny,
     assert err.strip() == ("interrupted: SIGTERM while starting (importing the libraries): nothing was written. "
                            "Run the same command again"), err[-2000:]
     assert not out.exists()
+
+
+def test_every_recipe_installs_the_startup_handler_before_its_libraries():
+    """A recipe without it would print Python's traceback for a SIGTERM while torch imports."""
+    recipes = sorted(p for p in (REPO / "recipes").glob("*.py") if not p.name.startswith("_"))
+    assert len(recipes) >= 4
+    for path in recipes:
+        text = path.read_text()
+        assert "import _startup" in text, path.name
+        lines = text.splitlines()
+        heavy = [i for i, line in enumerate(lines) if line.startswith(("from hf_lodc", "import torch", "from torch"))]
+        startup = next(i for i, line in enumerate(lines) if "import _startup" in line)
+        assert heavy and startup < heavy[0], path.name
