@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Re-evaluate a condensed set with the literature protocol, and optionally update its card.
 
-    python recipes/evaluate.py alice/mnist-lodm --models convnet,resnet18_bn --runs 5 --epochs 1000 --update-card
-    python recipes/evaluate.py runs/mnist-lodm --runs 2 --epochs 300            # a local artefact directory
-    python recipes/evaluate.py runs/mnist-lodm --runs 0 --push-to-hub alice/mnist-lodm   # just publish it
+    python recipes/evaluate.py alice/mnist-lodm --eval-models convnet,resnet18_bn --eval-runs 5 --update-card
+    python recipes/evaluate.py runs/mnist-lodm --eval-runs 2 --eval-epochs 300  # a local artefact directory
+    python recipes/evaluate.py runs/mnist-lodm --eval-runs 0 --push-to-hub alice/mnist-lodm   # just publish it
     python recipes/evaluate.py someone/their-distilled-mnist --test-dataset ylecun/mnist  # any image+label set
     python recipes/evaluate.py idc_cifar10_ipc10.pt --test-dataset uoft-cs/cifar10 --input-normalization source
     python recipes/evaluate.py user/set --test-dataset uoft-cs/cifar10 --image-column pixel_values --labels by-id
@@ -25,11 +25,25 @@ import argparse
 import json
 import sys
 
-from hf_lodc.engine.cli import value_parser
+from hf_lodc.engine.cli import add_alias, add_options, option_fields
+from hf_lodc.engine.config import EvalConfig
 from hf_lodc.errors import ConfigError, IncompatibleArtifactError
 from hf_lodc.export.views import VIEWS, evaluated_views
 from hf_lodc.launch import exit_codes, make_accelerator
 from hf_lodc.pipeline import FLOAT32, UINT8
+
+
+# The protocol's options are EvalConfig's fields, with the flags, help and checks recipes/condense.py
+# gives them, minus the accuracy curve's (iterations of a condensation) and eval_lr: a set made
+# elsewhere may carry its own learned lr, so --eval-lr is among that set's options below.
+EVAL_SKIP = ("eval_at", "eval_at_runs", "eval_at_epochs", "eval_lr")
+EVAL_OPTIONS = tuple(name for name, _, _ in option_fields(EvalConfig, skip=EVAL_SKIP))
+# this recipe's spellings before they were generated: deprecated, same meaning, for one release
+OLD_SPELLINGS = {"--models": "--eval-models", "--runs": "--eval-runs", "--epochs": "--eval-epochs",
+                 "--seed": "--eval-seed", "--protocol": "--eval-protocol", "--compile": "--eval-compile",
+                 "--channels-last": "--eval-channels-last", "--mixed-precision": "--eval-mixed-precision"}
+# --mixed-precision took no|bf16, "no" (its default) leaving the precision to the speed choice
+OLD_VALUES = {"--mixed-precision": {"choices": ("no", "bf16"), "unset": ("no",)}}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,20 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="Hub repo id or local directory (artefact or repo layout)")
     p.add_argument("--config-name", help="condensation (config) name in the repo; default: the repo's default")
     p.add_argument("--revision", help="branch, tag or commit of the repo")
-    p.add_argument("--models", type=value_parser(list[str]), help="comma-separated eval models")
-    p.add_argument("--runs", type=int, help="models per architecture (0: no evaluation)")
-    p.add_argument("--epochs", type=int, help="training epochs (protocol: 1000)")
-    p.add_argument("--seed", type=int, help="evaluation seed (default: the recorded one)")
-    p.add_argument("--protocol", help="evaluation protocol: dc (the DC/DSA/DM literature's, default) or idc (IDC's "
-                                      "own: batch 64, multistep lr, CutMix); non-default results are stored as "
-                                      "<model>@<protocol> beside the others")
-    p.add_argument("--compile", dest="eval_compile", action="store_true",
-                   help="torch.compile each network's forward (less CPU per epoch after a one-off compile; recorded)")
-    p.add_argument("--channels-last", dest="eval_channels_last", action="store_true",
-                   help="networks and batches in channels_last memory format (recorded)")
-    p.add_argument("--mixed-precision", dest="eval_mixed_precision", choices=("no", "bf16"), default="no",
-                   help="bf16: network passes under bf16 autocast, weights and SGD in float32 (recorded); with "
-                        "--compile --channels-last 3-5x faster per epoch on CPUs with AMX, accuracy within the runs' std")
+    add_options(p, option_fields(EvalConfig, skip=EVAL_SKIP))  # --eval-runs ...: the flags condense.py has
+    for old_flag, new_flag in OLD_SPELLINGS.items():
+        add_alias(p, old_flag, new_flag, **OLD_VALUES.get(old_flag, {}))
+    p.set_defaults(**dict.fromkeys(EVAL_OPTIONS))  # None: not given (the set's recorded protocol, or speed's)
     p.add_argument("--no-uint8", dest="uint8", action="store_false",
                    help="skip evaluating the uint8 PNG images (the card then shows no rounding effect)")
     p.add_argument("--eval-max-per-class", type=int, help="test on the first k test images per class only")
@@ -189,10 +193,7 @@ def check_args(args) -> None:
         args.output = str(out)
     if args.update_card and Path(args.source).is_dir() and not args.push_to_hub:
         raise ConfigError("--update-card needs a Hub repo as source (or --push-to-hub REPO for a local set)")
-    if args.protocol is not None:
-        from hf_lodc.engine.config import EvalConfig
-
-        EvalConfig(eval_protocol=args.protocol)  # the option's own check, before the set is read
+    EvalConfig(**protocol_given(args))  # the options' own checks (type, range, registry), before the set is read
     if args.push_to_hub:
         check_repo_id(args.push_to_hub)
     if args.push_to_hub or args.update_card:
@@ -209,7 +210,7 @@ def evaluate_condensed(args, device) -> tuple[dict, object]:
 
     from hf_lodc import CondensedDataset
 
-    if args.push_models and (not target_of(args) or args.runs == 0):
+    if args.push_models and (not target_of(args) or args.eval_runs == 0):
         raise ConfigError("--push-models needs --push-to-hub REPO (or --update-card) and --runs > 0: the models "
                           "pushed are the networks this evaluation trains")
     if Path(args.source).is_dir():
@@ -219,11 +220,11 @@ def evaluate_condensed(args, device) -> tuple[dict, object]:
     if args.eval_max_per_class is not None:
         cd.eval_max_per_class = args.eval_max_per_class
     print(f"[hf_lodc] {cd!r}")
-    if args.runs != 0:
-        cd.evaluate(models=args.models, runs=args.runs, epochs=args.epochs, seed=args.seed, uint8=args.uint8,
+    if args.eval_runs != 0:
+        cd.evaluate(models=args.eval_models, runs=args.eval_runs, epochs=args.eval_epochs, seed=args.eval_seed, uint8=args.uint8,
                     device=device, progress=True, keep_models=args.push_models and bool(target_of(args)),
                     **eval_options(args))
-    if args.runs != 0 and Path(args.source).is_dir() and (Path(args.source) / "config.json").is_file():
+    if args.eval_runs != 0 and Path(args.source).is_dir() and (Path(args.source) / "config.json").is_file():
         cd.save_to_disk(args.source)  # the records go into the artefact they measure (one atomic write)
         print(f"[hf_lodc] wrote the new records to {args.source}")
     target = target_of(args)
@@ -231,7 +232,7 @@ def evaluate_condensed(args, device) -> tuple[dict, object]:
         raise ConfigError("--update-card needs a Hub repo as source (or --push-to-hub REPO for a local set)")
     folder = Path(args.source)
     saved = [m for m in folder.glob("condensations/*/hf_lodc.json") if not m.parent.name.startswith("_")]
-    as_is = folder.is_dir() and args.runs == 0 and args.test_split and len(saved) == 1
+    as_is = folder.is_dir() and args.eval_runs == 0 and args.test_split and len(saved) == 1
     if target and as_is:  # a saved run, unchanged: upload its repo files as they are
         from hf_lodc.export.push import push_folder
 
@@ -243,12 +244,15 @@ def evaluate_condensed(args, device) -> tuple[dict, object]:
 
 
 def eval_options(args) -> dict:
-    """The EvalConfig fields this command sets beyond models/runs/epochs: the protocol and the speed options
-    (only those given, so a default run records exactly what it always did)."""
-    opts = {"eval_protocol": args.protocol, "eval_compile": args.eval_compile or None,
-            "eval_channels_last": args.eval_channels_last or None,
-            "eval_mixed_precision": None if args.eval_mixed_precision == "no" else args.eval_mixed_precision}
-    return {k: v for k, v in opts.items() if v is not None}
+    """The EvalConfig fields given beyond models/runs/epochs (passed by name) and the seed (the evaluation's
+    ``seed``, as the recorded one is): only those given, so a default run records exactly what it always did."""
+    return {k: v for k, v in protocol_given(args).items()
+            if k not in ("eval_models", "eval_runs", "eval_epochs", "eval_seed")}
+
+
+def protocol_given(args) -> dict:
+    """The EvalConfig options the command line set."""
+    return {k: getattr(args, k) for k in EVAL_OPTIONS if getattr(args, k) is not None}
 
 
 def target_of(args) -> str | None:
@@ -298,12 +302,12 @@ def evaluate_foreign(args, device) -> tuple[dict, object]:
         raise ConfigError("--update-card / --push-to-hub only work for sets made by hf_lodc")
     options = eval_options(args)
     report = evaluate_condensed_set(
-        args.source, args.test_dataset, models=args.models, runs=args.runs, epochs=args.epochs,
+        args.source, args.test_dataset, models=args.eval_models, runs=args.eval_runs, epochs=args.eval_epochs,
         split=args.split, config_name=args.config_name, revision=args.revision, image_column=args.image_column,
         label_column=args.label_column, labels=args.labels, labels_file=args.labels_file,
         input_normalization=args.input_normalization, set_mean=args.set_mean, set_std=args.set_std,
         storage_bytes=args.storage_bytes, real_itemsize=args.real_itemsize, baseline=args.baseline,
-        max_per_class=args.max_per_class, eval_max_per_class=args.eval_max_per_class, seed=args.seed or 0,
+        max_per_class=args.max_per_class, eval_max_per_class=args.eval_max_per_class, seed=args.eval_seed or 0,
         zca_eps=args.zca_eps, factor=args.factor, soft_loss=args.soft_loss, temperature=args.temperature,
         eval_lr=args.eval_lr, lr_file=args.lr_file, ars=args.ars, soft_label_column=args.soft_label_column,
         teacher=args.teacher, teacher_model=args.teacher_model, lrs=args.lrs, real_accuracy=args.real_accuracy,
