@@ -68,16 +68,20 @@ def option_fields(*classes: type, skip: Iterable[str] = ()) -> list[tuple[str, A
 
 
 def add_options(p: argparse.ArgumentParser, options: Iterable[tuple[str, Any, str | None]],
-                help: dict[str, str] | None = None) -> None:
-    """``--name`` for each (name, type, help); ``help`` overrides per name; defaults suppressed (see ``given``)."""
-    help = help or {}
+                help: dict[str, str] | None = None, extra: dict[str, dict[str, Any]] | None = None) -> None:
+    """``--name`` for each (name, type, help); ``help`` overrides per name; ``extra``: more ``add_argument``
+    settings per name (``choices``, a ``type`` parser, ``metavar``); defaults suppressed (see ``given``)."""
+    help, extra = help or {}, extra or {}
     for name, ftype, text in options:
         flag = "--" + name.replace("_", "-")
         kw: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help.get(name, text)}
         if _split(ftype)[0] is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         else:
-            p.add_argument(flag, type=value_parser(ftype), metavar=name.upper(), **kw)
+            more = extra.get(name, {})
+            shown = None if "choices" in more else name.upper()  # a few choices show themselves in the usage
+            kw = {"type": value_parser(ftype), "metavar": shown, **kw, **more}
+            p.add_argument(flag, **kw)
 
 
 class _Deprecated(argparse.Action):
