@@ -160,8 +160,8 @@ def evaluate_condensed(args, device) -> tuple[dict, object]:
     print(f"[hf_lodc] {cd!r}")
     if args.eval_runs != 0:
         cd.evaluate(models=args.eval_models, runs=args.eval_runs, epochs=args.eval_epochs, seed=args.eval_seed,
-                    uint8=args.uint8, device=device, progress=True, keep_models=args.push_models and bool(target_of(args)),
-                    **eval_options(args))
+                    uint8=args.uint8, device=device, progress=True,
+                    keep_models=args.push_models and bool(target_of(args)), **eval_options(args))
     if args.eval_runs != 0 and Path(args.source).is_dir() and (Path(args.source) / "config.json").is_file():
         cd.save_to_disk(args.source)  # the records go into the artefact they measure (one atomic write)
         print(f"[hf_lodc] wrote the new records to {args.source}")
