@@ -99,3 +99,26 @@ def test_bad_protocol_values_fail_before_the_set_is_read(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:  # argparse's own error for text that is not a number
         evaluate.main([src, "--eval-runs", "ten"])
     assert e.value.code == 2 and "invalid int value" in capsys.readouterr().err
+
+
+def test_the_docs_show_evaluate_commands_that_parse_with_the_current_flags(capsys):
+    """Every ``python recipes/evaluate.py ...`` line of docs/ parses, without a deprecated spelling."""
+    import shlex
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    commands = []
+    for page in sorted((root / "docs").glob("*.md")):
+        lines = page.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if not line.startswith("python recipes/evaluate.py "):
+                continue
+            text = line
+            while text.rstrip().endswith("\\"):  # a command continued on the next line
+                i += 1
+                text = text.rstrip()[:-1] + " " + lines[i]
+            commands.append((page.name, shlex.split(text.split("  #")[0])[2:]))
+    assert len(commands) >= 5
+    for page, argv in commands:
+        evaluate.build_parser().parse_args(argv)
+        assert capsys.readouterr().err == "", (page, argv)
