@@ -1729,10 +1729,16 @@ def interrupted_saved(fx, case_dir, o):
     return flags
 
 
-def interrupted_no_stale(fx, case_dir, o):
+def interrupted_no_stale(fx, case_dir, o, iterations: int = 3):
+    """Into a directory that held an older artefact: no stale checkpoint may stay beside the new set. This
+    run's final checkpoint may, when the message says so: --resume then goes straight to the evaluation."""
     flags = interrupted_saved(fx, case_dir, o)
-    if (case_dir / "out" / "checkpoints").exists() and (case_dir / "out" / "config.json").is_file():
-        flags.append("debris")  # a stale checkpoint inside an artefact directory
+    ckpt = case_dir / "out" / "checkpoints"
+    if ckpt.exists() and (case_dir / "out" / "config.json").is_file():
+        kept = sorted(p.name for p in ckpt.glob("iter_*"))
+        announced = "with --resume evaluates it (its final checkpoint is kept)" in o.stderr
+        if not announced or kept != [f"iter_{iterations:07d}"]:
+            flags.append("debris")
     return flags
 
 

@@ -183,7 +183,8 @@ def exit_codes(main: Callable[..., int]) -> Callable[..., int]:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_ERROR
         except KeyboardInterrupt as e:
-            print(f"interrupted: {e}", file=sys.stderr)
+            if not (getattr(e, "every_process", False) and int(os.environ.get("RANK", "0") or 0) > 0):
+                print(f"interrupted: {e}", file=sys.stderr)
             return EXIT_INTERRUPTED
 
     return wrapped

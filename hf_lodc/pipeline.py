@@ -233,7 +233,7 @@ def publish(art: Artifact, repo_id: str, *, saved_in: str | os.PathLike | None =
     except HubError as e:
         if saved_in:
             raise type(e)(f"{e} The condensed set is saved in {str(saved_in)!r}; publish it later with "
-                          f"`python recipes/evaluate.py {saved_in} --runs 0 --push-to-hub {repo_id}`") from None
+                          f"`python recipes/evaluate.py {saved_in} --eval-runs 0 --push-to-hub {repo_id}`") from None
         raise
 
 

@@ -235,7 +235,7 @@ def check_token(token: str | None = None, option: str = "--push-to-hub") -> str:
     found = get_token()
     if not found:
         raise HubAuthError(f"{option} needs a Hub token and none is set: run `hf auth login`, set HF_TOKEN, or "
-                           "drop the option (push later with recipes/evaluate.py DIR --runs 0 --push-to-hub REPO)")
+                           "drop the option (push later with recipes/evaluate.py DIR --eval-runs 0 --push-to-hub REPO)")
     return found
 
 

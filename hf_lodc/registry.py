@@ -6,7 +6,9 @@ function, and an unknown name fails with the list of valid ones.
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+import importlib
+import pkgutil
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 from .errors import UnknownNameError
 
@@ -46,3 +48,12 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def import_submodules(package: str, path: Iterable[str]) -> list[str]:
+    """Import every public module of ``package`` (its ``__path__``), so each registers what it defines:
+    adding an objective or a parameterisation is then one new file, with no import line to add."""
+    names = sorted(m.name for m in pkgutil.iter_modules(path) if not m.name.startswith("_"))
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names

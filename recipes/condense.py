@@ -10,6 +10,12 @@ Options given on the command line override the YAML file; YAML keys are the opti
 
 from __future__ import annotations
 
+import contextlib
+
+if __name__ == "__main__":  # before the libraries: a SIGTERM while they import says so (_startup.py)
+    with contextlib.suppress(ImportError):  # found when run as a script: recipes/ is sys.path[0]
+        import _startup  # noqa: F401
+
 import argparse
 import sys
 
@@ -25,16 +31,12 @@ _HELP = {
     "rank": "rank of the factors (low-rank methods)",
     "init": "noise | real | svd (default: svd for low-rank, real for pixel)",
     "output_dir": "where the artefact is written (created only once inputs are validated)",
-    "eval_models": "comma-separated evaluation models (convnet, convnet_bn, resnet18_bn, any timm name)",
     "push_to_hub": "repo id to publish the condensed set to",
     "resume": "continue from the checkpoint in --output-dir (same settings; a larger --iterations is fine)",
     "contrast": "contrast of finished matching sets: class_std or none",
     "tf32": "CUDA: float32 matmuls and convolutions through TF32 tensor cores (default off: float32 stays float32)",
     "channels_last": "run the matching network in channels_last memory format (faster with --compile on a CPU)",
     "dsa_strategy": "DSA families joined by _ (e.g. color_crop), or none",
-    "eval_dsa_strategy": "DSA families of the evaluation training, or none",
-    "eval_protocol": "dc (the DC/DSA/DM literature's) or idc (IDC's own: batch 64, multistep lr, CutMix); "
-                     "non-default results are stored as <model>@<protocol>",
 }
 
 

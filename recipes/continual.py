@@ -15,6 +15,12 @@ line override the YAML file; YAML keys are the option names (flat, or nested und
 
 from __future__ import annotations
 
+import contextlib
+
+if __name__ == "__main__":  # before the libraries: a SIGTERM while they import says so (_startup.py)
+    with contextlib.suppress(ImportError):  # found when run as a script: recipes/ is sys.path[0]
+        import _startup  # noqa: F401
+
 import argparse
 import sys
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Re-evaluate a condensed set with the literature protocol, and optionally update its card.
 
-    python recipes/evaluate.py alice/mnist-lodm --models convnet,resnet18_bn --runs 5 --epochs 1000 --update-card
-    python recipes/evaluate.py runs/mnist-lodm --runs 2 --epochs 300            # a local artefact directory
-    python recipes/evaluate.py runs/mnist-lodm --runs 0 --push-to-hub alice/mnist-lodm   # just publish it
+    python recipes/evaluate.py alice/mnist-lodm --eval-models convnet,resnet18_bn --eval-runs 5 --update-card
+    python recipes/evaluate.py runs/mnist-lodm --eval-runs 2 --eval-epochs 300  # a local artefact directory
+    python recipes/evaluate.py runs/mnist-lodm --eval-runs 0 --push-to-hub alice/mnist-lodm   # just publish it
     python recipes/evaluate.py someone/their-distilled-mnist --test-dataset ylecun/mnist  # any image+label set
     python recipes/evaluate.py idc_cifar10_ipc10.pt --test-dataset uoft-cs/cifar10 --input-normalization source
     python recipes/evaluate.py user/set --test-dataset uoft-cs/cifar10 --image-column pixel_values --labels by-id
@@ -21,15 +21,39 @@ normalisation assumed, the storage in bytes and the accuracy of random real imag
 
 from __future__ import annotations
 
+import contextlib
+
+if __name__ == "__main__":  # before the libraries: a SIGTERM while they import says so (_startup.py)
+    with contextlib.suppress(ImportError):  # found when run as a script: recipes/ is sys.path[0]
+        import _startup  # noqa: F401
+
 import argparse
 import json
 import sys
+from dataclasses import fields
 
-from hf_lodc.engine.cli import value_parser
+from hf_lodc.engine.cli import add_alias, add_options, option_fields
+from hf_lodc.engine.config import EvalConfig
 from hf_lodc.errors import ConfigError, IncompatibleArtifactError
 from hf_lodc.export.views import VIEWS, evaluated_views
+from hf_lodc.foreign.options import ForeignEvalOptions
 from hf_lodc.launch import exit_codes, make_accelerator
 from hf_lodc.pipeline import FLOAT32, UINT8
+
+
+# The protocol's options are EvalConfig's fields, with the flags, help and checks recipes/condense.py
+# gives them, minus the accuracy curve's (iterations of a condensation) and eval_lr: a set made
+# elsewhere may carry its own learned lr, so --eval-lr is among that set's options below.
+EVAL_SKIP = ("eval_at", "eval_at_runs", "eval_at_epochs", "eval_lr")
+EVAL_OPTIONS = tuple(name for name, _, _ in option_fields(EvalConfig, skip=EVAL_SKIP))
+# hf_lodc.evaluate_condensed_set's options (foreign/options.py), --eval-lr among them
+FOREIGN_OPTIONS = option_fields(ForeignEvalOptions)
+# this recipe's spellings before they were generated: deprecated, same meaning, for one release
+OLD_SPELLINGS = {"--models": "--eval-models", "--runs": "--eval-runs", "--epochs": "--eval-epochs",
+                 "--seed": "--eval-seed", "--protocol": "--eval-protocol", "--compile": "--eval-compile",
+                 "--channels-last": "--eval-channels-last", "--mixed-precision": "--eval-mixed-precision"}
+# --mixed-precision took no|bf16, "no" (its default) leaving the precision to the speed choice
+OLD_VALUES = {"--mixed-precision": {"choices": ("no", "bf16"), "unset": ("no",)}}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,70 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="Hub repo id or local directory (artefact or repo layout)")
     p.add_argument("--config-name", help="condensation (config) name in the repo; default: the repo's default")
     p.add_argument("--revision", help="branch, tag or commit of the repo")
-    p.add_argument("--models", type=value_parser(list[str]), help="comma-separated eval models")
-    p.add_argument("--runs", type=int, help="models per architecture (0: no evaluation)")
-    p.add_argument("--epochs", type=int, help="training epochs (protocol: 1000)")
-    p.add_argument("--seed", type=int, help="evaluation seed (default: the recorded one)")
-    p.add_argument("--protocol", help="evaluation protocol: dc (the DC/DSA/DM literature's, default) or idc (IDC's "
-                                      "own: batch 64, multistep lr, CutMix); non-default results are stored as "
-                                      "<model>@<protocol> beside the others")
-    p.add_argument("--compile", dest="eval_compile", action="store_true",
-                   help="torch.compile each network's forward (less CPU per epoch after a one-off compile; recorded)")
-    p.add_argument("--channels-last", dest="eval_channels_last", action="store_true",
-                   help="networks and batches in channels_last memory format (recorded)")
-    p.add_argument("--mixed-precision", dest="eval_mixed_precision", choices=("no", "bf16"), default="no",
-                   help="bf16: network passes under bf16 autocast, weights and SGD in float32 (recorded); with "
-                        "--compile --channels-last 3-5x faster per epoch on CPUs with AMX, accuracy within the runs' std")
+    add_options(p, option_fields(EvalConfig, skip=EVAL_SKIP))  # --eval-runs ...: the flags condense.py has
+    for old_flag, new_flag in OLD_SPELLINGS.items():
+        add_alias(p, old_flag, new_flag, **OLD_VALUES.get(old_flag, {}))
+    p.set_defaults(**dict.fromkeys(EVAL_OPTIONS))  # None: not given (the set's recorded protocol, or speed's)
     p.add_argument("--no-uint8", dest="uint8", action="store_false",
                    help="skip evaluating the uint8 PNG images (the card then shows no rounding effect)")
-    p.add_argument("--eval-max-per-class", type=int, help="test on the first k test images per class only")
+    add_options(p, [o for o in FOREIGN_OPTIONS if o[0] == "eval_max_per_class"])  # any set's test split
     p.add_argument("--test-dataset", help="for sets not made by hf_lodc: the real dataset to test on")
-    p.add_argument("--max-per-class", type=int,
-                   help="with --test-dataset: real train images per class used for the normalisation statistics")
     f = p.add_argument_group("sets not made by hf_lodc (.pt files, Image / Array3D datasets; need --test-dataset)")
-    f.add_argument("--image-column", help="image column (Image or float Array3D); default: the only candidate")
-    f.add_argument("--label-column", help="label column (ClassLabel or integers); default: the only candidate")
-    f.add_argument("--labels", choices=("auto", "by-id", "by-name"), default="auto",
-                   help="match labels to the test dataset's classes by integer id or by ClassLabel name")
-    f.add_argument("--labels-file", help="labels .pt for an images-only .pt file (e.g. MTT's labels_best.pt)")
-    f.add_argument("--split", default="train", help="split of a dataset source holding the set (default: train)")
-    f.add_argument("--input-normalization", choices=input_normalizations(), default="auto", metavar="MODE",
-                   help="what the stored values are: normalised with the source's mean/std (source), [0,1] or "
-                        "[0,255] pixels, ZCA-whitened [0,1] pixels (zca: MTT/DATM --zca sets; the test split and the "
-                        "baseline are whitened the same way), or normalised with a code base's constants (a preset: "
-                        f"{', '.join(preset_names())}); auto infers it from the values and the report says so")
-    f.add_argument("--zca-eps", type=float, default=0.1, help="ZCA regularisation (MTT's default 0.1)")
-    f.add_argument("--factor", type=int, help="IDC multi-formation factor of the stored images (IDC's data.pt: 2 "
-                                              "for CIFAR/SVHN/MNIST); decoded as IDC decodes")
-    f.add_argument("--soft-loss", choices=("sce", "kl"), default="sce",
-                   help="loss for soft labels (N, K) (logits or probabilities): soft cross-entropy or T^2 KL")
-    f.add_argument("--temperature", type=float, default=1.0, help="soft-label temperature")
-    f.add_argument("--soft-label-column", help="a dataset source's soft-label column (one float vector per row)")
-    f.add_argument("--teacher", help="state-dict .pt of a model trained on --test-dataset in the set's input space: it "
-                                     "relabels every augmented batch of the set and of the random baseline (SRe2L, "
-                                     "RDED); loss --soft-loss at --temperature")
-    f.add_argument("--teacher-model", default="convnet", help="the teacher's evaluation model name (default convnet)")
-    f.add_argument("--eval-lr", type=float, help="evaluation lr (default: a learned lr_best.pt beside an "
-                                                 "images_best.pt source, else the protocol's 0.01)")
-    f.add_argument("--lr-file", help="a .pt holding the learned evaluation lr (MTT/DATM lr_best.pt)")
-    f.add_argument("--ars", action="store_true",
-                   help="also report DD-Ranking's Augmentation-Robust Score (trains the set and random real baselines "
-                        "of the same bytes and of the same image count again without augmentation)")
-    f.add_argument("--lrs", action="store_true",
-                   help="also report DD-Ranking's Label-Robust Score (needs --real-accuracy; a soft-label or teacher "
-                        "set trains once more with its hard labels)")
-    f.add_argument("--real-accuracy", type=real_accuracy_arg, metavar="PCT|MODEL=PCT,...|train",
-                   help="for --lrs: the full real data's hard-label test accuracy in percent (one number, or one per "
-                        "model), or 'train' to train on the whole real train split here (expensive)")
-    f.add_argument("--real-accuracy-from", metavar="TEXT",
-                   help="where a given --real-accuracy comes from (e.g. 'DD-Ranking table 1'); written in the report")
-    f.add_argument("--set-mean", type=lambda s: [float(v) for v in s.split(",")],
-                   help="with --input-normalization source: the per-channel mean the file was normalised with")
-    f.add_argument("--set-std", type=lambda s: [float(v) for v in s.split(",")], help="... and its std")
-    f.add_argument("--storage-bytes", type=int, help="the set's storage when not its images' (e.g. factors)")
-    f.add_argument("--real-itemsize", type=int, help="bytes per value of the random real baseline (default: the set's)")
-    f.add_argument("--no-baseline", dest="baseline", action="store_false",
-                   help="skip random real images at the same storage (no relative score)")
+    # hf_lodc.evaluate_condensed_set's keywords: one field each (foreign/options.py), flag, help and check
+    add_options(f, [o for o in FOREIGN_OPTIONS if o[0] != "eval_max_per_class"], extra=ForeignEvalOptions.cli())
+    p.set_defaults(**{k.name: k.default for k in fields(ForeignEvalOptions)})  # the entry's own defaults
     p.add_argument("--update-card", action="store_true", help="push the new results + card to the source repo")
     p.add_argument("--push-to-hub", help="push the set (with its results) to this repo")
     p.add_argument("--hub-private", action="store_true")
@@ -108,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="push only the condensed set (train), not the real test split as validation/test")
     p.add_argument("--push-models", action="store_true",
                    help="also push, per model, the trained network closest to the median accuracy as a model "
-                        "repo <repo>-<model> (timm models; needs --runs > 0)")
+                        "repo <repo>-<model> (timm models; needs --eval-runs > 0)")
     p.add_argument("--leaderboard", metavar="REPO",
                    help="append this evaluation (one row per model) to the leaderboard dataset REPO on the Hub, in one "
                         "commit; the repo is created if missing and loads with datasets.load_dataset(REPO)")
@@ -118,30 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="also write the results as JSON here")
     p.add_argument("--cpu", action="store_true", help="force CPU even if a GPU is visible")
     return p
-
-
-def real_accuracy_arg(text: str):
-    """``84.8`` | ``convnet=84.8,resnet18_bn=93.1`` | ``train``."""
-    if text.strip() == "train":
-        return "train"
-    try:
-        if "=" not in text:
-            return float(text)
-        return {k.strip(): float(v) for k, v in (item.split("=", 1) for item in text.split(","))}
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a percentage, MODEL=PCT,... or 'train', got {text!r}") from None
-
-
-def preset_names() -> list[str]:
-    from hf_lodc.published.normalization import NORMALIZATION_PRESETS
-
-    return NORMALIZATION_PRESETS.names()
-
-
-def input_normalizations() -> list[str]:
-    from hf_lodc.foreign import NORMALIZATIONS
-
-    return list(NORMALIZATIONS) + preset_names()
 
 
 def _looks_like_path(source: str) -> bool:
@@ -189,10 +137,7 @@ def check_args(args) -> None:
         args.output = str(out)
     if args.update_card and Path(args.source).is_dir() and not args.push_to_hub:
         raise ConfigError("--update-card needs a Hub repo as source (or --push-to-hub REPO for a local set)")
-    if args.protocol is not None:
-        from hf_lodc.engine.config import EvalConfig
-
-        EvalConfig(eval_protocol=args.protocol)  # the option's own check, before the set is read
+    EvalConfig(**protocol_given(args))  # the options' own checks (type, range, registry), before the set is read
     if args.push_to_hub:
         check_repo_id(args.push_to_hub)
     if args.push_to_hub or args.update_card:
@@ -209,8 +154,8 @@ def evaluate_condensed(args, device) -> tuple[dict, object]:
 
     from hf_lodc import CondensedDataset
 
-    if args.push_models and (not target_of(args) or args.runs == 0):
-        raise ConfigError("--push-models needs --push-to-hub REPO (or --update-card) and --runs > 0: the models "
+    if args.push_models and (not target_of(args) or args.eval_runs == 0):
+        raise ConfigError("--push-models needs --push-to-hub REPO (or --update-card) and --eval-runs > 0: the models "
                           "pushed are the networks this evaluation trains")
     if Path(args.source).is_dir():
         cd = CondensedDataset.from_disk(args.source)
@@ -219,11 +164,11 @@ def evaluate_condensed(args, device) -> tuple[dict, object]:
     if args.eval_max_per_class is not None:
         cd.eval_max_per_class = args.eval_max_per_class
     print(f"[hf_lodc] {cd!r}")
-    if args.runs != 0:
-        cd.evaluate(models=args.models, runs=args.runs, epochs=args.epochs, seed=args.seed, uint8=args.uint8,
-                    device=device, progress=True, keep_models=args.push_models and bool(target_of(args)),
-                    **eval_options(args))
-    if args.runs != 0 and Path(args.source).is_dir() and (Path(args.source) / "config.json").is_file():
+    if args.eval_runs != 0:
+        cd.evaluate(models=args.eval_models, runs=args.eval_runs, epochs=args.eval_epochs, seed=args.eval_seed,
+                    uint8=args.uint8, device=device, progress=True,
+                    keep_models=args.push_models and bool(target_of(args)), **eval_options(args))
+    if args.eval_runs != 0 and Path(args.source).is_dir() and (Path(args.source) / "config.json").is_file():
         cd.save_to_disk(args.source)  # the records go into the artefact they measure (one atomic write)
         print(f"[hf_lodc] wrote the new records to {args.source}")
     target = target_of(args)
@@ -231,7 +176,7 @@ def evaluate_condensed(args, device) -> tuple[dict, object]:
         raise ConfigError("--update-card needs a Hub repo as source (or --push-to-hub REPO for a local set)")
     folder = Path(args.source)
     saved = [m for m in folder.glob("condensations/*/hf_lodc.json") if not m.parent.name.startswith("_")]
-    as_is = folder.is_dir() and args.runs == 0 and args.test_split and len(saved) == 1
+    as_is = folder.is_dir() and args.eval_runs == 0 and args.test_split and len(saved) == 1
     if target and as_is:  # a saved run, unchanged: upload its repo files as they are
         from hf_lodc.export.push import push_folder
 
@@ -243,27 +188,29 @@ def evaluate_condensed(args, device) -> tuple[dict, object]:
 
 
 def eval_options(args) -> dict:
-    """The EvalConfig fields this command sets beyond models/runs/epochs: the protocol and the speed options
-    (only those given, so a default run records exactly what it always did)."""
-    opts = {"eval_protocol": args.protocol, "eval_compile": args.eval_compile or None,
-            "eval_channels_last": args.eval_channels_last or None,
-            "eval_mixed_precision": None if args.eval_mixed_precision == "no" else args.eval_mixed_precision}
-    return {k: v for k, v in opts.items() if v is not None}
+    """The EvalConfig fields given beyond models/runs/epochs (passed by name) and the seed (the evaluation's
+    ``seed``, as the recorded one is): only those given, so a default run records exactly what it always did."""
+    return {k: v for k, v in protocol_given(args).items()
+            if k not in ("eval_models", "eval_runs", "eval_epochs", "eval_seed")}
+
+
+def protocol_given(args) -> dict:
+    """The EvalConfig options the command line set."""
+    return {k: getattr(args, k) for k in EVAL_OPTIONS if getattr(args, k) is not None}
 
 
 def target_of(args) -> str | None:
     return args.push_to_hub or (args.source if args.update_card else None)
 
 
+def foreign_values(args) -> dict:
+    """The ForeignEvalOptions of the command line (its defaults where not given)."""
+    return {k.name: getattr(args, k.name) for k in fields(ForeignEvalOptions)}
+
+
 def foreign_options(args) -> list[str]:
-    """The options given that only sets not made by hf_lodc have (their flags, as typed)."""
-    names = ("image_column", "label_column", "labels_file", "storage_bytes", "set_mean", "set_std", "real_itemsize",
-             "factor", "eval_lr", "lr_file", "soft_label_column", "teacher", "real_accuracy")
-    given = [n for n in names if getattr(args, n) is not None]
-    defaults = {"labels": "auto", "input_normalization": "auto", "split": "train", "zca_eps": 0.1, "soft_loss": "sce",
-                "temperature": 1.0, "ars": False, "lrs": False}
-    given += [n for n, d in defaults.items() if getattr(args, n) != d]
-    return ["--" + n.replace("_", "-") for n in given]
+    """The options given that only sets not made by hf_lodc have (their flags)."""
+    return ["--" + n.replace("_", "-") for n in ForeignEvalOptions.marking_foreign(foreign_values(args))]
 
 
 def is_foreign(args) -> bool:
@@ -284,7 +231,6 @@ def _is_hf_lodc_folder(source: str) -> bool:
 
 def evaluate_foreign(args, device) -> tuple[dict, object]:
     """Any condensed set (.pt, Image or Array3D dataset): hf_lodc.evaluate_condensed_set, with its report."""
-    from hf_lodc.engine.config import EvalConfig
     from hf_lodc.foreign import evaluate_condensed_set
 
     if not args.test_dataset and _is_hf_lodc_folder(args.source):
@@ -298,18 +244,11 @@ def evaluate_foreign(args, device) -> tuple[dict, object]:
         raise ConfigError("--update-card / --push-to-hub only work for sets made by hf_lodc")
     options = eval_options(args)
     report = evaluate_condensed_set(
-        args.source, args.test_dataset, models=args.models, runs=args.runs, epochs=args.epochs,
-        split=args.split, config_name=args.config_name, revision=args.revision, image_column=args.image_column,
-        label_column=args.label_column, labels=args.labels, labels_file=args.labels_file,
-        input_normalization=args.input_normalization, set_mean=args.set_mean, set_std=args.set_std,
-        storage_bytes=args.storage_bytes, real_itemsize=args.real_itemsize, baseline=args.baseline,
-        max_per_class=args.max_per_class, eval_max_per_class=args.eval_max_per_class, seed=args.seed or 0,
-        zca_eps=args.zca_eps, factor=args.factor, soft_loss=args.soft_loss, temperature=args.temperature,
-        eval_lr=args.eval_lr, lr_file=args.lr_file, ars=args.ars, soft_label_column=args.soft_label_column,
-        teacher=args.teacher, teacher_model=args.teacher_model, lrs=args.lrs, real_accuracy=args.real_accuracy,
-        real_accuracy_from=args.real_accuracy_from or ("--real-accuracy" if args.real_accuracy is not None else None),
-        eval_config=EvalConfig(**options) if options else None,
-        device=device, progress=True,
+        args.source, args.test_dataset, models=args.eval_models, runs=args.eval_runs, epochs=args.eval_epochs,
+        config_name=args.config_name, revision=args.revision, seed=args.eval_seed or 0,
+        eval_config=EvalConfig(**options) if options else None, device=device, progress=True,
+        **{**foreign_values(args), "real_accuracy_from": args.real_accuracy_from or (
+            "--real-accuracy" if args.real_accuracy is not None else None)},
     )
     print(report.summary())
     key = VIEWS.get(UINT8 if report.stored_dtype.startswith("uint8") else FLOAT32).results_key

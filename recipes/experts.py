@@ -12,6 +12,12 @@ missing ones; a directory made with other settings is refused.
 
 from __future__ import annotations
 
+import contextlib
+
+if __name__ == "__main__":  # before the libraries: a SIGTERM while they import says so (_startup.py)
+    with contextlib.suppress(ImportError):  # found when run as a script: recipes/ is sys.path[0]
+        import _startup  # noqa: F401
+
 import argparse
 import sys
 from dataclasses import fields

@@ -134,3 +134,72 @@ def test_the_collective_timeout_comes_from_the_environment_and_is_checked(monkey
     assert is_peer_lost(RuntimeError("[gloo/transport/tcp/pair.cc:561] Connection closed by peer [127.0.0.1]:10635"))
     assert is_peer_lost(RuntimeError("[gloo/unbound_buffer.cc:81] Timed out waiting 45000ms for recv operation"))
     assert not is_peer_lost(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+
+
+def _launch_dc(data: Path, out: Path, *extra: str) -> list[str]:
+    # one DC step is 20 rounds of matching + inner training, each opened by an all-gather of the
+    # synthetic set: seconds per step, with collectives inside it
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", str(_free_port()), "recipes/condense.py", "--cpu", "--dataset", str(data),
+            "--method", "dc", "--outer-loop", "20", "--inner-loop", "20", "--iterations", "1",
+            "--checkpoint-every", "1", "--eval-runs", "0", "--batch-real", "4", "--output-dir", str(out), *extra]
+
+
+def _stop_inside_a_step(cmd: list[str], out: Path, target: str) -> tuple[str, float]:
+    """Start ``cmd``, SIGTERM ``target`` (the launcher, or process 1 only) 2 s into the loop; its output
+    and how long the run took to end after the signal."""
+    p = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        for line in p.stdout:
+            lines.append(line)
+            if "method dc" in line:  # the loop starts right after this line
+                break
+        time.sleep(2.0)  # past the set-up, well inside the first step
+        pid = p.pid if target == "launcher" else _rank_pid(out, 1)
+        assert pid is not None and p.poll() is None, "".join(lines)[-3000:]
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGTERM)
+        lines.extend(p.stdout)
+        p.wait(timeout=120)
+        return "".join(lines), time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_a_stop_signal_inside_a_step_of_several_processes_leaves_it_at_once_and_resumes_to_the_same_bits(
+        data, tmp_path):
+    ref = tmp_path / "ref"
+    t0 = time.monotonic()
+    done = subprocess.run(_launch_dc(data, ref), cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    print(f"uninterrupted: {time.monotonic() - t0:.1f} s for 1 iteration")
+
+    out = tmp_path / "run"
+    # process 1 alone is signalled: process 0 learns it at its next collective, inside its own step
+    text, took = _stop_inside_a_step(_launch_dc(data, out), out, target="1")
+    assert "a stop signal to another process arrived inside iteration 0: that step was left at once" in text, text
+    assert text.count("interrupted: interrupted by a stop signal to another process of this run after iteration "
+                      "0/1; checkpoint saved") == 1, text[-3000:]
+    assert latest_checkpoint(out / "checkpoints").name == "iter_0000000"
+    # resumed, the step is redone; now the launcher is signalled (as by a scheduler or Ctrl-C): every
+    # process gets it
+    text2, took2 = _stop_inside_a_step(_launch_dc(data, out, "--resume"), out, target="launcher")
+    assert "SIGTERM arrived inside iteration 0: that step was left at once" in text2, text2[-3000:]
+    assert latest_checkpoint(out / "checkpoints").name == "iter_0000000"
+    assert text2.count("interrupted: interrupted by SIGTERM after iteration 0/1; checkpoint saved") == 1, text2
+    print(f"stopped {took:.1f} s and {took2:.1f} s after the signals")
+    assert took < 30 and took2 < 30
+
+    resumed = subprocess.run(_launch_dc(data, out, "--resume"), cwd=REPO, env=_env(), capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for name in ("synset.safetensors", "images.safetensors"):
+        a, b = load_file(str(ref / name)), load_file(str(out / name))
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{name}:{k} differs from the uninterrupted run"
+    with lock_output_dir(out):
+        pass

@@ -129,6 +129,21 @@ def test_bad_repo_id_no_token_and_an_unreachable_hub_leave_nothing_written(hub_s
     assert server.repo_state(BOARD) == before
 
 
+def test_a_failed_first_append_removes_the_repo_it_created(hub_server):
+    cd = tiny_condensed("lodm")
+    server = hub_server.server
+    server.fail_next("commit", status=503, times=10)
+    with pytest.raises(HubPushError, match=r"nothing was appended .*; the empty repo created for it was deleted again"):
+        push_to_leaderboard("alice/new-board", cd, max_retries=1, **FAST)
+    assert server.store.get("dataset", "alice/new-board") is None
+    # an existing repo is never deleted by a failed append, even one that holds nothing but its first commit
+    hub_server.api.create_repo("alice/old-board", repo_type="dataset")
+    server.fail_next("commit", status=503, times=10)
+    with pytest.raises(HubPushError, match=r"nothing was appended \(each attempt is one commit, made or not\)\. Run"):
+        push_to_leaderboard("alice/old-board", cd, max_retries=1, **FAST)
+    assert server.store.get("dataset", "alice/old-board") is not None
+
+
 def test_rows_are_checked_and_methods_inferred_from_layouts():
     row = {c: None for c in COLUMNS}
     with pytest.raises(ConfigError, match="missing"):

@@ -153,3 +153,33 @@ def test_sigterm_while_loading_data_ends_with_one_line_and_writes_nothing(tiny, 
     assert "Traceback" not in err
     assert not out.exists() or not any(out.iterdir())  # nothing half-written
     assert signal.getsignal(signal.SIGTERM) is before  # the recipe's handler does not outlive it
+
+
+def test_sigterm_while_the_recipe_imports_its_libraries_ends_with_one_line(tiny, tmp_path):
+    """Earlier still, while Python imports torch and the library (seconds), only the recipe's first
+    import (recipes/_startup.py, standard library only) can answer a SIGTERM."""
+    out = tmp_path / "run"
+    argv = [sys.executable, "recipes/condense.py", "--dataset", str(tiny), "--cpu", "--iterations", "2",
+            "--eval-runs", "0", "--output-dir", str(out)]
+    p = subprocess.Popen(argv, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(0.4)  # the interpreter is up; torch takes seconds to import
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err[-2000:]
+    assert err.strip() == ("interrupted: SIGTERM while starting (importing the libraries): nothing was written. "
+                           "Run the same command again"), err[-2000:]
+    assert not out.exists()
+
+
+def test_every_recipe_installs_the_startup_handler_before_its_libraries():
+    """A recipe without it would print Python's traceback for a SIGTERM while torch imports."""
+    recipes = sorted(p for p in (REPO / "recipes").glob("*.py") if not p.name.startswith("_"))
+    assert len(recipes) >= 4
+    for path in recipes:
+        text = path.read_text()
+        assert "import _startup" in text, path.name
+        lines = text.splitlines()
+        heavy = [i for i, line in enumerate(lines) if line.startswith(("from hf_lodc", "import torch", "from torch"))]
+        startup = next(i for i, line in enumerate(lines) if "import _startup" in line)
+        assert heavy and startup < heavy[0], path.name

@@ -10,8 +10,16 @@ the objective's own state and torch's global generator. A signal during such a s
 stands exactly at the start of the step and its checkpoint resumes bit-exact (the step is redone
 with the same per-iteration generator).
 
-Only with one process: aborting a step on one rank would leave the others waiting in a collective.
 Fast steps take no copy (the copy would cost more than the wait it saves).
+
+Several processes: a process that left its step alone would leave the others waiting in a collective
+that it never joins. So every collective of a step and the all-reduce that ends each iteration carry
+one agreement: "did any process leave its step?" A process leaving its step joins the next agreement
+in the sequence with "yes"; the others learn it there (inside their step or at its end), and all
+restore their copies and checkpoint the same iteration together. The signal handler never raises
+while a collective is in progress (``hold``), so no process leaves halfway through one. Whether a
+step is copied is decided from the step time agreed at the end of the previous iteration, so every
+process has a copy when any does.
 """
 
 from __future__ import annotations
@@ -29,15 +37,44 @@ SLOW_S = 0.5  # a step longer than this is worth a copy: a stop signal then wait
 
 
 class StepAborted(Exception):
-    """Raised by the signal handler inside an abortable step."""
+    """Raised inside an abortable step: by the signal handler (``agreed`` False: the other processes do not
+    know yet), or by an agreement that found a process had left its step (``agreed`` True)."""
+
+    def __init__(self, agreed: bool = False):
+        super().__init__()
+        self.agreed = agreed
 
 
 class AbortableStep:
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool = True):
         self.enabled = enabled
-        self.active = False  # inside a step whose starting state is copied
+        self.copied = False  # inside a step whose starting state is copied (the same on every process)
+        self.active = False  # ... and the signal handler may still leave it
+        self.signalled = False  # a stop signal arrived (set by the handler)
+        self._hold = 0  # collectives in progress: the handler must not leave the step now
         self._last_s: float | None = None
         self._saved: dict[str, Any] | None = None
+
+    def may_leave(self) -> bool:
+        """Whether the signal handler may raise :class:`StepAborted` now."""
+        return self.active and self._hold == 0
+
+    @contextlib.contextmanager
+    def hold(self):
+        """A block of collectives the signal handler must not interrupt; a signal that arrived during it
+        leaves the step right after it."""
+        self._hold += 1
+        try:
+            yield
+        finally:
+            self._hold -= 1
+        if self.signalled and self.may_leave():
+            self.active = False
+            raise StepAborted
+
+    def agreed_step_seconds(self, seconds: float) -> None:
+        """The last step's time as agreed by all processes (so they take copies alike)."""
+        self._last_s = seconds
 
     @contextlib.contextmanager
     def step(self, synset: torch.nn.Module, opt: torch.optim.Optimizer, objective):
@@ -46,11 +83,11 @@ class AbortableStep:
         if take:
             self._saved = self._copy(synset, opt, objective)
         t0 = time.perf_counter()
-        self.active = take
+        self.copied = self.active = take
         try:
             yield
         finally:
-            self.active = False
+            self.copied = self.active = False
         self._last_s = time.perf_counter() - t0
 
     @staticmethod

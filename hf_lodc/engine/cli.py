@@ -7,11 +7,14 @@ the field's type: numbers with argparse's own error (``argument --ipc: invalid i
 ``--flag/--no-flag``, lists as comma-separated text. Every option defaults to ``argparse.SUPPRESS``
 so ``given(args)`` holds only what the command line set, to lay over a YAML file and the defaults;
 the config classes then check every value (type, range, registry) and name the option.
+``add_alias(parser, "--old", "--new")`` keeps a renamed option's old spelling working for a release:
+the same destination and parsing, one deprecation line naming the new option when it is used.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import types
 import typing
 from dataclasses import fields
@@ -19,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 from .config_yaml import load_yaml_config
 
-__all__ = ["value_parser", "add_options", "option_fields", "given", "yaml_base", "base_parser"]
+__all__ = ["value_parser", "add_options", "add_alias", "option_fields", "given", "yaml_base", "base_parser"]
 
 
 def _split(ftype: Any) -> tuple[Any, bool]:
@@ -65,16 +68,53 @@ def option_fields(*classes: type, skip: Iterable[str] = ()) -> list[tuple[str, A
 
 
 def add_options(p: argparse.ArgumentParser, options: Iterable[tuple[str, Any, str | None]],
-                help: dict[str, str] | None = None) -> None:
-    """``--name`` for each (name, type, help); ``help`` overrides per name; defaults suppressed (see ``given``)."""
-    help = help or {}
+                help: dict[str, str] | None = None, extra: dict[str, dict[str, Any]] | None = None) -> None:
+    """``--name`` for each (name, type, help); ``help`` overrides per name; ``extra``: more ``add_argument``
+    settings per name (``choices``, a ``type`` parser, ``metavar``); defaults suppressed (see ``given``)."""
+    help, extra = help or {}, extra or {}
     for name, ftype, text in options:
         flag = "--" + name.replace("_", "-")
         kw: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help.get(name, text)}
         if _split(ftype)[0] is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         else:
-            p.add_argument(flag, type=value_parser(ftype), metavar=name.upper(), **kw)
+            more = extra.get(name, {})
+            shown = None if "choices" in more else name.upper()  # a few choices show themselves in the usage
+            kw = {"type": value_parser(ftype), "metavar": shown, **kw, **more}
+            p.add_argument(flag, **kw)
+
+
+class _Deprecated(argparse.Action):
+    """An old spelling: prints one deprecation line naming the new option, then sets what it set."""
+
+    def __init__(self, *args: Any, new: str, unset: tuple[str, ...] = (), **kw: Any):
+        self.new, self.unset = new, unset
+        super().__init__(*args, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        note = ""
+        if values in self.unset:  # the old option's default, spelled out: it set nothing, and still does
+            note = (f" ({option_string} {values} left the option unset, as leaving {self.new} out does; "
+                    f"{self.new} {values} sets it)")
+        print(f"{parser.prog}: warning: {option_string} is deprecated and will be removed in the next release; "
+              f"use {self.new}{note}", file=sys.stderr)
+        if values not in self.unset:
+            setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+
+
+def add_alias(p: argparse.ArgumentParser, old: str, new: str, *, choices: Iterable[str] | None = None,
+              unset: Iterable[str] = ()) -> None:
+    """``old`` as a deprecated spelling of the option ``new`` (already added): same destination and parsing,
+    a bare flag for a boolean (``--old`` = ``--new``); ``choices`` keep the values the old option took, and a
+    value in ``unset`` (the old option's default, spelled out) sets nothing, as it did."""
+    action = p._option_string_actions[new]
+    kw: dict[str, Any] = {"dest": action.dest, "default": argparse.SUPPRESS, "new": new, "unset": tuple(unset),
+                          "help": argparse.SUPPRESS}
+    if isinstance(action, argparse.BooleanOptionalAction):
+        kw.update(nargs=0, const=True)
+    else:
+        kw.update(type=action.type, metavar=action.metavar, choices=None if choices is None else tuple(choices))
+    p.add_argument(old, action=_Deprecated, **kw)
 
 
 def base_parser(doc: str | None) -> argparse.ArgumentParser:

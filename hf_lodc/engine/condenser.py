@@ -317,7 +317,7 @@ class Condenser(CheckpointedRun):
 
         bar = tqdm(total=total, initial=self.start_iteration, desc=f"{self.spec.name} ipc{self.budget.ipc}",
                    disable=not (self.progress and self.comm.is_main), dynamic_ncols=True)
-        guard = AbortableStep(enabled=self.comm.world == 1)
+        guard = self.comm.guard = AbortableStep()
         try:
             with catch_signals(guard) as flag:
                 pending: list[tuple[int, dict, torch.Tensor]] = []  # one process: checked when read
@@ -326,14 +326,10 @@ class Condenser(CheckpointedRun):
                     try:
                         with guard.step(self.synset, opt, objective):
                             metrics = objective.step(it, self.synset, opt, self._iteration_generator(it))
-                    except StepAborted:  # back at the start of iteration `it`: checkpoint that
-                        guard.restore(self.synset, opt, objective)
-                        if pending:
-                            read_pending(pending, self._nonfinite_message)
-                        path = self.save_checkpoint(it, opt)
-                        self.log(f"[hf_lodc] {signal.Signals(flag['sig']).name} arrived inside iteration {it}: that "
-                                 "step was left at once and is redone on resume")
-                        raise Interrupted(self._interrupt_message(flag["sig"], it, path)) from None
+                    except StepAborted as e:
+                        if self.comm.world > 1 and not e.agreed:  # the others learn it at their next agreement
+                            self.comm.agree(stop=True, left=True)
+                        self._leave_step(it, opt, objective, guard, flag["sig"], pending)
                     done = it + 1
                     if self.comm.world == 1:
                         # no host sync per iteration: the loss and the finiteness flag stay on the
@@ -352,8 +348,14 @@ class Condenser(CheckpointedRun):
                         timed.add(time.perf_counter() - t_it)
                     else:
                         bad_here = not (math.isfinite(metrics["loss"]) and all_finite(self.synset.parameters()))
-                        # one all-reduce: the loss summed over classes, and whether to stop anywhere
-                        loss, bad, stop = self.comm.sum([metrics["loss"], bad_here, flag["sig"] is not None])
+                        step_s = time.perf_counter() - t_it
+                        # one all-reduce: the loss summed over classes, whether to stop anywhere, whether a
+                        # process left this step (then all go back to its start), the step time
+                        loss, bad, stop, left, step_s = self.comm.agree(metrics["loss"], bad_here,
+                                                                        flag["sig"] is not None, seconds=step_s)
+                        if left:
+                            self._leave_step(it, opt, objective, guard, flag["sig"], pending)
+                        guard.agreed_step_seconds(step_s / self.comm.world)
                         timed.add(time.perf_counter() - t_it)
                         if bad:
                             raise NonFiniteError(self._nonfinite_message(it, loss))
@@ -376,6 +378,17 @@ class Condenser(CheckpointedRun):
                         self.on_snapshot(done, self._snapshot_state())
         finally:
             bar.close()
+            self.comm.guard = None
+
+    def _leave_step(self, it: int, opt, objective, guard: AbortableStep, sig: int | None, pending: list) -> None:
+        """A stop signal left iteration ``it`` midway: back to its start, checkpoint that, stop."""
+        guard.restore(self.synset, opt, objective)
+        if pending:
+            read_pending(pending, self._nonfinite_message)
+        path = self.save_checkpoint(it, opt)
+        who = signal.Signals(sig).name if sig else "a stop signal to another process"
+        self.log(f"[hf_lodc] {who} arrived inside iteration {it}: that step was left at once, redone on resume")
+        raise Interrupted(self._interrupt_message(sig, it, path)) from None
 
     def _nonfinite_message(self, it: int, loss: float) -> str:
         return nonfinite_message(self.spec.name, it, loss, self.cfg.lr, self.last_checkpoint)

@@ -159,32 +159,52 @@ class CondenseConfig(_CondenseCore):
         return dataclasses.asdict(self)
 
 
+def _help(text: str) -> dict[str, str]:
+    """A field's command-line help (engine/cli.py): one text for every recipe that has the option."""
+    return {"help": text}
+
+
 @dataclass
 class EvalConfig(_Checked):
-    eval_models: list[str] = field(default_factory=lambda: ["convnet"])
-    eval_runs: int = 5  # independently initialised models per architecture
-    eval_epochs: int = 1000  # literature protocol
+    eval_models: list[str] = field(default_factory=lambda: ["convnet"], metadata=_help(
+        "comma-separated evaluation models (convnet, convnet_bn, resnet18_bn, any timm name)"))
+    eval_runs: int = field(default=5, metadata=_help(
+        "independently initialised models per architecture (0: no evaluation)"))
+    eval_epochs: int = field(default=1000, metadata=_help("training epochs per model (literature protocol: 1000)"))
     eval_lr: float = 0.01
-    eval_momentum: float = 0.9
-    eval_weight_decay: float = 5e-4
-    eval_batch: int = 256
-    eval_dsa: bool = True  # DSA on every training batch (protocol)
-    eval_dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
-    eval_seed: int | None = None  # condense seed when None
-    eval_backend: str = "auto"  # auto | sequential | vmap (train the runs together)
-    eval_protocol: str = "dc"  # dc (DC/DSA/DM literature) | idc (IDC's own: batch 64, multistep lr, CutMix)
+    eval_momentum: float = field(default=0.9, metadata=_help("SGD momentum of the evaluation training (protocol: 0.9)"))
+    eval_weight_decay: float = field(default=5e-4, metadata=_help(
+        "weight decay of the evaluation training (protocol: 5e-4)"))
+    eval_batch: int = field(default=256, metadata=_help("evaluation training batch size (protocol: 256)"))
+    eval_dsa: bool = field(default=True, metadata=_help("DSA on every evaluation training batch (protocol: on)"))
+    eval_dsa_strategy: str = field(default="color_crop_cutout_flip_scale_rotate", metadata=_help(
+        "DSA families of the evaluation training, or none"))
+    eval_seed: int | None = field(default=None, metadata=_help(
+        "evaluation seed (default: the condensation's seed, as recorded with a saved set; 0 for a set made "
+        "elsewhere)"))
+    eval_backend: str = field(default="auto", metadata=_help(
+        "auto | sequential | vmap (vmap trains the runs of a model together)"))
+    eval_protocol: str = field(default="dc", metadata=_help(
+        "dc (the DC/DSA/DM literature's) or idc (IDC's own: batch 64, multistep lr, CutMix); non-default results "
+        "are stored as <model>@<protocol>"))
     # The three speed options of evaluation; None: ``speed`` decides (engine/speed.py), which is float32
     # eager unless the run is large enough and the hardware has the units. Each is recorded in every
     # accuracy's protocol when on.
     # torch.compile the evaluation network's forward (training and test pass; sequential backend only):
     # less CPU per epoch after a one-off compile, not bit-identical to eager
-    eval_compile: bool | None = None
+    eval_compile: bool | None = field(default=None, metadata=_help(
+        "torch.compile each evaluation network's forward (less CPU per epoch after a one-off compile; recorded); "
+        "default: the speed choice"))
     # the evaluation networks' passes (training and test) under autocast: "no" (float32, the literature's
     # protocol) or "bf16" (weights, gradients and SGD stay float32); pays on bf16 matrix units (AMX, CUDA)
-    eval_mixed_precision: str | None = None
+    eval_mixed_precision: str | None = field(default=None, metadata=_help(
+        "evaluation precision: no (float32, the literature's) or bf16 (network passes under bf16 autocast, "
+        "weights and SGD in float32; recorded); with --eval-compile --eval-channels-last 3-5x faster per epoch "
+        "on CPUs with AMX, accuracy within the runs' std; default: the speed choice"))
     # evaluation networks (and their inputs) in channels_last memory format (sequential backend only):
     # with bf16 on AMX oneDNN's fast convolutions want it
-    eval_channels_last: bool | None = None
+    eval_channels_last: bool | None = field(default=None, metadata=_help(
+        "evaluation networks and batches in channels_last memory format (recorded); default: the speed choice"))
     # accuracy against iterations: the set as it was after each of these iterations, evaluated with a
     # short protocol (eval_at_runs x eval_at_epochs, the first eval model) after the condensation;
     # recorded in results.json ("curve") and drawn to curve.png in the output folder

@@ -35,6 +35,7 @@ resumed with a different number of processes.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Sequence
 
 import torch
@@ -46,6 +47,7 @@ from ..objectives.gm import GradientMatching
 from ..registry import Registry
 from ..seeding import generator
 from ..synset.base import SyntheticSet
+from .abortable import AbortableStep, StepAborted
 
 __all__ = ["Collective", "shard_classes", "class_rows", "gather_class_rows", "gather_synset_state",
            "ShardedGradientMatching", "SHARDABLE", "check_shardable", "sharded_objective"]
@@ -59,9 +61,32 @@ class Collective:
         self.world = accelerator.num_processes if accelerator is not None else 1
         self.rank = accelerator.process_index if accelerator is not None else 0
 
+        self.guard: AbortableStep | None = None  # the condensation loop's, while it runs
+
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def agree(self, loss: float = 0.0, bad: bool = False, stop: bool = False, left: bool = False,
+              seconds: float = 0.0) -> list[float]:
+        """The one all-reduce that ends each iteration, and opens each collective inside a step: the
+        summed loss, how many processes saw a non-finite value, want to stop, left their step, and the
+        summed step time. One shape everywhere, so a process that left its step meets the others at
+        whichever agreement they reach next (``abortable.py``)."""
+        return self.sum([loss, bad, stop, left, seconds])
+
+    @contextlib.contextmanager
+    def step_collectives(self):
+        """Collectives inside a step: first an agreement (all leave the step together if any process
+        has left it), and no stop signal lands halfway through them."""
+        g = self.guard
+        if self.world == 1 or g is None or not g.copied:  # no copy to go back to: the step runs to its end
+            yield
+            return
+        with g.hold():
+            if self.agree(left=g.signalled)[3]:
+                raise StepAborted(agreed=True)
+            yield
 
     def sum(self, values: Sequence[float]) -> list[float]:
         """Element-wise sum of a few floats over processes (float64, so NaN/Inf survive)."""
@@ -155,8 +180,9 @@ class ShardedGradientMatching(GradientMatching):
     def inner_data(self, synset) -> tuple[torch.Tensor, torch.Tensor]:
         x_local, y_local = super().inner_data(synset)  # (k*n, C, H, W), (k*n,) global labels
         n = synset.decoded_per_class
-        x = gather_class_rows(self.comm, x_local, n, self.total_classes)  # (K*n, C, H, W)
-        y = gather_class_rows(self.comm, y_local, n, self.total_classes)  # (K*n,)
+        with self.comm.step_collectives():
+            x = gather_class_rows(self.comm, x_local, n, self.total_classes)  # (K*n, C, H, W)
+            y = gather_class_rows(self.comm, y_local, n, self.total_classes)  # (K*n,)
         return x, y
 
 

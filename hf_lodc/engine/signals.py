@@ -25,6 +25,8 @@ __all__ = ["Interrupted", "catch_signals", "interrupt_message", "sigterm_as_inte
 class Interrupted(KeyboardInterrupt):
     """SIGINT/SIGTERM during condensation: a checkpoint was saved (path and resume command in the message)."""
 
+    every_process = True  # all processes of a run stop together with the same message: one prints it
+
 
 @contextlib.contextmanager
 def catch_signals(guard: AbortableStep | None = None):
@@ -39,9 +41,11 @@ def catch_signals(guard: AbortableStep | None = None):
         if flag["sig"] is not None:  # second signal: stop now
             raise KeyboardInterrupt
         flag["sig"] = signum
-        if guard is not None and guard.active:
-            guard.active = False
-            raise StepAborted
+        if guard is not None:
+            guard.signalled = True
+            if guard.may_leave():
+                guard.active = False
+                raise StepAborted
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -53,7 +57,7 @@ def catch_signals(guard: AbortableStep | None = None):
 
 def interrupt_message(sig: int | None, done: int, total: int, path: Path | None, world: int) -> str:
     """What an interrupted condensation says: where it stopped, where its checkpoint is, how to resume."""
-    name = signal.Signals(sig).name if sig else "a signal"
+    name = signal.Signals(sig).name if sig else "a stop signal to another process of this run"
     head = f"interrupted by {name} after iteration {done}/{total}; "
     if path is None:
         return head + "no checkpoint directory was set (set output_dir), so the progress is lost"

@@ -139,7 +139,8 @@ def append_rows(repo_id: str, rows: list[dict[str, Any]], *, token: str | None =
     """Append ``rows`` to the leaderboard in dataset repo ``repo_id`` (created if missing) in one commit.
 
     Raises ConfigError (bad repo id or rows, before any request), HubAuthError (no token, rejected token,
-    no write access) or HubPushError (the Hub unreachable or the rows file unreadable: nothing appended)."""
+    no write access) or HubPushError (the Hub unreachable or the rows file unreadable: nothing appended;
+    a repo this call created is deleted again, so no empty leaderboard is left behind)."""
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import RepositoryNotFoundError
 
@@ -149,7 +150,7 @@ def append_rows(repo_id: str, rows: list[dict[str, Any]], *, token: str | None =
     rows = check_rows(rows)
     api = HfApi(token=resolve_token(token))
     say = log or (lambda _m: None)
-    state: dict[str, Any] = {"ensured": False}
+    state: dict[str, Any] = {"ensured": False, "created_here": False}
 
     def attempt(_n: int) -> LeaderboardResult:
         if not state["ensured"]:
@@ -157,6 +158,7 @@ def append_rows(repo_id: str, rows: list[dict[str, Any]], *, token: str | None =
                 api.repo_info(repo_id, repo_type="dataset")
             except RepositoryNotFoundError:
                 api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+                state["created_here"] = True
             state["ensured"] = True
         head = api.repo_info(repo_id, repo_type="dataset", revision="main").sha
         current = _parse(read_remote(api, repo_id, head, LEADERBOARD_FILE))
@@ -177,9 +179,23 @@ def append_rows(repo_id: str, rows: list[dict[str, Any]], *, token: str | None =
         return with_retries(attempt, max_retries=max_retries, retry_wait=retry_wait, say=say)
     except GaveUp as e:
         f = e.failure
+        removed = state["created_here"] and _remove_if_empty(api, repo_id)
         refused = refusal(f, api, repo_id, "dataset", "nothing was appended")
         if refused is not None:
             raise refused from None
         raise HubPushError(f"appending to the leaderboard {repo_id!r} failed after {e.attempts} attempt(s): "
-                           f"{f.message}; nothing was appended (each attempt is one commit, made or not). Run the "
+                           f"{f.message}; nothing was appended (each attempt is one commit, made or not)"
+                           f"{'; the empty repo created for it was deleted again' if removed else ''}. Run the "
                            f"evaluation's --leaderboard again when the Hub is reachable") from None
+
+
+def _remove_if_empty(api, repo_id: str) -> bool:
+    """Delete the leaderboard repo this append created when it holds no commit but the Hub's initial one
+    (every append failed): an empty repo would load as no dataset at all. False when it cannot be checked."""
+    try:
+        if len(api.list_repo_commits(repo_id, repo_type="dataset")) > 1:
+            return False
+        api.delete_repo(repo_id, repo_type="dataset")
+        return True
+    except Exception:  # noqa: BLE001 - the Hub may still be unreachable
+        return False

@@ -35,7 +35,8 @@ from ..errors import ConfigError, HubPushError
 from .artifact import Artifact
 from .hub_http import GaveUp, refusal, resolve_token, with_retries
 
-__all__ = ["TrainedNets", "KeptNet", "median_run", "model_repo_id", "model_files", "push_model", "ModelPushResult"]
+__all__ = ["TrainedNets", "KeptNet", "median_run", "model_repo_id", "model_files", "push_model", "push_model_files",
+           "ModelPushResult", "timm_config"]
 
 
 @dataclass
@@ -121,7 +122,8 @@ def model_repo_id(dataset_repo: str, model: str) -> str:
     return f"{dataset_repo}-{safe}"
 
 
-def _config(k: KeptNet, class_names: list[str], mean, std) -> dict[str, Any]:
+def timm_config(k: KeptNet, class_names: list[str], mean, std) -> dict[str, Any]:
+    """timm's hub ``config.json`` of ``k`` (what ``timm.create_model("hf-hub:<repo>", pretrained=True)`` reads)."""
     pc = k.pretrained_cfg
     pretrained = {
         "architecture": k.architecture,
@@ -209,7 +211,7 @@ def model_files(k: KeptNet, art: Artifact, dataset_repo: str, config_name: str, 
     from safetensors.torch import save
 
     weights = save(k.state, metadata={"format": "pt"})
-    cfg = _config(k, list(art.source.class_names), art.source.mean, art.source.std)
+    cfg = timm_config(k, list(art.source.class_names), art.source.mean, art.source.std)
     card = _card(k, art, dataset_repo, config_name, repo_id, record)
     return {
         "model.safetensors": weights,
@@ -246,17 +248,40 @@ def push_model(
     log: Callable[[str], None] | None = print,
 ) -> ModelPushResult:
     """Publish ``k`` as model repo ``repo_id`` (default ``<dataset_repo>-<model>``) in one commit."""
-    from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import RepositoryNotFoundError
-
     repo_id = repo_id or model_repo_id(dataset_repo, k.model)
     record = (art.results.get("evaluations") or {}).get(k.model) or {}
     files = model_files(k, art, dataset_repo, config_name, repo_id, record)
+    oid, changed = push_model_files(
+        repo_id, files, f"hf_lodc: {k.model} trained on {dataset_repo}",
+        f"model {k.model} (run {k.run}, {k.accuracy:.2f} %)", f"pushing model {k.model!r}", private=private,
+        token=token, max_retries=max_retries, retry_wait=retry_wait, log=log)
+    return ModelPushResult(repo_id, k.model, k.run, k.accuracy, oid, changed)
+
+
+def push_model_files(
+    repo_id: str,
+    files: dict[str, bytes],
+    message: str,
+    what: str,
+    failing: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    max_retries: int = 4,
+    retry_wait: float = 2.0,
+    log: Callable[[str], None] | None = print,
+) -> tuple[str, bool]:
+    """Commit ``files`` (repo path -> bytes) to model repo ``repo_id`` in ONE commit, creating the repo if
+    missing; (commit sha, whether the head changed). ``what`` names the network in the log line, ``failing``
+    starts the error message. A repo this call created and could not commit to is deleted again."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
     api = HfApi(token=resolve_token(token))
     say = log or (lambda _m: None)
     state: dict[str, Any] = {"created_here": False, "first_head": None}
 
-    def attempt(_n: int) -> ModelPushResult:
+    def attempt(_n: int) -> tuple[str, bool]:
         try:
             info = api.repo_info(repo_id, repo_type="model", revision="main")
         except RepositoryNotFoundError:
@@ -266,12 +291,11 @@ def push_model(
         head = info.sha
         state["first_head"] = state["first_head"] or head
         ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=io.BytesIO(b)) for p, b in sorted(files.items())]
-        commit = api.create_commit(repo_id, ops, commit_message=f"hf_lodc: {k.model} trained on {dataset_repo}",
-                                   repo_type="model", parent_commit=head)
+        commit = api.create_commit(repo_id, ops, commit_message=message, repo_type="model", parent_commit=head)
         changed = commit.oid != state["first_head"]
-        say(f"[hf_lodc] {'pushed' if changed else 'already up to date:'} model {k.model} (run {k.run}, "
-            f"{k.accuracy:.2f} %) -> {api.endpoint}/{repo_id} ({commit.oid[:12]})")
-        return ModelPushResult(repo_id, k.model, k.run, k.accuracy, commit.oid, changed)
+        say(f"[hf_lodc] {'pushed' if changed else 'already up to date:'} {what} -> {api.endpoint}/{repo_id} "
+            f"({commit.oid[:12]})")
+        return commit.oid, changed
 
     try:
         return with_retries(attempt, max_retries=max_retries, retry_wait=retry_wait, say=say)
@@ -291,7 +315,7 @@ def push_model(
         except Exception:  # noqa: BLE001 - the Hub may still be unreachable
             pass
         raise HubPushError(
-            f"pushing model {k.model!r} to {repo_id!r} failed after {e.attempts} attempt(s): "
+            f"{failing} to {repo_id!r} failed after {e.attempts} attempt(s): "
             f"{f.message if f else 'unknown'}. Nothing was committed: {where}. Push again when the Hub is reachable"
         ) from None
 

@@ -20,6 +20,7 @@ One module per step, each documenting its part of the contract:
 * ``baseline``: storage, and the random real images at the same storage;
 * ``ranking``: DD-Ranking's ARS and LRS against those random images;
 * ``report``: :class:`ForeignEvalReport` and its summary;
+* ``options``: :class:`ForeignEvalOptions`, the entry's options (keyword, flag, help and check in one field);
 * ``evaluate``: :func:`evaluate_condensed_set`, the entry that runs them in order.
 """
 
@@ -27,8 +28,9 @@ from .condensed_set import CondensedSet
 from .evaluate import evaluate_condensed_set
 from .input_space import NORMALIZATIONS, infer_normalization, to_source_normalization
 from .load import load_condensed_set
+from .options import ForeignEvalOptions
 from .pt_file import IMAGE_KEYS, LABEL_KEYS
 from .report import ForeignEvalReport
 
-__all__ = ["IMAGE_KEYS", "LABEL_KEYS", "NORMALIZATIONS", "CondensedSet", "ForeignEvalReport",
+__all__ = ["IMAGE_KEYS", "LABEL_KEYS", "NORMALIZATIONS", "CondensedSet", "ForeignEvalOptions", "ForeignEvalReport",
            "load_condensed_set", "infer_normalization", "to_source_normalization", "evaluate_condensed_set"]

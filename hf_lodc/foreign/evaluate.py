@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -20,8 +20,9 @@ from ..engine.config import EvalConfig
 from ..errors import ConfigError, DatasetError, SplitError
 from .baseline import same_storage_baseline
 from .conventions import decode_factor, resolve_lr
-from .input_space import NORMALIZATIONS, infer_normalization, space_for, to_source_normalization
+from .input_space import infer_normalization, space_for, to_source_normalization
 from .load import load_condensed_set
+from .options import ForeignEvalOptions
 from .ranking import ars_scores, check_real_accuracy, lrs_scores
 from .report import ForeignEvalReport
 
@@ -36,37 +37,12 @@ def evaluate_condensed_set(
     runs: int | None = None,
     epochs: int | None = None,
     eval_config: EvalConfig | None = None,
-    split: str = "train",
     config_name: str | None = None,
     revision: str | None = None,
-    image_column: str | None = None,
-    label_column: str | None = None,
-    labels: str = "auto",
-    labels_file: str | None = None,
-    input_normalization: str = "auto",
-    set_mean: Sequence[float] | None = None,
-    set_std: Sequence[float] | None = None,
-    storage_bytes: int | None = None,
-    real_itemsize: int | None = None,
-    baseline: bool = True,
-    max_per_class: int | None = None,
-    eval_max_per_class: int | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = False,
-    zca_eps: float = 0.1,
-    factor: int | None = None,
-    soft_loss: str = "sce",
-    temperature: float = 1.0,
-    eval_lr: float | None = None,
-    lr_file: str | None = None,
-    ars: bool = False,
-    soft_label_column: str | None = None,
-    teacher: str | None = None,
-    teacher_model: str = "convnet",
-    lrs: bool = False,
-    real_accuracy: float | Mapping[str, float] | str | None = None,
-    real_accuracy_from: str | None = None,
+    **options: Any,
 ) -> ForeignEvalReport:
     """Evaluate a condensed set made by anyone against ``dataset``'s real test split.
 
@@ -78,34 +54,15 @@ def evaluate_condensed_set(
             is tested on, and its train split gives the random real baseline.
         models / runs / epochs / eval_config: the protocol (``EvalConfig``; defaults: ConvNet-3,
             5 runs x 1000 epochs).
-        split / config_name / revision / image_column / label_column: how to read a dataset source.
-        labels: ``auto`` | ``by-id`` | ``by-name``. labels_file: labels of an image-only ``.pt``.
-        input_normalization: ``auto`` | ``source`` | ``zero-one`` | ``uint8`` | ``zca`` | a preset name
-            (``published.normalization.NORMALIZATION_PRESETS``: ``dc-cifar10``, ``mtt-cifar100``, ...);
-            ``set_mean`` / ``set_std``: the statistics a ``source``-normalised file used, when not the
-            dataset's. zca_eps: the ZCA regularisation (MTT's 0.1).
-        factor: IDC multi-formation factor of the stored images (decoded as IDC decodes; storage counts
-            the stored images).
-        soft_loss / temperature: how soft labels (N, K) train (``sce`` or ``kl``). soft_label_column: a
-            dataset source's column of soft labels (one float vector per row, in its ClassLabel's order).
-        eval_lr / lr_file: the evaluation lr, given or read from a file (MTT's ``lr_best.pt``; found
-            beside an ``images_best.pt`` source when neither is given).
-        ars: also train the set and two random real baselines (same bytes; DD-Ranking's same image
-            count per class) without augmentation, and report DD-Ranking's Augmentation-Robust Score
-            against each (``published/scores.py``; costs three more trainings per baseline and model).
-        teacher / teacher_model: a state-dict ``.pt`` of an evaluation model trained on the source in the
-            set's input space; it relabels every augmented batch of the set and of the random baseline
-            (SRe2L / RDED style), trained with ``soft_loss`` at ``temperature``.
-        lrs: also report DD-Ranking's Label-Robust Score against the same two random baselines as ``ars``
-            (``foreign/ranking.py`` says which trainings feed it; a soft-label or teacher set trains once
-            more with its hard labels). real_accuracy: its Acc(real, hard), in percent: one number, a
-            model -> number mapping, or ``"train"`` to train on the whole real train split read (as
-            expensive as it sounds); real_accuracy_from: where a given number comes from (reported).
-        storage_bytes: override the computed storage (e.g. a factorised set). real_itemsize: bytes
-            per value of the baseline's real images (default: the set's element size).
-        baseline: also evaluate random real images at the same storage (the relative score).
-        max_per_class: read only this many real train images per class (statistics, baseline).
-        eval_max_per_class: test on the first k test images per class.
+        config_name / revision: the config and revision of a Hub dataset source.
+        seed: the evaluation seed (the same run seeds for the set and the baseline).
+        **options: the fields of :class:`~hf_lodc.foreign.options.ForeignEvalOptions`, each with its
+            help: how to read the set (``split``, ``image_column``, ``labels``, ``labels_file``, ...),
+            what its values are (``input_normalization``, ``set_mean`` / ``set_std``, ``zca_eps``,
+            ``factor``), how its labels train (``soft_loss``, ``temperature``, ``teacher``, ``eval_lr``,
+            ``lr_file``) and what is measured beside it (``baseline``, ``storage_bytes``, ``ars``,
+            ``lrs``, ``real_accuracy``, ``max_per_class``, ``eval_max_per_class``). They are checked
+            when given, before anything is read.
 
     Returns:
         A :class:`ForeignEvalReport` (``to_dict()``, ``summary()``).
@@ -113,31 +70,18 @@ def evaluate_condensed_set(
     from ..data.hub import load_image_classification
     from ..published.evaluation import evaluate_in_space
     from ..published.normalization import NORMALIZATION_PRESETS
-    from ..published.soft_labels import SOFT_LOSSES, soft_criterion
+    from ..published.soft_labels import soft_criterion
 
-    # options that need no data, checked before anything is read or fitted
-    if ars and not baseline:
-        raise ConfigError("ars needs the random real baseline (baseline=True / no --no-baseline)")
-    if lrs and not baseline:
-        raise ConfigError("lrs needs the random real baseline (baseline=True / no --no-baseline)")
-    if lrs and real_accuracy is None:
-        raise ConfigError("lrs needs the full real data's hard-label accuracy: pass real_accuracy=<percent> "
-                          "(--real-accuracy, e.g. the whole-dataset row of the paper's table, with real_accuracy_from "
-                          "saying which) or real_accuracy='train' (--real-accuracy train: one more training per run "
-                          "on the whole real train split)")
-    if real_accuracy is not None and not lrs:
-        raise ConfigError("real_accuracy is only read by the Label-Robust Score: pass lrs=True (--lrs) too")
-    valid = NORMALIZATIONS + tuple(NORMALIZATION_PRESETS)
-    if input_normalization not in valid:
-        raise ConfigError(f"input_normalization must be one of {', '.join(valid)}, got {input_normalization!r}")
-    SOFT_LOSSES.get(soft_loss)
-    if not (isinstance(temperature, (int, float)) and temperature > 0):
-        raise ConfigError(f"the soft-label temperature must be positive, got {temperature!r}")
-    if not (isinstance(zca_eps, (int, float)) and not isinstance(zca_eps, bool) and zca_eps > 0):
-        raise ConfigError(f"zca_eps (the ZCA regularisation) must be a positive number, got {zca_eps!r}")
-    for name, v in (("storage_bytes", storage_bytes), ("real_itemsize", real_itemsize)):
-        if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v > 0):
-            raise ConfigError(f"{name} must be a positive whole number of bytes, got {v!r}")
+    o = ForeignEvalOptions(**options)  # options that need no data, checked before anything is read or fitted
+    split, image_column, label_column, labels, labels_file = (o.split, o.image_column, o.label_column, o.labels,
+                                                              o.labels_file)
+    input_normalization, set_mean, set_std, zca_eps, factor = (o.input_normalization, o.set_mean, o.set_std,
+                                                               o.zca_eps, o.factor)
+    soft_loss, temperature, teacher, teacher_model = o.soft_loss, o.temperature, o.teacher, o.teacher_model
+    eval_lr, lr_file, soft_label_column = o.eval_lr, o.lr_file, o.soft_label_column
+    baseline, storage_bytes, real_itemsize = o.baseline, o.storage_bytes, o.real_itemsize
+    max_per_class, eval_max_per_class, ars, lrs = o.max_per_class, o.eval_max_per_class, o.ars, o.lrs
+    real_accuracy, real_accuracy_from = o.real_accuracy, o.real_accuracy_from
     data = dataset if isinstance(dataset, ImageClassificationData) else \
         load_image_classification(dataset, max_per_class=max_per_class)
     dataset_name = data.info.dataset

@@ -54,10 +54,24 @@ def teacher_criterion(loss: str, temperature: float) -> Callable[[torch.Tensor, 
     return crit
 
 
+def _safetensors(p: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..errors import DatasetError
+
+    try:
+        return load_file(str(p))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise DatasetError(f"teacher checkpoint {str(p)!r} is not a readable safetensors file "
+                           f"({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
+
+
 def load_teacher(path: str, model: str, num_classes: int, image_shape: Sequence[int],
                  device: torch.device | str) -> nn.Module:
     """A frozen ``model`` (an evaluation model name: hf_lodc alias, ``lodc_*`` or timm) with the state dict
-    in ``path`` (a ``.pt`` of tensors, optionally under ``state_dict`` / ``model``), in eval mode."""
+    in ``path`` (a ``.pt`` of tensors, optionally under ``state_dict`` / ``model``, or the
+    ``model.safetensors`` of a model repo), in eval mode."""
     from ..errors import DatasetError, DatasetNotFoundError
     from ..models import create_eval_model
     from .layouts import safe_load
@@ -65,7 +79,7 @@ def load_teacher(path: str, model: str, num_classes: int, image_shape: Sequence[
     p = Path(path).expanduser()
     if not p.is_file():
         raise DatasetNotFoundError(f"teacher checkpoint {path!r} not found")
-    state = safe_load(p)
+    state = _safetensors(p) if p.suffix == ".safetensors" else safe_load(p)
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):
