@@ -267,6 +267,14 @@ def _mib(kb: float) -> float:
     return round(kb / 1024, 1)
 
 
+def _its(n: int) -> str:
+    return f"{n} iteration{'s' * (n != 1)}"
+
+
+def _secs(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
 def markdown(result: dict) -> str:
     from _machine import machine_line
 
@@ -277,8 +285,8 @@ def markdown(result: dict) -> str:
         "# Scale: the decoded cache (memory map) against decoding into memory",
         "",
         f"Generated Hub-layout parquet sets (JPEG, {result['eval_per_class']} test images per class); one fresh "
-        f"process per row; LoDM IPC 1 rank 2, batch_real {result['batch_real']}, {its_all} iterations over all "
-        f"classes, {result['iterations']} iterations sampling {result['cpi']} classes per iteration{chunks}. Memory from /proc/self/status, sampled every 20 ms: "
+        f"process per row; LoDM IPC 1 rank 2, batch_real {result['batch_real']}, {_its(its_all)} over all "
+        f"classes, {_its(result['iterations'])} sampling {result['cpi']} classes per iteration{chunks}. Memory from /proc/self/status, sampled every 20 ms: "
         "anonymous (RssAnon: the process's own memory) and file-backed (RssFile: mapped files, the libraries "
         "included); anon figures are growth over the value after importing torch and hf_lodc "
         f"({_mib(measured[0]['child']['baseline_kb']['RssAnon'])} MiB). "
@@ -306,7 +314,7 @@ def markdown(result: dict) -> str:
             f"{_mib(pk['load']['RssAnon'] - a0)} | {_mib(c['after_load_kb']['RssAnon'] - a0)} | "
             f"{_mib(c['after_load_kb']['RssFile'])} | "
             f"{_mib(pk['cpi_all']['RssAnon'] - a0)} / {_mib(pk[sampled]['RssAnon'] - a0)} | "
-            f"{c['s_per_it_cpi_all']:.3f} | {c['s_per_it_' + sampled]:.3f} |")
+            f"{_secs(c['s_per_it_cpi_all'])} | {_secs(c['s_per_it_' + sampled])} |")
     lines += ["", "`first load s`: the load from datasets' prepared arrow files (converted beforehand, not timed "
               "here): header scan and decoding (and, for `on`, writing the cache); `cache hit s`: the second load "
               "of the same set, from the cache (its memory is what `anon held after load` shows for `on`). NaN: not "
