@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -235,3 +236,36 @@ def test_threaded_decode_into_a_map_equals_the_sequential_decode(folder):
                                             chunk=chunk)
         assert np.array_equal(got, ref.transpose(0, 3, 1, 2)) and np.array_equal(keep, ref_keep) and conv == ref_conv
         assert scan.corrupt == ref_scan.corrupt
+
+
+def _scale_bench():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scale.py"
+    spec = importlib.util.spec_from_file_location("bench_scale", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_scale_benchmark_generator_in_shards_writes_the_same_rows(tmp_path, monkeypatch):
+    bench = _scale_bench()
+    monkeypatch.setitem(sys.modules, "bench_scale", bench)  # the worker processes pickle its functions by name
+    root = bench.generate(tmp_path / "gen", classes=3, per_class=5, px=8, eval_per_class=2, rows_per_group=4,
+                          workers=2)
+    assert sorted(p.name for p in (root / "data").iterdir()) == [
+        "test-00000-of-00001.parquet", "train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
+    data = hf_lodc.load_image_classification(str(root), cache=False)
+    assert len(data.train) == 15 and len(data.test) == 6
+    assert torch.bincount(data.train.labels).tolist() == [5, 5, 5]
+
+
+def test_the_scale_benchmark_skips_the_in_memory_mode_only_when_it_would_not_fit():
+    bench = _scale_bench()
+    decoded = bench.decoded_bytes(classes=1000, per_class=2200, px=64, eval_per_class=5)
+    assert decoded == 1000 * 2205 * 64 * 64 * 3
+    assert bench.in_memory_skip_reason(2 * 10**9, available=10 * 10**9) is None  # 5 x 2 GB fits in 10 GB
+    reason = bench.in_memory_skip_reason(decoded, available=20 * 10**9)
+    assert reason == ("not run: the in-memory path needs >= 135.5 GB (5 x 27.1 GB decoded), "
+                      "the machine has 20.0 GB available")
+    assert bench.mem_available_bytes() > 0
