@@ -366,8 +366,10 @@ def test_lrs_with_the_real_accuracy_trained_here(rgb8, rgb8_root, tmp_path):
     lr = json.loads(out.read_text())["foreign_report"]["label_robust"]
     assert lr["real_hard_from"].startswith("trained here on the real train split read (36 images")
     assert 0 <= lr["models"]["convnet"]["same_count"]["lrs"] <= 1
-    assert rec.real_accuracy_arg("convnet=84.8,resnet18_bn=93") == {"convnet": 84.8, "resnet18_bn": 93.0}
-    assert rec.real_accuracy_arg("61.5") == 61.5
+    from hf_lodc.foreign.options import real_accuracy_arg  # the type of --real-accuracy
+
+    assert real_accuracy_arg("convnet=84.8,resnet18_bn=93") == {"convnet": 84.8, "resnet18_bn": 93.0}
+    assert real_accuracy_arg("61.5") == 61.5
 
 
 def test_dataset_with_a_soft_label_column_in_its_own_class_order(rgb8, tmp_path):
