@@ -336,7 +336,8 @@ def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, l
     engine: list[CondenseResult] = []  # the curve re-decodes the engine's set at each snapshot
     art = condense(data, cfg, speed=plan if plan is not None else False, accelerator=accelerator, checkpoint_dir=ckpt,
                    resume=cfg.resume, progress=progress, log=log, checkpoint_at_end=evaluates, snapshot_at=curve_at,
-                   on_snapshot=keep_snapshot if curve_at else None, on_result=engine.append)
+                   on_snapshot=keep_snapshot if curve_at else None, on_result=engine.append,
+                   checked=True)  # run_experiment's validate step checked the config against this data
     if evaluates:
         t0 = time.perf_counter()
         views = (FLOAT32, UINT8) if cfg.push_to_hub else (FLOAT32,)

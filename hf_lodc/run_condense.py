@@ -48,6 +48,7 @@ def condense(
     checkpoint_at_end: bool = False,
     record: dict[str, Any] | None = None,
     on_result: Callable[[CondenseResult], None] | None = None,
+    checked: bool = False,
     **options: Any,
 ) -> Artifact:
     """Condense ``data`` and return the artefact (not yet evaluated).
@@ -59,7 +60,8 @@ def condense(
     source is then the artefact's ``SourceInfo``), or None: the defaults. ``options``: any
     ``CondenseConfig`` option (and any objective's) by its flat name, over ``cfg``'s condense section.
     The data and the options are checked here, before any work. ``record``: further run-config
-    sections of the caller (e.g. a continual run's class order).
+    sections of the caller (e.g. a continual run's class order). ``checked``: the caller's validate step
+    already checked ``cfg`` against this ``data`` (``pipeline.run_experiment``), so it is not checked twice.
     ``speed``: True fills the speed options a ``RunConfig`` leaves unset from its ``speed`` first
     (``run_speed.py``; not for a continued set, which keeps the path it was condensed on); a
     ``SpeedPlan`` is one the caller already chose. Either way the plan goes into ``results["speed"]``.
@@ -80,7 +82,8 @@ def condense(
     if options or cc is None:
         cc = CondenseConfig(**{**(cc.__dict__ if cc is not None else {}), **options})
         run = dataclasses.replace(run, condense=cc) if run is not None else None
-    validate_condense_data(data, cc)  # the door: the engine trusts what passed
+    if options or not checked:
+        validate_condense_data(data, cc)  # the door: the engine trusts what passed
     plan = speed if isinstance(speed, SpeedPlan) else None
     if speed is True and run is not None and continue_from is None:
         run, plan = choose_speed(run, data, accelerator)

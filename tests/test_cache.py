@@ -269,3 +269,26 @@ def test_the_scale_benchmark_skips_the_in_memory_mode_only_when_it_would_not_fit
     assert reason == ("not run: the in-memory path needs >= 135.5 GB (5 x 27.1 GB decoded), "
                       "the machine has 20.0 GB available")
     assert bench.mem_available_bytes() > 0
+
+
+def test_a_cache_file_larger_than_the_machine_opens_as_a_private_map_that_reserves_nothing(tmp_path):
+    """numpy's copy-on-write map reserves the file's size, which the kernel refuses past memory + swap: the
+    larger-than-memory case the cache exists for. The file here is sparse (no disk used)."""
+    import numpy as np
+
+    from hf_lodc.data.cache import as_mapped_tensor, is_mapped, map_npy
+
+    meminfo = dict(line.split(":", 1) for line in open("/proc/meminfo").read().splitlines())
+    limit = sum(int(meminfo[k].split()[0]) * 1024 for k in ("MemTotal", "SwapTotal"))
+    rows = limit // (3 * 64 * 64) + 1000  # (rows, 3, 64, 64) uint8: past memory + swap
+    path = tmp_path / "train_images.npy"
+    np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(rows, 3, 64, 64))
+    anon = lambda: int(open("/proc/self/status").read().split("RssAnon:")[1].split()[0])  # noqa: E731 (kB)
+    before = anon()
+    arr = map_npy(path)
+    assert arr.shape == (rows, 3, 64, 64) and arr.flags.writeable
+    t = as_mapped_tensor(arr)
+    assert is_mapped(t) and int(t[rows - 1].sum()) == 0
+    t[3] = 7  # an in-place write lands on a private page, never in the cache file
+    assert int(t[3].max()) == 7 and int(np.load(path, mmap_mode="r")[3].max()) == 0
+    assert anon() - before < 64 * 1024  # kB: the map itself holds no anonymous memory

@@ -22,9 +22,12 @@ Writing is crash-safe and single-writer:
 * an entry whose manifest is missing, unreadable, not ``complete``, or disagrees with a file's size,
   header or sampled blocks is *damaged*: it is never read, but deleted and rebuilt under the lock.
 
-The arrays are opened copy-on-write (``mmap_mode="c"``): pages are read from the file on demand and
+The arrays are opened copy-on-write (a private map): pages are read from the file on demand and
 belong to the page cache (file-backed, reclaimable), so the process's anonymous memory holds only
 the batches gathered from them; an in-place write would go to a private page, never to the file.
+The map reserves no memory (``MAP_NORESERVE``, see :func:`map_npy`): numpy's own copy-on-write map
+(``mmap_mode="c"``) reserves the file's size, which the kernel refuses for a file larger than the
+machine's memory (ENOMEM for a 27 GB entry on a 24 GB machine), the very case the cache is for.
 """
 
 from __future__ import annotations
@@ -33,8 +36,11 @@ import contextlib
 import errno
 import hashlib
 import json
+import mmap
 import os
+import platform
 import shutil
+import sys
 import time
 import warnings
 import weakref
@@ -72,6 +78,35 @@ def decoded_cache_dir(root: str | os.PathLike | None = None) -> Path:
 # which tensors are memory-mapped
 
 _MAPPED: set[int] = set()  # storage data pointers of tensors made by as_mapped_tensor
+
+
+# Linux's MAP_NORESERVE (newer Pythons' mmap module names it), on the architectures where it is 0x4000
+_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000 if sys.platform == "linux" and platform.machine() in
+                     ("x86_64", "aarch64", "arm64", "i686", "riscv64") else None)
+
+
+def map_npy(path: Path) -> np.ndarray:
+    """The ``.npy`` array at ``path`` as a private (copy-on-write) memory map that reserves no memory.
+
+    A private writable map normally reserves its whole size against the machine's memory; under Linux's
+    default overcommit rule a map larger than memory + swap is then refused outright. ``MAP_NORESERVE``
+    drops the reservation: pages still come from the file on demand, and only a page written in place
+    becomes the process's own. Where that flag is unknown, or the kernel refuses even so (strict
+    overcommit), the map is read-only (``mmap_mode="r"``: no reservation either)."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if _NORESERVE is not None and version in ((1, 0), (2, 0)):
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(f)
+            offset = f.tell()
+            try:
+                mm = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE | _NORESERVE,
+                               prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            except OSError:
+                mm = None
+            if mm is not None:  # the array keeps the map alive (its .base)
+                return np.ndarray(shape, dtype=dtype, buffer=mm, offset=offset, order="F" if fortran else "C")
+    return np.load(path, mmap_mode="r")  # torch then warns that the tensor is not writable: it is not
 
 
 def as_mapped_tensor(arr: np.ndarray) -> torch.Tensor:
@@ -138,7 +173,8 @@ class CacheEntry:
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         facts = self.manifest["splits"][name]
         # (N, C, H, W) uint8, file-backed; a split with no rows cannot be mapped (and needs no map)
-        images = np.load(self.path / facts["images"]["file"], mmap_mode="c" if facts["rows"] else None)
+        images = map_npy(self.path / facts["images"]["file"]) if facts["rows"] else \
+            np.load(self.path / facts["images"]["file"])
         labels = np.load(self.path / facts["labels"]["file"])  # (N,) int64, small: read into memory
         return images, labels
 
