@@ -1693,6 +1693,21 @@ def cli_cases() -> list[Case]:
     cli("experts-dsa-typo", K, "experts.py --dsa-strategy colr", [*exp, "--dsa-strategy", "colr", "--output-dir",
                                                                   "{case}/e"], mention="colr")
     cli("experts-lr-nan", K, "experts.py --lr nan", [*exp, "--lr", "nan", "--output-dir", "{case}/e"], mention="lr")
+    tea = ["recipes/teacher.py", "--cpu", "--dataset", "{D}", "--epochs", "1"]
+    cli("teacher-missing-dataset", K, "teacher.py --dataset ./nope", ["recipes/teacher.py", "--cpu", "--dataset",
+                                                                      "./nope", "--output", "{case}/t.pt"],
+        mention="nope", forbid="cannot reach|on the Hub|offline")
+    cli("teacher-epochs-zero", K, "teacher.py --epochs 0", [*tea[:4], "--epochs", "0", "--output", "{case}/t.pt"],
+        mention="epochs")
+    cli("teacher-model", K, "teacher.py --model nosuchnet", [*tea, "--model", "nosuchnet", "--output", "{case}/t.pt"],
+        mention="nosuchnet")
+    cli("teacher-output-not-pt", K, "teacher.py --output t.txt", [*tea, "--output", "{case}/t.txt"], mention=r"\.pt")
+    cli("teacher-output-folder-missing", K, "teacher.py --output into a folder that does not exist",
+        [*tea, "--output", "{case}/missing/t.pt"], mention="does not exist")
+    cli("teacher-protocol", K, "teacher.py --protocol nope", [*tea, "--protocol", "nope", "--output", "{case}/t.pt"],
+        mention="nope")
+    cli("teacher-push-bad-repo", K, "teacher.py --push-to-hub 'not a repo'",
+        [*tea, "--push-to-hub", "not a repo", "--output", "{case}/t.pt"], mention="not a repo")
     cont = ["recipes/continual.py", "--cpu", "--dataset", "{D}", "--iterations", "1", "--eval-epochs", "1",
             "--eval-runs", "1", "--seeds", "1", "--memory-ipc", "1", "--batch-real", "4"]
     cli("continual-tasks-zero", K, "continual.py --tasks 0", [*cont, "--tasks", "0", "--output-dir", "{case}/c"],
