@@ -37,14 +37,17 @@ def test_a_pass_that_would_not_fit_is_split_on_its_own(tiny, monkeypatch, capsys
     per_image = {}
     real = dm._activation_bytes
 
-    def measured(net, x):
+    def measured(net, x, held=True):
+        if not held:  # the real pass's estimate
+            return real(net, x, held=False)
         per_image["bytes"] = real(net, x)
         return per_image["bytes"]
 
     monkeypatch.setattr(dm, "_activation_bytes", measured)
     # free memory for about one image's pass: the step must split (one class per pass), and say so once
-    monkeypatch.setattr(dm, "_free_memory", lambda device: int(per_image["bytes"] / dm.SYN_PASS_SHARE) + 1)
-    grouped, _ = _factors(tiny)
+    monkeypatch.setattr(dm, "_free_memory", lambda device: int(per_image["bytes"] / dm.SYN_PASS_SHARE) + 1
+                        if per_image else None)
+    grouped, _ = _factors(tiny, real_chunk=0)  # the real pass whole: only the synthetic one is grouped
     out = capsys.readouterr().out
     assert out.count("classes per pass (syn_chunk)") == 1 and "[dm] one synthetic pass of" in out
     assert "1 classes per pass" in out
@@ -63,3 +66,29 @@ def test_activation_estimate_leaves_the_network_as_it_was():
     assert n > 0 and net.training
     assert torch.equal(torch.get_rng_state(), rng)
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in state.items())
+
+
+def test_a_real_pass_that_would_not_fit_is_chunked_on_its_own_with_the_same_bits(tiny, monkeypatch, capsys):
+    whole, loss = _factors(tiny)  # unset: one real pass fits easily here
+    assert "images per pass (real_chunk)" not in capsys.readouterr().out
+    sizes = []
+    real = dm._activation_bytes
+
+    def measured(net, x, held=True):
+        n = real(net, x, held=held)
+        if not held:
+            sizes.append(n)
+        return n
+
+    monkeypatch.setattr(dm, "_activation_bytes", measured)
+    # free memory for about 3 real images at once (and the synthetic pass in groups): chunks of 3
+    monkeypatch.setattr(dm, "_free_memory", lambda device: int(3.5 * sizes[0] / dm.REAL_PASS_SHARE) if sizes else None)
+    chunked, chunked_loss = _factors(tiny)
+    out = capsys.readouterr().out
+    assert out.count("images per pass (real_chunk)") == 1 and ": 3 images per pass" in out, out
+    # the same sums in chunks: equal here, but a chunk's size may pick other kernels, so not promised bit for bit
+    assert all(torch.allclose(chunked[k], whole[k], rtol=1e-5, atol=1e-6) for k in whole)
+    assert chunked_loss == pytest.approx(loss, rel=1e-5)
+    # set by hand, the option wins: one pass (0) says nothing
+    _factors(tiny, real_chunk=0)
+    assert "real_chunk" not in capsys.readouterr().out

@@ -6,8 +6,9 @@ share one DSA draw (siamese).
 
 Speed: the real images stay on the device as uint8, so no image crosses the host-device link per
 iteration; the real half needs no gradient, so it can be gathered, normalised, augmented and embedded
-in chunks of ``real_chunk`` images (0, the default: one pass; chunking is bit-identical, and only pays
-where a chunk's activations then stay in cache). The passes run in channels_last where
+in chunks of ``real_chunk`` images (0: one pass; unset, the default: one pass too, unless its
+activations would not fit in a quarter of the free memory, then the largest chunk that does, said once;
+chunking computes the same sums, and only pays for speed where a chunk's activations then stay in cache). The passes run in channels_last where
 ``hf_lodc.training.device`` says so (off by default). The synthetic half goes through the network in one
 pass, unless its activations would not fit in memory (``syn_chunk``, below). The loss stays a device tensor: the engine reads it when it logs, so the loop does not wait on
 the device every iteration.
@@ -73,7 +74,8 @@ def real_chunk_default(device: torch.device) -> int:
 @dataclass
 class DMOptions(ObjectiveOptions):
     real_chunk: int | None = option(
-        None, "distribution matching: real images per no-grad chunk (0 or None: one pass; bit-identical either way)")
+        None, "distribution matching: real images per no-grad chunk (0: one pass; unset: one pass unless it would not "
+        "fit in a quarter of the free memory; bit-identical either way)")
 
     compile: bool | None = option(
         None, "distribution matching: run the embedding passes through torch.compile (inductor; compiled once "
@@ -115,9 +117,7 @@ class DistributionMatching(Objective):
             K = len(chosen)
             x_syn = x_syn.view(-1, n, c, h, w)[chosen.to(x_syn.device)].reshape(K * n, c, h, w)  # (k*n, C, H, W)
         params = ctx.augment.draw(K, (h, w), generator) if ctx.augment.enabled else None  # one per class
-        chunk = self.options.real_chunk
-        chunk = real_chunk_default(dev) if chunk is None else int(chunk)
-        chunk = K * b if chunk <= 0 else max(1, chunk)
+        chunk = self._real_images_per_pass(K * b, net, x_syn, dev)
         y_all = torch.arange(K).repeat_interleave(b)  # (K*b,) on the host: DSA selects there, no sync
         sums = torch.zeros(K, _feat_dim(net, ctx.image_shape), device=dev)  # (K, D)
         with torch.no_grad():
@@ -149,6 +149,32 @@ class DistributionMatching(Objective):
         if chosen is not None:  # recorded in the run's history: its loss sums over these classes only
             out["classes_matched"] = K
         return out
+
+    def _real_images_per_pass(self, total: int, net, x_syn: torch.Tensor, dev: torch.device) -> int:
+        """``real_chunk`` if set (0: one pass), else one pass of all ``total`` real images (the default
+        chunk, ``real_chunk_default``) unless that pass would not fit in ``REAL_PASS_SHARE`` of the free
+        memory; then the largest chunk that does. With 1 000 classes x ``batch_real`` 4 one pass would
+        hold some 16 GB at 64 px. A run whose pass fits is unchanged; one that would not, computes the same
+        sums in chunks (a chunk's size may pick other kernels, so the last bits may differ)."""
+        if self.options.real_chunk is not None:
+            chunk = int(self.options.real_chunk)
+            return total if chunk <= 0 else max(1, chunk)
+        chunk = real_chunk_default(dev)
+        chunk = total if chunk <= 0 else chunk
+        if getattr(self, "_real_bytes", None) is None:
+            with self.ctx.autocast():  # one real image has the synthetic images' shape
+                self._real_bytes = _activation_bytes(net, x_syn[:1].detach(), held=False)
+            self._told_real = False
+        free = _free_memory(dev)
+        if free is None or chunk * self._real_bytes <= REAL_PASS_SHARE * free:
+            return chunk
+        per_pass = max(1, int(REAL_PASS_SHARE * free // self._real_bytes))
+        if not self._told_real:
+            self._told_real = True
+            print(f"[dm] one real pass of {chunk} images would hold about {chunk * self._real_bytes / 2**30:.1f} GiB "
+                  f"at once ({free / 2**30:.1f} GiB free): {per_pass} images per pass (real_chunk)",
+                  flush=True)
+        return per_pass
 
     def _classes_per_pass(self, K: int, n: int, net, x_syn: torch.Tensor) -> int:
         """``syn_chunk`` if set (0: all), else all ``K`` classes when one pass fits in half the free memory,
@@ -190,18 +216,22 @@ def _feat_dim(net, image_shape) -> int:
 
 
 SYN_PASS_SHARE = 0.5  # of the free memory, for one synthetic pass's activations (the rest: the real pass, grads)
+REAL_PASS_SHARE = 0.25  # of the free memory, for the no-grad real pass (done before the synthetic pass starts)
 
 
-def _activation_bytes(net, x_one: torch.Tensor) -> int:
+def _activation_bytes(net, x_one: torch.Tensor, held: bool = True) -> int:
     """Bytes one image's pass keeps for its backward, about: twice the outputs of every leaf module
-    (what autograd saves, and the gradients of the same size that the backward makes). Measured in
-    eval mode without gradients: no random draw (dropout), no running-statistics update."""
-    total = 0
+    (what autograd saves, and the gradients of the same size that the backward makes). ``held=False``:
+    what a no-grad pass holds at its peak instead, about one layer's input and output (three times the
+    largest leaf output, for the temporaries). Measured in eval mode without gradients: no random draw
+    (dropout), no running-statistics update."""
+    total, largest = 0, 0
 
     def count(module, inputs, output):
-        nonlocal total
+        nonlocal total, largest
         if isinstance(output, torch.Tensor):
             total += output.numel() * 4  # float32 (autocast halves it: the estimate errs on the safe side)
+            largest = max(largest, output.numel() * 4)
 
     leaves = [m for m in net.modules() if not any(True for _ in m.children())]
     hooks = [m.register_forward_hook(count) for m in leaves]
@@ -214,7 +244,7 @@ def _activation_bytes(net, x_one: torch.Tensor) -> int:
         net.train(was_training)
         for h in hooks:
             h.remove()
-    return 2 * total
+    return 2 * total if held else 3 * largest
 
 
 def _free_memory(device: torch.device) -> int | None:
