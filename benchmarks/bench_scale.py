@@ -7,9 +7,11 @@ child process per decoding mode (``off``: in memory, today's path; ``on``: the d
 
 1. loads the set (first load: decodes; for ``on`` it writes the cache, whose size is recorded; the
    child then loads it a second time to time a cache hit),
-2. condenses it with LoDM (IPC 1, rank 2, ``--batch-real``) over all classes for ``--iterations-all``
-   iterations (default ``--iterations``: with 1 000 classes one such iteration takes minutes), then with
-   ``classes_per_iteration`` = ``--cpi`` for ``--iterations``,
+2. condenses it with LoDM (IPC 1, rank 2, ``--batch-real``) with ``classes_per_iteration`` = ``--cpi``
+   for ``--iterations``, then over all classes for ``--iterations-all`` iterations (default
+   ``--iterations``: with 1 000 classes one such iteration takes minutes). The sampled run goes first:
+   the heap an all-classes step grew is not all handed back to the system, so a run after it would
+   show that step's peak instead of its own,
 
 sampling ``/proc/self/status`` every 20 ms for the peak anonymous (``RssAnon``: the process's own
 memory) and file-backed (``RssFile``: mapped files, including the libraries) resident memory.
@@ -218,7 +220,7 @@ def child(args) -> dict:
     # bit-identical (real_chunk) or same-gradient (syn_chunk) groupings, set only where asked: they bound
     # the activations of an all-classes step on a set with many classes
     chunks = {k: v for k, v in (("real_chunk", args.real_chunk), ("syn_chunk", args.syn_chunk)) if v is not None}
-    for cpi, iterations in ((None, args.iterations_all or args.iterations), (args.cpi, args.iterations)):
+    for cpi, iterations in ((args.cpi, args.iterations), (None, args.iterations_all or args.iterations)):
         with _Peak() as peak:
             t = time.perf_counter()
             engine = []  # the engine's result: its timings unrounded (the artefact's are rounded to 4 places)
@@ -289,7 +291,7 @@ def markdown(result: dict) -> str:
         "",
         f"Generated Hub-layout parquet sets (JPEG, {result['eval_per_class']} test images per class); one fresh "
         f"process per row; LoDM IPC 1 rank 2, batch_real {result['batch_real']}, {_its(its_all)} over all "
-        f"classes, {_its(result['iterations'])} sampling {result['cpi']} classes per iteration{chunks}. Memory from /proc/self/status, sampled every 20 ms: "
+        f"classes after {_its(result['iterations'])} sampling {result['cpi']} classes per iteration{chunks}. Memory from /proc/self/status, sampled every 20 ms: "
         "anonymous (RssAnon: the process's own memory) and file-backed (RssFile: mapped files, the libraries "
         "included); anon figures are growth over the value after importing torch and hf_lodc "
         f"({_mib(measured[0]['child']['baseline_kb']['RssAnon'])} MiB). "
