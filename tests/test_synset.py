@@ -97,3 +97,14 @@ def test_contract_methods_of_the_two_original_sets():
         assert s.stored_numel() == s.cost() == 6 * s.numel_per_image and s.numel_shared == 0
         assert s.shardable and s.shared_state_keys() == [] and "labels" not in s.class_state_keys()
         s.check_class_shardable()
+
+
+def test_the_svd_in_chunks_gives_the_bits_of_one_batched_call(monkeypatch):
+    import hf_lodc.synset.lowrank as lowrank
+
+    x = torch.randn(11, 3, 9, 7, generator=torch.Generator().manual_seed(0))
+    whole = lowrank.truncated_svd_factors(x, 2)
+    monkeypatch.setattr(lowrank, "SVD_CHUNK", 4)  # 4 + 4 + 3 images
+    chunked = lowrank.truncated_svd_factors(x, 2)
+    assert all(torch.equal(a, b) for a, b in zip(whole, chunked))
+    assert chunked[0].shape == (11, 3, 9, 2) and chunked[1].shape == (11, 3, 2, 7)

@@ -35,8 +35,9 @@ class LabeledImages:
 
 def normalize(images_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) uint8 -> float32 normalised with per-channel mean/std on the 0..1 scale."""
-    x = images_u8.float().div_(255.0)  # (N, C, H, W)
-    return (x - mean.view(1, -1, 1, 1).to(x)) / std.view(1, -1, 1, 1).to(x)
+    x = images_u8.to(torch.float32, copy=True).div_(255.0)  # (N, C, H, W), never the caller's tensor
+    # in place: one float copy at a time (16 000 images at 64 px are 786 MB each), the same bits as x - m / s
+    return x.sub_(mean.view(1, -1, 1, 1).to(x)).div_(std.view(1, -1, 1, 1).to(x))
 
 
 def denormalize_to_uint8(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

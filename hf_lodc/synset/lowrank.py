@@ -112,12 +112,24 @@ class LowRankSet(SyntheticSet):
                 "the source data's mean and std.")
 
 
+SVD_CHUNK = 512  # images per batched SVD: bounds its float64 copies (each matrix is solved on its own: same bits)
+
+
 def truncated_svd_factors(images: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, C, H, W) -> A (N, C, H, r), B (N, C, r, W) with A @ B the best rank-r approximation.
 
     The singular values are split evenly (A = U sqrt(S), B = sqrt(S) V^T) so both factors have the
-    same scale and receive gradients of similar size.
+    same scale and receive gradients of similar size. The images go through the SVD ``SVD_CHUNK`` at a
+    time: one batched call holds the input, U and V^T in float64 plus LAPACK's copies, about 7 GB for
+    1 000 classes x 16 images at 64 px.
     """
+    if len(images) <= SVD_CHUNK:
+        return _svd_factors(images, rank)
+    parts = [_svd_factors(images[i:i + SVD_CHUNK], rank) for i in range(0, len(images), SVD_CHUNK)]
+    return torch.cat([a for a, _ in parts]), torch.cat([b for _, b in parts])
+
+
+def _svd_factors(images: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     U, S, Vh = torch.linalg.svd(images.double(), full_matrices=False)  # (N,C,H,k), (N,C,k), (N,C,k,W)
     s = S[..., :rank].sqrt()  # (N, C, r)
     A = U[..., :, :rank] * s.unsqueeze(-2)  # (N, C, H, r)
