@@ -103,6 +103,20 @@ def check_output_dir(path: Path, option: str = "--output-dir") -> None:
     os.unlink(probe / f".hf_lodc-probe-{os.getpid()}")
 
 
+def check_output_file(path: str, option: str, if_a_folder: str) -> str:
+    """The absolute path of the output file ``option`` names, before any work: not a folder (then
+    ``if_a_folder`` says what to name instead), in a folder that exists and can be written."""
+    out = Path(os.path.abspath(os.path.expanduser(path)))
+    if out.is_dir():
+        raise ArtifactError(f"{option} {path!r} is a directory; {if_a_folder}")
+    if not out.parent.is_dir():
+        raise ArtifactError(f"{option} {path!r}: the folder {str(out.parent)!r} does not exist; create it "
+                            "or choose another file")
+    if not os.access(out.parent, os.W_OK):
+        raise ArtifactError(f"{option} {path!r}: {str(out.parent)!r} is not writable; choose another file")
+    return str(out)
+
+
 def lock_path(path: Path) -> Path:
     """The lock file of output directory ``path``: a hidden sibling (the directory itself is replaced
     atomically when the artefact is written, so the lock cannot live inside it)."""

@@ -110,7 +110,7 @@ def check_args(args) -> None:
     from pathlib import Path
 
     from hf_lodc.errors import ArtifactError, LocalPathNotFoundError
-    from hf_lodc.preflight import check_repo_id, check_token
+    from hf_lodc.preflight import check_output_file, check_repo_id, check_token
 
     if _looks_like_path(args.source):
         p = Path(os.path.abspath(os.path.expanduser(args.source)))
@@ -125,16 +125,9 @@ def check_args(args) -> None:
         raise ConfigError(f"--eval-max-per-class must be a positive number of test images per class, got "
                           f"{args.eval_max_per_class}; leave it out to use the whole test split")
     if args.output:
-        out = Path(os.path.abspath(os.path.expanduser(args.output)))
-        if out.is_dir():
-            raise ArtifactError(f"--output {args.output!r} is a directory; name a file for the JSON results "
-                                f"(e.g. {str(out / 'results.json')!r})")
-        if not out.parent.is_dir():
-            raise ArtifactError(f"--output {args.output!r}: the folder {str(out.parent)!r} does not exist; create it "
-                                "or choose another file")
-        if not os.access(out.parent, os.W_OK):
-            raise ArtifactError(f"--output {args.output!r}: {str(out.parent)!r} is not writable; choose another file")
-        args.output = str(out)
+        folder = Path(os.path.abspath(os.path.expanduser(args.output)))
+        args.output = check_output_file(args.output, "--output", f"name a file for the JSON results (e.g. "
+                                        f"{str(folder / 'results.json')!r})")
     if args.update_card and Path(args.source).is_dir() and not args.push_to_hub:
         raise ConfigError("--update-card needs a Hub repo as source (or --push-to-hub REPO for a local set)")
     EvalConfig(**protocol_given(args))  # the options' own checks (type, range, registry), before the set is read

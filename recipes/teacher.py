@@ -53,12 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(args) -> None:
     """Every option that needs no data, before anything is read."""
-    import os
     from pathlib import Path
 
     from hf_lodc.engine.config import EvalConfig
-    from hf_lodc.errors import ArtifactError
-    from hf_lodc.preflight import check_repo_id, check_token
+    from hf_lodc.preflight import check_output_file, check_repo_id, check_token
 
     for name in ("epochs", "max_per_class", "eval_max_per_class"):
         v = getattr(args, name)
@@ -67,17 +65,9 @@ def check_args(args) -> None:
     if args.seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
     EvalConfig(eval_protocol=args.protocol)  # the option's own check, naming the valid protocols
-    out = Path(os.path.abspath(os.path.expanduser(args.output)))
-    if out.suffix not in (".pt", ".pth"):
+    if Path(args.output).suffix not in (".pt", ".pth"):
         raise ConfigError(f"--output {args.output!r} must name a .pt file (the record is written beside it as .json)")
-    if out.is_dir():
-        raise ArtifactError(f"--output {args.output!r} is a directory; name the teacher's .pt file in it")
-    if not out.parent.is_dir():
-        raise ArtifactError(f"--output {args.output!r}: the folder {str(out.parent)!r} does not exist; create it "
-                            "or choose another file")
-    if not os.access(out.parent, os.W_OK):
-        raise ArtifactError(f"--output {args.output!r}: {str(out.parent)!r} is not writable; choose another file")
-    args.output = str(out)
+    args.output = check_output_file(args.output, "--output", "name the teacher's .pt file in it")
     if args.push_to_hub:
         check_repo_id(args.push_to_hub)
         check_token(args.token)

@@ -35,3 +35,19 @@ def mnist(shared_hub):
     import hf_lodc
 
     return hf_lodc.load_image_classification("ylecun/mnist")
+
+
+@pytest.fixture(scope="module")
+def rgb8_root(tmp_path_factory):
+    """A 3-class 8x8 RGB dataset in the Hub layout: 12 train and 4 test images per class."""
+    from tests.datasets_factory import make_dataset
+
+    return make_dataset(tmp_path_factory.mktemp("rgb8") / "ds", num_classes=3, size=(8, 8),
+                        per_class={"train": 12, "test": 4})
+
+
+@pytest.fixture(scope="module")
+def rgb8(rgb8_root):
+    import hf_lodc
+
+    return hf_lodc.load_image_classification(str(rgb8_root))

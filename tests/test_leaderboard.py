@@ -18,7 +18,6 @@ from hf_lodc.errors import ConfigError, HubAuthError, HubPushError  # noqa: E402
 from hf_lodc.export import leaderboard_repo  # noqa: E402
 from hf_lodc.export.leaderboard_repo import COLUMNS, LEADERBOARD_FILE  # noqa: E402
 from hf_lodc.leaderboard import infer_method, leaderboard_rows, push_to_leaderboard  # noqa: E402
-from tests.datasets_factory import make_dataset  # noqa: E402
 from tests.test_export import tiny_condensed  # noqa: E402
 
 BOARD = "alice/condensed-leaderboard"
@@ -30,12 +29,6 @@ d = datasets.load_dataset({repo!r}, split="train")
 print("RESULT=" + json.dumps({{"rows": d.to_list(), "columns": d.column_names, "date": str(d.features["date"]),
                               "hf_lodc_imported": any(m.startswith("hf_lodc") for m in sys.modules)}}, default=str))
 """
-
-
-@pytest.fixture(scope="module")
-def rgb8_root(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("rgb8") / "ds", num_classes=3, size=(8, 8),
-                        per_class={"train": 12, "test": 4})
 
 
 def _dc_results_file(root, tmp_path):

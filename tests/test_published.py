@@ -24,21 +24,8 @@ from hf_lodc.published.normalization import NORMALIZATION_PRESETS, InputSpace, p
 from hf_lodc.published.scores import augmentation_robust_score, label_robust_score, squash
 from hf_lodc.published.soft_labels import SOFT_LOSSES, as_soft_labels, soft_criterion
 from hf_lodc.published.zca import fit_zca, looks_whitened
-from tests.datasets_factory import make_dataset
 
 FAST = dict(models=["convnet"], runs=1, epochs=1)
-
-
-@pytest.fixture(scope="module")
-def rgb8_root(tmp_path_factory):
-    """A 3-class 8x8 RGB dataset in the Hub layout: 12 train and 4 test images per class."""
-    return make_dataset(tmp_path_factory.mktemp("rgb8") / "ds", num_classes=3, size=(8, 8),
-                        per_class={"train": 12, "test": 4})
-
-
-@pytest.fixture(scope="module")
-def rgb8(rgb8_root):
-    return hf_lodc.load_image_classification(str(rgb8_root))
 
 
 def _ipc(data, k=2):

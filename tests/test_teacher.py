@@ -11,22 +11,9 @@ import torch
 import hf_lodc
 from hf_lodc.published.teacher import load_teacher
 from hf_lodc.published.teacher_training import save_teacher, train_teacher
-from tests.datasets_factory import make_dataset
 
 # huggingface_hub's own LFS PUT (data=<file object>) triggers this httpx2 deprecation warning
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def rgb8_root(tmp_path_factory):
-    """A 3-class 8x8 RGB dataset in the Hub layout: 12 train and 4 test images per class."""
-    return make_dataset(tmp_path_factory.mktemp("rgb8") / "ds", num_classes=3, size=(8, 8),
-                        per_class={"train": 12, "test": 4})
-
-
-@pytest.fixture(scope="module")
-def rgb8(rgb8_root):
-    return hf_lodc.load_image_classification(str(rgb8_root))
 
 
 def test_recipe_writes_a_teacher_that_evaluate_teacher_loads_and_relabels_with(rgb8_root, rgb8, tmp_path, capsys):
