@@ -1751,7 +1751,7 @@ def interrupted_no_stale(fx, case_dir, o, iterations: int = 3):
     ckpt = case_dir / "out" / "checkpoints"
     if ckpt.exists() and (case_dir / "out" / "config.json").is_file():
         kept = sorted(p.name for p in ckpt.glob("iter_*"))
-        announced = "with --resume evaluates it (its final checkpoint is kept)" in o.stderr
+        announced = "with --resume evaluates it (its final checkpoint is kept" in o.stderr
         if not announced or kept != [f"iter_{iterations:07d}"]:
             flags.append("debris")
     return flags

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,6 +36,7 @@ from .data.hub import load_image_classification
 from .data.types import ImageClassificationData, LabeledImages
 from .engine.condenser import CondenseResult
 from .engine.config import DataConfig, EvalConfig, RunConfig
+from .engine.eval_journal import JOURNAL_NAME, EvalJournal, journal_key
 from .engine.evaluate import EvalRecord, evaluate_validated, protocol_of, record_key
 from .engine.checkpoint import check_resume_target, latest_checkpoint
 from .engine.curve import CURVE_PNG, SNAPSHOT_DIR, draw_curve, evaluate_curve, load_snapshots, save_snapshot
@@ -99,20 +100,24 @@ def eval_seed(art: Artifact, ec: EvalConfig) -> int:
 
 def _evaluate_runs(images: torch.Tensor, labels: torch.Tensor, test: LabeledImages, mean, std, num_classes: int,
                    ec: EvalConfig, seed: int, accelerator, device, progress: bool,
-                   keep_state=None) -> dict[str, EvalRecord]:
+                   keep_state=None, journal: EvalJournal | None = None) -> dict[str, EvalRecord]:
     """The protocol's runs split over processes: run r trains on process r % P; accuracies gathered.
 
-    Run r is seeded by (seed, model, r) alone, so the records equal a one-process evaluation.
+    Run r is seeded by (seed, model, r) alone, so the records equal a one-process evaluation. With a
+    ``journal`` (one process), runs it holds under the same key are read back instead of trained.
     """
     world = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
     if accelerator is not None:
         device = accelerator.device
     mine = list(range(ec.eval_runs))[rank::world]
+    device = device or torch.device("cpu")
+    if journal is not None and world == 1 and keep_state is None:  # kept networks need every run trained here
+        return _journaled_runs(images, labels, test, mean, std, num_classes, ec, seed, device, progress, journal)
     records = {}
     if mine:
         records = evaluate_validated(images, labels, test, mean, std, num_classes, ec, seed=seed,
-                                     device=device or torch.device("cpu"), runs=mine,
+                                     device=device, runs=mine,
                                      progress=progress and world == 1, keep_state=keep_state)
     if world == 1:
         return records
@@ -133,6 +138,31 @@ def _evaluate_runs(images: torch.Tensor, labels: torch.Tensor, test: LabeledImag
     return merged
 
 
+def _journaled_runs(images, labels, test, mean, std, num_classes: int, ec: EvalConfig, seed: int, device,
+                    progress: bool, journal: EvalJournal) -> dict[str, EvalRecord]:
+    """Every model's runs on one process, each finished run written to ``journal`` as it ends and the runs
+    already there (same key) read back: a stopped evaluation resumes at the run it stopped in."""
+    records = {}
+    for model in ec.eval_models:
+        key = journal_key(images, labels, test, mean, std, num_classes, ec, seed, device, model)
+        done = {r: v for r, v in journal.done(key).items() if r < ec.eval_runs}
+        todo = [r for r in range(ec.eval_runs) if r not in done]
+        if done and progress:
+            print(f"[eval] {model}: {len(done)} of {ec.eval_runs} runs finished before the stop, read from "
+                  f"{journal.path}; training the other {len(todo)}", flush=True)
+        accs = {r: a for r, (a, _) in done.items()}
+        wall = sum(s for _, s in done.values())
+        if todo:
+            new = evaluate_validated(images, labels, test, mean, std, num_classes, replace(ec, eval_models=[model]),
+                                     seed=seed, device=device, runs=todo, progress=progress,
+                                     keep_state=journal.recorder(key))[model]
+            accs.update(zip(todo, new.accuracies))
+            wall += new.wall_time_s
+        records[model] = EvalRecord(model=model, accuracies=[accs[r] for r in range(ec.eval_runs)],
+                                    epochs=ec.eval_epochs, protocol=protocol_of(ec), wall_time_s=wall)
+    return records
+
+
 def evaluate(
     art: Artifact,
     test: LabeledImages | Callable[[], tuple[LabeledImages, str, dict[str, Any] | None]],
@@ -148,6 +178,7 @@ def evaluate(
     evaluation_data: dict[str, Any] | None = None,
     held: bool = False,
     speed: str | None = None,
+    journal: EvalJournal | None = None,
 ) -> dict[str, dict[str, EvalRecord]]:
     """Train ``ec.eval_runs`` fresh networks per model on each of ``views`` of ``art`` (the same seeds for
     every view), test them on ``test``; returns view -> model -> record.
@@ -164,7 +195,8 @@ def evaluate(
     publishing are checked to be publishable, and the artefact records that it is evaluated and
     under which ``EvalConfig``. ``test`` may then be a function giving (test set, ``test_data``,
     ``evaluation_data``), called once the options are checked, so a bad option fails before a source
-    is read.
+    is read. ``journal`` (``engine.eval_journal``; one process, no ``keep_state``): each finished run is
+    written there, and runs it already holds for the same set, test split and options are not trained again.
     """
     for name in views:
         VIEWS.get(name)  # an unknown view name fails before anything is measured
@@ -187,7 +219,7 @@ def evaluate(
         images = view.eval_images(art)  # (N, C, H, W) float32, normalised with the source's mean/std
         keep = keep_state if view.name == FLOAT32 else None
         records = _evaluate_runs(images, art.labels, test, art.mean, art.std, art.synset.num_classes, ec, seed,
-                                 accelerator, device, progress, keep_state=keep)
+                                 accelerator, device, progress, keep_state=keep, journal=journal)
         stored = art.results.setdefault(view.results_key, {})
         records = {record_key(m, ec): r for m, r in records.items()}  # "<model>@<protocol>" off the default
         for m, r in records.items():
@@ -314,7 +346,8 @@ def _save_unevaluated(art: Artifact, out: Path | None, cfg: RunConfig, why: str,
         return f"saving the condensed set failed too: {e}"
     hint = _saved_hint(Path(path), cfg)
     if resumable and Path(path) == out:
-        hint += "; or finish the run: the same command with --resume evaluates it (its final checkpoint is kept)"
+        hint += ("; or finish the run: the same command with --resume evaluates it (its final checkpoint is kept, "
+                 "and the evaluation runs that finished are not trained again)")
     return hint
 
 
@@ -342,11 +375,13 @@ def _run_locked(cfg: RunConfig, out: Path | None, accelerator, data, progress, l
         t0 = time.perf_counter()
         views = (FLOAT32, UINT8) if cfg.push_to_hub else (FLOAT32,)
         split = data.info.eval_split
+        # beside the final checkpoint: a stop keeps both, so --resume goes on at the run it stopped in
+        journal = EvalJournal(ckpt / JOURNAL_NAME) if ckpt is not None and is_main else None
         try:
             with sigterm_as_interrupt():
                 evaluate(art, data.test, cfg.eval, views=views, seed=eval_seed(art, cfg.eval),
                          test_data=f"split {split!r} ({len(data.test)} rows)", accelerator=accelerator,
-                         progress=progress, keep_state=nets,
+                         progress=progress, keep_state=nets, journal=journal,
                          evaluation_data={"split": split, "rows": len(data.test), "max_per_class": None})
         except KeyboardInterrupt as e:
             hint = _save_unevaluated(art, out if is_main else None, cfg, "interrupted", log) if is_main else ""

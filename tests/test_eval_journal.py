@@ -1,0 +1,98 @@
+"""A stopped evaluation resumes at the run it stopped in: the finished runs are read back from the
+journal beside the checkpoint, only the others train, and the record equals an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+import hf_lodc.engine.evaluate as evaluation
+from hf_lodc.data.types import LabeledImages
+from hf_lodc.engine.condenser import Interrupted
+from hf_lodc.engine.config import EvalConfig, RunConfig
+from hf_lodc.engine.eval_journal import JOURNAL_NAME, EvalJournal, journal_key
+from hf_lodc.pipeline import run_experiment
+from tests.datasets_factory import make_dataset
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("journal") / "data", per_class={"train": 6, "test": 3})
+
+
+def _counting(monkeypatch, stop_at: int | None = None) -> list[int]:
+    """Count the networks the evaluation trains; with ``stop_at``, the stop signal arrives in that one."""
+    trained, train_one = [], evaluation.train_one
+
+    def counted(*args, **kwargs):
+        trained.append(1)
+        if stop_at is not None and len(trained) == stop_at:
+            raise KeyboardInterrupt("SIGTERM")  # what the run's handler turns a SIGTERM into
+        return train_one(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "train_one", counted)
+    return trained
+
+
+def _accuracies(out) -> list[float]:
+    return json.loads((out / "results.json").read_text())["evaluations"]["convnet"]["accuracies"]
+
+
+def test_a_stopped_evaluation_resumes_at_the_run_it_stopped_in(tiny, tmp_path, monkeypatch):
+    opts = {"dataset": str(tiny), "iterations": 2, "batch_real": 4, "eval_runs": 3, "eval_epochs": 2}
+    out = tmp_path / "run"
+    trained = _counting(monkeypatch, stop_at=3)  # runs 0 and 1 finish, run 2 is stopped
+    with pytest.raises(Interrupted, match="the evaluation runs that finished are not trained again"):
+        run_experiment(RunConfig.from_flat({**opts, "output_dir": str(out)}), progress=False, log=lambda m: None)
+    journal = out / "checkpoints" / JOURNAL_NAME
+    runs = json.loads(journal.read_text())["runs"]
+    assert [sorted(v) for v in runs.values()] == [["0", "1"]]
+
+    monkeypatch.undo()
+    trained = _counting(monkeypatch)
+    run_experiment(RunConfig.from_flat({**opts, "output_dir": str(out), "resume": True}), progress=False,
+                   log=lambda m: None)
+    assert len(trained) == 1  # only run 2
+    assert not (out / "checkpoints").exists()  # the journal went with the checkpoint
+
+    fresh = tmp_path / "fresh"
+    run_experiment(RunConfig.from_flat({**opts, "output_dir": str(fresh)}), progress=False, log=lambda m: None)
+    assert _accuracies(out) == _accuracies(fresh)
+
+
+def _test_split() -> LabeledImages:
+    g = torch.Generator().manual_seed(0)
+    return LabeledImages(torch.randint(0, 256, (20, 1, 8, 8), dtype=torch.uint8, generator=g),
+                         torch.arange(20) % 2)
+
+
+def test_the_key_changes_with_what_decides_an_accuracy_and_only_with_that():
+    images, labels, test = torch.randn(4, 1, 8, 8), torch.tensor([0, 0, 1, 1]), _test_split()
+    mean, std, ec = torch.tensor([0.5]), torch.tensor([0.25]), EvalConfig(eval_runs=3, eval_epochs=5)
+
+    def key(**change):
+        a = {"images": images, "labels": labels, "test": test, "ec": ec, "seed": 0, "model": "convnet", **change}
+        return journal_key(a["images"], a["labels"], a["test"], mean, std, 2, a["ec"], a["seed"], "cpu", a["model"])
+
+    base = key()
+    assert key(ec=replace(ec, eval_runs=20)) == base  # more runs: the first ones are the same runs
+    other_test = LabeledImages(test.images.clone(), test.labels.clone())
+    other_test.images[0, 0, 0, 0] ^= 1
+    changed = [key(images=images + 1e-3), key(labels=labels.flip(0)), key(test=other_test),
+               key(ec=replace(ec, eval_epochs=6)), key(ec=replace(ec, eval_lr=0.02)), key(seed=1),
+               key(model="mlp")]
+    assert base not in changed and len(set(changed)) == len(changed)
+
+
+def test_a_damaged_journal_is_an_empty_one_and_a_write_keeps_the_file_whole(tmp_path):
+    path = tmp_path / "checkpoints" / JOURNAL_NAME
+    path.parent.mkdir()
+    path.write_text('{"version": 1, "runs": {"k": {"0": [41.5')  # cut short by a crash mid-write
+    journal = EvalJournal(path)
+    assert journal.done("k") == {}
+    journal.record("k", 2, 43.25, 12.0)
+    assert EvalJournal(path).done("k") == {2: (43.25, 12.0)}
+    assert [p.name for p in path.parent.iterdir()] == [JOURNAL_NAME]  # no temporary file left
