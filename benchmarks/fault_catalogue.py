@@ -1383,6 +1383,10 @@ def cli_cases() -> list[Case]:
     cli("signal-kill-during-eval-resume", S, "SIGKILL during a long evaluation, then --resume: straight to the "
         "evaluation from the finished loop's checkpoint", resume(iterations="3"), setup=killed_in_eval,
         expect="ok", check=resumed_into_evaluation, out="{case}/out", timeout=180)
+    cli("signal-term-evaluate-saved-set", S, "SIGTERM to evaluate.py on a saved set after its first finished run",
+        evaluate("{case}/out", "--runs", "2", "--epochs", "3000"), setup=copy_art,
+        signal_after=(r"run 1/2", signal.SIGTERM, 0.5), expect="clean_error", check=interrupted_eval_kept,
+        out="{case}/out", timeout=180)
     cli("signal-term-long-step", S, "SIGTERM inside a condensation step that takes minutes (IDC, 3000 rounds)",
         cond("--method", "idc", "--match-steps", "3000", "--n-data", "4", "--iterations", "3", "--eval-runs", "0",
              "--output-dir", "{case}/out"),
@@ -1754,6 +1758,18 @@ def interrupted_no_stale(fx, case_dir, o, iterations: int = 3):
         announced = "with --resume evaluates it (its final checkpoint is kept" in o.stderr
         if not announced or kept != [f"iter_{iterations:07d}"]:
             flags.append("debris")
+    return flags
+
+
+def interrupted_eval_kept(fx, case_dir, o):
+    """evaluate.py stopped after a finished run: the saved set is intact and the finished run is kept (said)."""
+    flags = []
+    if not (case_dir / "out" / "config.json").is_file():
+        flags.append("lost_work")  # the set itself
+    if not (case_dir / "out" / "checkpoints" / "eval_journal.json").is_file():
+        flags.append("lost_work")  # the finished run
+    if "runs that finished are kept in" not in o.stderr:
+        flags.append("misleading")
     return flags
 
 

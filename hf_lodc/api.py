@@ -29,6 +29,7 @@ from .data.types import ImageClassificationData, LabeledImages
 from .engine.condense_options import flat_condense_record, flat_option_names
 from .engine.config import (CORE_CONDENSE_FIELDS, CondenseConfig, DataConfig, EvalConfig, RunConfig,
                             check_option_names)
+from .engine.eval_journal import EvalJournal
 from .engine.evaluate import EvalRecord
 from .errors import ConfigError
 from .engine.identity import identity_diff, run_identity
@@ -286,6 +287,7 @@ class CondensedDataset:
         progress: bool = False,
         keep_models: bool = False,
         speed: str | None = None,
+        journal: str | os.PathLike | None = None,
         **eval_options: Any,
     ) -> dict[str, EvalRecord]:
         """Train fresh models on the synthetic set, test on the real test split; records go into ``results``.
@@ -298,6 +300,9 @@ class CondensedDataset:
         ``keep_models``: keep the networks trained on the float32 tensors, so that
         ``push_to_hub(push_models=True)`` can publish, per model, the run closest to the median
         (timm models only; the accuracies are the same with or without).
+        ``journal``: a JSON file where each finished run is written; runs it holds for this set, test
+        split, options and seed are read back instead of trained (an evaluation stopped part-way goes on
+        where it stopped; one process, not with ``keep_models``).
         """
         art = self.artifact
         overrides = {"eval_models": models, "eval_runs": runs, "eval_epochs": epochs, **eval_options}
@@ -314,7 +319,8 @@ class CondensedDataset:
         desc = f"a test set given by the caller ({len(test)} rows)" if test is not None else None
         records = pipeline.evaluate(art, test if test is not None else self._held_test_split, ec, views=views,
                                     seed=seed, test_data=desc, device=device, accelerator=accelerator,
-                                    progress=progress, keep_state=nets, held=True, speed=speed)
+                                    progress=progress, keep_state=nets, held=True, speed=speed,
+                                    journal=EvalJournal(journal) if journal is not None else None)
         if nets is not None:
             self._trained = nets
         self.eval_config = EvalConfig(**art.run_config["eval"])  # with the speed options the evaluation chose

@@ -34,10 +34,11 @@ from dataclasses import fields
 
 from hf_lodc.engine.cli import add_alias, add_options, option_fields
 from hf_lodc.engine.config import EvalConfig
+from hf_lodc.engine.eval_journal import JOURNAL_NAME
 from hf_lodc.errors import ConfigError, IncompatibleArtifactError
 from hf_lodc.export.views import VIEWS, evaluated_views
 from hf_lodc.foreign.options import ForeignEvalOptions
-from hf_lodc.launch import exit_codes, make_accelerator
+from hf_lodc.launch import exit_codes, make_accelerator, sigterm_as_interrupt
 from hf_lodc.pipeline import FLOAT32, UINT8
 
 
@@ -158,9 +159,20 @@ def evaluate_condensed(args, device) -> tuple[dict, object]:
         cd.eval_max_per_class = args.eval_max_per_class
     print(f"[hf_lodc] {cd!r}")
     if args.eval_runs != 0:
-        cd.evaluate(models=args.eval_models, runs=args.eval_runs, epochs=args.eval_epochs, seed=args.eval_seed,
-                    uint8=args.uint8, device=device, progress=True,
-                    keep_models=args.push_models and bool(target_of(args)), **eval_options(args))
+        journal = None
+        if Path(args.source).is_dir() and (Path(args.source) / "config.json").is_file():
+            # inside the set's folder (which the new records replace): a stop keeps the runs that finished
+            journal = Path(args.source) / "checkpoints" / JOURNAL_NAME
+        try:
+            with sigterm_as_interrupt():
+                cd.evaluate(models=args.eval_models, runs=args.eval_runs, epochs=args.eval_epochs,
+                            seed=args.eval_seed, uint8=args.uint8, device=device, progress=True, journal=journal,
+                            keep_models=args.push_models and bool(target_of(args)), **eval_options(args))
+        except KeyboardInterrupt as e:
+            kept = (f"the evaluation runs that finished are kept in {str(journal)!r}: the same command again trains "
+                    "only the others" if journal is not None and journal.is_file()
+                    else "nothing was written; run the same command again")
+            raise KeyboardInterrupt(f"{e or 'SIGINT'} during the evaluation of {args.source!r}; {kept}") from None
     if args.eval_runs != 0 and Path(args.source).is_dir() and (Path(args.source) / "config.json").is_file():
         cd.save_to_disk(args.source)  # the records go into the artefact they measure (one atomic write)
         print(f"[hf_lodc] wrote the new records to {args.source}")

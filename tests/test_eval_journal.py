@@ -96,3 +96,43 @@ def test_a_damaged_journal_is_an_empty_one_and_a_write_keeps_the_file_whole(tmp_
     journal.record("k", 2, 43.25, 12.0)
     assert EvalJournal(path).done("k") == {2: (43.25, 12.0)}
     assert [p.name for p in path.parent.iterdir()] == [JOURNAL_NAME]  # no temporary file left
+
+
+def test_recipes_evaluate_goes_on_where_a_stopped_evaluation_of_a_saved_set_stopped(tiny, tmp_path, monkeypatch,
+                                                                                     capsys):
+    import recipes.evaluate as recipe
+
+    saved = tmp_path / "set"
+    run_experiment(RunConfig.from_flat({"dataset": str(tiny), "iterations": 2, "batch_real": 4, "eval_runs": 0,
+                                        "output_dir": str(saved)}), progress=False, log=lambda m: None)
+    argv = [str(saved), "--cpu", "--eval-runs", "3", "--eval-epochs", "2", "--no-uint8"]
+    _counting(monkeypatch, stop_at=2)  # run 0 finishes, run 1 is stopped
+    assert recipe.main(argv) == 130
+    err = capsys.readouterr().err
+    assert "SIGTERM during the evaluation of" in err and "the evaluation runs that finished are kept in" in err
+    assert "the same command again trains only the others" in err
+    journal = saved / "checkpoints" / JOURNAL_NAME
+    assert [sorted(v) for v in json.loads(journal.read_text())["runs"].values()] == [["0"]]
+    assert json.loads((saved / "results.json").read_text())["evaluated"] is False  # the set itself untouched
+
+    monkeypatch.undo()
+    trained = _counting(monkeypatch)
+    assert recipe.main(argv) == 0
+    assert len(trained) == 2  # runs 1 and 2
+    assert not (saved / "checkpoints").exists()  # the new records replaced the folder, journal included
+    resumed = _accuracies(saved)
+
+    monkeypatch.undo()
+    assert recipe.main(argv) == 0  # a full evaluation of the same set: the same three accuracies
+    assert _accuracies(saved) == resumed and len(resumed) == 3
+
+
+def test_a_journal_that_cannot_be_written_is_said_once_and_the_evaluation_goes_on(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    journal = EvalJournal(blocker / JOURNAL_NAME)  # its folder cannot be made: as on a full or read-only disk
+    journal.record("k", 0, 40.0, 1.0)
+    journal.record("k", 1, 41.0, 1.0)
+    err = capsys.readouterr().err
+    assert err.count("cannot write the evaluation journal") == 1 and "the evaluation goes on" in err
+    assert journal.done("k") == {0: (40.0, 1.0), 1: (41.0, 1.0)}

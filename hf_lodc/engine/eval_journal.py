@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -63,6 +64,7 @@ class EvalJournal:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.failed: str | None = None  # why the file could not be written, once it could not
         self._entries: dict[str, dict[str, list[float]]] = {}
         try:
             raw = json.loads(self.path.read_text())
@@ -77,10 +79,20 @@ class EvalJournal:
         return {int(r): (a, s) for r, (a, s) in self._entries.get(key, {}).items()}
 
     def record(self, key: str, run: int, accuracy: float, seconds: float) -> None:
-        """Add one finished run and write the journal (atomically: a stop mid-write keeps the old file)."""
+        """Add one finished run and write the journal (atomically: a stop mid-write keeps the old file).
+
+        The journal only saves time after a stop: a failed write (a full disk, a folder made read-only)
+        is said once and the evaluation goes on."""
         self._entries.setdefault(key, {})[str(run)] = [float(accuracy), float(seconds)]
+        if self.failed is not None:
+            return
         body = json.dumps({"version": _VERSION, "runs": self._entries}, indent=1, sort_keys=True)
-        write_atomically(self.path, lambda tmp: Path(tmp).write_text(body))
+        try:
+            write_atomically(self.path, lambda tmp: Path(tmp).write_text(body))
+        except OSError as e:
+            self.failed = f"{type(e).__name__}: {e}"
+            print(f"[eval] warning: cannot write the evaluation journal {str(self.path)!r} ({self.failed}); the "
+                  "evaluation goes on, but a stop now would train its finished runs again", file=sys.stderr, flush=True)
 
     def recorder(self, key: str, then: Callable | None = None) -> Callable:
         """A ``keep_state(model, run, accuracy, net)`` callback that records each run as it finishes
