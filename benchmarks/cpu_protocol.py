@@ -136,7 +136,8 @@ def render(rows: list[dict]) -> list[str]:
             f"| {r['cell']}{' (init noise)' if r.get('init') == 'noise' else ''} | {r['iterations']} ({r['paper_iterations']}) | {'yes' if r['fast'] else 'no'} | "
             f"{acc(r['float32'])} | {acc(r['uint8'])} | {paper} | {gap} | "
             f"{r['seconds_per_iteration'] or '–'} | "  # –: the recorded run only evaluated (condensed earlier)
-            f"{r['condense_wall_s'] / 60:.1f} | {r['eval_wall_s'] / 60:.1f} | "
+            f"{'–' if r['seconds_per_iteration'] is None else format(r['condense_wall_s'] / 60, '.1f')} | "
+            f"{r['eval_wall_s'] / 60:.1f} | "
             f"{r['hardware']} |")
     lines += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in rows) + "."]
     paths = [f"{r['cell']} at {r['iterations']}: {r['path']}" + (f" ({r['note']})" if r.get("note") else "")

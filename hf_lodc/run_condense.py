@@ -101,10 +101,12 @@ def condense(
             f"{tuple(data.image_shape)}; method {condenser.spec.name}, budget {b.ipc} pixel image(s)/class -> "
             f"{b.images_per_class} stored/class" + (f" at rank {b.rank}" if b.rank else ""))
     result = condenser.run(resume=resume)
-    if log is not None and result.iterations_per_s:
+    ran_here = result.resumed_at is None or result.resumed_at < result.config.iterations
+    if log is not None and result.iterations_per_s and ran_here:
         steady = (f"; {result.steady_seconds_per_iteration:.3g} s/iteration after warm-up"
                   if result.steady_seconds_per_iteration else "")
-        log(f"[hf_lodc] condensed in {result.wall_time_s:.1f} s ({result.iterations_per_s:.3f} it/s{steady})")
+        over = f" over {result.sittings} sittings" if result.sittings > 1 else ""
+        log(f"[hf_lodc] condensed in {result.wall_time_s:.1f} s{over} ({result.iterations_per_s:.3f} it/s{steady})")
     if on_result is not None:
         on_result(result)
     recorded = run.to_dict() if run is not None else {"condense": RunConfig(condense=cc).to_dict()["condense"]}

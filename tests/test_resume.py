@@ -230,6 +230,39 @@ def test_resume_allows_more_iterations_bit_exact_and_refuses_fewer(tmp_path, dat
         assert torch.equal(resumed.synset.state_dict()[k], v), k
 
 
+def test_a_resumed_run_records_every_sittings_time_not_only_its_last(tmp_path, data):
+    first = _checkpointed(data, tmp_path)  # 3 iterations, its checkpoint after 2
+    state = torch.load(latest_checkpoint(tmp_path) / STATE_FILE, weights_only=True)
+    kept = state["timing"]
+    assert kept["its"] == 2 and kept["sittings"] == 1 and kept["untimed_its"] == 0
+    assert 0 < kept["seconds"] <= kept["wall_s"] <= first.wall_time_s
+    time.sleep(0.3)  # time between the sittings is not condensation time
+    more = {**FAST, "iterations": 5, "checkpoint_every": 0}
+    resumed = Condenser(data, CondenseConfig(**more), checkpoint_dir=tmp_path, progress=False).run(resume=True)
+    assert resumed.resumed_at == 2 and resumed.sittings == 2 and resumed.untimed_iterations == 0
+    assert resumed.wall_time_s > kept["wall_s"]  # the first sitting's 2 iterations are in it
+    # 2 + 3 timed iterations over both sittings' iteration seconds; the warm-up of each left out of steady
+    assert resumed.iterations_per_s is not None and resumed.steady_seconds_per_iteration is not None
+    from hf_lodc.export.artifact import results_record
+
+    rec = results_record(resumed, {}, data.num_classes)["condensation"]
+    assert rec["resumed_at_iteration"] == 2 and rec["sittings"] == 2 and "untimed_iterations" not in rec
+    assert "resumed_at_iteration" not in results_record(first, {}, data.num_classes)["condensation"]
+
+
+def test_a_checkpoint_that_kept_no_timing_says_its_iterations_are_untimed(tmp_path, data):
+    _checkpointed(data, tmp_path)
+    path = latest_checkpoint(tmp_path) / STATE_FILE
+    state = torch.load(path, weights_only=True)
+    del state["timing"]  # as written before checkpoints kept it
+    torch.save(state, path)
+    resumed = Condenser(data, CondenseConfig(**FAST), checkpoint_dir=tmp_path, progress=False).run(resume=True)
+    assert resumed.untimed_iterations == 2 and resumed.sittings == 2
+    from hf_lodc.export.artifact import results_record
+
+    assert results_record(resumed, {}, data.num_classes)["condensation"]["untimed_iterations"] == 2
+
+
 def test_disk_full_while_checkpointing_removes_the_partial_dir(tmp_path, data):
     import resource
 

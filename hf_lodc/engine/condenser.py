@@ -76,6 +76,11 @@ class CondenseResult:
     init_indices: torch.Tensor | None = None  # real train rows used by real/svd init
     processes: int = 1  # processes the classes were sharded over
     device_settings: dict | None = None  # training.device settings in force (TF32, cudnn.benchmark, memory format)
+    # a run continued from a checkpoint: the times above are every sitting's; ``sittings`` counts them and
+    # ``untimed_iterations`` the iterations of a checkpoint that kept no timing (0 when all are timed)
+    resumed_at: int | None = None
+    sittings: int = 1
+    untimed_iterations: int = 0
 
     def images(self) -> torch.Tensor:
         with torch.no_grad():
@@ -162,6 +167,9 @@ class Condenser(CheckpointedRun):
         self.last_checkpoint: tuple[Path, int] | None = None
         self.objective = None  # built by the loop
         self._objective_state: dict = {}  # from a checkpoint, loaded into the objective once built
+        self._timing_before: dict | None = None  # from a checkpoint: the earlier sittings' time
+        self._timer: IterationTimer | None = None
+        self._t0 = time.perf_counter()
         self._identity: dict[str, Any] | None = None
 
     # -- set-up --------------------------------------------------------------------------------
@@ -275,7 +283,9 @@ class Condenser(CheckpointedRun):
                 self.initialise()
             self.synset.to(self.device)
             opt = self.optimizer()
-        timed = IterationTimer()
+        timed = self._timer = (IterationTimer(self._timing_before, self.start_iteration) if resumed
+                               else IterationTimer())
+        self._t0 = t0
         if cfg.iterations > self.start_iteration:
             owns_trackers = self._start_trackers()
             try:
@@ -300,9 +310,12 @@ class Condenser(CheckpointedRun):
             method=self.spec,
             config=cfg,
             history=self.history,
-            wall_time_s=time.perf_counter() - t0,
-            iterations_per_s=(timed.its / timed.seconds) if timed.its else None,
+            wall_time_s=timed.totals(time.perf_counter() - t0)["wall_s"],
+            iterations_per_s=timed.iterations_per_s(),
             steady_seconds_per_iteration=timed.steady(),
+            resumed_at=self.start_iteration if resumed else None,
+            sittings=timed.totals(0.0)["sittings"],
+            untimed_iterations=timed.before["untimed_its"],
             init_indices=self.init_indices,
             processes=self.comm.world if self.sharded else 1,
             device_settings=asdict(self.device_config),

@@ -13,6 +13,7 @@ attributes (``synset``, ``classes``, ``local_positions``, ``sharded``, ``comm``,
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,8 @@ class CheckpointedRun:
             "objective": objective,
             "config": self.cfg.to_dict(), "init_indices": self.init_indices,  # plain values: weights_only loads it
             "num_processes": self.comm.world,
+            # every sitting's time so far, so a resumed run's record is its whole cost
+            "timing": self._timer.totals(time.perf_counter() - self._t0) if self._timer is not None else None,
         }
 
     def save_checkpoint(self, iteration: int, opt: torch.optim.Optimizer) -> Path | None:
@@ -106,6 +109,7 @@ class CheckpointedRun:
                 opt.state[param]["momentum_buffer"] = own.to(param.device).clone()
         self.history = list(ck["history"])
         self._objective_state = ck.get("objective") or {}
+        self._timing_before = ck.get("timing")  # None: written before timing was kept
         self.start_iteration = int(ck["iteration"])
         self.init_indices = ck.get("init_indices")
         self.last_checkpoint = (p, self.start_iteration)

@@ -24,10 +24,35 @@ WARMUP_ITERATIONS = 2
 
 
 class IterationTimer:
-    """Wall time of the iterations of one process: all of them, and those after the warm-up."""
+    """Wall time of the iterations of one process: all of them, and those after the warm-up.
 
-    def __init__(self) -> None:
+    A resumed run starts from ``before``, the totals its checkpoint carried (``totals``), so the
+    record of a run condensed over several sittings is its whole cost, not its last sitting's; each
+    sitting leaves its own warm-up out. A checkpoint without them (written before they were kept)
+    leaves its iterations untimed, and the record says how many.
+    """
+
+    def __init__(self, before: dict | None = None, start_iteration: int = 0) -> None:
         self.its, self.seconds, self.steady_its, self.steady_s = 0, 0.0, 0, 0.0
+        b = before or {}
+        self.before = {"its": int(b.get("its", 0)), "seconds": float(b.get("seconds", 0.0)),
+                       "steady_its": int(b.get("steady_its", 0)), "steady_s": float(b.get("steady_s", 0.0)),
+                       "wall_s": float(b.get("wall_s", 0.0)), "sittings": int(b.get("sittings", 0)),
+                       "untimed_its": int(b.get("untimed_its", 0))}
+        if before is None and start_iteration:  # resumed from a checkpoint that kept no timing
+            self.before["untimed_its"] = start_iteration
+            self.before["sittings"] = 1
+
+    def totals(self, wall_s: float) -> dict:
+        """Every sitting's sums so far, this one's ``wall_s`` included (what a checkpoint keeps)."""
+        b = self.before
+        return {"its": b["its"] + self.its, "seconds": b["seconds"] + self.seconds,
+                "steady_its": b["steady_its"] + self.steady_its, "steady_s": b["steady_s"] + self.steady_s,
+                "wall_s": b["wall_s"] + wall_s, "sittings": b["sittings"] + 1, "untimed_its": b["untimed_its"]}
+
+    def iterations_per_s(self) -> float | None:
+        its, seconds = self.before["its"] + self.its, self.before["seconds"] + self.seconds
+        return its / seconds if its and seconds > 0 else None
 
     def add(self, seconds: float) -> None:
         if self.its >= WARMUP_ITERATIONS:
@@ -37,7 +62,8 @@ class IterationTimer:
         self.seconds += seconds
 
     def steady(self) -> float | None:
-        return round(self.steady_s / self.steady_its, 4) if self.steady_its else None
+        its, seconds = self.before["steady_its"] + self.steady_its, self.before["steady_s"] + self.steady_s
+        return round(seconds / its, 4) if its else None
 
 
 def nonfinite_message(method: str, it: int, loss: float, lr, last_checkpoint: tuple[Path, int] | None) -> str:

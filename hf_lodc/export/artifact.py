@@ -134,6 +134,7 @@ def results_record(result, records: dict, num_classes: int) -> dict[str, Any]:
             "final_loss": result.history[-1]["loss"] if result.history else None,
             "processes": result.processes,
             "device": result.device_settings,
+            **_resume_record(result),
         },
         "storage": {
             **storage,
@@ -148,6 +149,16 @@ def results_record(result, records: dict, num_classes: int) -> dict[str, Any]:
             "dtype": "float32",
         },
     }
+
+
+def _resume_record(result) -> dict[str, Any]:
+    """How a run continued from a checkpoint was timed: nothing for a run of one sitting."""
+    if getattr(result, "resumed_at", None) is None:
+        return {}
+    rec = {"resumed_at_iteration": result.resumed_at, "sittings": result.sittings}
+    if result.untimed_iterations:  # the checkpoint kept no timing: these iterations are not in the times
+        rec["untimed_iterations"] = result.untimed_iterations
+    return rec
 
 
 def build_artifact(
