@@ -206,6 +206,11 @@ def auto_flags_for_full_run(cell_yaml: str) -> list[str]:
     return flags
 
 
+def measured(part: dict) -> str:
+    m = part["measured"]
+    return f"Measured on {m['hardware']}, {m['threads']} thread(s) per process, {m['date']}."
+
+
 def render(r: dict) -> list[str]:
     def acc(e):
         rec = e and e.get("record")
@@ -223,8 +228,8 @@ def render(r: dict) -> list[str]:
         f"LoDM on CIFAR-10, rank {RANK}, batch_real 256, DSA, `init noise` on both sides; the reference is "
         f"[EnnengYang/An-Efficient-Dataset-Condensation-Plugin]({REFERENCE}) `main_LoDM.py` at commit "
         f"`{r['reference_commit'][:10]}`, run unmodified but for its command line (iterations, data folder, no "
-        "own evaluation). Measured by `benchmarks/reference_side_by_side.py` on "
-        f"{r['hardware']}, {r['threads']} thread(s) per process, one process of the two at a time; {r['date']}.",
+        "own evaluation). Measured by `benchmarks/reference_side_by_side.py`, one process of the two at a time; "
+        "each part says where and when.",
     ]
     if a:
         lines += [
@@ -233,7 +238,7 @@ def render(r: dict) -> list[str]:
             "",
             "Both sets evaluated by the same evaluator (`recipes/evaluate.py`): ConvNet-3 trained from scratch with "
             f"DSA, {a['eval_runs']} runs × {a['eval_epochs']} epochs, the same seeds, full CIFAR-10 test split (10 000). "
-            f"Paper Table 1 at 20 000 iterations: {cell.paper_mean} ± {cell.paper_std} %.",
+            f"Paper Table 1 at 20 000 iterations: {cell.paper_mean} ± {cell.paper_std} %. {measured(a)}",
             "",
             "| implementation | accuracy % | s/iteration (steady) | condensation wall s | final loss per class |",
             "|---|---|---|---|---|",
@@ -248,6 +253,8 @@ def render(r: dict) -> list[str]:
         lines += [
             "",
             f"### Speed at IPC {sp['ipc']} ({sp['iterations']} iterations each)",
+            "",
+            measured(sp),
             "",
             "| implementation | s/iteration (steady) | options |",
             "|---|---|---|",
@@ -298,12 +305,18 @@ def main(argv=None) -> int:
         site = [str(tmp / "shim")] + [x for x in os.environ.get("REFERENCE_SITE", "").split(os.pathsep) if x]
         write_torchvision_cifar10(tmp / "data")
         old = json.loads(OUT.with_suffix(".json").read_text()) if OUT.with_suffix(".json").is_file() else {}
-        result = {**old, "date": time.strftime("%Y-%m-%d"), "hardware": machine_line(), "machine": machine(),
-                  "threads": args.threads, "reference": args.reference, "reference_commit": commit}
+        for part in ("accuracy", "speed"):  # a part kept from an earlier run keeps where and when it ran
+            if old.get(part) and "measured" not in old[part]:
+                old[part]["measured"] = {k: old.get(k) for k in ("date", "hardware", "threads")}
+        result = {**old, "reference": args.reference, "reference_commit": commit}
+        here = {"date": time.strftime("%Y-%m-%d"), "hardware": machine_line(), "threads": args.threads,
+                "machine": machine()}
         if "accuracy" in args.parts:
-            result["accuracy"] = accuracy_part(args, repo, tmp, site)
+            result["accuracy"] = {**accuracy_part(args, repo, tmp, site), "measured": here}
         if "speed" in args.parts and args.speed_ipc:
-            result["speed"] = speed_part(args, repo, tmp, site)
+            result["speed"] = {**speed_part(args, repo, tmp, site), "measured": here}
+        for k in ("date", "hardware", "threads", "machine"):  # now per part
+            result.pop(k, None)
         result["commands"] = [c for part in ("accuracy", "speed") if result.get(part)
                               for c in (result[part]["reference"]["command"], result[part]["hf_lodc"]["command"])]
         OUT.parent.mkdir(parents=True, exist_ok=True)

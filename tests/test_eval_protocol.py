@@ -158,3 +158,20 @@ def test_a_long_evaluation_says_each_run_as_it_finishes(capsys):
     out = capsys.readouterr().out
     assert "[eval] convnet run 1/2:" in out and "[eval] convnet run 2/2:" in out
     assert [a for _, a in kept] == recs["convnet"].accuracies  # the caller's keep_state still sees every run
+
+
+def test_a_long_evaluation_shows_a_bar_over_each_networks_epochs_and_the_same_accuracies(capsys):
+    from hf_lodc.data.types import LabeledImages
+    from hf_lodc.engine.evaluate import evaluate_synthetic
+
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(8, 1, 8, 8, generator=g), torch.arange(4).repeat(2)
+    test = LabeledImages((torch.rand(8, 1, 8, 8, generator=g) * 255).to(torch.uint8), torch.arange(4).repeat(2))
+    cfg = EvalConfig(eval_runs=2, eval_epochs=3, eval_batch=4)
+    args = (images, labels, test, torch.zeros(1), torch.ones(1), 4, cfg)
+    quiet = evaluate_synthetic(*args)["convnet"].accuracies
+    capsys.readouterr()
+    shown = evaluate_synthetic(*args, progress=True)["convnet"].accuracies
+    err = capsys.readouterr().err
+    assert "[eval] convnet run 1/2" in err and "[eval] convnet run 2/2" in err and "3/3" in err and "epoch" in err
+    assert shown == quiet  # the bar reads nothing from the training

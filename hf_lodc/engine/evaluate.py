@@ -158,25 +158,39 @@ def schedule_of(cfg: EvalConfig) -> TrainSchedule:
 
 def train_one(
     net: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: EvalConfig, g: torch.Generator,
-    augment: DSAugment,
+    augment: DSAugment, on_epoch: Callable[[int, torch.Tensor], None] | None = None,
 ) -> nn.Module:
     """Train ``net`` on (images (M, C, H, W) normalised, labels (M,)) with the protocol (through
     ``torch.compile`` when ``cfg.eval_compile``, under ``cfg.eval_mixed_precision``'s autocast)."""
     return train_network(net, images, labels, schedule_of(cfg), g, augment, forward=forward_of(cfg),
-                         autocast=autocast_of(cfg, images.device))
+                         autocast=autocast_of(cfg, images.device), on_epoch=on_epoch)
+
+
+def _epoch_bar(model: str, i: int, total: int, epochs: int):
+    """A progress bar over one network's epochs (a 1000-epoch run is minutes to an hour on a CPU);
+    it reads no loss, so it adds no device sync."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=epochs, desc=f"[eval] {model} run {i + 1}/{total}", unit="epoch", leave=False,
+                dynamic_ncols=True)
 
 
 @EVAL_BACKENDS.register("sequential")
 def _sequential(model, images, labels, test, mean, std, num_classes, cfg, seed, device, runs,
-                keep_state=None) -> list[float]:
+                keep_state=None, progress=False) -> list[float]:
     aug = augment_of(cfg)
     forward = forward_of(cfg)
     accs = []
-    for r in runs:
+    for i, r in enumerate(runs):
         net = seeded_net(model, num_classes, tuple(images.shape[1:]), seed, "eval-net", model, r, device=device)
         net = _memory_format(net, cfg)  # the same values in another layout
         g = generator(seed, "eval-data", model, r)
-        train_one(net, images, labels, cfg, g, aug)
+        bar = _epoch_bar(model, i, len(runs), cfg.eval_epochs) if progress else None
+        try:
+            train_one(net, images, labels, cfg, g, aug, on_epoch=(lambda ep, loss: bar.update(1)) if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
         accs.append(test_accuracy(net, test, mean, std, device, forward=forward, autocast=autocast_of(cfg, device)))
         if keep_state is not None:  # after the test: nothing the callback does can change an accuracy
             keep_state(model, r, accs[-1], net.to(memory_format=torch.contiguous_format))  # savable as it is
@@ -269,6 +283,8 @@ def _evaluate(images, labels, test, mean, std, num_classes: int, cfg: EvalConfig
         if progress and backend == "sequential":  # one line per trained network: a 1000-epoch run takes minutes
             seen = _announcing(keep_state, len(run_ids), t0)
         extra = {"keep_state": seen} if seen is not None else {}
+        if progress and backend == "sequential":
+            extra["progress"] = True
         accs = fn(model, images, labels, test, mean, std, num_classes, cfg, seed, device, run_ids, **extra)
         out[model] = EvalRecord(model=model, accuracies=accs, epochs=cfg.eval_epochs, protocol=protocol_of(cfg),
                                 wall_time_s=time.perf_counter() - t0)
