@@ -373,7 +373,8 @@ def iteration_table(record: dict) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------- epoch
-EPOCH_CELLS = {"cifar10": (CIFAR, 8), "mnist": (MNIST, 7)}  # the LoDM IPC 1 rank-2 set sizes per class
+# the LoDM rank-2 set sizes per class: IPC 1 (CIFAR-10 8, MNIST 7) and CIFAR-10 IPC 10 (80)
+EPOCH_CELLS = {"cifar10": (CIFAR, 8), "mnist": (MNIST, 7), "cifar10-ipc10": (CIFAR, 80)}
 
 
 def _epoch_child(tree: Path, cell: str, args, extra: dict | None = None) -> dict:

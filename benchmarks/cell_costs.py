@@ -83,12 +83,15 @@ def measured_rates() -> dict[str, dict]:
                                                      f"{_short(r['hardware'])}, {_path(r)}"})
     side = HERE / "results" / "reference_side_by_side.json"
     if side.is_file():
-        sp = json.loads(side.read_text()).get("speed")
+        record = json.loads(side.read_text())
+        sp = record.get("speed")
         if sp and sp["hf_lodc"].get("seconds_per_iteration"):
+            hardware = (sp.get("measured") or record)["hardware"]  # older records kept it at the top
+            precision = "" if "bf16" in sp["flags"] else "fp32 "  # the flags name bf16 when it ran
             out.setdefault(f"cifar10-lodm-ipc{sp['ipc']}", {
-                "s_per_it": sp["hf_lodc"]["seconds_per_iteration"], "hardware": json.loads(side.read_text())["hardware"],
-                "source": f"cifar10-lodm-ipc{sp['ipc']}, side-by-side speed row, "
-                          f"{_short(json.loads(side.read_text())['hardware'])}, fp32 {' '.join(sp['flags'])}"})
+                "s_per_it": sp["hf_lodc"]["seconds_per_iteration"], "hardware": hardware,
+                "source": f"cifar10-lodm-ipc{sp['ipc']}, side-by-side speed row, {_short(hardware)}, "
+                          f"{precision}{' '.join(sp['flags'])}"})
     return out
 
 

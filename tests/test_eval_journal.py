@@ -83,8 +83,12 @@ def test_the_key_changes_with_what_decides_an_accuracy_and_only_with_that():
     other_test.images[0, 0, 0, 0] ^= 1
     changed = [key(images=images + 1e-3), key(labels=labels.flip(0)), key(test=other_test),
                key(ec=replace(ec, eval_epochs=6)), key(ec=replace(ec, eval_lr=0.02)), key(seed=1),
-               key(model="mlp")]
+               key(model="mlp"), key(ec=replace(ec, eval_mixed_precision="bf16")),
+               key(ec=replace(ec, eval_compile=True)), key(ec=replace(ec, eval_channels_last=True))]
     assert base not in changed and len(set(changed)) == len(changed)
+    # an option left unset and the same option spelled "off" train the same network
+    spelled = replace(ec, eval_mixed_precision="no", eval_channels_last=False, eval_compile=False)
+    assert key(ec=spelled) == base
 
 
 def test_a_damaged_journal_is_an_empty_one_and_a_write_keeps_the_file_whole(tmp_path):

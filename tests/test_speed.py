@@ -174,3 +174,17 @@ def test_auto_on_a_cpu_keeps_freed_host_memory_and_exact_leaves_the_allocator_al
     import platform
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert done and "glibc" in done and keep_freed_host_memory() == done  # idempotent
+
+
+@pytest.mark.parametrize("flags, units, why", [
+    ({"avx512f", "amx_bf16", "avx512_bf16"}, True, "AMX-BF16 tiles"),
+    ({"avx512f", "avx512_bf16"}, True, "AVX512-BF16 units"),  # e.g. a Zen 4 EPYC: bf16 convolutions ~2x fp32
+    ({"avx512f", "avx2"}, False, "no bf16 units"),
+])
+def test_cpu_bf16_units_are_amx_tiles_or_avx512_bf16(monkeypatch, flags, units, why):
+    from hf_lodc.engine.speed import probe_hardware
+    from hf_lodc.training import device as dev
+
+    monkeypatch.setattr(dev, "cpu_flags", lambda: set(flags))
+    hw = probe_hardware("cpu")
+    assert hw.bf16_units is units and hw.bf16_why.startswith(why)

@@ -196,13 +196,13 @@ class EvalConfig(_Checked):
         "torch.compile each evaluation network's forward (less CPU per epoch after a one-off compile; recorded); "
         "default: the speed choice"))
     # the evaluation networks' passes (training and test) under autocast: "no" (float32, the literature's
-    # protocol) or "bf16" (weights, gradients and SGD stay float32); pays on bf16 matrix units (AMX, CUDA)
+    # protocol) or "bf16" (weights, gradients and SGD stay float32); pays on bf16 units (AMX, AVX512-BF16, CUDA)
     eval_mixed_precision: str | None = field(default=None, metadata=_help(
         "evaluation precision: no (float32, the literature's) or bf16 (network passes under bf16 autocast, "
         "weights and SGD in float32; recorded); with --eval-compile --eval-channels-last 3-5x faster per epoch "
-        "on CPUs with AMX, accuracy within the runs' std; default: the speed choice"))
+        "on CPUs with bf16 units, accuracy within the runs' std; default: the speed choice"))
     # evaluation networks (and their inputs) in channels_last memory format (sequential backend only):
-    # with bf16 on AMX oneDNN's fast convolutions want it
+    # with bf16 on a CPU oneDNN's fast convolutions want it
     eval_channels_last: bool | None = field(default=None, metadata=_help(
         "evaluation networks and batches in channels_last memory format (recorded); default: the speed choice"))
     # accuracy against iterations: the set as it was after each of these iterations, evaluated with a

@@ -42,6 +42,12 @@ def _update(h, t: torch.Tensor) -> None:
     h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
 
 
+# speed options whose unset value (None) means this one: a run resumed with the option spelled out
+# (e.g. --eval-mixed-precision no, to keep a float32 evaluation where `auto` would now pick bf16) finds
+# the runs journaled with it unset
+_OFF = {"eval_mixed_precision": "no", "eval_channels_last": False, "eval_compile": False}
+
+
 def journal_key(images: torch.Tensor, labels: torch.Tensor, test: LabeledImages, mean: torch.Tensor,
                 std: torch.Tensor, num_classes: int, ec: EvalConfig, seed: int, device: torch.device | str,
                 model: str) -> str:
@@ -54,6 +60,9 @@ def journal_key(images: torch.Tensor, labels: torch.Tensor, test: LabeledImages,
     _update(h, test.images[rows])
     # eval_models and eval_runs only choose which runs exist, not what one run gives
     opts = {k: v for k, v in asdict(ec).items() if k not in ("eval_models", "eval_runs")}
+    for k, off in _OFF.items():  # unset and set to its "off" value train the same network
+        if opts.get(k) == off:
+            opts[k] = None
     h.update(json.dumps({"opts": opts, "seed": seed, "classes": num_classes, "device": torch.device(device).type,
                          "model": model}, sort_keys=True, default=str).encode())
     return h.hexdigest()

@@ -7,8 +7,9 @@ step; it is what every option below means at its own default, bit for bit.
 this hardware runs correctly, per phase (condensation, evaluation):
 
 - ``mixed_precision`` / ``eval_mixed_precision`` = bf16 and ``channels_last`` where the device has
-  bfloat16 matrix units (AMX tiles on a CPU, a CUDA device that supports bf16). Without them bf16 is
-  emulated and slower, so float32 stays.
+  bfloat16 arithmetic units: AMX tiles or AVX512-BF16 dot products on a CPU (oneDNN's bf16
+  convolutions then do twice the fp32 work per cycle or more), a CUDA device that supports bf16.
+  Without them bf16 is emulated and slower, so float32 stays.
 - ``compile`` / ``eval_compile`` (torch.compile, inductor) where a tiny compile works in this process
   AND the phase is large enough to repay the one-off compile. Compiling the ConvNet-3 passes costs
   25-35 s of wall time on a 2-core CPU; the compiled passes save ~40 % of a CIFAR-10 IPC 1 LoDM
@@ -128,11 +129,10 @@ def probe_hardware(device: torch.device | str) -> Hardware:
     """The bf16 units of ``device`` (the compiler is probed only when a plan wants it)."""
     device = torch.device(device)
     if device.type == "cpu":
-        amx = device_settings.cpu_amx()
-        why = ("AMX-BF16 tiles" if amx else
-               "no AMX tiles (bf16 would run on vector units, not measured faster)" if device_settings.cpu_bf16()
-               else "no bf16 units")
-        return Hardware("cpu", amx, why)
+        units = device_settings.cpu_bf16()  # AMX-BF16 tiles or AVX512-BF16: both outrun fp32 convolutions
+        why = ("AMX-BF16 tiles" if device_settings.cpu_amx() else "AVX512-BF16 units" if units
+               else "no bf16 units (bf16 would be emulated, slower than float32)")
+        return Hardware("cpu", units, why)
     ok = _cuda_bf16(device)
     return Hardware(device.type, ok, "bf16 supported" if ok else f"{device.type} without bf16 support")
 

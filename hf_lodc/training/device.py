@@ -7,8 +7,8 @@ ConvNet passes use (channels_last only where asked). The ``Condenser`` configure
 (``tf32``, ``channels_last``: ``--tf32``, ``--channels-last``) and records the result in results.json
 (``condensation.device``); evaluation configures the defaults when nothing was (``ensure``).
 ``settings()`` returns what is in force, for results.json and the benchmark JSONs. ``cpu_bf16()`` says whether this CPU has bfloat16
-units (AVX512-BF16 or AMX), where ``mixed_precision='bf16'`` can pay off on a CPU; ``cpu_amx()`` whether it
-has AMX tiles, where bf16 convolutions outrun fp32 ones by far (measured in docs/speed.md).
+units (AVX512-BF16 or AMX), where bf16 convolutions outrun fp32 ones (measured in docs/speed.md), so
+``speed: auto`` picks bf16 there; ``cpu_amx()`` whether they are AMX tiles, the fastest of them.
 ``autocast(precision, device)`` is the one factory of the autocast context for network passes, for
 condensation (``mixed_precision``) and evaluation (``eval_mixed_precision``) alike.
 """
@@ -37,7 +37,7 @@ class DeviceSettings:
     cpu_bf16: bool
     torch: str
     cuda: str | None
-    cpu_amx: bool = False  # AMX-BF16 tiles: the CPUs where bf16 autocast pays (recorded: timings depend on it)
+    cpu_amx: bool = False  # AMX-BF16 tiles, the fastest bf16 units (recorded: timings depend on it)
 
 
 def cpu_flags() -> set[str]:
@@ -59,8 +59,8 @@ def cpu_bf16() -> bool:
 
 
 def cpu_amx() -> bool:
-    """True where the CPU has AMX-BF16 tiles (Sapphire Rapids and later): oneDNN's bf16 convolutions
-    then outrun its fp32 ones by far, so bf16 autocast pays there and not on CPUs without them."""
+    """True where the CPU has AMX-BF16 tiles (Sapphire Rapids and later), the fastest of the bf16 units
+    ``cpu_bf16`` counts; recorded with benchmarks so their timings say which units ran."""
     return "amx_bf16" in cpu_flags()
 
 
