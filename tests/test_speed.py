@@ -71,9 +71,15 @@ def test_auto_without_a_compiler_stays_eager_and_says_why(tiny):
     path, data = tiny
     cfg, plan = pipeline.choose_speed(_cfg(path, speed="auto", **BIG), data, hardware=AMX, probe=_broken)
     assert not cfg.condense.compile and not cfg.eval.eval_compile
-    assert cfg.condense.mixed_precision == "bf16"  # the rest of the fast path does not need a compiler
+    # eager bf16 on a CPU is slower than float32 (its casts): float32 stays, and the plan says why
+    assert not cfg.condense.mixed_precision and not cfg.eval.eval_mixed_precision
     assert plan.record()["hardware"]["compiler"].startswith("torch.compile does not work")
     assert any("no C++ compiler" in line for line in plan.lines())
+    assert any("bf16 pays on a CPU only with compile" in line for line in plan.lines())
+    # a GPU's bf16 units pay eagerly too
+    gpu = Hardware("cuda", True, "bf16 supported")
+    cfg, _ = pipeline.choose_speed(_cfg(path, speed="auto", **BIG), data, hardware=gpu, probe=_broken)
+    assert cfg.condense.mixed_precision == "bf16" and cfg.eval.eval_mixed_precision == "bf16"
 
 
 def test_a_small_run_is_not_charged_for_a_compile(tiny):
@@ -81,7 +87,10 @@ def test_a_small_run_is_not_charged_for_a_compile(tiny):
     cfg, plan = pipeline.choose_speed(_cfg(path, speed="auto"), data, hardware=AMX, probe=_never)
     assert not cfg.condense.compile and not cfg.eval.eval_compile
     assert plan.record()["hardware"]["compiler"].startswith("not probed")
-    assert cfg.condense.mixed_precision == "bf16"  # bf16 units pay from the first step
+    assert not cfg.condense.mixed_precision and not cfg.condense.channels_last  # eager: float32 is faster
+    # a compile the user asked for brings bf16 with it
+    cfg, _ = pipeline.choose_speed(_cfg(path, speed="auto", compile=True), data, hardware=AMX, probe=_never)
+    assert cfg.condense.mixed_precision == "bf16" and not cfg.eval.eval_mixed_precision
 
 
 def test_exact_and_user_settings_are_never_changed(tiny):
@@ -89,11 +98,12 @@ def test_exact_and_user_settings_are_never_changed(tiny):
     cfg, plan = pipeline.choose_speed(_cfg(path, speed="exact", **BIG), data, hardware=AMX, probe=_never)
     assert cfg.to_flat() == _cfg(path, speed="exact", **BIG).to_flat()
     assert plan.options() == {}
-    user = _cfg(path, speed="auto", mixed_precision="no", eval_compile=False, compile=False, **BIG)
+    user = _cfg(path, speed="auto", mixed_precision="no", eval_compile=False, **BIG)
     cfg, plan = pipeline.choose_speed(user, data, hardware=AMX, probe=_works)
-    assert cfg.condense.mixed_precision == "no" and cfg.condense.compile is False and cfg.eval.eval_compile is False
-    assert cfg.condense.channels_last is True and cfg.eval.eval_mixed_precision == "bf16"  # unset: chosen
-    assert plan.record()["condense"]["set_by_user"] == {"mixed_precision": "no", "compile": False}
+    assert cfg.condense.mixed_precision == "no" and cfg.eval.eval_compile is False
+    assert cfg.condense.channels_last is True and cfg.condense.compile is True  # unset: chosen
+    assert not cfg.eval.eval_mixed_precision  # the user's eager evaluation stays float32
+    assert plan.record()["condense"]["set_by_user"] == {"mixed_precision": "no"}
 
 
 def test_auto_is_measured_for_distribution_matching_and_convnets_only(tiny):

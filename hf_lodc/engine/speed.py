@@ -9,7 +9,8 @@ this hardware runs correctly, per phase (condensation, evaluation):
 - ``mixed_precision`` / ``eval_mixed_precision`` = bf16 and ``channels_last`` where the device has
   bfloat16 arithmetic units: AMX tiles or AVX512-BF16 dot products on a CPU (oneDNN's bf16
   convolutions then do twice the fp32 work per cycle or more), a CUDA device that supports bf16.
-  Without them bf16 is emulated and slower, so float32 stays.
+  Without them bf16 is emulated and slower, so float32 stays; on a CPU bf16 is chosen only for a
+  phase that compiles (eager, its casts cost more than it saves).
 - ``compile`` / ``eval_compile`` (torch.compile, inductor) where a tiny compile works in this process
   AND the phase is large enough to repay the one-off compile. Compiling the ConvNet-3 passes costs
   25-35 s of wall time on a 2-core CPU; the compiled passes save ~40 % of a CIFAR-10 IPC 1 LoDM
@@ -183,16 +184,24 @@ def _fill(plan: PhasePlan, cfg: Any, name: str, value: Any) -> None:
 
 
 def _fast_path(plan: PhasePlan, cfg: Any, hw: Hardware, probe, out: SpeedPlan, precision: str, channels_last: str,
-               compiled: dict[str, Any]) -> None:
-    """Fill one phase's unset options: bf16 + channels_last on bf16 units, ``compiled`` when a compile pays."""
-    if hw.bf16_units:
-        _fill(plan, cfg, precision, "bf16")
-        _fill(plan, cfg, channels_last, True)
-    else:
-        plan.reasons.append(f"float32: {hw.bf16_why}")
-    if _compile_choice(plan, hw, plan.gflop, probe, out):
+               compile_name: str, compiled: dict[str, Any]) -> None:
+    """Fill one phase's unset options: ``compiled`` when a compile pays, and bf16 + channels_last on
+    bf16 units, on a CPU only when the phase compiles: eager, the casts to and from bf16 and the float32
+    norms between the convolutions cost more than bf16 saves (a small MNIST run 4.6x slower per
+    iteration on an AVX512-BF16 EPYC, evaluation epochs 0.4-0.8x on an AMX Xeon; docs/speed.md)."""
+    pays = _compile_choice(plan, hw, plan.gflop, probe, out)
+    if pays:
         for name, value in compiled.items():
             _fill(plan, cfg, name, value)
+    user_compile = getattr(cfg, compile_name)
+    will_compile = bool(user_compile) if user_compile is not None else pays
+    if not hw.bf16_units:
+        plan.reasons.append(f"float32: {hw.bf16_why}")
+    elif hw.device == "cpu" and not will_compile:
+        plan.reasons.append(f"float32: {hw.bf16_why}, but bf16 pays on a CPU only with compile")
+    else:
+        _fill(plan, cfg, precision, "bf16")
+        _fill(plan, cfg, channels_last, True)
 
 
 def plan_speed(speed: str, hw: Hardware, *, method_objective: str | None, matching_model: str,
@@ -222,7 +231,7 @@ def plan_speed(speed: str, hw: Hardware, *, method_objective: str | None, matchi
         k = matched_classes or num_classes  # classes matched per iteration (class sampling: a subset)
         cond.gflop = dm_iteration_flops(image_shape, k, batch_real, syn_per_class, width, depth).total \
             * iterations / 1e9
-        _fast_path(cond, condense_cfg, hw, probe, out, "mixed_precision", "channels_last",
+        _fast_path(cond, condense_cfg, hw, probe, out, "mixed_precision", "channels_last", "compile",
                    {"compile": True, "real_chunk": REAL_CHUNK})
 
     # -- evaluation -----------------------------------------------------------------------------
@@ -236,6 +245,7 @@ def plan_speed(speed: str, hw: Hardware, *, method_objective: str | None, matchi
     else:
         per_epoch = sum(eval_epoch_flops(image_shape, eval_images, num_classes, w, d).total for d, w in shapes)
         ev.gflop = per_epoch * eval_cfg.eval_epochs * eval_cfg.eval_runs / 1e9
-        _fast_path(ev, eval_cfg, hw, probe, out, "eval_mixed_precision", "eval_channels_last", {"eval_compile": True})
+        _fast_path(ev, eval_cfg, hw, probe, out, "eval_mixed_precision", "eval_channels_last", "eval_compile",
+                   {"eval_compile": True})
     return out
 
