@@ -169,7 +169,7 @@ class Condenser(CheckpointedRun):
         self._objective_state: dict = {}  # from a checkpoint, loaded into the objective once built
         self._timing_before: dict | None = None  # from a checkpoint: the earlier sittings' time
         self._timer: IterationTimer | None = None
-        self._t0 = time.perf_counter()
+        self._t0 = 0.0  # when run() started: a checkpoint's wall time counts from it
         self._identity: dict[str, Any] | None = None
 
     # -- set-up --------------------------------------------------------------------------------
@@ -272,7 +272,7 @@ class Condenser(CheckpointedRun):
     # -- the loop ------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> CondenseResult:
         cfg = self.cfg
-        t0 = time.perf_counter()
+        t0 = self._t0 = time.perf_counter()
         self.synset.to(self.device)
         opt = self.optimizer()
         resumed = resume and self.load_checkpoint(opt)
@@ -285,7 +285,6 @@ class Condenser(CheckpointedRun):
             opt = self.optimizer()
         timed = self._timer = (IterationTimer(self._timing_before, self.start_iteration) if resumed
                                else IterationTimer())
-        self._t0 = t0
         if cfg.iterations > self.start_iteration:
             owns_trackers = self._start_trackers()
             try:
@@ -314,7 +313,7 @@ class Condenser(CheckpointedRun):
             iterations_per_s=timed.iterations_per_s(),
             steady_seconds_per_iteration=timed.steady(),
             resumed_at=self.start_iteration if resumed else None,
-            sittings=timed.totals(0.0)["sittings"],
+            sittings=timed.sittings,
             untimed_iterations=timed.before["untimed_its"],
             init_indices=self.init_indices,
             processes=self.comm.world if self.sharded else 1,

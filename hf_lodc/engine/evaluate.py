@@ -280,11 +280,12 @@ def _evaluate(images, labels, test, mean, std, num_classes: int, cfg: EvalConfig
     for model in cfg.eval_models:
         t0 = time.perf_counter()
         seen = keep_state
-        if progress and backend == "sequential":  # one line per trained network: a 1000-epoch run takes minutes
+        extra = {}
+        if progress and backend == "sequential":  # a line per trained network and a bar over its epochs
             seen = _announcing(keep_state, len(run_ids), t0)
-        extra = {"keep_state": seen} if seen is not None else {}
-        if progress and backend == "sequential":
             extra["progress"] = True
+        if seen is not None:
+            extra["keep_state"] = seen
         accs = fn(model, images, labels, test, mean, std, num_classes, cfg, seed, device, run_ids, **extra)
         out[model] = EvalRecord(model=model, accuracies=accs, epochs=cfg.eval_epochs, protocol=protocol_of(cfg),
                                 wall_time_s=time.perf_counter() - t0)

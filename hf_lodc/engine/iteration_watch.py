@@ -43,12 +43,16 @@ class IterationTimer:
             self.before["untimed_its"] = start_iteration
             self.before["sittings"] = 1
 
+    @property
+    def sittings(self) -> int:
+        return self.before["sittings"] + 1
+
     def totals(self, wall_s: float) -> dict:
         """Every sitting's sums so far, this one's ``wall_s`` included (what a checkpoint keeps)."""
         b = self.before
         return {"its": b["its"] + self.its, "seconds": b["seconds"] + self.seconds,
                 "steady_its": b["steady_its"] + self.steady_its, "steady_s": b["steady_s"] + self.steady_s,
-                "wall_s": b["wall_s"] + wall_s, "sittings": b["sittings"] + 1, "untimed_its": b["untimed_its"]}
+                "wall_s": b["wall_s"] + wall_s, "sittings": self.sittings, "untimed_its": b["untimed_its"]}
 
     def iterations_per_s(self) -> float | None:
         its, seconds = self.before["its"] + self.its, self.before["seconds"] + self.seconds

@@ -184,7 +184,7 @@ def _fill(plan: PhasePlan, cfg: Any, name: str, value: Any) -> None:
 
 
 def _fast_path(plan: PhasePlan, cfg: Any, hw: Hardware, probe, out: SpeedPlan, precision: str, channels_last: str,
-               compile_name: str, compiled: dict[str, Any]) -> None:
+               compiled: dict[str, Any]) -> None:
     """Fill one phase's unset options: ``compiled`` when a compile pays, and bf16 + channels_last on
     bf16 units, on a CPU only when the phase compiles: eager, the casts to and from bf16 and the float32
     norms between the convolutions cost more than bf16 saves (a small MNIST run 4.6x slower per
@@ -193,7 +193,7 @@ def _fast_path(plan: PhasePlan, cfg: Any, hw: Hardware, probe, out: SpeedPlan, p
     if pays:
         for name, value in compiled.items():
             _fill(plan, cfg, name, value)
-    user_compile = getattr(cfg, compile_name)
+    user_compile = getattr(cfg, next(iter(compiled)))  # ``compiled`` names the phase's compile option first
     will_compile = bool(user_compile) if user_compile is not None else pays
     if not hw.bf16_units:
         plan.reasons.append(f"float32: {hw.bf16_why}")
@@ -231,7 +231,7 @@ def plan_speed(speed: str, hw: Hardware, *, method_objective: str | None, matchi
         k = matched_classes or num_classes  # classes matched per iteration (class sampling: a subset)
         cond.gflop = dm_iteration_flops(image_shape, k, batch_real, syn_per_class, width, depth).total \
             * iterations / 1e9
-        _fast_path(cond, condense_cfg, hw, probe, out, "mixed_precision", "channels_last", "compile",
+        _fast_path(cond, condense_cfg, hw, probe, out, "mixed_precision", "channels_last",
                    {"compile": True, "real_chunk": REAL_CHUNK})
 
     # -- evaluation -----------------------------------------------------------------------------
@@ -245,7 +245,6 @@ def plan_speed(speed: str, hw: Hardware, *, method_objective: str | None, matchi
     else:
         per_epoch = sum(eval_epoch_flops(image_shape, eval_images, num_classes, w, d).total for d, w in shapes)
         ev.gflop = per_epoch * eval_cfg.eval_epochs * eval_cfg.eval_runs / 1e9
-        _fast_path(ev, eval_cfg, hw, probe, out, "eval_mixed_precision", "eval_channels_last", "eval_compile",
-                   {"eval_compile": True})
+        _fast_path(ev, eval_cfg, hw, probe, out, "eval_mixed_precision", "eval_channels_last", {"eval_compile": True})
     return out
 
