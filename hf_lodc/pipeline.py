@@ -225,6 +225,7 @@ def evaluate(
         for m, r in records.items():
             d = r.to_dict()
             d["protocol"] = {**d["protocol"], **({"test_data": test_data} if test_data else {}), "seed": seed}
+            _keep_replaced(art, view.results_key, m, stored.get(m), d, progress)
             stored[m] = d
         out[view.name] = records
     if held:
@@ -235,6 +236,18 @@ def evaluate(
     if held:
         art.run_config = {**(art.run_config or {}), "eval": asdict(ec)}
     return out
+
+
+def _keep_replaced(art: Artifact, key: str, model: str, old: dict | None, new: dict, say: bool) -> None:
+    """A record measured under other runs, epochs or seed than the one replacing it (a quick re-check of a
+    long evaluation, say) goes into ``results["replaced_evaluations"]`` rather than away."""
+    if not old or all(old.get(k) == new.get(k) for k in ("runs", "epochs")) and \
+            (old.get("protocol") or {}).get("seed") == new["protocol"].get("seed"):
+        return
+    art.results.setdefault("replaced_evaluations", []).append({"results_key": key, "model": model, **old})
+    if say:
+        print(f"[eval] {model}: the earlier record ({old.get('runs')} runs x {old.get('epochs')} epochs, "
+              f"{old.get('accuracy_mean')} %) is kept under results['replaced_evaluations']", flush=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -54,6 +54,18 @@ def test_evaluate_records_float32_and_uint8_with_the_same_seeds():
     again = cd.evaluate(models=["convnet"], runs=1, epochs=2, uint8=False)["convnet"]
     assert again.accuracies == fl["accuracies"]  # deterministic given the seed
     assert cd.results["evaluations_uint8"]["convnet"] == u8  # kept when not re-measured
+    assert "replaced_evaluations" not in cd.results  # the same measurement again: nothing to keep
+
+
+def test_a_record_replaced_by_another_protocol_is_kept(tmp_path, capsys):
+    cd = tiny_condensed("lodm")
+    long = dict(cd.results["evaluations"]["convnet"])  # 1 run x 2 epochs
+    cd.evaluate(models=["convnet"], runs=1, epochs=1, uint8=False, progress=True)  # a quicker re-check
+    assert cd.results["evaluations"]["convnet"]["epochs"] == 1
+    assert "the earlier record (1 runs x 2 epochs" in capsys.readouterr().out
+    cd.save_to_disk(tmp_path / "a")
+    kept = CondensedDataset.from_disk(tmp_path / "a").results["replaced_evaluations"]
+    assert kept == [{"results_key": "evaluations", "model": "convnet", **long}]
 
 
 def test_builder_errors_name_the_problem():

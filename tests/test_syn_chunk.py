@@ -92,3 +92,16 @@ def test_a_real_pass_that_would_not_fit_is_chunked_on_its_own_with_the_same_bits
     # set by hand, the option wins: one pass (0) says nothing
     _factors(tiny, real_chunk=0)
     assert "real_chunk" not in capsys.readouterr().out
+
+
+def test_compiled_passes_in_groups_match_one_compiled_pass(tiny):
+    """With ``compile`` the groups' backward runs through a compiled graph, which frees its buffers and
+    refuses ``retain_graph``: the groups backpropagate into the decoded images, and the decoding once."""
+    if not hasattr(torch, "compile"):
+        pytest.skip("this torch has no torch.compile")
+    kw = dict(compile=True, matching_model="lodc_convnet_d1_w128")  # ConvNet-1 keeps the compile short
+    whole, loss = _factors(tiny, syn_chunk=0, **kw)
+    grouped, grouped_loss = _factors(tiny, syn_chunk=1, **kw)
+    assert grouped_loss == pytest.approx(loss, rel=1e-5)
+    for k in whole:  # another batch size may pick other fused kernels: equal to float tolerance
+        torch.testing.assert_close(grouped[k], whole[k], rtol=1e-4, atol=1e-6)

@@ -132,17 +132,23 @@ class DistributionMatching(Objective):
         m_real = sums / b  # (K, D)
         per_pass = self._classes_per_pass(K, n, net, x_syn)  # K: one pass, as the paper's code
         optimizer.zero_grad(set_to_none=True)
+        # In groups, each group backpropagates into a detached copy of the decoded images and the decoding
+        # graph runs backward once at the end: no graph is kept across groups (a compiled backward
+        # frees its buffers and refuses retain_graph), and the factors' gradient is the one-pass one.
+        x_in = x_syn if per_pass >= K else x_syn.detach().requires_grad_(True)  # (K*n, C, H, W)
         loss = torch.zeros((), device=dev)
         for k0 in range(0, K, per_pass):
             k1 = min(K, k0 + per_pass)
-            xs = x_syn[k0 * n:k1 * n]  # (g*n, C, H, W) classes k0..k1-1
+            xs = x_in[k0 * n:k1 * n]  # (g*n, C, H, W) classes k0..k1-1
             if params is not None:
                 xs = ctx.augment.apply(xs, torch.arange(k0, k1).repeat_interleave(n), params)  # host groups
             with ctx.autocast():
                 e = embed(net, device_settings.as_memory_format(xs, cl)).float()  # (g*n, D)
             part = ((m_real[k0:k1] - e.view(k1 - k0, n, -1).mean(1)) ** 2).sum()
-            self.backward(part, retain_graph=k1 < K)  # the decoding graph serves every group
+            self.backward(part)
             loss = loss + part.detach()
+        if x_in is not x_syn:
+            x_syn.backward(x_in.grad)  # (K*n, C, H, W) image gradients of every group, through the decoding
         optimizer.step()
         loss = loss.detach()
         out = {"loss": loss, "loss_per_class": loss / K}
