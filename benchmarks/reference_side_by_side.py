@@ -23,7 +23,9 @@ What runs, in this order, each as a child process with the same thread count:
    the reference's s/iteration from its log's timestamps (iterations 10 .. N, one-second resolution),
    hf_lodc's from its steady-state timer (results.json ``condensation.steady_seconds_per_iteration``:
    iterations after the first two, so one-off compile time is excluded from both), on the options
-   ``auto`` picks for the paper's 20 000 iterations.
+   ``auto`` picks for the paper's 20 000 iterations. Each side runs ``--speed-rounds`` times in the order
+   reference, hf_lodc, hf_lodc, reference (A B B A), and the means are compared: on a shared machine the
+   speed drifts by several percent within minutes, and that order lets the drift weigh on both alike.
 
 Writes ``benchmarks/results/reference_side_by_side.{json,md}``. Nothing of the reference is kept: the
 temporary folder is removed unless ``--keep``.
@@ -265,6 +267,11 @@ def render(r: dict) -> list[str]:
             "",
             f"hf_lodc / reference speed-up: **{ratio:.2f}×**." if ratio else "",
         ]
+        if len(sp.get("rounds") or []) > 1:
+            lines += ["", f"Each side ran {len(sp['rounds'])} times, in the order {sp['order']} ("
+                      "A = reference, B = hf_lodc); s/iteration per round, reference / hf_lodc: "
+                      + "; ".join(f"{x['reference']} / {x['hf_lodc']}" for x in sp["rounds"]) + ". The table shows "
+                      "the means."]
     for name, part in (("accuracy", a), ("speed", sp)):
         if part and part.get("loads"):
             lines += ["", f"Machine load during the {name} part (1-minute load average before each child; 2 cores): "
@@ -281,6 +288,8 @@ def main(argv=None) -> int:
     p.add_argument("--eval-epochs", type=int, default=1000)
     p.add_argument("--speed-ipc", type=int, default=10, help="IPC of the speed-only rows (0: none)")
     p.add_argument("--speed-iterations", type=int, default=30)
+    p.add_argument("--speed-rounds", type=int, default=2,
+                   help="runs of each side in the speed part, in the order A B B A (the means are reported)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--parts", type=lambda v: v.split(","), default=["accuracy", "speed"],
                    help="accuracy, speed or both; a part run alone replaces only its own entry in the JSON")
@@ -353,14 +362,35 @@ def accuracy_part(args, repo: Path, tmp: Path, site: list[str]) -> dict:
 
 
 def speed_part(args, repo: Path, tmp: Path, site: list[str]) -> dict:
+    """Each side ``--speed-rounds`` times, in the order A B B A (A B B A A B ... for more rounds), so a machine
+    that drifts during the part (a shared host does, by several percent in minutes) weighs on both sides
+    alike; the table's figures are the means over the rounds, the rounds themselves are kept."""
     LOADS.clear()
     yaml_name = f"cifar10-lodm-ipc{args.speed_ipc}.yaml"
     flags = auto_flags_for_full_run(yaml_name)
-    ref = run_reference(repo, tmp / "data", tmp / "ref-speed", args.speed_ipc, args.speed_iterations,
-                        args.threads, site, tmp / "reference-speed.log")
-    ours = run_hf_lodc(yaml_name, args.speed_iterations, args.threads, tmp / "hf-speed", tmp / "hf-speed.log", flags)
-    return {"ipc": args.speed_ipc, "iterations": args.speed_iterations, "flags": flags, "reference": ref,
-            "hf_lodc": ours, "loads": list(LOADS)}
+    rounds: list[dict] = [{} for _ in range(args.speed_rounds)]
+    order = []
+    for slot in range(2 * args.speed_rounds):
+        r, side = slot // 2, ("reference", "hf_lodc")[(slot % 2) ^ ((slot // 2) % 2)]
+        order.append("A" if side == "reference" else "B")
+        if side == "reference":
+            rounds[r][side] = run_reference(repo, tmp / "data", tmp / f"ref-speed-{r}", args.speed_ipc,
+                                            args.speed_iterations, args.threads, site, tmp / f"reference-speed-{r}.log")
+        else:
+            rounds[r][side] = run_hf_lodc(yaml_name, args.speed_iterations, args.threads, tmp / f"hf-speed-{r}",
+                                          tmp / f"hf-speed-{r}.log", flags)
+    mean = {side: _mean_run([rd[side] for rd in rounds]) for side in ("reference", "hf_lodc")}
+    return {"ipc": args.speed_ipc, "iterations": args.speed_iterations, "flags": flags, **mean,
+            "rounds": [{side: rd[side]["seconds_per_iteration"] for side in ("reference", "hf_lodc")}
+                       for rd in rounds], "order": " ".join(order),
+            "loads": list(LOADS)}
+
+
+def _mean_run(runs: list[dict]) -> dict:
+    """The first run's record with the mean seconds per iteration over ``runs`` (None if any is missing)."""
+    vals = [x["seconds_per_iteration"] for x in runs]
+    out = {**runs[0], "seconds_per_iteration": None if None in vals else round(sum(vals) / len(vals), 4)}
+    return out
 
 
 if __name__ == "__main__":

@@ -239,10 +239,10 @@ def evaluate(
 
 
 def _keep_replaced(art: Artifact, key: str, model: str, old: dict | None, new: dict, say: bool) -> None:
-    """A record measured under other runs, epochs or seed than the one replacing it (a quick re-check of a
-    long evaluation, say) goes into ``results["replaced_evaluations"]`` rather than away."""
-    if not old or all(old.get(k) == new.get(k) for k in ("runs", "epochs")) and \
-            (old.get("protocol") or {}).get("seed") == new["protocol"].get("seed"):
+    """A record measured under other runs, epochs or protocol (seed, precision, test data, ...) than the one
+    replacing it (a quick re-check of a long evaluation, say) goes into ``results["replaced_evaluations"]``
+    rather than away; the same measurement again just replaces it."""
+    if not old or all(old.get(k) == new.get(k) for k in ("runs", "epochs", "protocol")):
         return
     art.results.setdefault("replaced_evaluations", []).append({"results_key": key, "model": model, **old})
     if say:
