@@ -160,6 +160,9 @@ def _journaled_runs(images, labels, test, mean, std, num_classes: int, ec: EvalC
             wall += new.wall_time_s
         records[model] = EvalRecord(model=model, accuracies=[accs[r] for r in range(ec.eval_runs)],
                                     epochs=ec.eval_epochs, protocol=protocol_of(ec), wall_time_s=wall)
+        if done and progress:  # the line above this one, if any, was this sitting's runs alone
+            print(f"{records[model].summary()}: all {ec.eval_runs} runs, {len(done)} of them read back from the "
+                  "journal", flush=True)
     return records
 
 

@@ -41,7 +41,7 @@ def _accuracies(out) -> list[float]:
     return json.loads((out / "results.json").read_text())["evaluations"]["convnet"]["accuracies"]
 
 
-def test_a_stopped_evaluation_resumes_at_the_run_it_stopped_in(tiny, tmp_path, monkeypatch):
+def test_a_stopped_evaluation_resumes_at_the_run_it_stopped_in(tiny, tmp_path, monkeypatch, capsys):
     opts = {"dataset": str(tiny), "iterations": 2, "batch_real": 4, "eval_runs": 3, "eval_epochs": 2}
     out = tmp_path / "run"
     trained = _counting(monkeypatch, stop_at=3)  # runs 0 and 1 finish, run 2 is stopped
@@ -53,9 +53,14 @@ def test_a_stopped_evaluation_resumes_at_the_run_it_stopped_in(tiny, tmp_path, m
 
     monkeypatch.undo()
     trained = _counting(monkeypatch)
-    run_experiment(RunConfig.from_flat({**opts, "output_dir": str(out), "resume": True}), progress=False,
+    capsys.readouterr()
+    run_experiment(RunConfig.from_flat({**opts, "output_dir": str(out), "resume": True}), progress=True,
                    log=lambda m: None)
     assert len(trained) == 1  # only run 2
+    said = capsys.readouterr().out
+    assert "2 of 3 runs finished before the stop" in said and "over 1 runs" in said  # this sitting's run
+    mean = sum(_accuracies(out)) / 3
+    assert f"{mean:.2f} +- " in said and "over 3 runs" in said and "all 3 runs, 2 of them read back" in said
     assert not (out / "checkpoints").exists()  # the journal went with the checkpoint
 
     fresh = tmp_path / "fresh"
