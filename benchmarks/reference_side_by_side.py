@@ -369,10 +369,8 @@ def speed_part(args, repo: Path, tmp: Path, site: list[str]) -> dict:
     yaml_name = f"cifar10-lodm-ipc{args.speed_ipc}.yaml"
     flags = auto_flags_for_full_run(yaml_name)
     rounds: list[dict] = [{} for _ in range(args.speed_rounds)]
-    order = []
-    for slot in range(2 * args.speed_rounds):
-        r, side = slot // 2, ("reference", "hf_lodc")[(slot % 2) ^ ((slot // 2) % 2)]
-        order.append("A" if side == "reference" else "B")
+    order = speed_order(args.speed_rounds)
+    for r, side in order:
         if side == "reference":
             rounds[r][side] = run_reference(repo, tmp / "data", tmp / f"ref-speed-{r}", args.speed_ipc,
                                             args.speed_iterations, args.threads, site, tmp / f"reference-speed-{r}.log")
@@ -382,8 +380,13 @@ def speed_part(args, repo: Path, tmp: Path, site: list[str]) -> dict:
     mean = {side: _mean_run([rd[side] for rd in rounds]) for side in ("reference", "hf_lodc")}
     return {"ipc": args.speed_ipc, "iterations": args.speed_iterations, "flags": flags, **mean,
             "rounds": [{side: rd[side]["seconds_per_iteration"] for side in ("reference", "hf_lodc")}
-                       for rd in rounds], "order": " ".join(order),
+                       for rd in rounds], "order": " ".join("A" if side == "reference" else "B" for _, side in order),
             "loads": list(LOADS)}
+
+
+def speed_order(rounds: int) -> list[tuple[int, str]]:
+    """(round, side) in the order the speed part runs them: reference, hf_lodc, hf_lodc, reference, ..."""
+    return [(slot // 2, ("reference", "hf_lodc")[(slot % 2) ^ ((slot // 2) % 2)]) for slot in range(2 * rounds)]
 
 
 def _mean_run(runs: list[dict]) -> dict:

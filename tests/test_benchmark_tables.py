@@ -152,3 +152,24 @@ def test_update_readme_check_fails_on_a_stale_page_and_the_rewrite_fixes_it(tmp_
     (tmp_path / "README.md").write_text("<!-- results:core_cpu -->\n<!-- /results:core_cpu -->\n")
     with pytest.raises(SystemExit, match="results:core_cpu is on both docs/results.md and README.md"):
         mod.main(["--check", "--root", str(tmp_path)])
+
+
+def test_side_by_side_speed_rounds_run_in_the_order_a_b_b_a_and_render_their_means():
+    """benchmarks/reference_side_by_side.py: each side once per round, A B B A, so a drifting machine
+    weighs on both; the table shows the means and every round."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("side_by_side", ROOT / "benchmarks" / "reference_side_by_side.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.speed_order(1) == [(0, "reference"), (0, "hf_lodc")]
+    assert mod.speed_order(2) == [(0, "reference"), (0, "hf_lodc"), (1, "hf_lodc"), (1, "reference")]
+    runs = [{"command": "x", "seconds_per_iteration": 3.0}, {"command": "y", "seconds_per_iteration": 3.5}]
+    assert mod._mean_run(runs) == {"command": "x", "seconds_per_iteration": 3.25}
+    missing = [{"seconds_per_iteration": 3.0}, {"seconds_per_iteration": None}]
+    assert mod._mean_run(missing)["seconds_per_iteration"] is None
+    saved = json.loads((ROOT / "benchmarks" / "results" / "reference_side_by_side.json").read_text())
+    text = "\n".join(mod.render(saved))
+    sp = saved["speed"]
+    if len(sp.get("rounds") or []) > 1:
+        assert f"in the order {sp['order']}" in text
+        assert all(f"{x['reference']} / {x['hf_lodc']}" in text for x in sp["rounds"])
