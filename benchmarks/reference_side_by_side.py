@@ -392,8 +392,7 @@ def speed_order(rounds: int) -> list[tuple[int, str]]:
 def _mean_run(runs: list[dict]) -> dict:
     """The first run's record with the mean seconds per iteration over ``runs`` (None if any is missing)."""
     vals = [x["seconds_per_iteration"] for x in runs]
-    out = {**runs[0], "seconds_per_iteration": None if None in vals else round(sum(vals) / len(vals), 4)}
-    return out
+    return {**runs[0], "seconds_per_iteration": None if None in vals else round(sum(vals) / len(vals), 4)}
 
 
 if __name__ == "__main__":

@@ -157,9 +157,9 @@ class Objective:
              generator: torch.Generator) -> dict[str, float]:
         raise NotImplementedError
 
-    def backward(self, loss: torch.Tensor, retain_graph: bool = False) -> None:
+    def backward(self, loss: torch.Tensor) -> None:
         """Hook for Accelerate (``accelerator.backward``); plain autograd by default."""
-        loss.backward(retain_graph=retain_graph)
+        loss.backward()
 
     def state_dict(self) -> dict:
         """What a checkpoint must keep besides the synthetic set (e.g. a learned lr); none by default."""
