@@ -17,7 +17,10 @@ Three parts, each written to ``benchmarks/results/speed_<part>.json`` + ``.md``:
   drift hits both alike; the ratio is base / this (> 1: this tree faster), with the analytic FLOPs
   of one iteration (``hf_lodc.engine.flops``) and the achieved GFLOP/s.
   ``--this-options '{"compile": true}'`` (flat run options) and ``--this-channels-last on|off`` vary
-  this tree only; ``--name`` picks the results file (default ``speed_iteration``).
+  this tree only; ``--base-extra`` (the same JSON the child reads: ``{"options": {...}, "channels_last":
+  true, "keep_host_memory": true}``) and ``--base-precision`` run the base on a path other than its
+  float32 default, so one option can be measured alone against the path it joins;
+  ``--name`` picks the results file (default ``speed_iteration``).
 * ``epoch`` (issue 11): s/epoch of evaluation training (one ConvNet-3, the protocol, the LoDM IPC 1 set size)
   with this tree's ``--this-options`` (EvalConfig fields, e.g. ``eval_mixed_precision``, ``eval_channels_last``,
   ``eval_compile``) against a worktree of an older commit running its default (``--base DIR``), interleaved
@@ -302,12 +305,13 @@ def bench_iteration(args) -> None:
                         + (["freed host memory kept"] if "keep_host_memory" in extra else [])
                         + ([f"{args.this_processes} processes x 1 thread"] if args.this_processes > 1 else [])
                         ) or "default"
+    base_extra = json.loads(args.base_extra) if args.base_extra else None  # the base's run, if not its default
     rows = []
     for cell in args.cells:
         for mp in args.precisions:
             pairs = []
             for _ in range(args.pairs):  # A B A B: base then this tree, alternately
-                a = _iteration_child(base, cell, args, "no")  # the base commit, as it ran (fp32)
+                a = _iteration_child(base, cell, args, args.base_precision, base_extra)  # the base commit
                 b = _iteration_child(this, cell, args, mp, extra, args.this_processes)
                 pairs.append((a["seconds_per_iteration"], b["seconds_per_iteration"],
                               a["cpu_seconds_per_iteration"], b["cpu_seconds_per_iteration"],
@@ -331,10 +335,21 @@ def bench_iteration(args) -> None:
     if args.append:  # runs split over several calls: one table
         rows = _merged_rows(args.name, rows, lambda r: (r["cell"], r["precision_this"], r.get("variant_this", "default")))
     record = {"part": "iteration", "hardware": hw, "rows": rows, "base": args.base_label,
+              "base_run": {"precision": args.base_precision, **(base_extra or {})},
               "device_settings": dev.settings("cpu"),
               "settings": {"iterations": args.iterations, "warmup": args.warmup, "pairs": args.pairs,
                            "batch_real": args.batch_real}}
     write(args.name, record, iteration_table(record))
+
+
+def _base_run(record: dict) -> str:
+    """How the base ran, where not its default float32 run (``--base-extra``, ``--base-precision``)."""
+    run = record.get("base_run") or {}
+    said = [f"{k}={v}" for k, v in run.get("options", {}).items()]
+    said += [f"channels_last={'on' if run['channels_last'] else 'off'}"] if "channels_last" in run else []
+    said += ["freed host memory kept"] if run.get("keep_host_memory") else []
+    said += [f"precision {run['precision']}"] if run.get("precision", "no") != "no" else []
+    return f", run with {', '.join(said)}" if said else ""
 
 
 def _pair_ratios(r: dict, a: int, b: int) -> str:
@@ -347,7 +362,8 @@ def iteration_table(record: dict) -> list[str]:
 
     hw, st, rows = record["hardware"], record["settings"], record["rows"]
     return [
-        f"LoDM s/iteration, this tree against the base commit ({record['base']}), {st['pairs']} interleaved pairs "
+        f"LoDM s/iteration, this tree against the base commit ({record['base']}{_base_run(record)}), "
+        f"{st['pairs']} interleaved pairs "
         f"(base, this, base, this ...) of {st['iterations']} timed iterations after {st['warmup']} warm-up, "
         f"batch_real {st['batch_real']}, DSA; medians, and the ratio of every pair. {hw['cpu']}, {hw['cores']} cores, "
         f"shared with other jobs (load average {hw['load_average'][0]:.1f} at start): absolute times are inflated, "
@@ -607,6 +623,10 @@ def main(argv=None) -> int:
     i.add_argument("--name", default="speed_iteration", help="results file stem under benchmarks/results/")
     i.add_argument("--this-options", default=None,
                    help='JSON object of flat run options for this tree only, e.g. \'{"compile": true}\'')
+    i.add_argument("--base-extra", default=None,
+                   help='how the base runs, as the child reads it: {"options": {...}, "channels_last": true, '
+                        '"keep_host_memory": true} (default: the base commit as it ran, float32)')
+    i.add_argument("--base-precision", default="no", help="the base's mixed_precision (default no)")
     i.add_argument("--this-processes", type=int, default=1,
                    help="run this tree under accelerate launch with N processes (classes sharded, 1 thread each)")
     i.add_argument("--this-channels-last", choices=("on", "off"), default=None,

@@ -195,16 +195,15 @@ def auto_flags_for_full_run(cell_yaml: str) -> list[str]:
     cfg = RunConfig.from_dict({**yaml.safe_load((ROOT / "recipes" / "configs" / cell_yaml).read_text()),
                                "init": "noise", "eval_runs": 0, "speed": "auto"})
     _, plan = choose_speed(cfg, load_data(cfg.data))
-    chosen = plan.options()
     flags = []
-    if chosen.get("compile"):
-        flags.append("--compile")
-    if chosen.get("real_chunk"):
-        flags += ["--real-chunk", str(chosen["real_chunk"])]
-    if chosen.get("channels_last"):
-        flags.append("--channels-last")
-    if chosen.get("mixed_precision") not in (None, "no"):
-        flags += ["--mixed-precision", str(chosen["mixed_precision"])]
+    for name, value in plan.options().items():  # the recipe's flags: --name [value], --name / --no-name
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif value is False:
+            flags.append("--no-" + name.replace("_", "-"))
+        elif value not in (None, "no"):
+            flags += [flag, str(value)]
     return flags
 
 

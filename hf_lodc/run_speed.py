@@ -74,7 +74,7 @@ def choose_eval_speed(ec: EvalConfig, art: Artifact, speed: str | None, device: 
     return EvalConfig(**{**ec.__dict__, **chosen}) if chosen else ec
 
 
-_CONDENSE_SPEED_OPTIONS = ("mixed_precision", "channels_last", "compile", "real_chunk")
+_CONDENSE_SPEED_OPTIONS = ("mixed_precision", "channels_last", "compile", "real_chunk", "fused_stem")
 
 
 def _follow_checkpoint(plan: SpeedPlan, checkpoint_dir: Path, method: str) -> None:

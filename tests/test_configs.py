@@ -65,8 +65,10 @@ def test_objective_options_are_owned_by_the_objectives_and_composed_flat():
     assert {k for k, v in owners.items() if v[0] == "tm"} == {f.name for f in fields(TMOptions)}
     assert OBJECTIVES.get("gm").Options is GMOptions
     # DM owns speed knobs and the class sampling that bounds a many-class step
-    assert [f.name for f in fields(OBJECTIVES.get("dm").Options)] == ["real_chunk", "compile", "classes_per_iteration", "syn_chunk"]
-    assert {k for k, v in owners.items() if v[0] == "dm"} == {"real_chunk", "compile", "classes_per_iteration", "syn_chunk"}
+    assert [f.name for f in fields(OBJECTIVES.get("dm").Options)] == ["real_chunk", "compile", "classes_per_iteration",
+                                                                  "syn_chunk", "fused_stem"]
+    assert {k for k, v in owners.items() if v[0] == "dm"} == {"real_chunk", "compile", "classes_per_iteration", "syn_chunk",
+                                                             "fused_stem"}
     # every objective's options are flat names (CLI, YAML, keywords); a config holds its method's options only
     names = {n for n, *_ in CondenseConfig.flat_fields()}
     assert set(owners) <= names and CondenseConfig(method="mtt").expert_dir is None

@@ -16,7 +16,7 @@ from hf_lodc.errors import ConfigError
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 OLD_ARTEFACT = FIXTURES / "old_layout_lodm"
 OLD_DM_OPTIONS = {"real_chunk": None, "compile": False, "classes_per_iteration": None}  # LoDM's when the fixture was made
-DM_OPTIONS = {**OLD_DM_OPTIONS, "syn_chunk": None}  # LoDM's today, resolved
+DM_OPTIONS = {**OLD_DM_OPTIONS, "syn_chunk": None, "fused_stem": None}  # LoDM's today, resolved
 FOREIGN = ("outer_loop", "expert_dir", "cutmix_p", "hallucinators", "match_steps")  # other objectives'
 
 

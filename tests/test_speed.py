@@ -52,6 +52,7 @@ def test_auto_on_bf16_hardware_with_a_compiler_takes_the_whole_fast_path(tiny):
     cfg, plan = pipeline.choose_speed(_cfg(path, speed="auto", **BIG), data, hardware=AMX, probe=_works)
     c, e = cfg.condense, cfg.eval
     assert (c.mixed_precision, c.channels_last, c.compile, c.real_chunk) == ("bf16", True, True, REAL_CHUNK)
+    assert c.fused_stem is True  # on a CPU, with the compile
     assert (e.eval_mixed_precision, e.eval_channels_last, e.eval_compile) == ("bf16", True, True)
     rec = json.loads(json.dumps(plan.record()))  # results.json-able
     assert rec["speed"] == "auto" and rec["hardware"]["compiler"] == "works"
@@ -63,6 +64,7 @@ def test_auto_without_bf16_units_keeps_float32_and_compiles_only(tiny):
     cfg, plan = pipeline.choose_speed(_cfg(path, speed="auto", **BIG), data, hardware=PLAIN, probe=_works)
     c, e = cfg.condense, cfg.eval
     assert not c.mixed_precision and not c.channels_last and c.compile is True and c.real_chunk == REAL_CHUNK
+    assert c.fused_stem is True  # it pays in float32 too
     assert not e.eval_mixed_precision and not e.eval_channels_last and e.eval_compile is True
     assert any("no bf16 units" in r for r in plan.record()["condense"]["why"])
 
@@ -70,7 +72,7 @@ def test_auto_without_bf16_units_keeps_float32_and_compiles_only(tiny):
 def test_auto_without_a_compiler_stays_eager_and_says_why(tiny):
     path, data = tiny
     cfg, plan = pipeline.choose_speed(_cfg(path, speed="auto", **BIG), data, hardware=AMX, probe=_broken)
-    assert not cfg.condense.compile and not cfg.eval.eval_compile
+    assert not cfg.condense.compile and not cfg.eval.eval_compile and not cfg.condense.fused_stem
     # eager bf16 on a CPU is slower than float32 (its casts): float32 stays, and the plan says why
     assert not cfg.condense.mixed_precision and not cfg.eval.eval_mixed_precision
     assert plan.record()["hardware"]["compiler"].startswith("torch.compile does not work")
@@ -80,6 +82,9 @@ def test_auto_without_a_compiler_stays_eager_and_says_why(tiny):
     gpu = Hardware("cuda", True, "bf16 supported")
     cfg, _ = pipeline.choose_speed(_cfg(path, speed="auto", **BIG), data, hardware=gpu, probe=_broken)
     assert cfg.condense.mixed_precision == "bf16" and cfg.eval.eval_mixed_precision == "bf16"
+    # a GPU runs the first conv well: the fused stem is a CPU choice only
+    cfg, _ = pipeline.choose_speed(_cfg(path, speed="auto", **BIG), data, hardware=gpu, probe=_works)
+    assert cfg.condense.compile is True and not cfg.condense.fused_stem
 
 
 def test_a_small_run_is_not_charged_for_a_compile(tiny):
@@ -88,9 +93,14 @@ def test_a_small_run_is_not_charged_for_a_compile(tiny):
     assert not cfg.condense.compile and not cfg.eval.eval_compile
     assert plan.record()["hardware"]["compiler"].startswith("not probed")
     assert not cfg.condense.mixed_precision and not cfg.condense.channels_last  # eager: float32 is faster
-    # a compile the user asked for brings bf16 with it
+    assert cfg.condense.real_chunk is None and not cfg.condense.fused_stem
+    # a compile the user asked for brings bf16 and the compiled path's chunks and fused first block with it
     cfg, _ = pipeline.choose_speed(_cfg(path, speed="auto", compile=True), data, hardware=AMX, probe=_never)
     assert cfg.condense.mixed_precision == "bf16" and not cfg.eval.eval_mixed_precision
+    assert cfg.condense.real_chunk == REAL_CHUNK and cfg.condense.fused_stem is True
+    # and a compile the user turned off takes them away, however large the run
+    cfg, _ = pipeline.choose_speed(_cfg(path, speed="auto", compile=False, **BIG), data, hardware=AMX, probe=_works)
+    assert cfg.condense.real_chunk is None and not cfg.condense.fused_stem and not cfg.condense.mixed_precision
 
 
 def test_exact_and_user_settings_are_never_changed(tiny):
@@ -152,8 +162,25 @@ def test_a_resumed_run_follows_its_checkpoint_path(tiny, tmp_path):
                 "synset": {}, "momentum": {}, "history": []}, ck / "condenser_state.pt")
     longer = _cfg(path, speed="auto", iterations=10**7, eval_runs=0, output_dir=str(out), resume=True)
     cfg, plan = pipeline.choose_speed(longer, data, hardware=PLAIN, probe=_works)
-    assert cfg.condense.compile is False and cfg.condense.real_chunk is None
+    assert cfg.condense.compile is False and cfg.condense.real_chunk is None and not cfg.condense.fused_stem
     assert any("resuming iter_" in line for line in plan.lines())
+
+
+def test_a_compiled_run_from_before_the_fused_stem_resumes_without_it(tiny, tmp_path):
+    """A checkpoint of the compiled path written before ``fused_stem`` existed (its identity omits it: off)
+    continues with the module's first block, the path that wrote it."""
+    path, data = tiny
+    out = tmp_path / "run"
+    ck = out / "checkpoints" / "iter_0000002"
+    ck.mkdir(parents=True)
+    torch.save({"identity": {"method": "lodm", "mixed_precision": "bf16", "channels_last": True, "compile": True,
+                             "real_chunk": REAL_CHUNK}, "iteration": 2, "synset": {}, "momentum": {}, "history": []},
+               ck / "condenser_state.pt")
+    longer = _cfg(path, speed="auto", iterations=10**7, eval_runs=0, output_dir=str(out), resume=True)
+    cfg, plan = pipeline.choose_speed(longer, data, hardware=AMX, probe=_works)
+    assert cfg.condense.compile is True and cfg.condense.mixed_precision == "bf16"
+    assert cfg.condense.fused_stem is False
+    assert any("fused_stem=False" in line for line in plan.lines())
 
 
 def test_the_api_chooses_the_evaluation_path_of_a_held_set(tiny):

@@ -34,6 +34,7 @@ FREE_FORM = {
     "resume": "on or off (needs output_dir: a relation)", "hub_push_models": "on or off (a relation)",
     "net_update": "on or off", "match_bias": "on or off", "match_fc": "on or off",
     "shared_in_budget": "on or off",
+    "fused_stem": "on or off (None: speed decides; a network it cannot fuse keeps the module path, said once)",
     "options": "the method's options object: each of its fields is an option of its own, listed here",
     "momentum_net": "IDC's inner-network momentum, as published (no range in its paper's code)",
     "weight_decay_net": "IDC's inner-network weight decay, as published (no range in its paper's code)",

@@ -29,7 +29,8 @@ the fingerprint already says whether the content is the same, and a moved folder
 Left out at their default (``OMIT_AT_DEFAULT``): options added after identities were first recorded
 whose default computes exactly what the code did before them (``compile``, off: the eager passes;
 ``tf32`` and ``channels_last``, off: float32 contiguous passes, None, not chosen, meaning off;
-``classes_per_iteration``, None: every class every iteration). At
+``classes_per_iteration``, None: every class every iteration; ``fused_stem``, off: the module's
+first block in the real pass). At
 the default the identity is the one earlier versions recorded, so their checkpoints, finished sets and
 task memories still match; any other value is in the identity and differs from those.
 """
@@ -52,7 +53,7 @@ __all__ = ["NOT_IDENTITY", "OMIT_AT_DEFAULT", "FINISHED_SET_KEYS", "run_identity
 
 NOT_IDENTITY = frozenset({"iterations", "log_every", "checkpoint_every", "contrast", "syn_chunk"})
 OMIT_AT_DEFAULT: dict[str, Any] = {"compile": False, "tf32": False, "channels_last": False,
-                                   "classes_per_iteration": None}
+                                   "classes_per_iteration": None, "fused_stem": False}
 # A FINISHED set (reused instead of condensed again, e.g. a continual task memory) is also defined by
 # how many iterations it ran and the contrast applied after them.
 FINISHED_SET_KEYS = ("iterations", "contrast")

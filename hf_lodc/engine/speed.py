@@ -18,6 +18,8 @@ this hardware runs correctly, per phase (condensation, evaluation):
   several times higher, so a run near the line stays eager (a cold compile cache costs more).
 - ``real_chunk`` = ``REAL_CHUNK`` with compile: the real half of a distribution-matching step
   embedded in fixed-size chunks, so the compiled graph is one shape whatever the class count.
+- ``fused_stem`` with compile on a CPU: the real half's first ConvNet block computed from its input
+  without its full-resolution activation (models/convnet_stem.py); ~7 % of a CIFAR-10 IPC 10 step.
 - on a CPU, freed large host blocks are kept for reuse (``training.device.keep_freed_host_memory``:
   glibc's mmap/trim thresholds raised) instead of being unmapped and page-faulted in again every
   step; the numbers are untouched (measured in docs/speed.md, "Host memory").
@@ -185,16 +187,17 @@ def _fill(plan: PhasePlan, cfg: Any, name: str, value: Any) -> None:
 
 def _fast_path(plan: PhasePlan, cfg: Any, hw: Hardware, probe, out: SpeedPlan, precision: str, channels_last: str,
                compiled: dict[str, Any]) -> None:
-    """Fill one phase's unset options: ``compiled`` when a compile pays, and bf16 + channels_last on
+    """Fill one phase's unset options: ``compiled`` when the phase compiles (the plan's choice where
+    the compile pays, or the user's), and bf16 + channels_last on
     bf16 units, on a CPU only when the phase compiles: eager, the casts to and from bf16 and the float32
     norms between the convolutions cost more than bf16 saves (a small MNIST run 4.6x slower per
     iteration on an AVX512-BF16 EPYC, evaluation epochs 0.4-0.8x on an AMX Xeon; docs/speed.md)."""
     pays = _compile_choice(plan, hw, plan.gflop, probe, out)
-    if pays:
-        for name, value in compiled.items():
-            _fill(plan, cfg, name, value)
     user_compile = getattr(cfg, next(iter(compiled)))  # ``compiled`` names the phase's compile option first
     will_compile = bool(user_compile) if user_compile is not None else pays
+    if will_compile:  # the compile and what goes with it (a compile the user asked for brings them too)
+        for name, value in compiled.items():
+            _fill(plan, cfg, name, value)
     if not hw.bf16_units:
         plan.reasons.append(f"float32: {hw.bf16_why}")
     elif hw.device == "cpu" and not will_compile:
@@ -231,8 +234,10 @@ def plan_speed(speed: str, hw: Hardware, *, method_objective: str | None, matchi
         k = matched_classes or num_classes  # classes matched per iteration (class sampling: a subset)
         cond.gflop = dm_iteration_flops(image_shape, k, batch_real, syn_per_class, width, depth).total \
             * iterations / 1e9
-        _fast_path(cond, condense_cfg, hw, probe, out, "mixed_precision", "channels_last",
-                   {"compile": True, "real_chunk": REAL_CHUNK})
+        compiled = {"compile": True, "real_chunk": REAL_CHUNK}
+        if hw.device == "cpu":  # a GPU's libraries run the 3-channel conv well: the module path stays there
+            compiled["fused_stem"] = True
+        _fast_path(cond, condense_cfg, hw, probe, out, "mixed_precision", "channels_last", compiled)
 
     # -- evaluation -----------------------------------------------------------------------------
     shapes = [convnet_shape(m, image_shape) for m in eval_cfg.eval_models]

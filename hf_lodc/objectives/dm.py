@@ -36,6 +36,12 @@ shape, ``dynamic=False``). Off, the passes are the eager ones, bit for bit. ``sp
 the compiled kernels are not bit-identical to eager (so, when on, it joins the run identity), the compile
 costs a one-off wait per process and needs a C++ compiler (CPU) or Triton (CUDA), which ``engine/speed.py``
 probes first. What it saves is measured in docs/speed.md.
+
+``fused_stem`` (off unless ``speed`` turns it on with ``compile`` on a CPU) computes the real half's
+first ConvNet block from its input without its full-resolution activation (models/convnet_stem.py):
+on a CPU that block's 3-channel convolution and the norm passes over its output are over a third of a
+real pass. It needs no gradient, so the synthetic half keeps the module path; a network whose first
+block is not conv -> instance norm -> ReLU -> average pool keeps it too (said once).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import torch
 
 from dataclasses import dataclass
 
+from ..models.convnet_stem import embed_fused_stem, fused_embedding, stem_supported
 from ..training import device as device_settings
 from .base import OBJECTIVES, Objective, ObjectiveOptions, option
 
@@ -90,6 +97,11 @@ class DMOptions(ObjectiveOptions):
         None, "distribution matching: classes per synthetic pass, each pass backpropagated before the next (the "
         "same gradient, one group's activations held); 0: one pass; unset: one pass when it fits in memory")
 
+    fused_stem: bool | None = option(
+        None, "distribution matching: compute the real half's first ConvNet block from its input, without its "
+        "full-resolution activation (equal within rounding, not bit-identical; pays with compile on a CPU); "
+        "unset: speed decides (off under exact)")
+
     RULES = {"real_chunk": (lambda v: v >= 0, ">= 0"), "classes_per_iteration": (lambda v: v > 0, "> 0"),
              "syn_chunk": (lambda v: v >= 0, ">= 0")}
 
@@ -110,6 +122,7 @@ class DistributionMatching(Objective):
         net.train()
         for p in net.parameters():
             p.requires_grad_(False)
+        embed_real = self._real_embed(embed, net, ctx.image_shape)
         c, h, w = ctx.image_shape
         idx = ctx.sampler.indices(b, generator, chosen)  # (K*b,) class-major rows of the real batch
         x_syn = synset()  # (K*n, C, H, W)
@@ -127,7 +140,7 @@ class DistributionMatching(Objective):
                 if params is not None:
                     x = ctx.augment.apply(x, y, params)
                 with ctx.autocast():
-                    e = embed(net, device_settings.as_memory_format(x, cl)).float()  # (m, D)
+                    e = embed_real(net, device_settings.as_memory_format(x, cl)).float()  # (m, D)
                 sums.index_add_(0, y.to(dev, non_blocking=True), e)
         m_real = sums / b  # (K, D)
         per_pass = self._classes_per_pass(K, n, net, x_syn)  # K: one pass, as the paper's code
@@ -155,6 +168,21 @@ class DistributionMatching(Objective):
         if chosen is not None:  # recorded in the run's history: its loss sums over these classes only
             out["classes_matched"] = K
         return out
+
+    def _real_embed(self, embed, net, image_shape):
+        """The real half's embedding: ``embed``, or the fused-stem one where ``fused_stem`` is on and the
+        matching network allows it (checked once: every iteration draws the same architecture; why not
+        is said once)."""
+        if not self.options.fused_stem:
+            return embed
+        if not hasattr(self, "_stem_why_not"):
+            self._stem_why_not = stem_supported(net, image_shape)
+            if self._stem_why_not:
+                print(f"[dm] fused_stem: the real pass keeps the module path ({self._stem_why_not})", flush=True)
+        if self._stem_why_not:
+            return embed
+        compiled = device_settings.compile_once(fused_embedding) if self.options.compile else None
+        return lambda net, x: embed_fused_stem(net, x, compiled)
 
     def _real_images_per_pass(self, total: int, net, x_syn: torch.Tensor, dev: torch.device) -> int:
         """``real_chunk`` if set (0: one pass), else one pass of all ``total`` real images (the default
