@@ -300,9 +300,7 @@ def bench_iteration(args) -> None:
         extra["channels_last"] = args.this_channels_last == "on"
     if args.this_keep_host_memory:
         extra["keep_host_memory"] = True
-    variant = ", ".join([f"{k}={v}" for k, v in extra.get("options", {}).items()]
-                        + ([f"channels_last={args.this_channels_last}"] if "channels_last" in extra else [])
-                        + (["freed host memory kept"] if "keep_host_memory" in extra else [])
+    variant = ", ".join(_run_words(extra)
                         + ([f"{args.this_processes} processes x 1 thread"] if args.this_processes > 1 else [])
                         ) or "default"
     base_extra = json.loads(args.base_extra) if args.base_extra else None  # the base's run, if not its default
@@ -342,13 +340,17 @@ def bench_iteration(args) -> None:
     write(args.name, record, iteration_table(record))
 
 
+def _run_words(extra: dict) -> list[str]:
+    """What a child's ``extra`` JSON (``_time_iterations.py``'s 8th argument) changes, in words."""
+    said = [f"{k}={v}" for k, v in extra.get("options", {}).items()]
+    said += [f"channels_last={'on' if extra['channels_last'] else 'off'}"] if "channels_last" in extra else []
+    return said + (["freed host memory kept"] if extra.get("keep_host_memory") else [])
+
+
 def _base_run(record: dict) -> str:
     """How the base ran, where not its default float32 run (``--base-extra``, ``--base-precision``)."""
     run = record.get("base_run") or {}
-    said = [f"{k}={v}" for k, v in run.get("options", {}).items()]
-    said += [f"channels_last={'on' if run['channels_last'] else 'off'}"] if "channels_last" in run else []
-    said += ["freed host memory kept"] if run.get("keep_host_memory") else []
-    said += [f"precision {run['precision']}"] if run.get("precision", "no") != "no" else []
+    said = _run_words(run) + ([f"precision {run['precision']}"] if run.get("precision", "no") != "no" else [])
     return f", run with {', '.join(said)}" if said else ""
 
 

@@ -73,7 +73,7 @@ def _first_block(xp: torch.Tensor, xl: torch.Tensor, wt: torch.Tensor, weight: t
     the same channels last, (N, H+2, W+2, Cin): the patches are read along rows, the taps along
     channels; wt: (K, C) the conv weight, tap-major (K = Cin * 9, taps ordered as ``F.unfold``'s);
     weight, bias: (C,) the norm's affine."""
-    n, hp, wp, cin = xl.shape
+    _, hp, wp, cin = xl.shape
     h, w = hp - 2, wp - 2
     patches = F.unfold(xp, 3)  # (N, K, H*W)
     mu = patches.mean(2)  # (N, K)
